@@ -1,0 +1,395 @@
+//! The instance identity document: the JSON that AWS signs, parsed once into checked types.
+
+use core::fmt;
+use core::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use crate::error::Error;
+
+/// An instance identity document, as AWS emits it (all 15 fields of `version` `2017-09-30`).
+///
+/// It is only ever parsed from content bytes whose signature was verified (see
+/// [`VerifiedDocument`](crate::VerifiedDocument)), or explicitly through
+/// [`dangerous::parse_unverified_document`](crate::dangerous::parse_unverified_document).
+/// Unknown keys are tolerated (AWS may add fields); a known key given twice is an error.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdentityDocument {
+    /// The AWS account that owns the instance.
+    pub account_id: AccountId,
+    /// CPU architecture, e.g. `x86_64` or `arm64`.
+    pub architecture: String,
+    /// Availability zone, e.g. `us-west-2b`.
+    pub availability_zone: String,
+    /// Billing product codes, or `null`.
+    #[serde(default)]
+    pub billing_products: Option<Vec<String>>,
+    /// DevPay product codes (deprecated by AWS), or `null`.
+    #[serde(default)]
+    pub devpay_product_codes: Option<Vec<String>>,
+    /// Marketplace product codes, or `null`; absent in `version` `2010-08-31` documents.
+    #[serde(default)]
+    pub marketplace_product_codes: Option<Vec<String>>,
+    /// The AMI the instance was launched from.
+    pub image_id: String,
+    /// The instance id.
+    pub instance_id: InstanceId,
+    /// The instance type, e.g. `t3.micro`.
+    pub instance_type: String,
+    /// Kernel id for paravirtual instances, usually `null`.
+    #[serde(default)]
+    pub kernel_id: Option<String>,
+    /// When the instance was last launched or started (not changed by a reboot).
+    #[serde(with = "aws_time")]
+    pub pending_time: DateTime<Utc>,
+    /// The primary private IPv4 address.
+    pub private_ip: String,
+    /// Ramdisk id for paravirtual instances, usually `null`.
+    #[serde(default)]
+    pub ramdisk_id: Option<String>,
+    /// The region the instance runs in.
+    pub region: Region,
+    /// The document schema version, e.g. `2017-09-30`.
+    pub version: String,
+}
+
+impl IdentityDocument {
+    /// Parses document JSON. Used by the crate only on verified bytes.
+    pub(crate) fn from_json(content: &[u8]) -> Result<Self, Error> {
+        serde_json::from_slice(content).map_err(|e| Error::InvalidDocument {
+            reason: json_reason(&e),
+        })
+    }
+
+    /// The host id Teleport gives an EC2 node: `<accountId>-<instanceId>`.
+    ///
+    /// ```
+    /// # let doc = ec2_iid::dangerous::parse_unverified_document(
+    /// #     include_bytes!("../tests/data/gen/document.json")).unwrap();
+    /// assert_eq!(doc.host_id(), format!("{}-{}", doc.account_id, doc.instance_id));
+    /// ```
+    #[must_use]
+    pub fn host_id(&self) -> String {
+        format!("{}-{}", self.account_id, self.instance_id)
+    }
+}
+
+/// serde_json's message, without the input it sometimes quotes back.
+fn json_reason(e: &serde_json::Error) -> String {
+    let msg = e.to_string();
+    // serde_json appends " at line L column C"; keep it, it locates without echoing.
+    msg.chars().take(200).collect()
+}
+
+/// `pendingTime`: RFC 3339 in UTC with a `Z` suffix, as AWS writes it.
+mod aws_time {
+    use super::{DateTime, Deserialize, Deserializer, Serializer, Utc};
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<DateTime<Utc>, D::Error> {
+        let text = <&str>::deserialize(d)?;
+        super::parse_utc(text).ok_or_else(|| {
+            serde::de::Error::custom("pendingTime is not an RFC 3339 UTC time ending in `Z`")
+        })
+    }
+
+    pub(super) fn serialize<S: Serializer>(t: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(&t.format("%Y-%m-%dT%H:%M:%SZ"))
+    }
+}
+
+/// Parses an RFC 3339 time that is explicitly UTC (`Z`), rejecting other offsets.
+pub(crate) fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
+    if !text.ends_with('Z') {
+        return None;
+    }
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc))
+}
+
+/// Defines a validated string newtype with `FromStr`, `Display`, `AsRef<str>` and serde.
+macro_rules! id_newtype {
+    ($(#[$meta:meta])* $name:ident, $what:literal, $valid:expr) => {
+        $(#[$meta])*
+        #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The id as text.
+            #[must_use]
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = Error;
+
+            fn from_str(s: &str) -> Result<Self, Error> {
+                let valid: fn(&str) -> bool = $valid;
+                if valid(s) {
+                    Ok(Self(s.to_owned()))
+                } else {
+                    Err(Error::InvalidIdentifier { kind: $what })
+                }
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl AsRef<str> for $name {
+            fn as_ref(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+                text.parse().map_err(|_| {
+                    serde::de::Error::custom(concat!("invalid ", $what))
+                })
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+    };
+}
+
+id_newtype!(
+    /// A 12-digit AWS account id.
+    ///
+    /// ```
+    /// let id: ec2_iid::AccountId = "123456789012".parse().unwrap();
+    /// assert!("12345678901".parse::<ec2_iid::AccountId>().is_err());
+    /// ```
+    AccountId,
+    "account id",
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+);
+
+id_newtype!(
+    /// An EC2 instance id: `i-` and 8 or more lowercase hex digits (17 for current instances).
+    ///
+    /// ```
+    /// let id: ec2_iid::InstanceId = "i-0c5541936caf78c12".parse().unwrap();
+    /// assert!("i-XYZ".parse::<ec2_iid::InstanceId>().is_err());
+    /// ```
+    InstanceId,
+    "instance id",
+    |s| s.strip_prefix("i-").is_some_and(|hex| {
+        (8..=32).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+);
+
+id_newtype!(
+    /// An AWS region name such as `us-east-1` or `eusc-de-east-1`.
+    ///
+    /// ```
+    /// let r: ec2_iid::Region = "cn-north-1".parse().unwrap();
+    /// assert_eq!(r.partition(), ec2_iid::Partition::AwsCn);
+    /// assert!("US-EAST-1".parse::<ec2_iid::Region>().is_err());
+    /// ```
+    Region,
+    "region",
+    |s| {
+        (3..=32).contains(&s.len())
+            && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && !s.ends_with('-')
+            && !s.contains("--")
+    }
+);
+
+impl Region {
+    /// The AWS partition the region belongs to, from its name.
+    #[must_use]
+    pub fn partition(&self) -> Partition {
+        Partition::of_region(&self.0)
+    }
+}
+
+/// An AWS partition: a separate AWS cloud with its own ARN prefix and credentials.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum Partition {
+    /// The commercial partition (`arn:aws:`).
+    Aws,
+    /// China (`arn:aws-cn:`): `cn-north-1`, `cn-northwest-1`.
+    AwsCn,
+    /// The AWS European Sovereign Cloud (`eusc-*` regions). Its partition id `aws-eusc` is
+    /// AWS's announced name; it was not verified against a live ARN.
+    AwsEusc,
+    /// AWS GovCloud (US) (`arn:aws-us-gov:`).
+    AwsUsGov,
+}
+
+impl Partition {
+    fn of_region(region: &str) -> Self {
+        if region.starts_with("cn-") {
+            Self::AwsCn
+        } else if region.starts_with("us-gov-") {
+            Self::AwsUsGov
+        } else if region.starts_with("eusc-") {
+            Self::AwsEusc
+        } else {
+            Self::Aws
+        }
+    }
+
+    /// The partition id as used in ARNs, e.g. `aws-us-gov`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Aws => "aws",
+            Self::AwsCn => "aws-cn",
+            Self::AwsEusc => "aws-eusc",
+            Self::AwsUsGov => "aws-us-gov",
+        }
+    }
+}
+
+impl fmt::Display for Partition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DOC: &str = r#"{
+  "accountId" : "278576220453",
+  "architecture" : "x86_64",
+  "availabilityZone" : "us-west-2a",
+  "billingProducts" : null,
+  "devpayProductCodes" : null,
+  "marketplaceProductCodes" : null,
+  "imageId" : "ami-0fa9e1f64142cde17",
+  "instanceId" : "i-078517ca8a70a1dde",
+  "instanceType" : "t2.medium",
+  "kernelId" : null,
+  "pendingTime" : "2021-09-03T21:25:44Z",
+  "privateIp" : "10.0.0.209",
+  "ramdiskId" : null,
+  "region" : "us-west-2",
+  "version" : "2017-09-30"
+}"#;
+
+    fn parse(text: &str) -> Result<IdentityDocument, Error> {
+        IdentityDocument::from_json(text.as_bytes())
+    }
+
+    fn invalid(result: Result<IdentityDocument, Error>) -> String {
+        match result {
+            Err(Error::InvalidDocument { reason }) => reason,
+            other => panic!("expected InvalidDocument, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_every_field() {
+        let doc = parse(DOC).unwrap();
+        assert_eq!(doc.account_id.as_str(), "278576220453");
+        assert_eq!(doc.instance_id.as_str(), "i-078517ca8a70a1dde");
+        assert_eq!(doc.region.as_str(), "us-west-2");
+        assert_eq!(doc.pending_time.to_rfc3339(), "2021-09-03T21:25:44+00:00");
+        assert_eq!(doc.host_id(), "278576220453-i-078517ca8a70a1dde");
+        assert_eq!(doc.image_id, "ami-0fa9e1f64142cde17");
+        assert_eq!(doc.billing_products, None);
+        assert_eq!(doc.version, "2017-09-30");
+    }
+
+    #[test]
+    fn serializes_with_aws_names_and_time_format() {
+        let doc = parse(DOC).unwrap();
+        let again: serde_json::Value = serde_json::to_value(&doc).unwrap();
+        let original: serde_json::Value = serde_json::from_str(DOC).unwrap();
+        assert_eq!(again, original);
+    }
+
+    #[test]
+    fn old_version_without_marketplace_codes() {
+        let old = DOC.replace("  \"marketplaceProductCodes\" : null,\n", "");
+        assert!(!old.contains("marketplace"));
+        assert_eq!(parse(&old).unwrap().marketplace_product_codes, None);
+    }
+
+    #[test]
+    fn duplicate_key_is_rejected() {
+        let dup = DOC.replace(
+            "\"region\" : \"us-west-2\",",
+            "\"region\" : \"us-west-2\", \"region\" : \"us-east-1\",",
+        );
+        assert!(invalid(parse(&dup)).contains("duplicate field"));
+    }
+
+    #[test]
+    fn unknown_key_is_tolerated() {
+        let extra = DOC.replace("{", "{ \"futureField\" : [1, {\"a\": 2}],");
+        assert_eq!(parse(&extra).unwrap(), parse(DOC).unwrap());
+    }
+
+    #[test]
+    fn wrong_types_and_values_are_rejected() {
+        invalid(parse(&DOC.replace("\"278576220453\"", "278576220453")));
+        invalid(parse(&DOC.replace("278576220453", "2785762204531")));
+        invalid(parse(&DOC.replace("i-078517ca8a70a1dde", "x-078517ca8a70a1dde")));
+        invalid(parse(&DOC.replace("\"us-west-2\",", "\"US WEST\",")));
+        invalid(parse(&DOC.replace("\"t2.medium\"", "null")));
+        invalid(parse("[]"));
+        invalid(parse(""));
+    }
+
+    #[test]
+    fn pending_time_must_be_utc_rfc3339() {
+        for bad in [
+            "2021-09-03T23:25:44+02:00",
+            "2021-09-03T21:25:44",
+            "2021-13-03T21:25:44Z",
+            "1631-09-03 21:25:44Z",
+            "+275760-09-13T00:00:00Z",
+        ] {
+            let text = DOC.replace("2021-09-03T21:25:44Z", bad);
+            assert!(invalid(parse(&text)).contains("pendingTime"), "{bad}");
+        }
+        assert!(parse_utc("2021-09-03T21:25:44.5Z").is_some());
+    }
+
+    #[test]
+    fn identifiers() {
+        assert!("i-de0f1344".parse::<InstanceId>().is_ok());
+        assert!("i-de0f134".parse::<InstanceId>().is_err());
+        assert!("i-DE0F1344".parse::<InstanceId>().is_err());
+        assert_eq!(
+            "1234".parse::<AccountId>(),
+            Err(Error::InvalidIdentifier { kind: "account id" })
+        );
+        for (region, partition) in [
+            ("us-east-1", Partition::Aws),
+            ("cn-northwest-1", Partition::AwsCn),
+            ("us-gov-west-1", Partition::AwsUsGov),
+            ("eusc-de-east-1", Partition::AwsEusc),
+        ] {
+            let r: Region = region.parse().unwrap();
+            assert_eq!(r.partition(), partition);
+            assert_eq!(r.to_string(), region);
+        }
+        for bad in ["", "-us-east-1", "us-east-", "us--east-1", "us_east_1", "1us-east-1"] {
+            assert!(bad.parse::<Region>().is_err(), "{bad}");
+        }
+        assert_eq!(Partition::AwsUsGov.to_string(), "aws-us-gov");
+    }
+}

@@ -1,0 +1,205 @@
+//! The one error type: why a blob, a document or a configuration was rejected.
+
+use core::fmt;
+
+use chrono::{DateTime, Utc};
+
+use crate::document::Region;
+
+/// Why an identity document (or the configuration to check one) was rejected.
+///
+/// Variants carry what a log needs to explain the decision; they never carry the raw input.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum Error {
+    /// A CMSAlgorithmProtection signed attribute names other algorithms than the SignerInfo.
+    #[error("CMSAlgorithmProtection attribute disagrees with the signer's algorithms")]
+    AlgorithmProtectionMismatch,
+
+    /// A trusted certificate could not be added: unparsable, or not a supported key.
+    #[error("invalid trusted certificate: {reason}")]
+    BadCertificate {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
+    /// The base64 text is not valid standard base64 (after removing whitespace and armour).
+    #[error("invalid base64 in the signed blob")]
+    Base64,
+
+    /// The same certificate (issuer and serial) was added twice with different keys.
+    #[error("a different certificate with serial {serial} is already trusted")]
+    ConflictingCertificate {
+        /// The serial number in hex.
+        serial: String,
+    },
+
+    /// The `contentType` signed attribute is not `id-data`.
+    #[error("contentType signed attribute is {oid}, not id-data")]
+    ContentTypeMismatch {
+        /// The attribute's OID.
+        oid: String,
+    },
+
+    /// The `messageDigest` signed attribute is not the digest of the content.
+    #[error("messageDigest signed attribute does not match the content")]
+    DigestMismatch,
+
+    /// A signed attribute that may occur once occurs more than once.
+    #[error("signed attribute {oid} occurs more than once")]
+    DuplicateAttribute {
+        /// The attribute's OID.
+        oid: String,
+    },
+
+    /// The input is larger than the crate accepts.
+    #[error("input of {len} bytes exceeds the limit of {max} bytes")]
+    InputTooLarge {
+        /// The input's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+
+    /// The signed content is not a valid identity document.
+    #[error("invalid identity document: {reason}")]
+    InvalidDocument {
+        /// What the JSON parser or a field check reported.
+        reason: String,
+    },
+
+    /// A text is not a valid identifier of this kind.
+    #[error("invalid {kind}")]
+    InvalidIdentifier {
+        /// `account id`, `instance id` or `region`.
+        kind: &'static str,
+    },
+
+    /// The signature does not verify with the signer's trusted key.
+    #[error("invalid signature")]
+    InvalidSignature,
+
+    /// The BER/DER structure is not a well-formed CMS SignedData.
+    #[error("malformed signed blob at byte {offset}: {reason}")]
+    Malformed {
+        /// Offset in the decoded bytes where the problem was found.
+        offset: usize,
+        /// What was wrong.
+        reason: Malformed,
+    },
+
+    /// A required signed attribute is absent.
+    #[error("missing {name} signed attribute")]
+    MissingAttribute {
+        /// `contentType` or `messageDigest`.
+        name: &'static str,
+    },
+
+    /// The SignedData carries no encapsulated content (a detached signature).
+    #[error("signed blob has no content")]
+    MissingContent,
+
+    /// The SignerInfo has no signed attributes, so nothing binds the signature to the content.
+    #[error("signer info has no signed attributes")]
+    MissingSignedAttributes,
+
+    /// The document's region is not one the signing certificate is trusted for.
+    #[error("document region {region} is not covered by the signing certificate (serial {serial})")]
+    RegionMismatch {
+        /// The region in the signed document.
+        region: Region,
+        /// The signing certificate's serial in hex.
+        serial: String,
+    },
+
+    /// The SignedData has not exactly one SignerInfo.
+    #[error("expected exactly one signer, found {count}")]
+    SignerCount {
+        /// How many SignerInfos were found (counting stops past a small bound).
+        count: usize,
+    },
+
+    /// The signed attributes' `signingTime` is outside the signing certificate's validity.
+    #[error("signing time {signing_time} is outside the certificate's validity")]
+    SigningTimeOutsideValidity {
+        /// The signed `signingTime`.
+        signing_time: DateTime<Utc>,
+    },
+
+    /// Bytes follow the end of the SignedData structure.
+    #[error("{len} trailing bytes after the signed blob")]
+    TrailingData {
+        /// How many.
+        len: usize,
+    },
+
+    /// The encapsulated content type (or the outer content type) is not the expected one.
+    #[error("unexpected content type {oid}")]
+    UnexpectedContentType {
+        /// The OID found.
+        oid: String,
+    },
+
+    /// No trusted certificate matches the SignerInfo's issuer and serial number.
+    #[error("no trusted certificate for signer serial {serial}")]
+    UnknownSigner {
+        /// The signer's serial number in hex.
+        serial: String,
+    },
+
+    /// The digest algorithm is not SHA-256 (or has parameters other than NULL/absent).
+    #[error("unsupported digest algorithm {oid}")]
+    UnsupportedDigestAlgorithm {
+        /// The OID found.
+        oid: String,
+    },
+
+    /// The signature algorithm is not one accepted for this format.
+    #[error("unsupported signature algorithm {oid}")]
+    UnsupportedSignatureAlgorithm {
+        /// The OID found.
+        oid: String,
+    },
+}
+
+/// What is wrong with a BER/DER structure.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Malformed {
+    /// An indefinite length on a primitive encoding, or an indefinite length where DER is
+    /// required (the signed attributes are signed in DER).
+    BadIndefiniteLength,
+    /// A length field that is reserved, longer than 4 bytes, or exceeds the input.
+    BadLength,
+    /// An empty input.
+    Empty,
+    /// A value that does not decode as its type (OID, INTEGER, time, version, ...).
+    InvalidValue(&'static str),
+    /// Nesting deeper than the crate's bound.
+    NestingTooDeep,
+    /// The input ends inside an element.
+    Truncated,
+    /// A different tag than the structure requires.
+    UnexpectedTag {
+        /// The tag byte required.
+        expected: u8,
+        /// The tag byte found.
+        found: u8,
+    },
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::BadIndefiniteLength => f.write_str("indefinite length not allowed here"),
+            Self::BadLength => f.write_str("invalid length"),
+            Self::Empty => f.write_str("empty input"),
+            Self::InvalidValue(what) => write!(f, "invalid {what}"),
+            Self::NestingTooDeep => f.write_str("nesting too deep"),
+            Self::Truncated => f.write_str("truncated"),
+            Self::UnexpectedTag { expected, found } => {
+                write!(f, "expected tag 0x{expected:02x}, found 0x{found:02x}")
+            }
+        }
+    }
+}

@@ -1,0 +1,239 @@
+//! The DescribeInstances seam: the caller's AWS client answers, the crate decides.
+
+use core::fmt;
+use core::future::Future;
+use core::str::FromStr;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::document::{AccountId, InstanceId, Partition, Region};
+
+/// What the crate asks the caller's AWS client about one instance.
+///
+/// Built by the crate from a verified document and the matched allow rule.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct InstanceQuery {
+    /// The account that owns the instance (from the signed document).
+    pub account: AccountId,
+    /// The instance to describe.
+    pub instance_id: InstanceId,
+    /// The partition of `region`; pick credentials and endpoints for it.
+    pub partition: Partition,
+    /// The region to call `DescribeInstances` in.
+    pub region: Region,
+    /// The matched rule's `aws_role`: assume it (STS `AssumeRole`) before calling EC2, for
+    /// instances in other accounts. `None`: use the caller's own credentials.
+    pub role_arn: Option<String>,
+}
+
+impl InstanceQuery {
+    /// A query for `instance_id` in `account` and `region`, without a role to assume.
+    #[must_use]
+    pub fn new(account: AccountId, instance_id: InstanceId, region: Region) -> Self {
+        Self {
+            account,
+            instance_id,
+            partition: region.partition(),
+            region,
+            role_arn: None,
+        }
+    }
+
+    /// Sets the role to assume before describing the instance.
+    #[must_use]
+    pub fn with_role_arn(mut self, role_arn: Option<String>) -> Self {
+        self.role_arn = role_arn;
+        self
+    }
+}
+
+/// Looks up an EC2 instance, as `ec2:DescribeInstances` does.
+///
+/// Implement it with your own AWS client (the `ec2-iid-aws` crate has one for the AWS SDK).
+/// Return `Ok(None)` when EC2 does not know the instance; keep real failures (throttling,
+/// access denied, timeouts) in your own error type, which the crate keeps as the source of its
+/// [`CheckError::Lookup`](crate::CheckError::Lookup).
+pub trait InstanceLookup {
+    /// The implementor's error.
+    type Error: core::error::Error + Send + Sync + 'static;
+
+    /// Describes one instance.
+    fn describe_instance(
+        &self,
+        query: &InstanceQuery,
+    ) -> impl Future<Output = Result<Option<InstanceFacts>, Self::Error>> + Send;
+}
+
+/// What `DescribeInstances` says about an instance that the join checks need.
+///
+/// Field names follow the EC2 API in snake case; all but `instance_id` and `state` are
+/// optional because not every caller fetches them (the checks that need one say so).
+#[non_exhaustive]
+#[derive(Clone, Debug, Default, Eq, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstanceFacts {
+    /// `InstanceId`.
+    pub instance_id: String,
+    /// `State.Name`.
+    pub state: InstanceState,
+    /// `Reservation.OwnerId`: the account that owns the instance.
+    #[serde(default)]
+    pub owner_id: Option<String>,
+    /// `ImageId`.
+    #[serde(default)]
+    pub image_id: Option<String>,
+    /// `VpcId`.
+    #[serde(default)]
+    pub vpc_id: Option<String>,
+    /// `SubnetId`.
+    #[serde(default)]
+    pub subnet_id: Option<String>,
+    /// `IamInstanceProfile.Arn`.
+    #[serde(default)]
+    pub iam_instance_profile_arn: Option<String>,
+    /// `LaunchTime`.
+    #[serde(default)]
+    pub launch_time: Option<DateTime<Utc>>,
+    /// `RootDeviceType`: `ebs` or `instance-store`.
+    #[serde(default)]
+    pub root_device_type: Option<String>,
+    /// `BlockDeviceMappings[RootDeviceName].Ebs.AttachTime`.
+    #[serde(default)]
+    pub root_volume_attach_time: Option<DateTime<Utc>>,
+    /// `NetworkInterfaces[DeviceIndex = 0].Attachment.AttachTime`.
+    #[serde(default)]
+    pub primary_eni_attach_time: Option<DateTime<Utc>>,
+}
+
+impl InstanceFacts {
+    /// Facts with just an id and a state; set the other public fields as needed.
+    #[must_use]
+    pub fn new(instance_id: impl Into<String>, state: InstanceState) -> Self {
+        Self {
+            instance_id: instance_id.into(),
+            state,
+            ..Self::default()
+        }
+    }
+}
+
+/// `State.Name` of an EC2 instance.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// `pending`: launching.
+    #[default]
+    Pending,
+    /// `running`: the only state that may join.
+    Running,
+    /// `shutting-down`.
+    ShuttingDown,
+    /// `stopped`.
+    Stopped,
+    /// `stopping`.
+    Stopping,
+    /// `terminated`.
+    Terminated,
+}
+
+impl InstanceState {
+    /// The EC2 API name, e.g. `shutting-down`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Stopped => "stopped",
+            Self::Stopping => "stopping",
+            Self::Terminated => "terminated",
+        }
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not one of EC2's instance states.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct UnknownInstanceState;
+
+impl fmt::Display for UnknownInstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown EC2 instance state")
+    }
+}
+
+impl core::error::Error for UnknownInstanceState {}
+
+impl FromStr for InstanceState {
+    type Err = UnknownInstanceState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "stopped" => Self::Stopped,
+            "stopping" => Self::Stopping,
+            "terminated" => Self::Terminated,
+            _ => return Err(UnknownInstanceState),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn state_names_round_trip() {
+        for state in [
+            InstanceState::Pending,
+            InstanceState::Running,
+            InstanceState::ShuttingDown,
+            InstanceState::Stopped,
+            InstanceState::Stopping,
+            InstanceState::Terminated,
+        ] {
+            assert_eq!(state.as_str().parse::<InstanceState>(), Ok(state));
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{state}\""));
+        }
+        assert_eq!("Running".parse::<InstanceState>(), Err(UnknownInstanceState));
+    }
+
+    #[test]
+    fn facts_from_json() {
+        let facts: InstanceFacts = serde_json::from_str(
+            r#"{"instance_id":"i-0123456789abcdef0","state":"stopped","owner_id":"123456789012",
+                "launch_time":"2026-01-01T00:00:00Z"}"#,
+        )
+        .unwrap();
+        assert_eq!(facts.state, InstanceState::Stopped);
+        assert_eq!(facts.owner_id.as_deref(), Some("123456789012"));
+        assert!(serde_json::from_str::<InstanceFacts>(r#"{"instance_id":"i","state":"x"}"#).is_err());
+        assert!(
+            serde_json::from_str::<InstanceFacts>(r#"{"instance_id":"i","state":"running","z":1}"#)
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn query_takes_partition_from_region() {
+        let q = InstanceQuery::new(
+            "123456789012".parse().unwrap(),
+            "i-0123456789abcdef0".parse().unwrap(),
+            "us-gov-west-1".parse().unwrap(),
+        )
+        .with_role_arn(Some("arn:aws-us-gov:iam::123456789012:role/r".into()));
+        assert_eq!(q.partition, Partition::AwsUsGov);
+        assert!(q.role_arn.is_some());
+    }
+}
