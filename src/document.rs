@@ -346,7 +346,9 @@ mod tests {
     fn wrong_types_and_values_are_rejected() {
         invalid(parse(&DOC.replace("\"278576220453\"", "278576220453")));
         invalid(parse(&DOC.replace("278576220453", "2785762204531")));
-        invalid(parse(&DOC.replace("i-078517ca8a70a1dde", "x-078517ca8a70a1dde")));
+        invalid(parse(
+            &DOC.replace("i-078517ca8a70a1dde", "x-078517ca8a70a1dde"),
+        ));
         invalid(parse(&DOC.replace("\"us-west-2\",", "\"US WEST\",")));
         invalid(parse(&DOC.replace("\"t2.medium\"", "null")));
         invalid(parse("[]"));
@@ -387,7 +389,14 @@ mod tests {
             assert_eq!(r.partition(), partition);
             assert_eq!(r.to_string(), region);
         }
-        for bad in ["", "-us-east-1", "us-east-", "us--east-1", "us_east_1", "1us-east-1"] {
+        for bad in [
+            "",
+            "-us-east-1",
+            "us-east-",
+            "us--east-1",
+            "us_east_1",
+            "1us-east-1",
+        ] {
             assert!(bad.parse::<Region>().is_err(), "{bad}");
         }
         assert_eq!(Partition::AwsUsGov.to_string(), "aws-us-gov");

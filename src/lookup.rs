@@ -161,6 +161,7 @@ impl fmt::Display for InstanceState {
 }
 
 /// The name is not one of EC2's instance states.
+#[non_exhaustive]
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct UnknownInstanceState;
 
@@ -206,7 +207,10 @@ mod tests {
             let json = serde_json::to_string(&state).unwrap();
             assert_eq!(json, format!("\"{state}\""));
         }
-        assert_eq!("Running".parse::<InstanceState>(), Err(UnknownInstanceState));
+        assert_eq!(
+            "Running".parse::<InstanceState>(),
+            Err(UnknownInstanceState)
+        );
     }
 
     #[test]
@@ -218,7 +222,9 @@ mod tests {
         .unwrap();
         assert_eq!(facts.state, InstanceState::Stopped);
         assert_eq!(facts.owner_id.as_deref(), Some("123456789012"));
-        assert!(serde_json::from_str::<InstanceFacts>(r#"{"instance_id":"i","state":"x"}"#).is_err());
+        assert!(
+            serde_json::from_str::<InstanceFacts>(r#"{"instance_id":"i","state":"x"}"#).is_err()
+        );
         assert!(
             serde_json::from_str::<InstanceFacts>(r#"{"instance_id":"i","state":"running","z":1}"#)
                 .is_err()

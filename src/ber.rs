@@ -1,0 +1,455 @@
+//! A small, strict BER reader: just what CMS SignedData from AWS needs.
+//!
+//! It accepts definite and indefinite lengths (AWS writes indefinite ones), keeps every value
+//! as a slice of the input (so signed bytes are hashed exactly as transmitted), bounds nesting
+//! depth, and never allocates. Only low tag numbers (< 31) exist in CMS, so a high-tag-number
+//! form is an error.
+
+use crate::error::{Error, Malformed};
+
+/// Deepest nesting accepted. AWS blobs nest 9 levels deep; certificates add a few more.
+const MAX_DEPTH: usize = 24;
+
+pub(crate) const TAG_INTEGER: u8 = 0x02;
+pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
+pub(crate) const TAG_NULL: u8 = 0x05;
+pub(crate) const TAG_OID: u8 = 0x06;
+pub(crate) const TAG_UTC_TIME: u8 = 0x17;
+pub(crate) const TAG_GENERALIZED_TIME: u8 = 0x18;
+pub(crate) const TAG_SEQUENCE: u8 = 0x30;
+pub(crate) const TAG_SET: u8 = 0x31;
+pub(crate) const CONSTRUCTED: u8 = 0x20;
+
+/// One decoded element: its identifier octet and its value bytes.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Element<'a> {
+    /// The identifier octet (class, constructed bit and tag number).
+    pub(crate) tag: u8,
+    /// Offset of the identifier octet in the whole input, for error messages.
+    pub(crate) offset: usize,
+    /// The whole encoding: identifier, length, value (and end-of-contents if indefinite).
+    pub(crate) raw: &'a [u8],
+    /// The value bytes (without end-of-contents for indefinite lengths).
+    pub(crate) value: &'a [u8],
+    /// Offset of `value` in the whole input.
+    pub(crate) value_offset: usize,
+    /// Whether the length was indefinite.
+    pub(crate) indefinite: bool,
+    depth: usize,
+}
+
+impl<'a> Element<'a> {
+    /// A reader over this element's children; requires the constructed bit.
+    pub(crate) fn children(&self) -> Result<Reader<'a>, Error> {
+        if self.tag & CONSTRUCTED == 0 {
+            return Err(malformed(
+                self.offset,
+                Malformed::InvalidValue("primitive encoding"),
+            ));
+        }
+        Ok(Reader {
+            input: self.value,
+            offset: self.value_offset,
+            depth: self.depth + 1,
+        })
+    }
+
+    /// Fails unless the element's identifier octet is `tag`.
+    pub(crate) fn expect_tag(self, tag: u8) -> Result<Self, Error> {
+        if self.tag == tag {
+            Ok(self)
+        } else {
+            Err(malformed(
+                self.offset,
+                Malformed::UnexpectedTag {
+                    expected: tag,
+                    found: self.tag,
+                },
+            ))
+        }
+    }
+
+    /// Fails if the element used an indefinite length.
+    pub(crate) fn expect_definite(self) -> Result<Self, Error> {
+        if self.indefinite {
+            Err(malformed(self.offset, Malformed::BadIndefiniteLength))
+        } else {
+            Ok(self)
+        }
+    }
+}
+
+/// Reads consecutive elements from a slice.
+#[derive(Clone, Debug)]
+pub(crate) struct Reader<'a> {
+    input: &'a [u8],
+    offset: usize,
+    depth: usize,
+}
+
+impl<'a> Reader<'a> {
+    /// A reader over a whole input, at depth 0.
+    pub(crate) fn new(input: &'a [u8]) -> Self {
+        Self {
+            input,
+            offset: 0,
+            depth: 0,
+        }
+    }
+
+    /// Whether all elements were read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.input.is_empty()
+    }
+
+    /// Bytes not read yet.
+    pub(crate) fn remaining(&self) -> usize {
+        self.input.len()
+    }
+
+    /// Reads the next element; `Truncated` at the end of the input.
+    pub(crate) fn next_element(&mut self) -> Result<Element<'a>, Error> {
+        let (element, len) = parse_element(self.input, self.offset, self.depth)?;
+        self.advance(len);
+        Ok(element)
+    }
+
+    /// Reads the next element and requires its identifier octet to be `tag`.
+    pub(crate) fn expect(&mut self, tag: u8) -> Result<Element<'a>, Error> {
+        self.next_element()?.expect_tag(tag)
+    }
+
+    /// Reads the next element if its identifier octet is `tag`.
+    pub(crate) fn optional(&mut self, tag: u8) -> Result<Option<Element<'a>>, Error> {
+        match self.input.first() {
+            Some(&t) if t == tag => self.next_element().map(Some),
+            _ => Ok(None),
+        }
+    }
+
+    /// Fails unless every element was read.
+    pub(crate) fn finish(&self) -> Result<(), Error> {
+        if self.input.is_empty() {
+            Ok(())
+        } else {
+            Err(malformed(
+                self.offset,
+                Malformed::InvalidValue("extra element in structure"),
+            ))
+        }
+    }
+
+    fn advance(&mut self, len: usize) {
+        self.input = self.input.get(len..).unwrap_or_default();
+        self.offset = self.offset.saturating_add(len);
+    }
+}
+
+pub(crate) fn malformed(offset: usize, reason: Malformed) -> Error {
+    Error::Malformed { offset, reason }
+}
+
+/// Parses one element at the start of `input`; returns it and its total encoded length.
+fn parse_element(input: &[u8], offset: usize, depth: usize) -> Result<(Element<'_>, usize), Error> {
+    if depth > MAX_DEPTH {
+        return Err(malformed(offset, Malformed::NestingTooDeep));
+    }
+    let (&tag, rest) = input
+        .split_first()
+        .ok_or_else(|| malformed(offset, Malformed::Truncated))?;
+    if tag & 0x1f == 0x1f {
+        return Err(malformed(
+            offset,
+            Malformed::InvalidValue("high tag number"),
+        ));
+    }
+    let (&first, rest) = rest
+        .split_first()
+        .ok_or_else(|| malformed(offset, Malformed::Truncated))?;
+    let header_len;
+    let value_len;
+    let mut indefinite = false;
+    match first {
+        0x80 => {
+            if tag & CONSTRUCTED == 0 {
+                return Err(malformed(offset, Malformed::BadIndefiniteLength));
+            }
+            indefinite = true;
+            header_len = 2;
+            value_len = indefinite_value_len(rest, offset + 2, depth)?;
+        }
+        0..=0x7f => {
+            header_len = 2;
+            value_len = usize::from(first);
+        }
+        0x81..=0x84 => {
+            let n = usize::from(first & 0x7f);
+            let bytes = rest
+                .get(..n)
+                .ok_or_else(|| malformed(offset, Malformed::Truncated))?;
+            header_len = 2 + n;
+            value_len = bytes
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        }
+        _ => return Err(malformed(offset, Malformed::BadLength)),
+    }
+    let eoc_len = if indefinite { 2 } else { 0 };
+    let total = header_len
+        .checked_add(value_len)
+        .and_then(|n| n.checked_add(eoc_len))
+        .ok_or_else(|| malformed(offset, Malformed::BadLength))?;
+    let raw = input.get(..total).ok_or_else(|| {
+        let reason = if indefinite {
+            Malformed::Truncated
+        } else {
+            Malformed::BadLength
+        };
+        malformed(offset, reason)
+    })?;
+    let value = raw
+        .get(header_len..header_len + value_len)
+        .ok_or_else(|| malformed(offset, Malformed::BadLength))?;
+    let element = Element {
+        tag,
+        offset,
+        raw,
+        value,
+        value_offset: offset + header_len,
+        indefinite,
+        depth,
+    };
+    Ok((element, total))
+}
+
+/// Length of an indefinite-length value: the children up to (not including) end-of-contents.
+fn indefinite_value_len(input: &[u8], offset: usize, depth: usize) -> Result<usize, Error> {
+    let mut pos = 0usize;
+    loop {
+        let rest = input
+            .get(pos..)
+            .ok_or_else(|| malformed(offset + pos, Malformed::Truncated))?;
+        match rest {
+            [0, 0, ..] => return Ok(pos),
+            [0, ..] => {
+                return Err(malformed(
+                    offset + pos,
+                    Malformed::InvalidValue("end-of-contents"),
+                ));
+            }
+            [] => return Err(malformed(offset + pos, Malformed::Truncated)),
+            _ => {
+                let (_, len) = parse_element(rest, offset + pos, depth + 1)?;
+                pos += len;
+            }
+        }
+    }
+}
+
+/// The concatenated content of an OCTET STRING, primitive or constructed (BER segments).
+///
+/// Appends to `out`; segments may themselves be constructed.
+pub(crate) fn octet_string_into(element: &Element<'_>, out: &mut Vec<u8>) -> Result<(), Error> {
+    match element.tag {
+        TAG_OCTET_STRING => {
+            out.extend_from_slice(element.value);
+            Ok(())
+        }
+        t if t == TAG_OCTET_STRING | CONSTRUCTED => {
+            let mut segments = element.children()?;
+            while !segments.is_empty() {
+                let segment = segments.next_element()?;
+                if segment.tag & !CONSTRUCTED != TAG_OCTET_STRING {
+                    return Err(malformed(
+                        segment.offset,
+                        Malformed::UnexpectedTag {
+                            expected: TAG_OCTET_STRING,
+                            found: segment.tag,
+                        },
+                    ));
+                }
+                octet_string_into(&segment, out)?;
+            }
+            Ok(())
+        }
+        found => Err(malformed(
+            element.offset,
+            Malformed::UnexpectedTag {
+                expected: TAG_OCTET_STRING,
+                found,
+            },
+        )),
+    }
+}
+
+/// A primitive INTEGER's content bytes, checked to be non-empty.
+pub(crate) fn integer<'a>(element: &Element<'a>) -> Result<&'a [u8], Error> {
+    let element = element.expect_tag(TAG_INTEGER)?;
+    if element.value.is_empty() {
+        return Err(malformed(
+            element.offset,
+            Malformed::InvalidValue("INTEGER"),
+        ));
+    }
+    Ok(element.value)
+}
+
+/// A small non-negative INTEGER (versions), or `None` if it does not fit a `u8`.
+pub(crate) fn small_integer(element: &Element<'_>) -> Result<Option<u8>, Error> {
+    Ok(match integer(element)? {
+        [v] if *v < 0x80 => Some(*v),
+        _ => None,
+    })
+}
+
+/// An OBJECT IDENTIFIER's content bytes, checked for a well-formed encoding.
+pub(crate) fn oid<'a>(element: &Element<'a>) -> Result<&'a [u8], Error> {
+    let element = element.expect_tag(TAG_OID)?;
+    let bytes = element.value;
+    let well_formed = !bytes.is_empty()
+        && bytes.last().is_some_and(|b| b & 0x80 == 0)
+        && bytes.len() <= 64
+        // No arc starts with a padding 0x80 byte.
+        && bytes
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b != 0x80 || (i > 0 && bytes.get(i - 1).is_some_and(|p| p & 0x80 != 0)));
+    if well_formed {
+        Ok(bytes)
+    } else {
+        Err(malformed(
+            element.offset,
+            Malformed::InvalidValue("OBJECT IDENTIFIER"),
+        ))
+    }
+}
+
+/// An OBJECT IDENTIFIER element, checked like [`oid`].
+pub(crate) fn oid_element<'a>(element: &Element<'a>) -> Result<Element<'a>, Error> {
+    oid(element)?;
+    Ok(*element)
+}
+
+/// Renders OID content bytes in dotted form for error messages.
+pub(crate) fn oid_to_string(bytes: &[u8]) -> String {
+    der::asn1::ObjectIdentifier::from_bytes(bytes)
+        .map(|oid| oid.to_string())
+        .unwrap_or_else(|_| String::from("(invalid OID)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(input: &[u8]) -> Malformed {
+        match Reader::new(input).next_element() {
+            Err(Error::Malformed { reason, .. }) => reason,
+            other => panic!("expected Malformed, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn definite_and_indefinite() {
+        let mut r = Reader::new(&[0x30, 0x03, 0x02, 0x01, 0x05]);
+        let seq = r.next_element().unwrap();
+        assert!(r.is_empty());
+        let mut kids = seq.children().unwrap();
+        assert_eq!(
+            small_integer(&kids.next_element().unwrap()).unwrap(),
+            Some(5)
+        );
+        assert!(kids.is_empty());
+
+        let indef = [0x30, 0x80, 0x02, 0x01, 0x07, 0x00, 0x00, 0xff];
+        let mut r = Reader::new(&indef);
+        let seq = r.next_element().unwrap();
+        assert!(seq.indefinite);
+        assert_eq!(seq.value, &[0x02, 0x01, 0x07]);
+        assert_eq!(seq.raw.len(), 7);
+        assert_eq!(r.remaining(), 1);
+    }
+
+    #[test]
+    fn long_form_lengths() {
+        let mut input = vec![0x04, 0x82, 0x01, 0x00];
+        input.extend(std::iter::repeat_n(0xAB, 256));
+        let e = Reader::new(&input).next_element().unwrap();
+        assert_eq!(e.value.len(), 256);
+        assert_eq!(e.value_offset, 4);
+    }
+
+    #[test]
+    fn bad_encodings() {
+        assert_eq!(err(&[]), Malformed::Truncated);
+        assert_eq!(err(&[0x30]), Malformed::Truncated);
+        assert_eq!(
+            err(&[0x04, 0x80, 0x00, 0x00]),
+            Malformed::BadIndefiniteLength
+        );
+        assert_eq!(err(&[0x04, 0x85, 1, 1, 1, 1, 1]), Malformed::BadLength);
+        assert_eq!(err(&[0x04, 0xff]), Malformed::BadLength);
+        // A length claiming 4 GiB on a tiny input.
+        assert_eq!(
+            err(&[0x04, 0x84, 0xff, 0xff, 0xff, 0xff, 0]),
+            Malformed::BadLength
+        );
+        assert_eq!(err(&[0x04, 0x82, 0x01]), Malformed::Truncated);
+        assert_eq!(err(&[0x30, 0x80, 0x02, 0x01, 0x07]), Malformed::Truncated);
+        assert_eq!(
+            err(&[0x30, 0x80, 0x00, 0x01, 0x00]),
+            Malformed::InvalidValue("end-of-contents")
+        );
+        assert_eq!(
+            err(&[0x1f, 0x01, 0x00]),
+            Malformed::InvalidValue("high tag number")
+        );
+    }
+
+    #[test]
+    fn deep_nesting_is_bounded() {
+        let mut deep = Vec::new();
+        for _ in 0..10_000 {
+            deep.extend([0x30, 0x80]);
+        }
+        assert_eq!(err(&deep), Malformed::NestingTooDeep);
+        let mut ok = Vec::new();
+        for _ in 0..MAX_DEPTH {
+            ok.extend([0x30, 0x80]);
+        }
+        for _ in 0..MAX_DEPTH {
+            ok.extend([0x00, 0x00]);
+        }
+        assert!(Reader::new(&ok).next_element().is_ok());
+    }
+
+    #[test]
+    fn constructed_octet_string_is_concatenated() {
+        let input = [
+            0x24, 0x80, 0x04, 0x02, b'a', b'b', 0x04, 0x01, b'c', 0x00, 0x00,
+        ];
+        let e = Reader::new(&input).next_element().unwrap();
+        let mut out = Vec::new();
+        octet_string_into(&e, &mut out).unwrap();
+        assert_eq!(out, b"abc");
+        let wrong = [0x24, 0x03, 0x02, 0x01, 0x00];
+        let e = Reader::new(&wrong).next_element().unwrap();
+        assert!(octet_string_into(&e, &mut out).is_err());
+    }
+
+    #[test]
+    fn oids() {
+        let e = Reader::new(&[0x06, 0x03, 0x2a, 0x86, 0x48])
+            .next_element()
+            .unwrap();
+        assert_eq!(oid(&e).unwrap(), &[0x2a, 0x86, 0x48]);
+        assert_eq!(oid_to_string(&[0x2a, 0x86, 0x48]), "1.2.840");
+        for bad in [
+            &[0x06, 0x00][..],
+            &[0x06, 0x01, 0x86],
+            &[0x06, 0x02, 0x80, 0x01],
+        ] {
+            let e = Reader::new(bad).next_element().unwrap();
+            assert!(oid(&e).is_err(), "{bad:?}");
+        }
+    }
+}

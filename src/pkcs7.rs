@@ -1,0 +1,587 @@
+//! CMS SignedData (PKCS#7) as AWS writes it: BER in, an unverified view out. No crypto, no JSON.
+
+use core::ops::Range;
+
+use base64::Engine as _;
+use chrono::{DateTime, NaiveDate, Utc};
+
+use crate::ber::{
+    self, CONSTRUCTED, Element, Reader, TAG_GENERALIZED_TIME, TAG_NULL, TAG_OID, TAG_SEQUENCE,
+    TAG_SET, TAG_UTC_TIME, malformed,
+};
+use crate::error::{Error, Malformed};
+use crate::oids;
+
+/// Largest blob accepted by [`parse_document`], in bytes of input (text or binary).
+///
+/// Real AWS blobs are about 1.5 KiB of base64; 64 KiB leaves room for embedded certificates
+/// while bounding the work and memory an untrusted request can cause.
+pub const MAX_BLOB_LEN: usize = 64 * 1024;
+
+/// Most SignerInfos counted before giving up (AWS always sends exactly one).
+const MAX_SIGNERS: usize = 8;
+
+const ARMOUR_BEGIN: &[u8] = b"-----BEGIN PKCS7-----";
+const ARMOUR_END: &[u8] = b"-----END PKCS7-----";
+
+/// A parsed, **unverified** CMS SignedData: what the blob claims, before any signature check.
+///
+/// Obtained from [`parse_document`]; turned into a [`VerifiedDocument`](crate::VerifiedDocument)
+/// by [`verify_signature`](crate::verify_signature). Nothing here is trustworthy on its own.
+#[derive(Clone, Debug)]
+pub struct UnverifiedSignedData {
+    der: Vec<u8>,
+    content: Vec<u8>,
+    econtent_type: Range<usize>,
+    issuer: Range<usize>,
+    serial: Range<usize>,
+    digest_algorithm: AlgorithmSpans,
+    signature_algorithm: AlgorithmSpans,
+    signed_attrs: Option<Range<usize>>,
+    attributes: SignedAttributes,
+    signature: Range<usize>,
+}
+
+/// An AlgorithmIdentifier as found in the blob: OID and raw parameters.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct AlgorithmIdentifier<'a> {
+    /// The OID's content bytes (DER, without tag and length).
+    pub oid: &'a [u8],
+    /// The complete parameters element (tag, length, value), if present.
+    pub parameters: Option<&'a [u8]>,
+}
+
+impl AlgorithmIdentifier<'_> {
+    /// The OID in dotted form, e.g. `2.16.840.1.101.3.4.2.1`.
+    #[must_use]
+    pub fn oid_string(&self) -> String {
+        ber::oid_to_string(self.oid)
+    }
+
+    /// Whether the parameters are absent or NULL, as RFC 5754 allows for SHA-2 and RFC 8017 for
+    /// RSA.
+    pub(crate) fn has_null_or_no_parameters(&self) -> bool {
+        matches!(self.parameters, None | Some([TAG_NULL, 0]))
+    }
+}
+
+#[derive(Clone, Debug)]
+struct AlgorithmSpans {
+    oid: Range<usize>,
+    parameters: Option<Range<usize>>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct SignedAttributes {
+    content_type: Option<Range<usize>>,
+    message_digest: Option<Range<usize>>,
+    signing_time: Option<DateTime<Utc>>,
+    algorithm_protection: Option<(AlgorithmSpans, Option<AlgorithmSpans>)>,
+}
+
+/// Parses a signed blob from `/latest/dynamic/instance-identity/rsa2048` (or `/pkcs7`).
+///
+/// Accepts the base64 text IMDS serves (any line breaks, `\n` or `\r\n`, optional trailing
+/// newline), the same inside `-----BEGIN PKCS7-----` armour, and raw BER/DER bytes. Indefinite
+/// lengths and constructed OCTET STRINGs are decoded as BER allows. Nothing is verified: pass
+/// the result to [`verify_signature`](crate::verify_signature).
+///
+/// ```
+/// let blob = include_bytes!("../tests/data/gen/rsa2048.b64");
+/// let signed = ec2_iid::parse_document(blob)?;
+/// assert!(signed.content().starts_with(b"{"));
+/// assert_eq!(signed.digest_algorithm().oid_string(), "2.16.840.1.101.3.4.2.1");
+/// # Ok::<(), ec2_iid::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::InputTooLarge`] over [`MAX_BLOB_LEN`], [`Error::Base64`], [`Error::Malformed`] for
+/// a structure that is not SignedData, [`Error::TrailingData`], [`Error::UnexpectedContentType`]
+/// when the outer content type is not signedData, [`Error::MissingContent`] for a detached
+/// signature, [`Error::SignerCount`] unless there is exactly one SignerInfo, and
+/// [`Error::DuplicateAttribute`] for a repeated signed attribute.
+pub fn parse_document(blob: &[u8]) -> Result<UnverifiedSignedData, Error> {
+    let der = decode_blob(blob)?;
+    UnverifiedSignedData::parse(der)
+}
+
+/// Turns base64 text, armoured text or raw BER into BER bytes.
+fn decode_blob(blob: &[u8]) -> Result<Vec<u8>, Error> {
+    if blob.len() > MAX_BLOB_LEN {
+        return Err(Error::InputTooLarge {
+            len: blob.len(),
+            max: MAX_BLOB_LEN,
+        });
+    }
+    if blob.first() == Some(&TAG_SEQUENCE) {
+        return Ok(blob.to_vec());
+    }
+    let mut text = blob.trim_ascii();
+    if let Some(rest) = text.strip_prefix(ARMOUR_BEGIN) {
+        text = rest.strip_suffix(ARMOUR_END).ok_or(Error::Base64)?;
+    }
+    let compact: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(malformed(0, Malformed::Empty));
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(&compact)
+        .map_err(|_| Error::Base64)
+}
+
+impl UnverifiedSignedData {
+    fn parse(der: Vec<u8>) -> Result<Self, Error> {
+        let mut outer = Reader::new(&der);
+        let content_info = outer.expect(TAG_SEQUENCE)?;
+        if !outer.is_empty() {
+            return Err(Error::TrailingData {
+                len: outer.remaining(),
+            });
+        }
+        let mut ci = content_info.children()?;
+        let content_type = ber::oid(&ci.next_element()?)?;
+        if content_type != oids::SIGNED_DATA {
+            return Err(Error::UnexpectedContentType {
+                oid: ber::oid_to_string(content_type),
+            });
+        }
+        let mut explicit = ci.expect(CONSTRUCTED | 0xA0)?.children()?;
+        ci.finish()?;
+        let signed_data = explicit.expect(TAG_SEQUENCE)?;
+        explicit.finish()?;
+        let mut sd = signed_data.children()?;
+
+        let version = sd.next_element()?;
+        if !matches!(ber::small_integer(&version)?, Some(1..=5)) {
+            return Err(malformed(
+                version.offset,
+                Malformed::InvalidValue("version"),
+            ));
+        }
+        let mut digest_algorithms = sd.expect(TAG_SET)?.children()?;
+        while !digest_algorithms.is_empty() {
+            algorithm(&digest_algorithms.next_element()?)?;
+        }
+
+        let mut encap = sd.expect(TAG_SEQUENCE)?.children()?;
+        let econtent_type = span(&ber::oid_element(&encap.next_element()?)?);
+        let mut content = Vec::new();
+        match encap.optional(CONSTRUCTED | 0xA0)? {
+            Some(explicit) => {
+                let mut inner = explicit.children()?;
+                ber::octet_string_into(&inner.next_element()?, &mut content)?;
+                inner.finish()?;
+            }
+            None => return Err(Error::MissingContent),
+        }
+        encap.finish()?;
+
+        // Certificates and CRLs are never trusted: the signer comes from the trust store.
+        sd.optional(CONSTRUCTED | 0xA0)?;
+        sd.optional(CONSTRUCTED | 0xA1)?;
+
+        let mut signer_infos = sd.expect(TAG_SET)?.children()?;
+        sd.finish()?;
+        let mut signer = None;
+        let mut count = 0usize;
+        while !signer_infos.is_empty() && count < MAX_SIGNERS {
+            let info = signer_infos.next_element()?;
+            count += 1;
+            if signer.is_none() {
+                signer = Some(info);
+            }
+        }
+        let signer = match (signer, count) {
+            (Some(signer), 1) => signer,
+            _ => return Err(Error::SignerCount { count }),
+        };
+        let parts = SignerParts::parse(&signer)?;
+        Ok(Self {
+            der,
+            content,
+            econtent_type,
+            issuer: parts.issuer,
+            serial: parts.serial,
+            digest_algorithm: parts.digest_algorithm,
+            signature_algorithm: parts.signature_algorithm,
+            signed_attrs: parts.signed_attrs,
+            attributes: parts.attributes,
+            signature: parts.signature,
+        })
+    }
+
+    /// The encapsulated content: the document JSON, with BER segments joined.
+    #[must_use]
+    pub fn content(&self) -> &[u8] {
+        &self.content
+    }
+
+    /// The encapsulated content type OID (content bytes); `id-data` for AWS.
+    #[must_use]
+    pub fn content_type(&self) -> &[u8] {
+        self.bytes(&self.econtent_type)
+    }
+
+    /// The signer's issuer Name, as encoded (DER SEQUENCE).
+    #[must_use]
+    pub fn signer_issuer(&self) -> &[u8] {
+        self.bytes(&self.issuer)
+    }
+
+    /// The signer's serial number: the INTEGER's content bytes as encoded.
+    #[must_use]
+    pub fn signer_serial(&self) -> &[u8] {
+        self.bytes(&self.serial)
+    }
+
+    /// The SignerInfo's digest algorithm.
+    #[must_use]
+    pub fn digest_algorithm(&self) -> AlgorithmIdentifier<'_> {
+        self.algorithm(&self.digest_algorithm)
+    }
+
+    /// The SignerInfo's signature algorithm.
+    #[must_use]
+    pub fn signature_algorithm(&self) -> AlgorithmIdentifier<'_> {
+        self.algorithm(&self.signature_algorithm)
+    }
+
+    /// The signed attributes exactly as transmitted, starting with their `[0]` tag byte `0xA0`.
+    /// The signature covers these bytes with that byte replaced by `0x31` (SET).
+    #[must_use]
+    pub fn signed_attributes(&self) -> Option<&[u8]> {
+        self.signed_attrs.as_ref().map(|r| self.bytes(r))
+    }
+
+    /// The `contentType` signed attribute's OID (content bytes), if present.
+    #[must_use]
+    pub fn content_type_attribute(&self) -> Option<&[u8]> {
+        self.attributes.content_type.as_ref().map(|r| self.bytes(r))
+    }
+
+    /// The `messageDigest` signed attribute, if present.
+    #[must_use]
+    pub fn message_digest(&self) -> Option<&[u8]> {
+        self.attributes
+            .message_digest
+            .as_ref()
+            .map(|r| self.bytes(r))
+    }
+
+    /// The `signingTime` signed attribute, if present.
+    #[must_use]
+    pub fn signing_time(&self) -> Option<DateTime<Utc>> {
+        self.attributes.signing_time
+    }
+
+    /// The CMSAlgorithmProtection attribute (RFC 6211), if present: digest algorithm and
+    /// signature algorithm (the latter optional in the attribute).
+    #[must_use]
+    pub fn algorithm_protection(
+        &self,
+    ) -> Option<(AlgorithmIdentifier<'_>, Option<AlgorithmIdentifier<'_>>)> {
+        self.attributes
+            .algorithm_protection
+            .as_ref()
+            .map(|(d, s)| (self.algorithm(d), s.as_ref().map(|s| self.algorithm(s))))
+    }
+
+    /// The signature value.
+    #[must_use]
+    pub fn signature(&self) -> &[u8] {
+        self.bytes(&self.signature)
+    }
+
+    pub(crate) fn into_content(self) -> Vec<u8> {
+        self.content
+    }
+
+    fn bytes(&self, range: &Range<usize>) -> &[u8] {
+        self.der.get(range.clone()).unwrap_or_default()
+    }
+
+    fn algorithm(&self, spans: &AlgorithmSpans) -> AlgorithmIdentifier<'_> {
+        AlgorithmIdentifier {
+            oid: self.bytes(&spans.oid),
+            parameters: spans.parameters.as_ref().map(|r| self.bytes(r)),
+        }
+    }
+}
+
+/// The SignerInfo's fields, as spans into the decoded bytes.
+struct SignerParts {
+    issuer: Range<usize>,
+    serial: Range<usize>,
+    digest_algorithm: AlgorithmSpans,
+    signed_attrs: Option<Range<usize>>,
+    attributes: SignedAttributes,
+    signature_algorithm: AlgorithmSpans,
+    signature: Range<usize>,
+}
+
+impl SignerParts {
+    fn parse(signer: &Element<'_>) -> Result<Self, Error> {
+        let signer = signer.expect_tag(TAG_SEQUENCE)?;
+        let mut si = signer.children()?;
+        let version = si.next_element()?;
+        if ber::small_integer(&version)? != Some(1) {
+            // Version 3 identifies the signer by key identifier, which AWS never uses.
+            return Err(malformed(
+                version.offset,
+                Malformed::InvalidValue("SignerInfo version"),
+            ));
+        }
+        let mut sid = si.expect(TAG_SEQUENCE)?.children()?;
+        let issuer = sid.expect(TAG_SEQUENCE)?;
+        let serial = sid.next_element()?;
+        ber::integer(&serial)?;
+        sid.finish()?;
+        let digest_algorithm = algorithm(&si.next_element()?)?;
+        let signed = si.optional(CONSTRUCTED | 0xA0)?;
+        let (signed_attrs, attributes) = match signed {
+            Some(element) => {
+                let element = element.expect_definite()?;
+                (Some(raw_span(&element)), parse_attributes(&element)?)
+            }
+            None => (None, SignedAttributes::default()),
+        };
+        let signature_algorithm = algorithm(&si.next_element()?)?;
+        let signature = si.expect(ber::TAG_OCTET_STRING)?;
+        si.optional(CONSTRUCTED | 0xA1)?;
+        si.finish()?;
+        Ok(Self {
+            issuer: raw_span(&issuer),
+            serial: span(&serial),
+            digest_algorithm,
+            signed_attrs,
+            attributes,
+            signature_algorithm,
+            signature: span(&signature),
+        })
+    }
+}
+
+/// Reads the attributes AWS signs; other attributes are allowed but must not repeat either.
+fn parse_attributes(signed: &Element<'_>) -> Result<SignedAttributes, Error> {
+    let mut attrs = SignedAttributes::default();
+    let mut seen_other: Vec<&[u8]> = Vec::new();
+    let mut reader = signed.children()?;
+    while !reader.is_empty() {
+        let mut attr = reader.expect(TAG_SEQUENCE)?.children()?;
+        let oid_element = attr.expect(TAG_OID)?;
+        let oid = ber::oid(&oid_element)?;
+        let values = attr.expect(TAG_SET)?;
+        attr.finish()?;
+        let mut values_reader = values.children()?;
+        let value = values_reader.next_element()?;
+        if !values_reader.is_empty() {
+            return Err(malformed(
+                values.offset,
+                Malformed::InvalidValue("attribute value count"),
+            ));
+        }
+        let duplicate = || Error::DuplicateAttribute {
+            oid: ber::oid_to_string(oid),
+        };
+        match oid {
+            oids::CONTENT_TYPE => {
+                if attrs.content_type.is_some() {
+                    return Err(duplicate());
+                }
+                attrs.content_type = Some(span(&ber::oid_element(&value)?));
+            }
+            oids::MESSAGE_DIGEST => {
+                if attrs.message_digest.is_some() {
+                    return Err(duplicate());
+                }
+                attrs.message_digest = Some(span(&value.expect_tag(ber::TAG_OCTET_STRING)?));
+            }
+            oids::SIGNING_TIME => {
+                if attrs.signing_time.is_some() {
+                    return Err(duplicate());
+                }
+                attrs.signing_time = Some(parse_time(&value)?);
+            }
+            oids::ALGORITHM_PROTECTION => {
+                if attrs.algorithm_protection.is_some() {
+                    return Err(duplicate());
+                }
+                attrs.algorithm_protection = Some(parse_algorithm_protection(&value)?);
+            }
+            other => {
+                // Bounded by the input size; a handful in practice.
+                if seen_other.contains(&other) {
+                    return Err(duplicate());
+                }
+                seen_other.push(other);
+            }
+        }
+    }
+    Ok(attrs)
+}
+
+/// CMSAlgorithmProtection ::= SEQUENCE { digestAlgorithm, [1] signatureAlgorithm OPTIONAL,
+/// [2] macAlgorithm OPTIONAL }.
+fn parse_algorithm_protection(
+    value: &Element<'_>,
+) -> Result<(AlgorithmSpans, Option<AlgorithmSpans>), Error> {
+    let mut seq = value.expect_tag(TAG_SEQUENCE)?.children()?;
+    let digest = algorithm(&seq.next_element()?)?;
+    let signature = match seq.optional(CONSTRUCTED | 0xA1)? {
+        Some(implicit) => Some(algorithm_fields(&implicit)?),
+        None => None,
+    };
+    seq.optional(CONSTRUCTED | 0xA2)?;
+    seq.finish()?;
+    Ok((digest, signature))
+}
+
+fn algorithm(element: &Element<'_>) -> Result<AlgorithmSpans, Error> {
+    algorithm_fields(&element.expect_tag(TAG_SEQUENCE)?)
+}
+
+/// The fields of an AlgorithmIdentifier, whatever the (possibly implicit) outer tag.
+fn algorithm_fields(element: &Element<'_>) -> Result<AlgorithmSpans, Error> {
+    let mut seq = element.children()?;
+    let oid = span(&ber::oid_element(&seq.next_element()?)?);
+    let parameters = if seq.is_empty() {
+        None
+    } else {
+        Some(raw_span(&seq.next_element()?))
+    };
+    seq.finish()?;
+    Ok(AlgorithmSpans { oid, parameters })
+}
+
+/// Parses UTCTime (`YYMMDDHHMMSSZ`, RFC 5280 century rule) or GeneralizedTime
+/// (`YYYYMMDDHHMMSSZ`).
+fn parse_time(element: &Element<'_>) -> Result<DateTime<Utc>, Error> {
+    let invalid = || malformed(element.offset, Malformed::InvalidValue("signingTime"));
+    let (year, rest) = match (element.tag, element.value) {
+        (TAG_UTC_TIME, [y1, y2, rest @ ..]) if rest.len() == 11 => {
+            let yy = digits(&[*y1, *y2]).ok_or_else(invalid)?;
+            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, rest)
+        }
+        (TAG_GENERALIZED_TIME, [y1, y2, y3, y4, rest @ ..]) if rest.len() == 11 => {
+            (digits(&[*y1, *y2, *y3, *y4]).ok_or_else(invalid)?, rest)
+        }
+        (TAG_UTC_TIME | TAG_GENERALIZED_TIME, _) => return Err(invalid()),
+        (found, _) => {
+            return Err(malformed(
+                element.offset,
+                Malformed::UnexpectedTag {
+                    expected: TAG_UTC_TIME,
+                    found,
+                },
+            ));
+        }
+    };
+    let [m1, m2, d1, d2, h1, h2, n1, n2, s1, s2, b'Z'] = rest else {
+        return Err(invalid());
+    };
+    let field = |a: u8, b: u8| digits(&[a, b]).ok_or_else(invalid);
+    let date = NaiveDate::from_ymd_opt(
+        i32::try_from(year).map_err(|_| invalid())?,
+        field(*m1, *m2)?,
+        field(*d1, *d2)?,
+    )
+    .ok_or_else(invalid)?;
+    let time = date
+        .and_hms_opt(field(*h1, *h2)?, field(*n1, *n2)?, field(*s1, *s2)?)
+        .ok_or_else(invalid)?;
+    Ok(time.and_utc())
+}
+
+fn digits(text: &[u8]) -> Option<u32> {
+    text.iter().try_fold(0u32, |acc, &b| {
+        b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
+    })
+}
+
+fn span(element: &Element<'_>) -> Range<usize> {
+    element.value_offset..element.value_offset + element.value.len()
+}
+
+fn raw_span(element: &Element<'_>) -> Range<usize> {
+    element.offset..element.offset + element.raw.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn time(tag: u8, text: &str) -> Result<DateTime<Utc>, Error> {
+        let mut encoded = vec![tag, u8::try_from(text.len()).unwrap()];
+        encoded.extend_from_slice(text.as_bytes());
+        let element = Reader::new(&encoded).next_element().unwrap();
+        parse_time(&element)
+    }
+
+    #[test]
+    fn times() {
+        assert_eq!(
+            time(TAG_UTC_TIME, "210903212649Z").unwrap().to_rfc3339(),
+            "2021-09-03T21:26:49+00:00"
+        );
+        assert_eq!(
+            time(TAG_UTC_TIME, "990101000000Z").unwrap().to_rfc3339()[..4],
+            *"1999"
+        );
+        assert_eq!(
+            time(TAG_GENERALIZED_TIME, "21950101000000Z")
+                .unwrap()
+                .to_rfc3339()[..4],
+            *"2195"
+        );
+        for bad in [
+            "210903212649",
+            "211303212649Z",
+            "2109032126490",
+            "21090321264xZ",
+        ] {
+            assert!(time(TAG_UTC_TIME, bad).is_err(), "{bad}");
+        }
+        assert!(time(TAG_OID, "210903212649Z").is_err());
+    }
+
+    #[test]
+    fn decode_blob_forms() {
+        assert_eq!(decode_blob(b"MAA=").unwrap(), vec![0x30, 0]);
+        assert_eq!(decode_blob(b"MA\r\nA=\r\n").unwrap(), vec![0x30, 0]);
+        assert_eq!(
+            decode_blob(b"-----BEGIN PKCS7-----\nMAA=\n-----END PKCS7-----\n").unwrap(),
+            vec![0x30, 0]
+        );
+        assert_eq!(decode_blob(&[0x30, 0]).unwrap(), vec![0x30, 0]);
+        assert_eq!(
+            decode_blob(b"-----BEGIN PKCS7-----\nMAA=\n"),
+            Err(Error::Base64)
+        );
+        assert_eq!(decode_blob(b"MA*="), Err(Error::Base64));
+        assert_eq!(
+            decode_blob(b"MAB="),
+            Err(Error::Base64),
+            "non-canonical trailing bits"
+        );
+        assert_eq!(
+            decode_blob(b" \n"),
+            Err(Error::Malformed {
+                offset: 0,
+                reason: Malformed::Empty
+            })
+        );
+        let big = vec![b'A'; MAX_BLOB_LEN + 1];
+        assert_eq!(
+            decode_blob(&big),
+            Err(Error::InputTooLarge {
+                len: MAX_BLOB_LEN + 1,
+                max: MAX_BLOB_LEN
+            })
+        );
+    }
+}
