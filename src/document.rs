@@ -102,7 +102,8 @@ mod aws_time {
 
 /// Parses an RFC 3339 time that is explicitly UTC (`Z`), rejecting other offsets.
 pub(crate) fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
-    if !text.ends_with('Z') {
+    // AWS writes `2026-02-16T00:38:27Z`; RFC 3339's other spellings are not AWS's.
+    if !text.ends_with('Z') || text.as_bytes().get(10) != Some(&b'T') {
         return None;
     }
     DateTime::parse_from_rfc3339(text)
