@@ -4,7 +4,11 @@ use core::fmt;
 
 use chrono::{DateTime, Utc};
 
-use crate::document::Region;
+use core::time::Duration;
+
+use crate::document::{AccountId, InstanceId, Region};
+use crate::lookup::InstanceState;
+use crate::rules::RuleMismatch;
 
 /// Why an identity document (or the configuration to check one) was rejected.
 ///
@@ -16,6 +20,13 @@ pub enum Error {
     #[error("CMSAlgorithmProtection attribute disagrees with the signer's algorithms")]
     AlgorithmProtectionMismatch,
 
+    /// The host id already joined (see [`JoinRegistry`](crate::JoinRegistry)).
+    #[error("host {host_id} has already joined")]
+    AlreadyJoined {
+        /// `<accountId>-<instanceId>`.
+        host_id: String,
+    },
+
     /// A trusted certificate could not be added: unparsable, or not a supported key.
     #[error("invalid trusted certificate: {reason}")]
     BadCertificate {
@@ -26,6 +37,15 @@ pub enum Error {
     /// The base64 text is not valid standard base64 (after removing whitespace and armour).
     #[error("invalid base64 in the signed blob")]
     Base64,
+
+    /// A lookup bound of the matched rule does not hold.
+    #[error("instance fact for {bound} is {value:?}, which the matched rule does not allow")]
+    BoundViolated {
+        /// The rule field, e.g. `aws_vpc_ids`.
+        bound: &'static str,
+        /// The instance's value.
+        value: String,
+    },
 
     /// The same certificate (issuer and serial) was added twice with different keys.
     #[error("a different certificate with serial {serial} is already trusted")]
@@ -52,6 +72,17 @@ pub enum Error {
         oid: String,
     },
 
+    /// The instance was launched longer ago than the TTL allows.
+    #[error("document with pendingTime {pending_time} is older than the TTL of {ttl:?} at {now}")]
+    Expired {
+        /// The document's `pendingTime`.
+        pending_time: DateTime<Utc>,
+        /// The caller's clock.
+        now: DateTime<Utc>,
+        /// The TTL.
+        ttl: Duration,
+    },
+
     /// The input is larger than the crate accepts.
     #[error("input of {len} bytes exceeds the limit of {max} bytes")]
     InputTooLarge {
@@ -59,6 +90,36 @@ pub enum Error {
         len: usize,
         /// The limit.
         max: usize,
+    },
+
+    /// `DescribeInstances` returned another instance than the document names.
+    #[error("lookup returned instance {found:?}, expected {expected}")]
+    InstanceIdMismatch {
+        /// The document's instance id.
+        expected: InstanceId,
+        /// The id the lookup returned.
+        found: String,
+    },
+
+    /// `DescribeInstances` does not know the instance.
+    #[error("instance {instance_id} was not found")]
+    InstanceNotFound {
+        /// The document's instance id.
+        instance_id: InstanceId,
+    },
+
+    /// The instance is not running.
+    #[error("instance is {state}, not running")]
+    InstanceNotRunning {
+        /// Its state.
+        state: InstanceState,
+    },
+
+    /// The verifier's configuration is unusable.
+    #[error("invalid verifier configuration: {reason}")]
+    InvalidConfig {
+        /// What is wrong.
+        reason: String,
     },
 
     /// The signed content is not a valid identity document.
@@ -73,6 +134,13 @@ pub enum Error {
     InvalidIdentifier {
         /// `account id`, `instance id` or `region`.
         kind: &'static str,
+    },
+
+    /// The token spec is invalid (Teleport's validation rules).
+    #[error("invalid token: {reason}")]
+    InvalidToken {
+        /// What is wrong.
+        reason: String,
     },
 
     /// The signature does not verify with the signer's trusted key.
@@ -95,6 +163,13 @@ pub enum Error {
         name: &'static str,
     },
 
+    /// A check needs an instance fact the lookup did not provide.
+    #[error("instance facts lack {fact}, which a configured check needs")]
+    MissingFact {
+        /// The missing fact.
+        fact: &'static str,
+    },
+
     /// The SignedData carries no encapsulated content (a detached signature).
     #[error("signed blob has no content")]
     MissingContent,
@@ -103,6 +178,38 @@ pub enum Error {
     #[error("signer info has no signed attributes")]
     MissingSignedAttributes,
 
+    /// No allow rule matches the document.
+    #[error("instance in account {account}, region {region} matched none of the allow rules ({})",
+        mismatches.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    NoMatchingRule {
+        /// The document's account.
+        account: AccountId,
+        /// The document's region.
+        region: Region,
+        /// Per rule, the first field that did not match.
+        mismatches: Vec<RuleMismatch>,
+    },
+
+    /// The instance's owner is not the document's account.
+    #[error("instance is owned by {found:?}, but the document names account {expected}")]
+    OwnerMismatch {
+        /// The document's account.
+        expected: AccountId,
+        /// The owner the lookup returned.
+        found: String,
+    },
+
+    /// The document's `pendingTime` is further in the future than the allowed clock skew.
+    #[error("pendingTime {pending_time} is ahead of {now} by more than {max_future_skew:?}")]
+    PendingTimeInFuture {
+        /// The document's `pendingTime`.
+        pending_time: DateTime<Utc>,
+        /// The caller's clock.
+        now: DateTime<Utc>,
+        /// The allowed skew.
+        max_future_skew: Duration,
+    },
+
     /// The document's region is not one the signing certificate is trusted for.
     #[error("document region {region} is not covered by the signing certificate (serial {serial})")]
     RegionMismatch {
@@ -110,6 +217,14 @@ pub enum Error {
         region: Region,
         /// The signing certificate's serial in hex.
         serial: String,
+    },
+
+    /// The root EBS volume was attached long after the primary network interface: it may have
+    /// been swapped after launch (SPIRE's anti-tamper check).
+    #[error("root volume and primary network interface attach times differ by {seconds} s")]
+    RootVolumeReattached {
+        /// The difference in seconds.
+        seconds: i64,
     },
 
     /// The SignedData has not exactly one SignerInfo.

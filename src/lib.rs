@@ -6,17 +6,32 @@ pub mod crypto;
 pub mod dangerous;
 mod document;
 mod error;
+mod facts;
 mod lookup;
 mod oids;
 mod pkcs7;
+mod rules;
 mod signature;
+mod token;
 mod trust;
+mod ttl;
+mod verifier;
 
 pub use document::{AccountId, IdentityDocument, InstanceId, Partition, Region};
 pub use error::{Error, Malformed};
+pub use facts::{MAX_ROOT_VOLUME_ATTACH_GAP_SECS, check_instance_facts};
 pub use lookup::{
     InstanceFacts, InstanceLookup, InstanceQuery, InstanceState, UnknownInstanceState,
 };
 pub use pkcs7::{AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData, parse_document};
+pub use rules::{RuleMismatch, match_allow_rules};
 pub use signature::{Signer, VerifiedDocument, verify_signature};
+pub use token::{
+    AllowRule, DEFAULT_TTL, IidTtl, TokenMetadata, TokenResource, TokenSpec, parse_go_duration,
+};
 pub use trust::{Format, TrustStore, TrustedCertificate};
+pub use ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
+pub use verifier::{
+    CheckError, InMemoryJoinRegistry, JoinOutcome, JoinRegistry, VerifiedJoin, Verifier,
+    VerifierBuilder,
+};
