@@ -1,0 +1,216 @@
+//! `verify`: check an instance identity document from the command line.
+//!
+//! ```text
+//! cargo run --release --example verify -- [--now RFC3339] [--format rsa2048]
+//!     [--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]
+//! ```
+//!
+//! Exit codes: 0 accepted (one JSON object on stdout), 1 rejected (the reason on stderr),
+//! 2 usage error or unreadable file.
+
+use std::io::Read as _;
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use ec2_iid::{
+    Format, InstanceFacts, Region, TokenResource, TokenSpec, TrustStore, Verifier, parse_document,
+    verify_signature,
+};
+
+const USAGE: &str = "usage: verify [--now RFC3339] [--format rsa2048] \
+[--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]";
+
+/// Parsed command line.
+#[derive(Debug, Default)]
+struct Args {
+    now: Option<DateTime<Utc>>,
+    certs: Vec<(String, Vec<Region>)>,
+    token: Option<String>,
+    facts: Option<String>,
+    input: Option<String>,
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args(std::env::args().skip(1)) {
+        Ok(args) => args,
+        Err(message) => return usage(&message),
+    };
+    match run(&args) {
+        Ok(output) => {
+            println!("{output}");
+            ExitCode::SUCCESS
+        }
+        Err(Failure::Rejected(message)) => {
+            eprintln!("rejected: {message}");
+            ExitCode::from(1)
+        }
+        Err(Failure::Usage(message)) => usage(&message),
+    }
+}
+
+fn usage(message: &str) -> ExitCode {
+    eprintln!("error: {message}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+enum Failure {
+    Rejected(String),
+    Usage(String),
+}
+
+impl From<ec2_iid::Error> for Failure {
+    fn from(e: ec2_iid::Error) -> Self {
+        Self::Rejected(e.to_string())
+    }
+}
+
+fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
+    let mut args = Args::default();
+    let mut pending_cert: Option<String> = None;
+    while let Some(arg) = argv.next() {
+        let mut value = |flag: &str| argv.next().ok_or_else(|| format!("{flag} needs a value"));
+        match arg.as_str() {
+            "--now" => {
+                let text = value("--now")?;
+                let now = DateTime::parse_from_rfc3339(&text)
+                    .map_err(|e| format!("--now {text:?}: {e}"))?;
+                args.now = Some(now.with_timezone(&Utc));
+            }
+            "--format" => {
+                let format = value("--format")?;
+                if format != "rsa2048" {
+                    return Err(format!("unsupported --format {format:?}"));
+                }
+            }
+            "--cert" => {
+                if pending_cert.is_some() {
+                    return Err("--cert must be followed by --cert-region".into());
+                }
+                pending_cert = Some(value("--cert")?);
+            }
+            "--cert-region" => {
+                let cert = pending_cert
+                    .take()
+                    .ok_or("--cert-region must follow --cert")?;
+                let regions = value("--cert-region")?
+                    .split(',')
+                    .map(|r| r.parse().map_err(|_| format!("invalid region {r:?}")))
+                    .collect::<Result<Vec<Region>, String>>()?;
+                args.certs.push((cert, regions));
+            }
+            "--token" => args.token = Some(value("--token")?),
+            "--facts" => args.facts = Some(value("--facts")?),
+            "-h" | "--help" => return Err("help requested".into()),
+            flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
+            file => {
+                if args.input.replace(file.to_owned()).is_some() {
+                    return Err("only one input file".into());
+                }
+            }
+        }
+    }
+    if pending_cert.is_some() {
+        return Err("--cert needs --cert-region".into());
+    }
+    if args.facts.is_some() && args.token.is_none() {
+        return Err("--facts needs --token (the matched rule decides the bounds)".into());
+    }
+    Ok(args)
+}
+
+fn run(args: &Args) -> Result<String, Failure> {
+    let mut trust = TrustStore::aws();
+    for (path, regions) in &args.certs {
+        let pem = read_file(path)?;
+        trust
+            .add_pem(Format::Rsa2048, &pem, regions.iter().cloned())
+            .map_err(|e| Failure::Usage(format!("--cert {path}: {e}")))?;
+    }
+    let blob = read_input(args.input.as_deref())?;
+    let now = args
+        .now
+        .unwrap_or_else(|| DateTime::<Utc>::from(std::time::SystemTime::now()));
+
+    let Some(token_path) = &args.token else {
+        let verified = verify_signature(parse_document(&blob)?, &trust)?;
+        return Ok(report(
+            verified.content(),
+            verified.signer(),
+            &verified.host_id(),
+            None,
+        ));
+    };
+    let spec = read_token(token_path)?;
+    let verifier = Verifier::builder(trust)
+        .token_spec(&spec)
+        .build()
+        .map_err(|e| Failure::Usage(format!("--token {token_path}: {e}")))?;
+    let join = verifier.verify(&blob, now)?;
+    if let Some(facts_path) = &args.facts {
+        let facts: InstanceFacts = serde_json::from_slice(&read_file(facts_path)?)
+            .map_err(|e| Failure::Usage(format!("--facts {facts_path}: {e}")))?;
+        verifier.check_facts(&join, Some(&facts))?;
+    }
+    let verified = join.verified();
+    Ok(report(
+        verified.content(),
+        verified.signer(),
+        &join.host_id(),
+        Some(join.matched_rule()),
+    ))
+}
+
+fn report(
+    content: &[u8],
+    signer: &ec2_iid::Signer,
+    host_id: &str,
+    matched_rule: Option<usize>,
+) -> String {
+    // The document exactly as AWS wrote it (field names, pendingTime text).
+    let document: serde_json::Value = serde_json::from_slice(content).unwrap_or_default();
+    let mut output = serde_json::json!({
+        "document": document,
+        "signer": {
+            "format": signer.format.as_str(),
+            "region": signer.region.as_str(),
+            "serial": signer.serial,
+            "signing_time": signer.signing_time.map(|t| t.to_rfc3339()),
+        },
+        "host_id": host_id,
+    });
+    if let (Some(index), Some(object)) = (matched_rule, output.as_object_mut()) {
+        object.insert("matched_rule".into(), index.into());
+    }
+    output.to_string()
+}
+
+/// A token resource (`kind: token`) or a bare spec, in YAML or JSON.
+fn read_token(path: &str) -> Result<TokenSpec, Failure> {
+    let bytes = read_file(path)?;
+    let bad = |e: &dyn std::fmt::Display| Failure::Usage(format!("--token {path}: {e}"));
+    let value: serde_norway::Value = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
+    if value.get("spec").is_some() {
+        let resource: TokenResource = serde_norway::from_value(value).map_err(|e| bad(&e))?;
+        resource.validate().map_err(|e| bad(&e))
+    } else {
+        serde_norway::from_value(value).map_err(|e| bad(&e))
+    }
+}
+
+fn read_input(path: Option<&str>) -> Result<Vec<u8>, Failure> {
+    match path {
+        None | Some("-") => {
+            let mut blob = Vec::new();
+            std::io::stdin()
+                .take(u64::try_from(ec2_iid::MAX_BLOB_LEN).unwrap_or(u64::MAX) + 1)
+                .read_to_end(&mut blob)
+                .map_err(|e| Failure::Usage(format!("stdin: {e}")))?;
+            Ok(blob)
+        }
+        Some(path) => read_file(path),
+    }
+}
+
+fn read_file(path: &str) -> Result<Vec<u8>, Failure> {
+    std::fs::read(path).map_err(|e| Failure::Usage(format!("{path}: {e}")))
+}
