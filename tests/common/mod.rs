@@ -1,0 +1,25 @@
+//! Helpers shared by the integration tests (`mod common;`).
+//!
+//! Each test crate compiles its own copy and uses a different subset, hence `dead_code`; the
+//! items are `pub` for use from the test crate's root, which `unreachable_pub` cannot see.
+#![allow(
+    dead_code,
+    reason = "each test crate uses a different subset of the helpers"
+)]
+#![expect(
+    unreachable_pub,
+    reason = "a private module of a test crate, shared by several"
+)]
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test helpers outside #[test] fns (not covered by clippy.toml's allow-*-in-tests); \
+              a panic is a test failure"
+)]
+
+// `gen` is a reserved keyword since edition 2024, so the module is `r#gen`; everything is also
+// re-exported here (`common::BlobSpec`).
+pub mod r#gen;
+
+pub use self::r#gen::*;
