@@ -19,7 +19,7 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ec2_iid::{
-    AllowRule, CheckError, Error, Format, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
+    AllowRule, CheckError, Error, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
     InstanceQuery, InstanceState, RuleMismatch, TokenResource, TokenSpec, TrustStore,
     VerifiedDocument, Verifier, match_allow_rules, parse_document, verify_signature,
 };
@@ -41,15 +41,7 @@ fn now() -> DateTime<Utc> {
 }
 
 fn test_trust() -> TrustStore {
-    let mut trust = TrustStore::aws();
-    trust
-        .add_pem(
-            Format::Rsa2048,
-            common::test_ca().cert_pem.as_bytes(),
-            ["us-east-1".parse().unwrap()],
-        )
-        .unwrap();
-    trust
+    common::trust_with_test_ca("us-east-1")
 }
 
 fn blob() -> Vec<u8> {

@@ -34,14 +34,7 @@ fn fixtures_behave_as_indexed() {
     let index: Vec<Entry> =
         serde_json::from_slice(&std::fs::read(common::data_path("gen/index.json")).unwrap())
             .unwrap();
-    let mut trust = TrustStore::aws();
-    trust
-        .add_pem(
-            Format::Rsa2048,
-            common::test_ca().cert_pem.as_bytes(),
-            ["us-east-1".parse().unwrap()],
-        )
-        .unwrap();
+    let trust = common::trust_with_test_ca("us-east-1");
     let document = common::document();
     assert!(index.len() >= 15);
     for entry in &index {
