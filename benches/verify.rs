@@ -141,10 +141,17 @@ fn bench_real_sample(group: &mut criterion::BenchmarkGroup<'_, criterion::measur
 
 fn bench_parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse");
-    group.bench_function("base64", |b| b.iter(|| parse_document(black_box(BLOB)).unwrap()));
-    let der = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/gen/rsa2048.der"))
-        .unwrap();
-    group.bench_function("der", |b| b.iter(|| parse_document(black_box(&der)).unwrap()));
+    group.bench_function("base64", |b| {
+        b.iter(|| parse_document(black_box(BLOB)).unwrap())
+    });
+    let der = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/gen/rsa2048.der"
+    ))
+    .unwrap();
+    group.bench_function("der", |b| {
+        b.iter(|| parse_document(black_box(&der)).unwrap())
+    });
     group.finish();
 }
 
@@ -168,7 +175,11 @@ fn bench_rules(c: &mut Criterion) {
             .collect();
         rules.push(AllowRule::account("123456789012").unwrap());
         group.bench_function(count.to_string(), |b| {
-            b.iter(|| match_allow_rules(black_box(&verified), black_box(&rules)).unwrap().0)
+            b.iter(|| {
+                match_allow_rules(black_box(&verified), black_box(&rules))
+                    .unwrap()
+                    .0
+            })
         });
     }
     group.finish();

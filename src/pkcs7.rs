@@ -124,7 +124,9 @@ fn decode_blob(blob: &[u8]) -> Result<Vec<u8>, Error> {
     if text.is_empty() {
         return Err(malformed(0, Malformed::Empty));
     }
-    decode_lines(text).or_else(|| decode_compacted(text)).ok_or(Error::Base64)
+    decode_lines(text)
+        .or_else(|| decode_compacted(text))
+        .ok_or(Error::Base64)
 }
 
 /// Fast path for IMDS's layout: lines whose lengths are multiples of 4 decode one by one,
@@ -153,7 +155,9 @@ fn decode_compacted(text: &[u8]) -> Option<Vec<u8>> {
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    base64::engine::general_purpose::STANDARD.decode(&compact).ok()
+    base64::engine::general_purpose::STANDARD
+        .decode(&compact)
+        .ok()
 }
 
 impl UnverifiedSignedData {
