@@ -10,9 +10,11 @@ use std::time::SystemTime;
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::config::{Credentials, Region as SdkRegion};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_async::future::timeout::Timeout;
+use aws_smithy_async::rt::sleep::{AsyncSleep, default_async_sleep};
 use aws_smithy_types::timeout::TimeoutConfig;
 use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery, Partition, Region};
-use tokio::sync::Mutex as AsyncMutex;
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use crate::error::{CallContext, Ec2LookupError, Operation};
 use crate::facts::facts_from_output;
@@ -212,9 +214,9 @@ impl Ec2Lookup {
             check_role_arn(role_arn, query.partition)?;
         }
         let slot = Arc::clone(self.clients().entry(key.clone()).or_default());
-        let mut cached = slot.lock().await;
         let settings = &self.inner.settings;
         let config = settings.config_for(query.partition);
+        let mut cached = settings.lock_slot(&slot, config, query).await?;
         let now = config
             .time_source()
             .map_or_else(SystemTime::now, |source| source.now());
@@ -287,6 +289,30 @@ impl fmt::Debug for Ec2Lookup {
 }
 
 impl Settings {
+    /// Locks a cache slot, waiting at most the timeout for a lookup that is assuming the same
+    /// role (so a slow or failing STS cannot queue lookups behind each other).
+    async fn lock_slot<'a>(
+        &self,
+        slot: &'a AsyncMutex<Option<CachedClient>>,
+        config: &SdkConfig,
+        query: &InstanceQuery,
+    ) -> Result<AsyncMutexGuard<'a, Option<CachedClient>>, Ec2LookupError> {
+        if let Ok(guard) = slot.try_lock() {
+            return Ok(guard);
+        }
+        let Some(sleep) = config.sleep_impl().or_else(default_async_sleep) else {
+            // No timer to bound the wait with: wait for the other lookup's own bounded call.
+            return Ok(slot.lock().await);
+        };
+        Timeout::new(slot.lock(), sleep.sleep(self.timeout))
+            .await
+            .map_err(|timed_out| Ec2LookupError::Timeout {
+                operation: Operation::AssumeRole,
+                timeout: self.timeout,
+                source: Box::new(timed_out),
+            })
+    }
+
     /// The SDK configuration for a query in `partition`.
     fn config_for(&self, partition: Partition) -> &SdkConfig {
         self.partition_configs
