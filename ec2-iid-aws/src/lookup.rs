@@ -216,7 +216,7 @@ impl Ec2Lookup {
         let slot = Arc::clone(self.clients().entry(key.clone()).or_default());
         let settings = &self.inner.settings;
         let config = settings.config_for(query.partition);
-        let mut cached = settings.lock_slot(&slot, config, query).await?;
+        let mut cached = settings.lock_slot(&slot, config).await?;
         let now = config
             .time_source()
             .map_or_else(SystemTime::now, |source| source.now());
@@ -295,7 +295,6 @@ impl Settings {
         &self,
         slot: &'a AsyncMutex<Option<CachedClient>>,
         config: &SdkConfig,
-        query: &InstanceQuery,
     ) -> Result<AsyncMutexGuard<'a, Option<CachedClient>>, Ec2LookupError> {
         if let Ok(guard) = slot.try_lock() {
             return Ok(guard);
