@@ -42,7 +42,11 @@ impl Moto {
     /// Starts moto, or returns `None` (after a notice) when it cannot run here. Fails the test
     /// instead when `CI=true`.
     fn start() -> Option<Self> {
-        match Self::try_start() {
+        // A free port can be taken between the probe and moto's bind: try a few.
+        let started = Self::try_start()
+            .or_else(|_| Self::try_start())
+            .or_else(|_| Self::try_start());
+        match started {
             Ok(moto) => Some(moto),
             Err(why) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
                 panic!("moto_server is required in CI (CI=true): {why}")
