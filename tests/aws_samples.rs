@@ -1,8 +1,11 @@
 //! Every real sample (`rsa2048`, `pkcs7`, `signature`) behaves as
 //! `../shared/aws-samples/index.json` says.
-#![expect(
+#![allow(
     clippy::unwrap_used,
-    reason = "test helpers (clippy.toml's allow-*-in-tests covers only #[test] fns): a panic is a test failure"
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure"
 )]
 
 mod shared;
