@@ -201,3 +201,33 @@ impl RsaBackend for RsaCrateKey {
             .map_err(|_| Error::InvalidSignature)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys live in a shared trust store, so they must cross threads in every configuration.
+    #[test]
+    fn verifying_key_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone + core::fmt::Debug>() {}
+        assert_send_sync::<RsaVerifyingKey>();
+    }
+
+    #[test]
+    fn rejects_non_rsa_and_garbage_keys() {
+        for spki in [
+            &[][..],
+            &[0x30, 0x00],
+            &[0x30, 0x80, 0x00, 0x00],
+            &[0xff; 64],
+        ] {
+            assert!(matches!(
+                RsaVerifyingKey::from_public_key_der(spki),
+                Err(Error::BadCertificate { .. })
+            ));
+            for backend in [Backend::Montgomery, Backend::RsaCrate] {
+                assert!(RsaVerifyingKey::from_public_key_der_with_backend(spki, backend).is_err());
+            }
+        }
+    }
+}
