@@ -99,7 +99,7 @@ impl RsaSha1Key {
     /// Parses a DER SubjectPublicKeyInfo holding an RSA key.
     pub(crate) fn from_public_key_der(spki: &[u8]) -> Result<Self, Error> {
         let key = PublicKey::from_public_key_der(spki).map_err(|_| Error::BadCertificate {
-            reason: "not an RSA public key of 1024 to 4096 bits",
+            reason: "not an RSA key the rsa crate accepts",
         })?;
         Ok(Self { key })
     }

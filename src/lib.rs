@@ -13,6 +13,9 @@ mod legacy;
 mod lookup;
 mod oids;
 mod pkcs7;
+#[cfg(feature = "aws-lc-rs")]
+mod rsa_aws_lc;
+mod rsa_montgomery;
 mod rules;
 mod signature;
 mod token;
