@@ -18,8 +18,10 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ec2_iid::crypto::RsaVerifyingKey;
-use ec2_iid::{AllowRule, Format, TrustStore, Verifier, match_allow_rules, parse_document};
+use ec2_iid::crypto::{Backend, RsaVerifyingKey};
+use ec2_iid::{
+    AllowRule, Format, SignedInput, TrustStore, Verifier, match_allow_rules, parse_document,
+};
 use rsa::pkcs8::DecodePublicKey as _;
 use sha2::{Digest as _, Sha256};
 
@@ -38,11 +40,17 @@ fn trust() -> TrustStore {
     trust
 }
 
-fn verifier() -> Verifier {
-    Verifier::builder(trust())
+/// The verifier, with every RSA key prepared for `backend`.
+fn verifier_with(backend: Backend) -> Verifier {
+    Verifier::builder(trust().with_rsa_backend(backend).unwrap())
         .allow(AllowRule::account("123456789012").unwrap())
         .build()
         .unwrap()
+}
+
+/// The verifier of the default pure-Rust build.
+fn verifier() -> Verifier {
+    verifier_with(Backend::Montgomery)
 }
 
 /// The test CA's SubjectPublicKeyInfo (DER).
@@ -67,7 +75,8 @@ fn bench_verify(c: &mut Criterion) {
     let (digest, signature) = signed_digest_and_signature();
     let spki = test_ca_spki();
 
-    let key = RsaVerifyingKey::from_public_key_der(&spki).unwrap();
+    let key =
+        RsaVerifyingKey::from_public_key_der_with_backend(&spki, Backend::Montgomery).unwrap();
     group.bench_function("raw_rsa", |b| {
         b.iter(|| key.verify_sha256_digest(black_box(&digest), black_box(&signature)))
     });
@@ -88,6 +97,19 @@ fn bench_verify(c: &mut Criterion) {
     group.bench_function("end_to_end", |b| {
         b.iter(|| verifier.verify(black_box(BLOB), now()).unwrap())
     });
+
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        let key = RsaVerifyingKey::from_public_key_der_with_backend(&spki, Backend::AwsLc).unwrap();
+        group.bench_function("raw_rsa_aws_lc", |b| {
+            b.iter(|| key.verify_sha256_digest(black_box(&digest), black_box(&signature)))
+        });
+        let verifier = verifier_with(Backend::AwsLc);
+        assert!(verifier.verify(BLOB, now()).is_ok());
+        group.bench_function("end_to_end_aws_lc", |b| {
+            b.iter(|| verifier.verify(black_box(BLOB), now()).unwrap())
+        });
+    }
 
     bench_openssl(&mut group);
     bench_real_sample(&mut group);
@@ -137,6 +159,62 @@ fn bench_real_sample(group: &mut criterion::BenchmarkGroup<'_, criterion::measur
     group.bench_function("end_to_end_real", |b| {
         b.iter(|| verifier.verify(black_box(&blob), now).unwrap())
     });
+}
+
+/// The two legacy formats, end to end: `/pkcs7` (DSA-1024, SHA-1; opt-in) on the generated
+/// fixture, `/signature` (RSA-1024) on a real sample when `../shared` is present.
+fn bench_signature_formats(c: &mut Criterion) {
+    let mut group = c.benchmark_group("signature");
+    let mut trust = TrustStore::aws();
+    trust
+        .add_pem(
+            Format::Pkcs7,
+            include_bytes!("../tests/data/testca/testca-dsa.pem"),
+            ["us-east-1".parse().unwrap()],
+        )
+        .unwrap();
+    let verifier = Verifier::builder(trust.clone())
+        .allow(AllowRule::account("123456789012").unwrap())
+        .allow_legacy_dsa_sha1(true)
+        .build()
+        .unwrap();
+    let pkcs7: &[u8] = include_bytes!("../tests/data/gen/pkcs7.b64");
+    assert!(
+        verifier
+            .verify_input(SignedInput::Pkcs7(pkcs7), now())
+            .is_ok()
+    );
+    group.bench_function("dsa", |b| {
+        b.iter(|| {
+            verifier
+                .verify_input(SignedInput::Pkcs7(black_box(pkcs7)), now())
+                .unwrap()
+        })
+    });
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/aws-samples");
+    let (Ok(document), Ok(signature)) = (
+        std::fs::read(dir.join("sample-44.document.json")),
+        std::fs::read(dir.join("sample-44.signature.b64")),
+    ) else {
+        eprintln!("notice: ../shared/aws-samples missing, skipping signature/rsa1024");
+        return;
+    };
+    let account: serde_json::Value = serde_json::from_slice(&document).unwrap();
+    let pending: DateTime<Utc> = account["pendingTime"].as_str().unwrap().parse().unwrap();
+    let verifier = Verifier::builder(TrustStore::aws())
+        .allow(AllowRule::account(account["accountId"].as_str().unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let input = SignedInput::Signature {
+        document: &document,
+        signature: &signature,
+    };
+    assert!(verifier.verify_input(input, pending).is_ok());
+    group.bench_function("rsa1024", |b| {
+        b.iter(|| verifier.verify_input(black_box(input), pending).unwrap())
+    });
+    group.finish();
 }
 
 fn bench_parse(c: &mut Criterion) {
@@ -219,6 +297,7 @@ fn bench_throughput(c: &mut Criterion) {
 criterion_group!(
     benches,
     bench_verify,
+    bench_signature_formats,
     bench_parse,
     bench_trust_store,
     bench_rules,

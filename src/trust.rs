@@ -306,6 +306,26 @@ impl TrustStore {
         store
     }
 
+    /// Parses every RSA key now, with `backend`: for benchmarks and differential tests that
+    /// compare backends in one build. Not needed otherwise.
+    ///
+    /// # Errors
+    /// [`Error::BadCertificate`] if a key does not parse.
+    #[doc(hidden)]
+    pub fn with_rsa_backend(mut self, backend: crate::crypto::Backend) -> Result<Self, Error> {
+        for key in &mut self.keys {
+            let material = match parse_key(key.format, &key.spki)? {
+                KeyMaterial::Rsa { sha1, .. } => KeyMaterial::Rsa {
+                    key: RsaVerifyingKey::from_public_key_der_with_backend(&key.spki, backend)?,
+                    sha1,
+                },
+                other => other,
+            };
+            key.material = OnceLock::from(Ok(material));
+        }
+        Ok(self)
+    }
+
     /// Number of distinct trusted keys (a format and a public key).
     #[must_use]
     pub fn len(&self) -> usize {
