@@ -147,6 +147,7 @@ async fn join(State(app): State<Arc<App>>, body: Bytes) -> Response {
         }
         Err(CheckError::Lookup(e)) => lookup_failed(&e),
         Err(CheckError::Registry(never)) => match never {},
+        // `CheckError` is non-exhaustive.
         Err(e) => {
             eprintln!("failed: {e}");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
