@@ -1,10 +1,8 @@
 //! `Ec2Lookup` against moto, a local emulator of the AWS APIs, and against endpoints that never
 //! answer.
 //!
-//! Each moto test starts its own `moto_server` on a free loopback port and stops it when done.
-//! The binary comes from `MOTO_SERVER`, else `<repo>/target/moto-venv/bin/moto_server` (made by
-//! `ec2-iid-aws/ci.sh`), else `PATH`. Without it a test prints a notice and passes, unless
-//! `CI=true`: then it fails.
+//! Each moto test starts its own `moto_server` on a free loopback port and stops it when done
+//! (see `support/mod.rs` for where the binary comes from, and when a test without it passes).
 #![expect(
     clippy::indexing_slicing,
     clippy::panic,
@@ -12,9 +10,9 @@
     reason = "test helpers fail the test on unexpected answers"
 )]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+mod support;
+
+use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use aws_config::retry::RetryConfig;
@@ -23,100 +21,13 @@ use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::types::{Instance, InstanceStateName};
 use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery, InstanceState};
 use ec2_iid_aws::{Ec2Lookup, Ec2LookupError, Operation};
+use support::{Moto, OWN_ACCOUNT, free_port};
 
-/// moto's default account, the one of the dummy credentials.
-const OWN_ACCOUNT: &str = "123456789012";
 /// The account of the cross-account instance and role.
 const OTHER_ACCOUNT: &str = "222222222222";
 const REGION: &str = "eu-west-1";
 /// One of the AMIs moto knows.
 const AMI: &str = "ami-12c6146b";
-
-/// A running `moto_server`, stopped on drop.
-struct Moto {
-    child: Child,
-    url: String,
-}
-
-impl Moto {
-    /// Starts moto, or returns `None` (after a notice) when it cannot run here. Fails the test
-    /// instead when `CI=true`.
-    fn start() -> Option<Self> {
-        // A free port can be taken between the probe and moto's bind: try a few.
-        let started = Self::try_start()
-            .or_else(|_| Self::try_start())
-            .or_else(|_| Self::try_start());
-        match started {
-            Ok(moto) => Some(moto),
-            Err(why) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
-                panic!("moto_server is required in CI (CI=true): {why}")
-            }
-            Err(why) => {
-                eprintln!(
-                    "NOTICE: skipping a moto test: {why}. Run `bash ec2-iid-aws/ci.sh --setup-only` \
-                     or set MOTO_SERVER to a moto_server binary."
-                );
-                None
-            }
-        }
-    }
-
-    fn try_start() -> Result<Self, String> {
-        let binary = moto_binary().ok_or("moto_server not found")?;
-        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
-        let child = Command::new(&binary)
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
-        let mut moto = Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-        };
-        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(Some(status)) = moto.child.try_wait() {
-                return Err(format!("{} exited: {status}", binary.display()));
-            }
-            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                return Ok(moto);
-            }
-            if Instant::now() > deadline {
-                return Err(format!("{} did not answer within 60 s", binary.display()));
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Moto {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn moto_binary() -> Option<PathBuf> {
-    if let Some(path) = std::env::var_os("MOTO_SERVER") {
-        return Some(PathBuf::from(path));
-    }
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/moto-venv/bin/moto_server");
-    if venv.is_file() {
-        return Some(venv);
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|dir| dir.join("moto_server"))
-        .find(|path| path.is_file())
-}
-
-fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
-}
 
 /// The caller's SDK configuration: dummy credentials (moto's default account), one attempt.
 async fn sdk_config() -> SdkConfig {

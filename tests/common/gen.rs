@@ -247,11 +247,16 @@ pub fn replace_once(haystack: &[u8], needle: &[u8], replacement: &[u8]) -> Vec<u
 // Keys and the test CA
 // ------------------------------------------------------------------------------------------------
 
-/// `tests/data/<rest>` of this crate.
+/// `tests/data/<rest>` of the `ec2-iid` crate, also from a workspace member's tests (there
+/// `CARGO_MANIFEST_DIR` is the member's directory, so its parent has `tests/data`).
 pub fn data_path(rest: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests")
-        .join("data")
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let data = |dir: &Path| dir.join("tests").join("data");
+    std::iter::successors(Some(manifest), |dir| dir.parent())
+        .take(2)
+        .map(data)
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| data(manifest))
         .join(rest)
 }
 

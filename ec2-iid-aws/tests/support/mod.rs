@@ -1,0 +1,106 @@
+//! Helpers shared by the moto tests (`mod support;`): start and stop `moto_server`.
+//!
+//! The binary comes from `MOTO_SERVER`, else `<repo>/target/moto-venv/bin/moto_server` (made by
+//! `ec2-iid-aws/ci.sh`), else `PATH`. Without it a test prints a notice and passes, unless
+//! `CI=true`: then it fails.
+#![expect(
+    clippy::panic,
+    reason = "a test helper: moto missing in CI fails the test"
+)]
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// moto's default account, the one of any dummy credentials.
+pub(crate) const OWN_ACCOUNT: &str = "123456789012";
+
+/// A running `moto_server`, stopped on drop.
+#[derive(Debug)]
+pub(crate) struct Moto {
+    child: Child,
+    /// `http://127.0.0.1:PORT`.
+    pub(crate) url: String,
+}
+
+impl Moto {
+    /// Starts moto, or returns `None` (after a notice) when it cannot run here. Fails the test
+    /// instead when `CI=true`.
+    pub(crate) fn start() -> Option<Self> {
+        // A free port can be taken between the probe and moto's bind: try a few.
+        let started = Self::try_start()
+            .or_else(|_| Self::try_start())
+            .or_else(|_| Self::try_start());
+        match started {
+            Ok(moto) => Some(moto),
+            Err(why) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("moto_server is required in CI (CI=true): {why}")
+            }
+            Err(why) => {
+                eprintln!(
+                    "NOTICE: skipping a moto test: {why}. Run `bash ec2-iid-aws/ci.sh --setup-only` \
+                     or set MOTO_SERVER to a moto_server binary."
+                );
+                None
+            }
+        }
+    }
+
+    fn try_start() -> Result<Self, String> {
+        let binary = moto_binary().ok_or("moto_server not found")?;
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let mut moto = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                return Err(format!("{} exited: {status}", binary.display()));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(moto);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} did not answer within 60 s", binary.display()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/moto-venv/bin/moto_server");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("moto_server"))
+        .find(|path| path.is_file())
+}
+
+/// A loopback port that was free a moment ago.
+pub(crate) fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
