@@ -781,3 +781,127 @@ fn signed_attributes_at_the_size_limit_parse_in_linear_time() {
     // And they are signed, so the blob verifies.
     assert_eq!(verify(&large).unwrap().content(), common::document());
 }
+
+// ------------------------------------------------------------------------------------------------
+// Encoding details
+// ------------------------------------------------------------------------------------------------
+
+/// The fixture with its eContent OCTET STRING (`24 80 04 82 01 d9 <content> 00 00`) replaced
+/// by `econtent`; returns the blob and where `econtent` starts. The wrappers around it have
+/// indefinite lengths, so nothing else changes.
+fn with_econtent(econtent: &[u8]) -> (Vec<u8>, usize) {
+    let der = fixture();
+    let start = position(&der, &[0xA0, 0x80, tag::OCTET_STRING_CONSTRUCTED, 0x80]) + 2;
+    let content = common::document();
+    let end = position(&der, &content) + content.len() + 2;
+    let blob = [&der[..start], econtent, &der[end..]].concat();
+    (blob, start)
+}
+
+#[test]
+fn deep_definite_constructed_octet_strings_are_refused() {
+    // Definite lengths are not walked ahead, so the depth bound must also hold while the
+    // segments are joined: 1 000 levels would otherwise recurse 1 000 deep.
+    let mut econtent = tlv(tag::OCTET_STRING, &common::document());
+    for _ in 0..1_000 {
+        econtent = tlv(tag::OCTET_STRING_CONSTRUCTED, &econtent);
+    }
+    let (blob, start) = with_econtent(&econtent);
+    // Every level's header is `24 82 xx xx`; the 21st level (index 20) sits at depth 25.
+    assert_eq!(&econtent[..2], [tag::OCTET_STRING_CONSTRUCTED, 0x82]);
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        malformed(start + 4 * 20, Malformed::NestingTooDeep)
+    );
+    // Within the bound, definite nesting is joined like indefinite nesting.
+    let mut econtent = tlv(tag::OCTET_STRING, &common::document());
+    for _ in 0..10 {
+        econtent = tlv(tag::OCTET_STRING_CONSTRUCTED, &econtent);
+    }
+    let (blob, _) = with_econtent(&econtent);
+    assert_eq!(verify(&blob).unwrap().content(), common::document());
+}
+
+#[test]
+fn econtent_that_is_not_an_octet_string() {
+    // A SEQUENCE of OCTET STRINGs has the right segments under the wrong tag.
+    let econtent = tlv(tag::SEQUENCE, &tlv(tag::OCTET_STRING, &common::document()));
+    let (blob, start) = with_econtent(&econtent);
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        malformed(
+            start,
+            Malformed::UnexpectedTag {
+                expected: tag::OCTET_STRING,
+                found: tag::SEQUENCE
+            }
+        )
+    );
+}
+
+#[test]
+fn extra_element_in_a_structure() {
+    // digestAlgorithms' AlgorithmIdentifier gets a second NULL: `SEQUENCE { oid, NULL, NULL }`.
+    // That SET is not signed, so only the structure check can object.
+    let der = fixture();
+    let sha256 = common::oid_tlv(&der_oid(oid::SHA256));
+    let set = common::tlv_of(
+        tag::SET,
+        &[&common::tlv_of(
+            tag::SEQUENCE,
+            &[&sha256, &[tag::NULL, 0x00]],
+        )],
+    );
+    let at = position(&der, &set);
+    let bad = common::tlv_of(
+        tag::SET,
+        &[&common::tlv_of(
+            tag::SEQUENCE,
+            &[&sha256, &[tag::NULL, 0x00, tag::NULL, 0x00]],
+        )],
+    );
+    let blob = [&der[..at], bad.as_slice(), &der[at + set.len()..]].concat();
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        malformed(
+            at + 4 + sha256.len() + 2,
+            Malformed::InvalidValue("extra element in structure")
+        )
+    );
+}
+
+#[test]
+fn end_of_contents_with_a_length() {
+    // The EOC closing the eContent OCTET STRING becomes `00 01 00`: a zero tag with a length.
+    let content = common::document();
+    let econtent = [
+        &[tag::OCTET_STRING_CONSTRUCTED, 0x80][..],
+        &tlv(tag::OCTET_STRING, &content),
+        &[0x00, 0x01, 0x00],
+    ]
+    .concat();
+    let (blob, start) = with_econtent(&econtent);
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        malformed(
+            econtent.len() - 3 + start,
+            Malformed::InvalidValue("end-of-contents")
+        )
+    );
+}
+
+#[test]
+fn indefinite_length_without_end_of_contents() {
+    // SEQUENCE (indefinite) { OID 1.2 } and then the input ends, where the EOC should be.
+    let blob = [tag::SEQUENCE, 0x80, tag::OID, 0x01, 0x2a];
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        malformed(5, Malformed::Truncated)
+    );
+    // The same one level down: the error names the offset in the whole input.
+    let blob = [tag::SEQUENCE, 0x80, tag::SEQUENCE, 0x80, tag::NULL, 0x00];
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        malformed(6, Malformed::Truncated)
+    );
+}
