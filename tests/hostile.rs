@@ -905,3 +905,51 @@ fn indefinite_length_without_end_of_contents() {
         malformed(6, Malformed::Truncated)
     );
 }
+
+#[test]
+fn oid_with_a_padded_arc() {
+    // id-signedData with its arc 7 written as `80 07`: the same number, not the same bytes.
+    // Refused as malformed rather than decoded and compared.
+    let der = fixture();
+    let signed_data = common::oid_tlv(&der_oid(oid::SIGNED_DATA));
+    let mut padded = der_oid(oid::SIGNED_DATA);
+    padded.insert(padded.len() - 2, 0x80);
+    let blob = [
+        &der[..2],
+        &common::oid_tlv(&padded),
+        &der[2 + signed_data.len()..],
+    ]
+    .concat();
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        malformed(2, Malformed::InvalidValue("OBJECT IDENTIFIER"))
+    );
+}
+
+#[test]
+fn algorithm_parameters_other_than_null() {
+    // The SignerInfo's digest and signature AlgorithmIdentifiers with an empty OCTET STRING
+    // (`04 00`) where NULL (`05 00`) belongs: same length, so nothing else moves.
+    let der = fixture();
+    let serial_end = position(&der, &test_ca().serial) + test_ca().serial.len();
+    let digest = common::algorithm_identifier(&der_oid(oid::SHA256), true);
+    assert_eq!(der[serial_end..serial_end + digest.len()], digest);
+    let mut blob = der.clone();
+    blob[serial_end + digest.len() - 2] = tag::OCTET_STRING;
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        Error::UnsupportedDigestAlgorithm {
+            oid: oid::SHA256.into()
+        }
+    );
+    let signature = common::algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
+    let at = position(&der, &signature);
+    let mut blob = der;
+    blob[at + signature.len() - 2] = tag::OCTET_STRING;
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        Error::UnsupportedSignatureAlgorithm {
+            oid: oid::SHA256_WITH_RSA.into()
+        }
+    );
+}
