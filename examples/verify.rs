@@ -1,9 +1,16 @@
 //! `verify`: check an instance identity document from the command line.
 //!
 //! ```text
-//! cargo run --release --example verify -- [--now RFC3339] [--format rsa2048]
-//!     [--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]
+//! cargo run --release --example verify -- [--now RFC3339] [--format pkcs7|rsa2048|signature]
+//!     [--allow-legacy-dsa] [--document FILE] [--cert PEM --cert-region REGION]...
+//!     [--token FILE] [--facts FILE] [FILE|-]
 //! ```
+//!
+//! FILE is the `/rsa2048` or `/pkcs7` text (or BER); without `--format` the CMS format is
+//! detected. With `--document FILE` (the `/document` bytes, exactly as served), FILE is the
+//! `/signature` text and the format is `signature`. `/pkcs7` needs `--allow-legacy-dsa`
+//! (DSA-1024 with SHA-1). `--cert` trusts a certificate for the `--format` given (default
+//! `rsa2048`; `signature` with `--document`).
 //!
 //! Exit codes: 0 accepted (one JSON object on stdout), 1 rejected (the reason on stderr),
 //! 2 usage error or unreadable file.
@@ -13,17 +20,21 @@ use std::process::ExitCode;
 
 use chrono::{DateTime, Utc};
 use ec2_iid::{
-    Format, InstanceFacts, Region, TokenResource, TokenSpec, TrustStore, Verifier, parse_document,
-    verify_signature,
+    Format, InstanceFacts, Region, SignedInput, TokenResource, TokenSpec, TrustStore, Verifier,
+    VerifyOptions, verify_input,
 };
 
-const USAGE: &str = "usage: verify [--now RFC3339] [--format rsa2048] \
-[--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]";
+const USAGE: &str = "usage: verify [--now RFC3339] [--format pkcs7|rsa2048|signature] \
+[--allow-legacy-dsa] [--document FILE] [--cert PEM --cert-region REGION]... [--token FILE] \
+[--facts FILE] [FILE|-]";
 
 /// Parsed command line.
 #[derive(Debug, Default)]
 struct Args {
     now: Option<DateTime<Utc>>,
+    format: Option<Format>,
+    allow_legacy_dsa: bool,
+    document: Option<String>,
     certs: Vec<(String, Vec<Region>)>,
     token: Option<String>,
     facts: Option<String>,
@@ -78,10 +89,13 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--format" => {
                 let format = value("--format")?;
-                if format != "rsa2048" {
-                    return Err(format!("unsupported --format {format:?}"));
-                }
+                let format = format
+                    .parse()
+                    .map_err(|_| format!("unsupported --format {format:?}"))?;
+                args.format = Some(format);
             }
+            "--allow-legacy-dsa" => args.allow_legacy_dsa = true,
+            "--document" => args.document = Some(value("--document")?),
             "--cert" => {
                 if pending_cert.is_some() {
                     return Err("--cert must be followed by --cert-region".into());
@@ -115,7 +129,30 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     if args.facts.is_some() && args.token.is_none() {
         return Err("--facts needs --token (the matched rule decides the bounds)".into());
     }
+    match (args.format, args.document.is_some()) {
+        (Some(Format::Signature), false) => {
+            return Err("--format signature needs --document".into());
+        }
+        (Some(format), true) if format != Format::Signature => {
+            return Err(format!(
+                "--document is for --format signature, not {format}"
+            ));
+        }
+        _ => {}
+    }
     Ok(args)
+}
+
+impl Args {
+    /// The format `--cert` adds to: `--format`, else `signature` with `--document`, else
+    /// `rsa2048`.
+    fn cert_format(&self) -> Format {
+        match (self.format, &self.document) {
+            (Some(format), _) => format,
+            (None, Some(_)) => Format::Signature,
+            (None, None) => Format::Rsa2048,
+        }
+    }
 }
 
 fn run(args: &Args) -> Result<String, Failure> {
@@ -123,16 +160,27 @@ fn run(args: &Args) -> Result<String, Failure> {
     for (path, regions) in &args.certs {
         let pem = read_file(path)?;
         trust
-            .add_pem(Format::Rsa2048, &pem, regions.iter().cloned())
+            .add_pem(args.cert_format(), &pem, regions.iter().cloned())
             .map_err(|e| Failure::Usage(format!("--cert {path}: {e}")))?;
     }
     let blob = read_input(args.input.as_deref())?;
+    let document = args.document.as_deref().map(read_file).transpose()?;
+    let input = match (&document, args.format) {
+        (Some(document), _) => SignedInput::Signature {
+            document,
+            signature: &blob,
+        },
+        (None, Some(Format::Pkcs7)) => SignedInput::Pkcs7(&blob),
+        (None, Some(Format::Rsa2048)) => SignedInput::Rsa2048(&blob),
+        (None, _) => SignedInput::Cms(&blob),
+    };
+    let options = VerifyOptions::default().allow_legacy_dsa_sha1(args.allow_legacy_dsa);
     let now = args
         .now
         .unwrap_or_else(|| DateTime::<Utc>::from(std::time::SystemTime::now()));
 
     let Some(token_path) = &args.token else {
-        let verified = verify_signature(parse_document(&blob)?, &trust)?;
+        let verified = verify_input(input, &trust, &options)?;
         return Ok(report(
             verified.content(),
             verified.signer(),
@@ -143,9 +191,10 @@ fn run(args: &Args) -> Result<String, Failure> {
     let spec = read_token(token_path)?;
     let verifier = Verifier::builder(trust)
         .token_spec(&spec)
+        .allow_legacy_dsa_sha1(args.allow_legacy_dsa)
         .build()
         .map_err(|e| Failure::Usage(format!("--token {token_path}: {e}")))?;
-    let join = verifier.verify(&blob, now)?;
+    let join = verifier.verify_input(input, now)?;
     if let Some(facts_path) = &args.facts {
         let facts: InstanceFacts = serde_json::from_slice(&read_file(facts_path)?)
             .map_err(|e| Failure::Usage(format!("--facts {facts_path}: {e}")))?;

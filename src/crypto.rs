@@ -3,45 +3,231 @@
 //! Most users never need this module: [`verify_signature`](crate::verify_signature) picks the
 //! key from the trust store. It is public so that the raw cost of the signature check can be
 //! measured and compared against other implementations with the exact code the crate runs.
+//!
+//! # Backends
+//!
+//! Keys are always parsed by the `rsa` crate. Verification then runs on one of:
+//!
+//! * **Montgomery** (default): a pure-Rust `s^e mod n` in Montgomery form (crypto-bigint),
+//!   used for odd public exponents below 2^17 (3, 17, 65537, ...), and a byte-for-byte
+//!   comparison with the expected EMSA-PKCS1-v1_5 encoding.
+//! * **`rsa` crate**: `rsa::PublicKey::verify`, used for larger exponents.
+//! * **AWS-LC** (cargo feature `aws-lc-rs`): replaces both for every key AWS-LC accepts;
+//!   keys it rejects (none of the AWS keys) keep the pure-Rust choice above.
+//!
+//! All backends accept and reject exactly the same inputs: `tests/rsa_differential.rs` checks
+//! this on the Wycheproof vectors, the real AWS samples and random corruptions.
 
 use rsa::pkcs8::DecodePublicKey;
+use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, PublicKey};
 use sha2::Sha256;
 
 use crate::error::Error;
+use crate::rsa_montgomery::MontgomeryKey;
+
+/// Public exponents below this bound are verified by the Montgomery backend (by default).
+///
+/// Square-and-multiply costs one squaring per bit and one multiplication per set bit; the
+/// bound admits every exponent in use (3, 17, 65537) while leaving long exponents, where a
+/// windowed exponentiation wins, to the `rsa` crate.
+const MONTGOMERY_MAX_EXPONENT_BITS: u32 = 17;
+
+/// How one prepared key verifies a PKCS#1 v1.5 SHA-256 signature. One implementation per
+/// backend; the semantics are those of [`RsaVerifyingKey::verify_sha256_digest`].
+pub(crate) trait RsaBackend {
+    /// Verifies `signature` over the SHA-256 `digest`.
+    fn verify_sha256_digest(&self, digest: &[u8; 32], signature: &[u8]) -> Result<(), Error>;
+}
+
+/// Which implementation verifies signatures for a key.
+///
+/// Not part of the stable API: it exists so that tests and benchmarks can run every backend
+/// on the same key.
+#[doc(hidden)]
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub enum Backend {
+    /// Pure-Rust Montgomery exponentiation (crypto-bigint).
+    Montgomery,
+    /// `rsa::PublicKey::verify` with `Pkcs1v15Sign`.
+    RsaCrate,
+    /// AWS-LC through `aws-lc-rs`.
+    #[cfg(feature = "aws-lc-rs")]
+    AwsLc,
+}
 
 /// An RSA public key prepared once for PKCS#1 v1.5 SHA-256 verification.
 #[derive(Clone, Debug)]
 pub struct RsaVerifyingKey {
-    key: PublicKey,
+    /// Modulus length in bytes.
+    modulus_len: usize,
+    inner: Inner,
+}
+
+/// The prepared key of one backend.
+#[derive(Clone, Debug)]
+enum Inner {
+    Montgomery(MontgomeryKey),
+    RsaCrate(RsaCrateKey),
+    #[cfg(feature = "aws-lc-rs")]
+    AwsLc(crate::rsa_aws_lc::AwsLcKey),
 }
 
 impl RsaVerifyingKey {
     /// Parses a DER SubjectPublicKeyInfo holding an RSA key.
     ///
     /// # Errors
-    /// [`Error::BadCertificate`] when the bytes are not an RSA key the backend accepts
-    /// (1024 to 4096 bits).
+    /// [`Error::BadCertificate`] when the bytes are not an RSA key the `rsa` crate accepts
+    /// (a modulus of 1024 to 8192 bits, an odd public exponent from 3 to 2^33 - 1).
     pub fn from_public_key_der(spki: &[u8]) -> Result<Self, Error> {
-        let key = PublicKey::from_public_key_der(spki).map_err(|_| Error::BadCertificate {
-            reason: "not an RSA public key of 1024 to 4096 bits",
-        })?;
-        Ok(Self { key })
+        let key = parse_spki(spki)?;
+        #[cfg(feature = "aws-lc-rs")]
+        if let Some(aws) = Self::aws_lc(spki, &key) {
+            return Ok(aws);
+        }
+        if key.e().bit_width_vartime() <= MONTGOMERY_MAX_EXPONENT_BITS {
+            Self::montgomery(key)
+        } else {
+            Ok(Self::rsa_crate(key))
+        }
+    }
+
+    /// Like [`from_public_key_der`](Self::from_public_key_der), but verifies with the given
+    /// backend, whatever the exponent. For tests and benchmarks only.
+    ///
+    /// # Errors
+    /// As [`from_public_key_der`](Self::from_public_key_der); also [`Error::BadCertificate`]
+    /// when the backend rejects a key the `rsa` crate accepts.
+    #[doc(hidden)]
+    pub fn from_public_key_der_with_backend(spki: &[u8], backend: Backend) -> Result<Self, Error> {
+        let key = parse_spki(spki)?;
+        match backend {
+            Backend::Montgomery => Self::montgomery(key),
+            Backend::RsaCrate => Ok(Self::rsa_crate(key)),
+            #[cfg(feature = "aws-lc-rs")]
+            Backend::AwsLc => Self::aws_lc(spki, &key).ok_or(Error::BadCertificate {
+                reason: "RSA key rejected by AWS-LC",
+            }),
+        }
+    }
+
+    /// Prepares `key` for the Montgomery backend, reusing its Montgomery parameters.
+    fn montgomery(key: PublicKey) -> Result<Self, Error> {
+        let modulus_len = key.size();
+        let mont = MontgomeryKey::new(key.n_params().clone(), key.e(), modulus_len)?;
+        Ok(Self {
+            modulus_len,
+            inner: Inner::Montgomery(mont),
+        })
+    }
+
+    /// Keeps `key` for the `rsa` crate backend.
+    fn rsa_crate(key: PublicKey) -> Self {
+        Self {
+            modulus_len: key.size(),
+            inner: Inner::RsaCrate(RsaCrateKey { key }),
+        }
+    }
+
+    /// Parses `spki` again with AWS-LC; `None` if AWS-LC rejects it.
+    #[cfg(feature = "aws-lc-rs")]
+    fn aws_lc(spki: &[u8], key: &PublicKey) -> Option<Self> {
+        let aws = crate::rsa_aws_lc::AwsLcKey::new(spki, key.n().bit_width_vartime())?;
+        Some(Self {
+            modulus_len: key.size(),
+            inner: Inner::AwsLc(aws),
+        })
+    }
+
+    /// The backend that verifies signatures for this key. For tests and benchmarks only.
+    #[doc(hidden)]
+    #[must_use]
+    pub fn backend(&self) -> Backend {
+        match self.inner {
+            Inner::Montgomery(_) => Backend::Montgomery,
+            Inner::RsaCrate(_) => Backend::RsaCrate,
+            #[cfg(feature = "aws-lc-rs")]
+            Inner::AwsLc(_) => Backend::AwsLc,
+        }
     }
 
     /// The modulus size in bytes (the length every signature must have).
     #[must_use]
     pub fn modulus_len(&self) -> usize {
-        rsa::traits::PublicKeyParts::size(&self.key)
+        self.modulus_len
     }
 
-    /// Verifies an RSASSA-PKCS1-v1_5 signature over a SHA-256 digest.
+    /// Verifies an RSASSA-PKCS1-v1_5 signature over a SHA-256 digest (RFC 8017 §8.2.2).
+    ///
+    /// Strict: the signature must be exactly [`modulus_len`](Self::modulus_len) bytes, its
+    /// integer below the modulus, and the recovered encoding must equal
+    /// `00 01 FF..FF 00 || DigestInfo(SHA-256, NULL parameters) || digest` byte for byte.
     ///
     /// # Errors
     /// [`Error::InvalidSignature`] when the signature does not verify.
     pub fn verify_sha256_digest(&self, digest: &[u8; 32], signature: &[u8]) -> Result<(), Error> {
+        self.as_backend().verify_sha256_digest(digest, signature)
+    }
+
+    /// The prepared key as its backend trait object.
+    fn as_backend(&self) -> &dyn RsaBackend {
+        match &self.inner {
+            Inner::Montgomery(k) => k,
+            Inner::RsaCrate(k) => k,
+            #[cfg(feature = "aws-lc-rs")]
+            Inner::AwsLc(k) => k,
+        }
+    }
+}
+
+/// Parses an RSA SubjectPublicKeyInfo with the `rsa` crate's checks.
+fn parse_spki(spki: &[u8]) -> Result<PublicKey, Error> {
+    PublicKey::from_public_key_der(spki).map_err(|_| Error::BadCertificate {
+        reason: "not an RSA public key of 1024 to 8192 bits",
+    })
+}
+
+/// The `rsa` crate's own PKCS#1 v1.5 verification.
+#[derive(Clone, Debug)]
+struct RsaCrateKey {
+    key: PublicKey,
+}
+
+impl RsaBackend for RsaCrateKey {
+    fn verify_sha256_digest(&self, digest: &[u8; 32], signature: &[u8]) -> Result<(), Error> {
         self.key
             .verify(Pkcs1v15Sign::new::<Sha256>(), digest, signature)
             .map_err(|_| Error::InvalidSignature)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keys live in a shared trust store, so they must cross threads in every configuration.
+    #[test]
+    fn verifying_key_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone + core::fmt::Debug>() {}
+        assert_send_sync::<RsaVerifyingKey>();
+    }
+
+    #[test]
+    fn rejects_non_rsa_and_garbage_keys() {
+        for spki in [
+            &[][..],
+            &[0x30, 0x00],
+            &[0x30, 0x80, 0x00, 0x00],
+            &[0xff; 64],
+        ] {
+            assert!(matches!(
+                RsaVerifyingKey::from_public_key_der(spki),
+                Err(Error::BadCertificate { .. })
+            ));
+            for backend in [Backend::Montgomery, Backend::RsaCrate] {
+                assert!(RsaVerifyingKey::from_public_key_der_with_backend(spki, backend).is_err());
+            }
+        }
     }
 }

@@ -64,6 +64,22 @@ impl IdentityDocument {
         })
     }
 
+    /// Reads only the `region` of document JSON **before** its signature is verified: a
+    /// `/signature` document names the region whose key must verify it. The same JSON rules as
+    /// [`IdentityDocument::from_json`] apply to the field (a repeated `region` is an error), so
+    /// the region read here is the one the verified document has.
+    pub(crate) fn unverified_region(content: &[u8]) -> Result<Region, Error> {
+        #[derive(Deserialize)]
+        struct RegionOnly {
+            region: Region,
+        }
+        serde_json::from_slice::<RegionOnly>(content)
+            .map(|doc| doc.region)
+            .map_err(|e| Error::InvalidDocument {
+                reason: json_reason(&e),
+            })
+    }
+
     /// The host id Teleport gives an EC2 node: `<accountId>-<instanceId>`.
     ///
     /// ```

@@ -9,6 +9,7 @@ use core::time::Duration;
 use crate::document::{AccountId, InstanceId, Region};
 use crate::lookup::InstanceState;
 use crate::rules::RuleMismatch;
+use crate::trust::Format;
 
 /// Why an identity document (or the configuration to check one) was rejected.
 ///
@@ -132,7 +133,7 @@ pub enum Error {
     /// A text is not a valid identifier of this kind.
     #[error("invalid {kind}")]
     InvalidIdentifier {
-        /// `account id`, `instance id` or `region`.
+        /// `account id`, `instance id`, `region` or `format`.
         kind: &'static str,
     },
 
@@ -146,6 +147,19 @@ pub enum Error {
     /// The signature does not verify with the signer's trusted key.
     #[error("invalid signature")]
     InvalidSignature,
+
+    /// The input is in a format whose algorithms are too weak to accept by default: `/pkcs7`
+    /// (DSA-1024 with SHA-1). Opt in with
+    /// [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1)
+    /// or [`VerifierBuilder::allow_legacy_dsa_sha1`](crate::VerifierBuilder::allow_legacy_dsa_sha1),
+    /// or use `/rsa2048`.
+    #[error(
+        "the {format} format (DSA-1024 with SHA-1) is refused unless allow_legacy_dsa_sha1 is set"
+    )]
+    LegacyAlgorithmRefused {
+        /// The refused format.
+        format: Format,
+    },
 
     /// The BER/DER structure is not a well-formed CMS SignedData.
     #[error("malformed signed blob at byte {offset}: {reason}")]
@@ -262,11 +276,22 @@ pub enum Error {
         serial: String,
     },
 
-    /// The digest algorithm is not SHA-256 (or has parameters other than NULL/absent).
+    /// The digest algorithm is not one the format uses (SHA-256; SHA-1 or SHA-256 for `/pkcs7`),
+    /// or has parameters other than NULL/absent.
     #[error("unsupported digest algorithm {oid}")]
     UnsupportedDigestAlgorithm {
         /// The OID found.
         oid: String,
+    },
+
+    /// No key is trusted for the format in the region a `/signature` document names (the region
+    /// is read before verification only to pick the key).
+    #[error("no trusted {format} key for region {region}")]
+    UnsupportedRegion {
+        /// The format.
+        format: Format,
+        /// The region the document names.
+        region: Region,
     },
 
     /// The signature algorithm is not one accepted for this format.

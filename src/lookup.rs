@@ -55,6 +55,59 @@ impl InstanceQuery {
 /// Return `Ok(None)` when EC2 does not know the instance; keep real failures (throttling,
 /// access denied, timeouts) in your own error type, which the crate keeps as the source of its
 /// [`CheckError::Lookup`](crate::CheckError::Lookup).
+///
+/// The whole join flow, with a fake lookup standing in for EC2:
+///
+/// ```
+/// use chrono::{TimeZone, Utc};
+/// use ec2_iid::{AllowRule, Format, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
+///     InstanceQuery, InstanceState, TrustStore, Verifier};
+///
+/// struct FakeEc2;
+///
+/// impl InstanceLookup for FakeEc2 {
+///     type Error = std::io::Error;
+///
+///     async fn describe_instance(&self, query: &InstanceQuery)
+///         -> Result<Option<InstanceFacts>, Self::Error>
+///     {
+///         // A real lookup assumes `query.role_arn` and calls DescribeInstances in
+///         // `query.region`; this one knows a single running instance.
+///         let mut facts = InstanceFacts::new(query.instance_id.as_str(), InstanceState::Running);
+///         facts.owner_id = Some(query.account.to_string());
+///         Ok(Some(facts))
+///     }
+/// }
+///
+/// let mut trust = TrustStore::aws();
+/// trust.add_pem(Format::Rsa2048, include_bytes!("../tests/data/testca/testca.pem"),
+///     ["us-east-1".parse()?])?;
+/// let verifier = Verifier::builder(trust)
+///     .allow(AllowRule::account("123456789012")?
+///         .with_role("arn:aws:iam::123456789012:role/describe-instances"))
+///     .build()?;
+/// let registry = InMemoryJoinRegistry::new();
+///
+/// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
+/// let join = verifier.verify(include_bytes!("../tests/data/gen/rsa2048.b64"), now)?;
+/// let outcome = block_on(verifier.check_instance_once(&join, &FakeEc2, &registry))
+///     .expect("a running instance joins");
+/// assert_eq!(outcome.host_id, "123456789012-i-0123456789abcdef0");
+/// // The same instance cannot join twice.
+/// assert!(block_on(verifier.check_instance_once(&join, &FakeEc2, &registry)).is_err());
+///
+/// // Any executor works (tokio, smol, ...); this one suffices for futures that never wait.
+/// fn block_on<F: std::future::Future>(f: F) -> F::Output {
+///     let mut f = std::pin::pin!(f);
+///     let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+///     loop {
+///         if let std::task::Poll::Ready(out) = f.as_mut().poll(&mut cx) {
+///             return out;
+///         }
+///     }
+/// }
+/// # Ok::<(), ec2_iid::Error>(())
+/// ```
 pub trait InstanceLookup {
     /// The implementor's error.
     type Error: core::error::Error + Send + Sync + 'static;

@@ -15,10 +15,18 @@ pub(crate) const ALGORITHM_PROTECTION: &[u8] =
     &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x09, 0x34];
 /// id-sha256, 2.16.840.1.101.3.4.2.1.
 pub(crate) const SHA256: &[u8] = &[0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01];
+/// id-sha1, 1.3.14.3.2.26 (`/pkcs7` only).
+pub(crate) const SHA1: &[u8] = &[0x2b, 0x0e, 0x03, 0x02, 0x1a];
 /// rsaEncryption, 1.2.840.113549.1.1.1 (AWS's signature algorithm until mid-2021).
 pub(crate) const RSA_ENCRYPTION: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x01];
 /// sha256WithRSAEncryption, 1.2.840.113549.1.1.11 (AWS's since 2021).
 pub(crate) const SHA256_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x0b];
+/// sha1WithRSAEncryption, 1.2.840.113549.1.1.5 (possible for China's RSA `/pkcs7`).
+pub(crate) const SHA1_WITH_RSA: &[u8] = &[0x2a, 0x86, 0x48, 0x86, 0xf7, 0x0d, 0x01, 0x01, 0x05];
+/// id-dsa, 1.2.840.10040.4.1: the DSA key type, also seen as a signature algorithm.
+pub(crate) const ID_DSA: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x01];
+/// dsaWithSHA1, 1.2.840.10040.4.3 (AWS's `/pkcs7` signature algorithm).
+pub(crate) const DSA_WITH_SHA1: &[u8] = &[0x2a, 0x86, 0x48, 0xce, 0x38, 0x04, 0x03];
 
 #[cfg(test)]
 mod tests {
@@ -36,6 +44,10 @@ mod tests {
             (super::SHA256, "2.16.840.1.101.3.4.2.1"),
             (super::RSA_ENCRYPTION, "1.2.840.113549.1.1.1"),
             (super::SHA256_WITH_RSA, "1.2.840.113549.1.1.11"),
+            (super::SHA1, "1.3.14.3.2.26"),
+            (super::SHA1_WITH_RSA, "1.2.840.113549.1.1.5"),
+            (super::ID_DSA, "1.2.840.10040.4.1"),
+            (super::DSA_WITH_SHA1, "1.2.840.10040.4.3"),
         ] {
             assert_eq!(
                 ObjectIdentifier::new(dotted).unwrap().as_bytes(),

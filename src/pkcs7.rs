@@ -121,17 +121,59 @@ fn decode_blob(blob: &[u8]) -> Result<Vec<u8>, Error> {
     if let Some(rest) = text.strip_prefix(ARMOUR_BEGIN) {
         text = rest.strip_suffix(ARMOUR_END).ok_or(Error::Base64)?;
     }
+    if text.is_empty() {
+        return Err(malformed(0, Malformed::Empty));
+    }
+    decode_lines(text)
+        .or_else(|| decode_compacted(text))
+        .ok_or(Error::Base64)
+}
+
+/// Fast path for IMDS's layout: lines whose lengths are multiples of 4 decode one by one,
+/// straight into the output, with no intermediate copy of the text.
+fn decode_lines(text: &[u8]) -> Option<Vec<u8>> {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let mut out = vec![0u8; text.len() / 4 * 3 + 3];
+    // Every line but the last has the first line's length and terminator (IMDS: 76 + "\n"),
+    // so lines are found by stride rather than by scanning for newlines; a stray newline
+    // inside a "line" fails the decoder and sends the text to the general path.
+    let line_len = text.iter().position(|&b| b == b'\n').unwrap_or(text.len());
+    let crlf = line_len > 0 && text.get(line_len - 1) == Some(&b'\r');
+    let width = if crlf { line_len - 1 } else { line_len };
+    if width == 0 || width % 4 != 0 {
+        return None;
+    }
+    let mut written = 0usize;
+    let mut rest = text;
+    while !rest.is_empty() {
+        let (line, next) = if rest.len() > width {
+            let (line, tail) = rest.split_at(width);
+            let terminator: &[u8] = if crlf { b"\r\n" } else { b"\n" };
+            (line, tail.strip_prefix(terminator)?)
+        } else {
+            (rest, &[][..])
+        };
+        // Padding may only end the text; other layouts take the general path.
+        if line.len() % 4 != 0 || (!next.is_empty() && line.ends_with(b"=")) {
+            return None;
+        }
+        written += engine.decode_slice(line, out.get_mut(written..)?).ok()?;
+        rest = next;
+    }
+    out.truncate(written);
+    Some(out)
+}
+
+/// General path: drop all ASCII whitespace, then decode.
+fn decode_compacted(text: &[u8]) -> Option<Vec<u8>> {
     let compact: Vec<u8> = text
         .iter()
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    if compact.is_empty() {
-        return Err(malformed(0, Malformed::Empty));
-    }
     base64::engine::general_purpose::STANDARD
         .decode(&compact)
-        .map_err(|_| Error::Base64)
+        .ok()
 }
 
 impl UnverifiedSignedData {
@@ -563,6 +605,17 @@ mod tests {
             vec![0x30, 0]
         );
         assert_eq!(decode_blob(&[0x30, 0]).unwrap(), vec![0x30, 0]);
+        // Lines of 4k characters take the line-by-line path; others the general one.
+        assert_eq!(decode_lines(b"QUJD\r\nREVG").unwrap(), b"ABCDEF");
+        assert_eq!(decode_lines(b"QUJD\nREVG\nQUJD").unwrap(), b"ABCDEFABC");
+        assert_eq!(decode_lines(b"QUJD\r\nREVG\nQUJD"), None, "mixed line ends");
+        assert_eq!(decode_blob(b"QUJD\r\nREVG\nQUJD").unwrap(), b"ABCDEFABC");
+        assert_eq!(decode_lines(b"QUJD\n\nREVG"), None, "empty line");
+        assert_eq!(decode_lines(b"QUJ\nDREVG"), None);
+        assert_eq!(decode_lines(b"QQ==\nQUJD"), None, "padding inside");
+        assert_eq!(decode_compacted(b"QUJ\nDREVG").unwrap(), b"ABCDEF");
+        assert_eq!(decode_blob(b"QUJ\n DREVG\n").unwrap(), b"ABCDEF");
+        assert_eq!(decode_blob(b"QQ==\nQUJD"), Err(Error::Base64));
         assert_eq!(
             decode_blob(b"-----BEGIN PKCS7-----\nMAA=\n"),
             Err(Error::Base64)

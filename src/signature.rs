@@ -1,15 +1,19 @@
-//! Signature verification: from an unverified SignedData to a [`VerifiedDocument`].
+//! Signature verification: from an unverified SignedData (or a `/signature` pair) to a
+//! [`VerifiedDocument`].
 
+use base64::Engine as _;
 use chrono::{DateTime, Utc};
+use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
 use crate::ber;
 use crate::document::{IdentityDocument, Region};
 use crate::error::Error;
+use crate::input::{VerifyOptions, detect_cms_format};
 use crate::oids;
-use crate::pkcs7::{AlgorithmIdentifier, UnverifiedSignedData};
-use crate::trust::{Format, TrustStore, TrustedCertificate, TrustedKey, hex_upper};
+use crate::pkcs7::{AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData};
+use crate::trust::{Format, KeyMaterial, TrustStore, TrustedCertificate, TrustedKey, hex_upper};
 
 /// An identity document whose AWS signature was verified.
 ///
@@ -49,17 +53,18 @@ impl VerifiedDocument {
     }
 }
 
-/// The certificate that signed a [`VerifiedDocument`].
+/// The key that signed a [`VerifiedDocument`], named by one of its certificates.
 #[non_exhaustive]
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct Signer {
     /// The format the document was signed in.
     pub format: Format,
-    /// The region the certificate was trusted for that matched the document's region.
+    /// The document's region, which the key is trusted for.
     pub region: Region,
-    /// The certificate's serial number in upper-case hex.
+    /// The certificate's serial number in upper-case hex: for CMS formats the certificate the
+    /// blob names; for `/signature` the most recent certificate of the key for the region.
     pub serial: String,
-    /// The `signingTime` signed attribute, if the signature had one.
+    /// The `signingTime` signed attribute, if the signature had one (never for `/signature`).
     pub signing_time: Option<DateTime<Utc>>,
 }
 
@@ -74,15 +79,17 @@ pub struct Signer {
 /// 5. a CMSAlgorithmProtection attribute, if present, names the same algorithms;
 /// 6. the signer's issuer and serial number name a certificate in `trust` for this format
 ///    (certificates embedded in the blob are ignored);
-/// 7. the `signingTime`, if present, lies within that certificate's validity;
+/// 7. the `signingTime`, if present, lies within the validity of that certificate's key (see
+///    [`TrustedKey`]);
 /// 8. the RSA PKCS#1 v1.5 signature verifies over the signed attributes exactly as
 ///    transmitted;
-/// 9. the content is a valid [`IdentityDocument`], and its `region` is one the certificate is
-///    trusted for.
+/// 9. the content is a valid [`IdentityDocument`], and its `region` is one the key is trusted
+///    for.
 ///
-/// It does not check freshness, allow rules or the instance's state: see
-/// [`check_ttl`](crate::check_ttl), [`match_allow_rules`](crate::match_allow_rules) and
-/// [`Verifier`](crate::Verifier).
+/// This is [`verify_input`](crate::verify_input) with
+/// [`SignedInput::Rsa2048`](crate::SignedInput::Rsa2048) on an already parsed blob. It does not
+/// check freshness, allow rules or the instance's state: see [`check_ttl`](crate::check_ttl),
+/// [`match_allow_rules`](crate::match_allow_rules) and [`Verifier`](crate::Verifier).
 ///
 /// ```
 /// use ec2_iid::{Format, TrustStore, parse_document, verify_signature};
@@ -109,24 +116,59 @@ pub fn verify_signature(
     signed: UnverifiedSignedData,
     trust: &TrustStore,
 ) -> Result<VerifiedDocument, Error> {
-    let format = Format::Rsa2048;
+    verify_cms(signed, Format::Rsa2048, trust)
+}
+
+/// Verifies a parsed CMS blob of either format, detected with
+/// [`detect_cms_format`](crate::detect_cms_format): `/rsa2048` as [`verify_signature`] does,
+/// `/pkcs7` only if `options` allow it.
+///
+/// For `/pkcs7` the checks are those of [`verify_signature`] with the format's algorithms: the
+/// digest is SHA-1 (or SHA-256 with RSA, for China's RSA key), the signature `dsaWithSHA1`
+/// (strict DER `SEQUENCE { r, s }`) or RSA PKCS#1 v1.5 (`rsaEncryption`,
+/// `sha1WithRSAEncryption`, `sha256WithRSAEncryption`), and the signer is looked up among the
+/// `/pkcs7` certificates only.
+///
+/// ```
+/// use ec2_iid::{Error, Format, TrustStore, VerifyOptions, parse_document, verify_signature_with};
+///
+/// let mut trust = TrustStore::empty();
+/// trust.add_pem(Format::Pkcs7, include_bytes!("../tests/data/testca/testca-dsa.pem"),
+///     ["us-east-1".parse()?])?;
+/// let blob = include_bytes!("../tests/data/gen/pkcs7.b64");
+///
+/// let refused = verify_signature_with(parse_document(blob)?, &trust, &VerifyOptions::default());
+/// assert_eq!(refused.unwrap_err(), Error::LegacyAlgorithmRefused { format: Format::Pkcs7 });
+///
+/// let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
+/// let verified = verify_signature_with(parse_document(blob)?, &trust, &options)?;
+/// assert_eq!(verified.signer().format, Format::Pkcs7);
+/// # Ok::<(), ec2_iid::Error>(())
+/// ```
+///
+/// # Errors
+/// [`Error::LegacyAlgorithmRefused`] for `/pkcs7` without the opt-in, otherwise as
+/// [`verify_signature`].
+pub fn verify_signature_with(
+    signed: UnverifiedSignedData,
+    trust: &TrustStore,
+    options: &VerifyOptions,
+) -> Result<VerifiedDocument, Error> {
+    let format = detect_cms_format(&signed, trust);
+    options.check_format(format)?;
+    verify_cms(signed, format, trust)
+}
+
+/// The CMS checks of [`verify_signature`] for `format` (`Rsa2048` or `Pkcs7`).
+pub(crate) fn verify_cms(
+    signed: UnverifiedSignedData,
+    format: Format,
+    trust: &TrustStore,
+) -> Result<VerifiedDocument, Error> {
     check_content_type(signed.content_type())?;
     let digest_algorithm = signed.digest_algorithm();
-    if digest_algorithm.oid != oids::SHA256 || !digest_algorithm.has_null_or_no_parameters() {
-        return Err(Error::UnsupportedDigestAlgorithm {
-            oid: digest_algorithm.oid_string(),
-        });
-    }
     let signature_algorithm = signed.signature_algorithm();
-    if !matches!(
-        signature_algorithm.oid,
-        oids::RSA_ENCRYPTION | oids::SHA256_WITH_RSA
-    ) || !signature_algorithm.has_null_or_no_parameters()
-    {
-        return Err(Error::UnsupportedSignatureAlgorithm {
-            oid: signature_algorithm.oid_string(),
-        });
-    }
+    let scheme = cms_scheme(format, digest_algorithm, signature_algorithm)?;
     let signed_attributes = signed
         .signed_attributes()
         .ok_or(Error::MissingSignedAttributes)?;
@@ -143,38 +185,109 @@ pub fn verify_signature(
     let message_digest = signed.message_digest().ok_or(Error::MissingAttribute {
         name: "messageDigest",
     })?;
-    let content_digest = Sha256::digest(signed.content());
+    let content_digest = scheme.digest.hash(&[signed.content()]);
     if !bool::from(message_digest.ct_eq(content_digest.as_slice())) {
         return Err(Error::DigestMismatch);
     }
     check_algorithm_protection(&signed, digest_algorithm, signature_algorithm)?;
 
-    let cert = trust
-        .find(format, signed.signer_issuer(), signed.signer_serial())
+    let (key, cert) = trust
+        .find_signer(format, signed.signer_issuer(), signed.signer_serial())
         .ok_or_else(|| Error::UnknownSigner {
             serial: hex_upper(signed.signer_serial()),
         })?;
     let signing_time = signed.signing_time();
     if let Some(time) = signing_time
-        && (time < cert.not_before() || time > cert.not_after())
+        && (time < key.not_before() || time > key.not_after())
     {
         return Err(Error::SigningTimeOutsideValidity { signing_time: time });
     }
     // The signature covers the DER SET OF attributes: the transmitted [0] with tag 0x31.
-    let mut hasher = Sha256::new();
-    hasher.update([ber::TAG_SET]);
-    hasher.update(signed_attributes.get(1..).unwrap_or_default());
-    let attributes_digest: [u8; 32] = hasher.finalize().into();
-    verify_with(cert, &attributes_digest, signed.signature())?;
+    let attributes_digest = scheme.digest.hash(&[
+        &[ber::TAG_SET],
+        signed_attributes.get(1..).unwrap_or_default(),
+    ]);
+    verify_with(key, scheme, &attributes_digest, signed.signature())?;
 
     let content = signed.into_content();
     let document = IdentityDocument::from_json(&content)?;
-    let signer = signer_for(cert, &document, format, signing_time)?;
+    let signer = signer_for(key, cert, &document, format, signing_time)?;
     Ok(VerifiedDocument {
         document,
         content,
         signer,
     })
+}
+
+/// Verifies a `/signature` pair: `signature` (the base64 text IMDS serves, any whitespace)
+/// is an RSASSA-PKCS1-v1_5 SHA-256 signature over exactly the bytes of `document`.
+///
+/// Only the document's `region` is read before verification, to pick the keys trusted for that
+/// region; the document is parsed and returned only after one of them verifies the signature.
+pub(crate) fn verify_detached(
+    document: &[u8],
+    signature: &[u8],
+    trust: &TrustStore,
+) -> Result<VerifiedDocument, Error> {
+    let format = Format::Signature;
+    for input in [document, signature] {
+        if input.len() > MAX_BLOB_LEN {
+            return Err(Error::InputTooLarge {
+                len: input.len(),
+                max: MAX_BLOB_LEN,
+            });
+        }
+    }
+    let signature = decode_signature_text(signature)?;
+    let region = IdentityDocument::unverified_region(document)?;
+    let digest: [u8; 32] = Sha256::digest(document).into();
+    let mut candidates = trust.keys_for_region(format, &region).peekable();
+    if candidates.peek().is_none() {
+        return Err(Error::UnsupportedRegion { format, region });
+    }
+    let key = candidates
+        .find(|key| {
+            verify_with(
+                key,
+                Scheme::RSA_SHA256,
+                &DigestValue::Sha256(digest),
+                &signature,
+            )
+            .is_ok()
+        })
+        .ok_or(Error::InvalidSignature)?;
+    let cert = key
+        .certificate_for(&region)
+        .ok_or(Error::InvalidSignature)?;
+    let parsed = IdentityDocument::from_json(document)?;
+    let signer = signer_for(key, cert, &parsed, format, None)?;
+    if signer.region != region {
+        // Cannot happen: both reads parse the same bytes with the same rules.
+        return Err(Error::RegionMismatch {
+            region: signer.region,
+            serial: signer.serial,
+        });
+    }
+    Ok(VerifiedDocument {
+        document: parsed,
+        content: document.to_vec(),
+        signer,
+    })
+}
+
+/// The raw signature from `/signature` text: standard base64, ASCII whitespace ignored.
+fn decode_signature_text(text: &[u8]) -> Result<Vec<u8>, Error> {
+    let compact: Vec<u8> = text
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return Err(Error::Base64);
+    }
+    base64::engine::general_purpose::STANDARD
+        .decode(&compact)
+        .map_err(|_| Error::Base64)
 }
 
 fn check_content_type(oid: &[u8]) -> Result<(), Error> {
@@ -185,6 +298,91 @@ fn check_content_type(oid: &[u8]) -> Result<(), Error> {
             oid: ber::oid_to_string(oid),
         })
     }
+}
+
+/// A digest algorithm the formats use.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum DigestAlgorithm {
+    Sha1,
+    Sha256,
+}
+
+impl DigestAlgorithm {
+    fn hash(self, parts: &[&[u8]]) -> DigestValue {
+        match self {
+            Self::Sha1 => {
+                let mut hasher = Sha1::new();
+                parts.iter().for_each(|part| hasher.update(part));
+                DigestValue::Sha1(hasher.finalize().into())
+            }
+            Self::Sha256 => {
+                let mut hasher = Sha256::new();
+                parts.iter().for_each(|part| hasher.update(part));
+                DigestValue::Sha256(hasher.finalize().into())
+            }
+        }
+    }
+}
+
+enum DigestValue {
+    Sha1([u8; 20]),
+    Sha256([u8; 32]),
+}
+
+impl DigestValue {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            Self::Sha1(d) => d,
+            Self::Sha256(d) => d,
+        }
+    }
+}
+
+/// How a signature is verified: which key algorithm, over which digest.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+struct Scheme {
+    dsa: bool,
+    digest: DigestAlgorithm,
+}
+
+impl Scheme {
+    const RSA_SHA256: Self = Self {
+        dsa: false,
+        digest: DigestAlgorithm::Sha256,
+    };
+}
+
+/// The algorithms a format accepts: `/rsa2048` RSA with SHA-256; `/pkcs7` DSA with SHA-1, or
+/// RSA with SHA-1 or SHA-256 (China). Parameters must be NULL or absent.
+fn cms_scheme(
+    format: Format,
+    digest: AlgorithmIdentifier<'_>,
+    signature: AlgorithmIdentifier<'_>,
+) -> Result<Scheme, Error> {
+    let digest_algorithm = match (format, digest.oid) {
+        (_, oids::SHA256) => Some(DigestAlgorithm::Sha256),
+        (Format::Pkcs7, oids::SHA1) => Some(DigestAlgorithm::Sha1),
+        _ => None,
+    }
+    .filter(|_| digest.has_null_or_no_parameters())
+    .ok_or_else(|| Error::UnsupportedDigestAlgorithm {
+        oid: digest.oid_string(),
+    })?;
+    let dsa = match (format, signature.oid, digest_algorithm) {
+        (Format::Rsa2048 | Format::Pkcs7, oids::RSA_ENCRYPTION, _)
+        | (Format::Rsa2048 | Format::Pkcs7, oids::SHA256_WITH_RSA, DigestAlgorithm::Sha256)
+        | (Format::Pkcs7, oids::SHA1_WITH_RSA, DigestAlgorithm::Sha1) => Some(false),
+        (Format::Pkcs7, oids::DSA_WITH_SHA1 | oids::ID_DSA, DigestAlgorithm::Sha1) => Some(true),
+        _ => None,
+    }
+    .filter(|_| signature.has_null_or_no_parameters())
+    .ok_or_else(|| Error::UnsupportedSignatureAlgorithm {
+        oid: signature.oid_string(),
+    })?;
+    Ok(Scheme {
+        dsa,
+        digest: digest_algorithm,
+    })
 }
 
 /// RFC 6211: if the signer protected its algorithm choice, the choice must be the one used.
@@ -206,24 +404,38 @@ fn check_algorithm_protection(
     }
 }
 
+/// A key of another algorithm than the scheme cannot have made the signature.
 fn verify_with(
-    cert: &TrustedCertificate,
-    digest: &[u8; 32],
+    key: &TrustedKey,
+    scheme: Scheme,
+    digest: &DigestValue,
     signature: &[u8],
 ) -> Result<(), Error> {
-    match cert.key() {
-        TrustedKey::Rsa(key) => key.verify_sha256_digest(digest, signature),
+    match (key.material()?, scheme.dsa, digest) {
+        (KeyMaterial::Rsa { key, .. }, false, DigestValue::Sha256(d)) => {
+            key.verify_sha256_digest(d, signature)
+        }
+        (
+            KeyMaterial::Rsa {
+                sha1: Some(key), ..
+            },
+            false,
+            DigestValue::Sha1(d),
+        ) => key.verify_sha1_digest(d, signature),
+        (KeyMaterial::Dsa(key), true, DigestValue::Sha1(d)) => key.verify_sha1_digest(d, signature),
+        _ => Err(Error::InvalidSignature),
     }
 }
 
 /// The region check runs only after the signature holds: before, the region is unverified.
 fn signer_for(
+    key: &TrustedKey,
     cert: &TrustedCertificate,
     document: &IdentityDocument,
     format: Format,
     signing_time: Option<DateTime<Utc>>,
 ) -> Result<Signer, Error> {
-    if !cert.covers(&document.region) {
+    if !key.covers(&document.region) {
         return Err(Error::RegionMismatch {
             region: document.region.clone(),
             serial: cert.serial_hex(),

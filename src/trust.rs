@@ -1,15 +1,21 @@
-//! The certificates a verifier trusts, indexed by the signer identity a blob names.
+//! The keys a verifier trusts, each for one format and a set of regions, with the certificates
+//! that publish them.
 
 use core::fmt;
+use core::str::FromStr;
 use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use chrono::{DateTime, Utc};
 use x509_parser::certificate::X509Certificate;
+use x509_parser::oid_registry::{OID_KEY_TYPE_DSA, OID_PKCS1_RSAENCRYPTION};
 use x509_parser::prelude::FromDer as _;
+use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::crypto::RsaVerifyingKey;
 use crate::document::Region;
 use crate::error::Error;
+use crate::legacy::{DsaVerifyingKey, RsaSha1Key};
 
 /// Which IMDS signature a certificate verifies (and which format a blob is in).
 ///
@@ -20,14 +26,35 @@ use crate::error::Error;
 pub enum Format {
     /// `/latest/dynamic/instance-identity/rsa2048`: CMS SignedData, SHA-256 + RSA-2048.
     Rsa2048,
+    /// `/latest/dynamic/instance-identity/pkcs7`: CMS SignedData, SHA-1 + DSA-1024 (RSA-2048 in
+    /// China). Refused unless the caller opts in, see
+    /// [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1).
+    Pkcs7,
+    /// `/latest/dynamic/instance-identity/signature` over the `/document` bytes: a bare
+    /// RSASSA-PKCS1-v1_5 SHA-256 signature, RSA-1024. The key is chosen by the document's region.
+    Signature,
 }
 
 impl Format {
+    /// Every format, in declaration order.
+    pub const ALL: [Self; 3] = [Self::Rsa2048, Self::Pkcs7, Self::Signature];
+
     /// The IMDS path suffix, e.g. `rsa2048`.
     #[must_use]
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Rsa2048 => "rsa2048",
+            Self::Pkcs7 => "pkcs7",
+            Self::Signature => "signature",
+        }
+    }
+
+    /// Smallest RSA modulus accepted for the format, in bytes: 2048 bits, except 1024 for
+    /// `/signature`, whose keys AWS never upgraded.
+    fn min_rsa_modulus_len(self) -> usize {
+        match self {
+            Self::Rsa2048 | Self::Pkcs7 => 256,
+            Self::Signature => 128,
         }
     }
 }
@@ -38,13 +65,33 @@ impl fmt::Display for Format {
     }
 }
 
-/// A certificate's public key, parsed once when the certificate is added.
-#[derive(Clone, Debug)]
-pub(crate) enum TrustedKey {
-    Rsa(RsaVerifyingKey),
+impl FromStr for Format {
+    type Err = Error;
+
+    /// Parses the IMDS path suffix: `rsa2048`, `pkcs7` or `signature`.
+    fn from_str(s: &str) -> Result<Self, Error> {
+        Self::ALL
+            .into_iter()
+            .find(|format| format.as_str() == s)
+            .ok_or(Error::InvalidIdentifier { kind: "format" })
+    }
 }
 
-/// One trusted certificate: its signer identity, validity, key and the regions it covers.
+/// A key's parsed material, prepared once: when the key is added, or for the embedded AWS keys
+/// on first use.
+#[derive(Clone, Debug)]
+pub(crate) enum KeyMaterial {
+    /// RSA; with a SHA-1 capable twin for `/pkcs7` (China's RSA key, digest undocumented).
+    Rsa {
+        key: RsaVerifyingKey,
+        sha1: Option<RsaSha1Key>,
+    },
+    /// DSA (`/pkcs7` outside China).
+    Dsa(DsaVerifyingKey),
+}
+
+/// One certificate that publishes a [`TrustedKey`]: its signer identity, validity and the
+/// regions it was added for.
 #[derive(Clone, Debug)]
 pub struct TrustedCertificate {
     format: Format,
@@ -53,8 +100,6 @@ pub struct TrustedCertificate {
     not_before: DateTime<Utc>,
     not_after: DateTime<Utc>,
     regions: Vec<Region>,
-    spki: Vec<u8>,
-    key: TrustedKey,
 }
 
 impl TrustedCertificate {
@@ -76,7 +121,7 @@ impl TrustedCertificate {
         hex_upper(&self.serial)
     }
 
-    /// The regions whose documents this certificate may sign.
+    /// The regions this certificate was trusted for.
     #[must_use]
     pub fn regions(&self) -> &[Region] {
         &self.regions
@@ -93,40 +138,134 @@ impl TrustedCertificate {
     pub fn not_after(&self) -> DateTime<Utc> {
         self.not_after
     }
+}
 
-    pub(crate) fn key(&self) -> &TrustedKey {
-        &self.key
+/// A public key trusted for one format, with every certificate that publishes it.
+///
+/// AWS re-issues certificates without changing keys (the 2014 global `/signature` certificate
+/// and the 2024 per-region ones carry one key), so the store keeps each key once, for the union
+/// of the regions of its certificates.
+///
+/// **Validity rule.** A certificate's dates do not expire the key on their own: AWS keeps signing
+/// with keys whose older certificates have expired. For the CMS formats the signed
+/// `signingTime`, if present, must lie within the key's validity, from the earliest `notBefore`
+/// to the latest `notAfter` of its certificates (for `/rsa2048`, one certificate of ~180 years
+/// per key, this is that certificate's validity). `/signature` carries no signing time, so its
+/// certificates' dates are not checked at all. Nothing is checked against the caller's clock;
+/// to stop trusting a key, leave its certificates out of the store.
+#[derive(Clone, Debug)]
+pub struct TrustedKey {
+    format: Format,
+    spki: Vec<u8>,
+    regions: Vec<Region>,
+    certificates: Vec<TrustedCertificate>,
+    material: OnceLock<Result<KeyMaterial, Error>>,
+}
+
+impl TrustedKey {
+    /// The format this key verifies.
+    #[must_use]
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
+    /// The regions whose documents this key may sign (the union over its certificates).
+    #[must_use]
+    pub fn regions(&self) -> &[Region] {
+        &self.regions
+    }
+
+    /// The certificates that publish this key, in the order they were added.
+    #[must_use]
+    pub fn certificates(&self) -> &[TrustedCertificate] {
+        &self.certificates
+    }
+
+    /// The DER SubjectPublicKeyInfo.
+    #[must_use]
+    pub fn subject_public_key_info(&self) -> &[u8] {
+        &self.spki
+    }
+
+    /// Start of the key's validity: the earliest `notBefore` of its certificates.
+    #[must_use]
+    pub fn not_before(&self) -> DateTime<Utc> {
+        self.certificates
+            .iter()
+            .map(TrustedCertificate::not_before)
+            .min()
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+
+    /// End of the key's validity: the latest `notAfter` of its certificates.
+    #[must_use]
+    pub fn not_after(&self) -> DateTime<Utc> {
+        self.certificates
+            .iter()
+            .map(TrustedCertificate::not_after)
+            .max()
+            .unwrap_or(DateTime::<Utc>::MIN_UTC)
+    }
+
+    /// The parsed key, parsed on first use if it was not parsed when added.
+    pub(crate) fn material(&self) -> Result<&KeyMaterial, Error> {
+        self.material
+            .get_or_init(|| parse_key(self.format, &self.spki))
+            .as_ref()
+            .map_err(Clone::clone)
     }
 
     pub(crate) fn covers(&self, region: &Region) -> bool {
         self.regions.contains(region)
     }
+
+    /// The certificate to name as the signer for `region`: the most recent one (latest
+    /// `notBefore`) trusted for that region, else the most recent one.
+    pub(crate) fn certificate_for(&self, region: &Region) -> Option<&TrustedCertificate> {
+        self.certificates
+            .iter()
+            .filter(|c| c.regions.contains(region))
+            .max_by_key(|c| c.not_before)
+            .or_else(|| self.certificates.iter().max_by_key(|c| c.not_before))
+    }
 }
 
-/// The certificates trusted to sign identity documents, each for its format and regions.
+/// The keys trusted to sign identity documents, each for its format and regions.
 ///
-/// Start from [`TrustStore::aws`] (every certificate AWS publishes, embedded in the crate) or
-/// [`TrustStore::empty`], and add certificates for new regions or test CAs. Keys are parsed
-/// when a certificate is added; a verification looks its signer up by issuer and serial
-/// number in a hash map, so the cost per document does not grow with the store.
+/// Start from [`TrustStore::aws`] (every certificate AWS publishes for the three formats,
+/// embedded in the crate) or [`TrustStore::empty`], and add certificates for new regions or test
+/// CAs. Each key is parsed once: when added with [`TrustStore::add_pem`] or
+/// [`TrustStore::add_der`] (so an unusable key is refused there), and for the embedded AWS keys on
+/// first use, which keeps [`TrustStore::aws`] cheap. A certificate with a key already trusted for
+/// the format only adds its regions and identity. Look-ups are hash-map look-ups, so the cost per
+/// document does not grow with the store: CMS blobs (`/rsa2048`, `/pkcs7`) name their signer by
+/// issuer and serial number; `/signature` documents are matched by their region.
+///
+/// Key policy per format, enforced when a certificate is added: `/rsa2048` takes RSA keys of at
+/// least 2048 bits; `/pkcs7` DSA keys (1024/160 to 3072/256) or RSA keys of at least 2048 bits;
+/// `/signature` RSA keys of at least 1024 bits.
 ///
 /// ```
 /// use ec2_iid::{Format, TrustStore};
 ///
 /// let mut store = TrustStore::aws();
-/// assert_eq!(store.len(), 39);
+/// assert_eq!(store.len(), 77); // distinct keys: 39 rsa2048, 17 pkcs7, 21 signature
 /// store.add_pem(
 ///     Format::Rsa2048,
 ///     include_bytes!("../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?],
 /// )?;
-/// assert_eq!(store.len(), 40);
+/// assert_eq!(store.len(), 78);
 /// # Ok::<(), ec2_iid::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct TrustStore {
-    certificates: Vec<TrustedCertificate>,
-    by_signer: HashMap<(Format, Vec<u8>), usize>,
+    keys: Vec<TrustedKey>,
+    by_spki: HashMap<(Format, Vec<u8>), usize>,
+    /// (format, serial) -> (key index, certificate index within the key).
+    by_signer: HashMap<(Format, Vec<u8>), (usize, usize)>,
+    /// (format, region) -> key indices, in the order they were trusted.
+    by_region: HashMap<(Format, Region), Vec<usize>>,
 }
 
 impl TrustStore {
@@ -136,51 +275,110 @@ impl TrustStore {
         Self::default()
     }
 
-    /// A store with every certificate AWS publishes for instance identity signatures.
+    /// A store with every certificate AWS publishes for instance identity signatures:
+    /// [`aws::RSA2048`](crate::aws::RSA2048), [`aws::PKCS7`](crate::aws::PKCS7) and
+    /// [`aws::SIGNATURE`](crate::aws::SIGNATURE).
     #[must_use]
     pub fn aws() -> Self {
         let mut store = Self::empty();
-        for cert in crate::aws::RSA2048 {
-            // Embedded certificates are checked by tests; none can fail here.
-            let region = cert.region.parse();
-            if let Ok(region) = region {
-                let _ = store.add_pem(Format::Rsa2048, cert.pem.as_bytes(), [region]);
+        for (format, list) in [
+            (Format::Rsa2048, crate::aws::RSA2048),
+            (Format::Pkcs7, crate::aws::PKCS7),
+            (Format::Signature, crate::aws::SIGNATURE),
+        ] {
+            // One add per certificate, with all the regions it is listed for.
+            let mut grouped: Vec<(&str, Vec<Region>)> = Vec::new();
+            for cert in list {
+                let Ok(region) = cert.region.parse::<Region>() else {
+                    continue;
+                };
+                match grouped.iter_mut().find(|(pem, _)| *pem == cert.pem) {
+                    Some((_, regions)) => regions.push(region),
+                    None => grouped.push((cert.pem, vec![region])),
+                }
+            }
+            for (pem, regions) in grouped {
+                // Embedded certificates and their keys are checked by tests; none can fail here.
+                // Their keys are parsed on first use, which keeps this constructor cheap.
+                let _ = store.add_pem_with(format, pem.as_bytes(), regions, Parse::Lazily);
             }
         }
         store
     }
 
-    /// Number of distinct trusted certificates.
+    /// Parses every RSA key now, with `backend`: for benchmarks and differential tests that
+    /// compare backends in one build. Not needed otherwise.
+    ///
+    /// # Errors
+    /// [`Error::BadCertificate`] if a key does not parse.
+    #[doc(hidden)]
+    pub fn with_rsa_backend(mut self, backend: crate::crypto::Backend) -> Result<Self, Error> {
+        for key in &mut self.keys {
+            let material = match parse_key(key.format, &key.spki)? {
+                KeyMaterial::Rsa { sha1, .. } => KeyMaterial::Rsa {
+                    key: RsaVerifyingKey::from_public_key_der_with_backend(&key.spki, backend)?,
+                    sha1,
+                },
+                other => other,
+            };
+            key.material = OnceLock::from(Ok(material));
+        }
+        Ok(self)
+    }
+
+    /// Number of distinct trusted keys (a format and a public key).
     #[must_use]
     pub fn len(&self) -> usize {
-        self.certificates.len()
+        self.keys.len()
     }
 
     /// Whether the store trusts nothing.
     #[must_use]
     pub fn is_empty(&self) -> bool {
-        self.certificates.is_empty()
+        self.keys.is_empty()
     }
 
-    /// The trusted certificates.
+    /// The trusted keys, in the order they were first added.
+    pub fn keys(&self) -> impl Iterator<Item = &TrustedKey> {
+        self.keys.iter()
+    }
+
+    /// Every trusted certificate, grouped by key.
     pub fn certificates(&self) -> impl Iterator<Item = &TrustedCertificate> {
-        self.certificates.iter()
+        self.keys.iter().flat_map(|key| key.certificates.iter())
+    }
+
+    /// Whether some key is trusted for `format`.
+    #[must_use]
+    pub fn has_format(&self, format: Format) -> bool {
+        self.keys.iter().any(|key| key.format == format)
     }
 
     /// Trusts every certificate in `pem` for `format` and `regions`.
     ///
     /// Adding a certificate that is already trusted (same issuer, serial and key) adds the
-    /// regions to it.
+    /// regions to it; a new certificate for a key already trusted for `format` is recorded with
+    /// that key, which is not parsed again.
     ///
     /// # Errors
-    /// [`Error::BadCertificate`] for text without a certificate, an unparsable certificate, an
-    /// unsupported key or an empty region list; [`Error::ConflictingCertificate`] for a
-    /// different certificate with the same issuer and serial.
+    /// [`Error::BadCertificate`] for text without a certificate, an unparsable certificate, a
+    /// key the format does not accept (see [`TrustStore`]) or an empty region list;
+    /// [`Error::ConflictingCertificate`] for a different certificate with the same serial.
     pub fn add_pem(
         &mut self,
         format: Format,
         pem: &[u8],
         regions: impl IntoIterator<Item = Region>,
+    ) -> Result<&mut Self, Error> {
+        self.add_pem_with(format, pem, regions, Parse::Now)
+    }
+
+    fn add_pem_with(
+        &mut self,
+        format: Format,
+        pem: &[u8],
+        regions: impl IntoIterator<Item = Region>,
+        parse: Parse,
     ) -> Result<&mut Self, Error> {
         let regions: Vec<Region> = regions.into_iter().collect();
         let mut found = false;
@@ -192,7 +390,7 @@ impl TrustStore {
                 continue;
             }
             found = true;
-            self.add_der(format, &pem.contents, regions.iter().cloned())?;
+            self.add_der_with(format, &pem.contents, regions.iter().cloned(), parse)?;
         }
         if found {
             Ok(self)
@@ -213,37 +411,95 @@ impl TrustStore {
         der: &[u8],
         regions: impl IntoIterator<Item = Region>,
     ) -> Result<&mut Self, Error> {
+        self.add_der_with(format, der, regions, Parse::Now)
+    }
+
+    fn add_der_with(
+        &mut self,
+        format: Format,
+        der: &[u8],
+        regions: impl IntoIterator<Item = Region>,
+        parse: Parse,
+    ) -> Result<&mut Self, Error> {
         let regions: Vec<Region> = regions.into_iter().collect();
         if regions.is_empty() {
             return Err(Error::BadCertificate {
                 reason: "a certificate must be trusted for at least one region",
             });
         }
-        let cert = parse_certificate(format, der, regions)?;
-        let key = (format, cert.serial.clone());
-        match self
-            .by_signer
-            .get(&key)
-            .and_then(|&i| self.certificates.get_mut(i))
-        {
-            Some(existing) => {
-                if existing.issuer != cert.issuer || existing.spki != cert.spki {
-                    return Err(Error::ConflictingCertificate {
-                        serial: cert.serial_hex(),
-                    });
-                }
-                for region in cert.regions {
-                    if !existing.regions.contains(&region) {
-                        existing.regions.push(region);
-                    }
-                }
+        let x509 = x509(der)?;
+        let (cert, spki) = certificate_info(format, &x509, regions)?;
+        if let Some(&(key_index, cert_index)) = self.by_signer.get(&(format, cert.serial.clone())) {
+            let key = self.keys.get(key_index).ok_or(Error::BadCertificate {
+                reason: "trust store index out of date",
+            })?;
+            let same_issuer = key
+                .certificates
+                .get(cert_index)
+                .is_some_and(|existing| existing.issuer == cert.issuer);
+            if !same_issuer || key.spki != spki {
+                return Err(Error::ConflictingCertificate {
+                    serial: cert.serial_hex(),
+                });
             }
+            self.add_regions(key_index, Some(cert_index), &cert.regions);
+            return Ok(self);
+        }
+        let key_index = match self.by_spki.get(&(format, spki.clone())) {
+            Some(&index) => index,
             None => {
-                self.by_signer.insert(key, self.certificates.len());
-                self.certificates.push(cert);
+                let key = TrustedKey {
+                    format,
+                    spki: spki.clone(),
+                    regions: Vec::new(),
+                    certificates: Vec::new(),
+                    material: OnceLock::new(),
+                };
+                if parse == Parse::Now {
+                    key.material()?;
+                }
+                let index = self.keys.len();
+                self.keys.push(key);
+                self.by_spki.insert((format, spki), index);
+                index
+            }
+        };
+        let Some(key) = self.keys.get_mut(key_index) else {
+            return Err(Error::BadCertificate {
+                reason: "trust store index out of date",
+            });
+        };
+        let cert_index = key.certificates.len();
+        let regions = cert.regions.clone();
+        self.by_signer
+            .insert((format, cert.serial.clone()), (key_index, cert_index));
+        key.certificates.push(cert);
+        self.add_regions(key_index, None, &regions);
+        Ok(self)
+    }
+
+    /// Adds `regions` to a key (and to one of its certificates) and to the region index.
+    fn add_regions(&mut self, key_index: usize, cert_index: Option<usize>, regions: &[Region]) {
+        let Some(key) = self.keys.get_mut(key_index) else {
+            return;
+        };
+        let format = key.format;
+        if let Some(cert) = cert_index.and_then(|i| key.certificates.get_mut(i)) {
+            for region in regions {
+                if !cert.regions.contains(region) {
+                    cert.regions.push(region.clone());
+                }
             }
         }
-        Ok(self)
+        for region in regions {
+            if !key.regions.contains(region) {
+                key.regions.push(region.clone());
+                self.by_region
+                    .entry((format, region.clone()))
+                    .or_default()
+                    .push(key_index);
+            }
+        }
     }
 
     /// The certificate for `format` whose issuer and serial number are these.
@@ -254,43 +510,109 @@ impl TrustStore {
         issuer: &[u8],
         serial: &[u8],
     ) -> Option<&TrustedCertificate> {
+        self.find_signer(format, issuer, serial)
+            .map(|(_, cert)| cert)
+    }
+
+    /// The keys trusted for `format` in `region`, in the order they were trusted.
+    pub fn keys_for_region<'a>(
+        &'a self,
+        format: Format,
+        region: &Region,
+    ) -> impl Iterator<Item = &'a TrustedKey> + use<'a> {
+        self.by_region
+            .get(&(format, region.clone()))
+            .into_iter()
+            .flatten()
+            .filter_map(|&index| self.keys.get(index))
+    }
+
+    /// The key and certificate for `format` whose issuer and serial number are these.
+    pub(crate) fn find_signer(
+        &self,
+        format: Format,
+        issuer: &[u8],
+        serial: &[u8],
+    ) -> Option<(&TrustedKey, &TrustedCertificate)> {
         let serial = strip_leading_zeros(serial);
-        let index = *self.by_signer.get(&(format, serial.to_vec()))?;
-        self.certificates
-            .get(index)
-            .filter(|cert| cert.issuer == issuer)
+        let &(key_index, cert_index) = self.by_signer.get(&(format, serial.to_vec()))?;
+        let key = self.keys.get(key_index)?;
+        let cert = key
+            .certificates
+            .get(cert_index)
+            .filter(|cert| cert.issuer == issuer)?;
+        Some((key, cert))
     }
 }
 
-fn parse_certificate(
+/// When a new key's material is parsed.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Parse {
+    /// When added, so that an unusable key is refused by `add_*`.
+    Now,
+    /// On first use (embedded AWS keys, checked by tests).
+    Lazily,
+}
+
+/// The certificate's identity and validity, and its DER SubjectPublicKeyInfo.
+fn certificate_info(
     format: Format,
-    der: &[u8],
+    cert: &X509Certificate<'_>,
     regions: Vec<Region>,
-) -> Result<TrustedCertificate, Error> {
+) -> Result<(TrustedCertificate, Vec<u8>), Error> {
     let bad = |reason| Error::BadCertificate { reason };
-    let (rest, cert) =
-        X509Certificate::from_der(der).map_err(|_| bad("not a DER X.509 certificate"))?;
-    if !rest.is_empty() {
-        return Err(bad("trailing bytes after the certificate"));
-    }
     let time = |t: x509_parser::time::ASN1Time| {
         DateTime::from_timestamp(t.timestamp(), 0).ok_or_else(|| bad("validity out of range"))
     };
-    let key = match format {
-        Format::Rsa2048 => {
-            TrustedKey::Rsa(RsaVerifyingKey::from_public_key_der(cert.public_key().raw)?)
-        }
-    };
-    Ok(TrustedCertificate {
+    let trusted = TrustedCertificate {
         format,
         issuer: cert.issuer().as_raw().to_vec(),
         serial: strip_leading_zeros(cert.raw_serial()).to_vec(),
         not_before: time(cert.validity().not_before)?,
         not_after: time(cert.validity().not_after)?,
         regions,
-        spki: cert.public_key().raw.to_vec(),
-        key,
-    })
+    };
+    Ok((trusted, cert.public_key().raw.to_vec()))
+}
+
+fn x509(der: &[u8]) -> Result<X509Certificate<'_>, Error> {
+    let bad = |reason| Error::BadCertificate { reason };
+    let (rest, cert) =
+        X509Certificate::from_der(der).map_err(|_| bad("not a DER X.509 certificate"))?;
+    if !rest.is_empty() {
+        return Err(bad("trailing bytes after the certificate"));
+    }
+    Ok(cert)
+}
+
+/// Parses a DER SubjectPublicKeyInfo and checks it against the format's key policy.
+fn parse_key(format: Format, der: &[u8]) -> Result<KeyMaterial, Error> {
+    let bad = |reason| Error::BadCertificate { reason };
+    let (_, spki) =
+        SubjectPublicKeyInfo::from_der(der).map_err(|_| bad("not a DER SubjectPublicKeyInfo"))?;
+    let algorithm = &spki.algorithm.algorithm;
+    if *algorithm == OID_PKCS1_RSAENCRYPTION {
+        let key = RsaVerifyingKey::from_public_key_der(der)?;
+        if key.modulus_len() < format.min_rsa_modulus_len() {
+            return Err(bad(
+                "RSA key too small for the format (rsa2048 and pkcs7 need 2048 bits)",
+            ));
+        }
+        let sha1 = match format {
+            Format::Pkcs7 => Some(RsaSha1Key::from_public_key_der(der)?),
+            Format::Rsa2048 | Format::Signature => None,
+        };
+        Ok(KeyMaterial::Rsa { key, sha1 })
+    } else if *algorithm == OID_KEY_TYPE_DSA {
+        match format {
+            Format::Pkcs7 => Ok(KeyMaterial::Dsa(DsaVerifyingKey::from_spki_der(der)?)),
+            Format::Rsa2048 | Format::Signature => {
+                Err(bad("DSA keys are only trusted for the pkcs7 format"))
+            }
+        }
+    } else {
+        Err(bad("unsupported public key algorithm"))
+    }
 }
 
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
@@ -311,33 +633,151 @@ mod tests {
     use super::*;
 
     const TEST_CA: &[u8] = include_bytes!("../tests/data/testca/testca.pem");
+    const TEST_CA_DSA: &[u8] = include_bytes!("../tests/data/testca/testca-dsa.pem");
 
     fn region(r: &str) -> Region {
         r.parse().unwrap()
     }
 
+    fn key_of<'a>(store: &'a TrustStore, format: Format, serial: &str) -> &'a TrustedKey {
+        store
+            .keys()
+            .find(|k| {
+                k.format() == format && k.certificates().iter().any(|c| c.serial_hex() == serial)
+            })
+            .unwrap_or_else(|| panic!("no {format} key with a certificate {serial}"))
+    }
+
     #[test]
     fn aws_store_has_every_region() {
         let store = TrustStore::aws();
-        assert_eq!(store.len(), 39);
+        let count = |format| store.keys().filter(|k| k.format() == format).count();
+        assert_eq!(count(Format::Rsa2048), 39);
+        assert_eq!(count(Format::Pkcs7), 17);
+        assert_eq!(count(Format::Signature), 21);
+        assert_eq!(store.len(), 77);
+        // Distinct certificates: 39 rsa2048; 17 pkcs7 (one global DSA, 15 regional, China's
+        // shared one); 48 signature (67 region entries, several certificates shared).
+        assert_eq!(store.certificates().count(), 39 + 17 + 48);
+        for key in store.keys() {
+            assert!(
+                key.material().is_ok(),
+                "{} key of {:?}",
+                key.format(),
+                key.regions()
+            );
+        }
+
         let cert = store
             .certificates()
-            .find(|c| c.regions() == [region("us-west-2")])
+            .find(|c| c.regions() == [region("us-west-2")] && c.format() == Format::Rsa2048)
             .unwrap();
         assert_eq!(cert.serial_hex(), "B64BDE5AD00924CC");
-        assert_eq!(cert.format(), Format::Rsa2048);
         assert!(cert.not_before() < cert.not_after());
-        let found = store.find(
+        let found = store.find_signer(
             Format::Rsa2048,
             &cert.issuer,
             &[0, 0xB6, 0x4B, 0xDE, 0x5A, 0xD0, 0x09, 0x24, 0xCC],
         );
-        assert!(found.is_some_and(|c| c.covers(&region("us-west-2"))));
+        assert!(found.is_some_and(|(k, _)| k.covers(&region("us-west-2"))));
         assert!(
             store
                 .find(Format::Rsa2048, b"other issuer", cert.serial())
                 .is_none()
         );
+        // Serials are per format: the rsa2048 certificate is not a pkcs7 signer.
+        assert!(
+            store
+                .find(Format::Pkcs7, &cert.issuer, cert.serial())
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn aws_store_dedupes_keys_and_unites_regions() {
+        let store = TrustStore::aws();
+        // The global DSA certificate: one key, one certificate, 19 regions incl. GovCloud.
+        let dsa = key_of(&store, Format::Pkcs7, "96BA48D9E55E1A67");
+        assert_eq!(dsa.certificates().len(), 1);
+        assert_eq!(dsa.regions().len(), 19);
+        assert!(dsa.covers(&region("us-gov-west-1")));
+        assert!(dsa.covers(&region("us-east-1")));
+        assert!(!dsa.covers(&region("af-south-1")));
+        assert!(matches!(dsa.material(), Ok(KeyMaterial::Dsa(_))));
+        // China's /pkcs7 certificate is RSA-2048, one certificate for both regions.
+        let cn = key_of(&store, Format::Pkcs7, "F7C99D70D405644F");
+        assert_eq!(
+            cn.regions(),
+            [region("cn-north-1"), region("cn-northwest-1")]
+        );
+        assert!(matches!(
+            cn.material(),
+            Ok(KeyMaterial::Rsa { sha1: Some(_), .. })
+        ));
+
+        // /signature: 17 regional 2024 certificates and the 2014 global one share a key.
+        let global = key_of(&store, Format::Signature, "A9CBE1410330DFC5");
+        assert_eq!(global.certificates().len(), 18);
+        assert_eq!(global.regions().len(), 17);
+        for r in [
+            "us-east-1",
+            "us-west-2",
+            "eu-west-2",
+            "ap-northeast-3",
+            "sa-east-1",
+        ] {
+            let keys: Vec<_> = store
+                .keys_for_region(Format::Signature, &region(r))
+                .collect();
+            assert_eq!(keys.len(), 1, "{r}");
+            assert_eq!(
+                keys[0].subject_public_key_info(),
+                global.subject_public_key_info()
+            );
+        }
+        // The current certificate is named for the region, not the expired global one.
+        let named = global.certificate_for(&region("us-east-1")).unwrap();
+        assert_eq!(
+            named.serial_hex(),
+            "135CB634828253E460E2EBB8BB7DA4A06F501182"
+        );
+        // Key validity spans the expired 2014 certificate and the 2024 ones.
+        assert_eq!(
+            global.not_before().to_rfc3339(),
+            "2014-06-05T14:28:02+00:00"
+        );
+        assert_eq!(global.not_after().to_rfc3339(), "2029-04-28T17:34:01+00:00");
+
+        // Superseded certificates with the same key count once.
+        for (r, certs) in [
+            ("ap-south-2", 2),
+            ("il-central-1", 2),
+            ("cn-north-1", 2),
+            ("us-gov-west-1", 3),
+            ("ap-east-2", 1),
+        ] {
+            let keys: Vec<_> = store
+                .keys_for_region(Format::Signature, &region(r))
+                .collect();
+            assert_eq!(keys.len(), 1, "{r}");
+            assert_eq!(keys[0].certificates().len(), certs, "{r}");
+        }
+        for format in Format::ALL {
+            for key in store.keys().filter(|k| k.format() == format) {
+                assert!(!key.regions().is_empty());
+                for r in key.regions() {
+                    assert!(store.keys_for_region(format, r).count() >= 1);
+                }
+            }
+        }
+        // No pkcs7 certificate is published for these regions.
+        for r in ["ap-east-2", "ap-southeast-6", "eusc-de-east-1"] {
+            assert_eq!(
+                store.keys_for_region(Format::Pkcs7, &region(r)).count(),
+                0,
+                "{r}"
+            );
+        }
     }
 
     #[test]
@@ -357,6 +797,73 @@ mod tests {
         let cert = store.certificates().next().unwrap();
         assert_eq!(cert.regions(), [region("us-east-1"), region("eu-west-1")]);
         assert_eq!(cert.serial_hex(), "E1D2C3B4A5968778");
+        let key = store.keys().next().unwrap();
+        assert_eq!(key.regions(), [region("us-east-1"), region("eu-west-1")]);
+        assert_eq!(
+            store
+                .keys_for_region(Format::Rsa2048, &region("eu-west-1"))
+                .count(),
+            1
+        );
+        assert_eq!(
+            store
+                .keys_for_region(Format::Signature, &region("eu-west-1"))
+                .count(),
+            0
+        );
+    }
+
+    #[test]
+    fn one_certificate_in_several_formats_is_several_keys() {
+        let mut store = TrustStore::empty();
+        for format in Format::ALL {
+            store
+                .add_pem(format, TEST_CA, [region("us-east-1")])
+                .unwrap();
+        }
+        assert_eq!(store.len(), 3);
+        for format in Format::ALL {
+            assert!(store.has_format(format));
+            assert_eq!(
+                store.keys_for_region(format, &region("us-east-1")).count(),
+                1
+            );
+        }
+    }
+
+    #[test]
+    fn key_policy_per_format() {
+        let rsa1024 = crate::aws::SIGNATURE[0].pem.as_bytes();
+        let mut store = TrustStore::empty();
+        let err = |r: Result<&mut TrustStore, Error>| match r {
+            Err(Error::BadCertificate { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        let too_small = "RSA key too small for the format (rsa2048 and pkcs7 need 2048 bits)";
+        assert_eq!(
+            err(store.add_pem(Format::Rsa2048, rsa1024, [region("af-south-1")])),
+            too_small
+        );
+        assert_eq!(
+            err(store.add_pem(Format::Pkcs7, rsa1024, [region("af-south-1")])),
+            too_small
+        );
+        store
+            .add_pem(Format::Signature, rsa1024, [region("af-south-1")])
+            .unwrap();
+        for format in [Format::Rsa2048, Format::Signature] {
+            assert_eq!(
+                err(store.add_pem(format, TEST_CA_DSA, [region("us-east-1")])),
+                "DSA keys are only trusted for the pkcs7 format"
+            );
+        }
+        store
+            .add_pem(Format::Pkcs7, TEST_CA_DSA, [region("us-east-1")])
+            .unwrap();
+        store
+            .add_pem(Format::Pkcs7, TEST_CA, [region("us-east-1")])
+            .unwrap();
+        assert_eq!(store.len(), 3);
     }
 
     #[test]
@@ -389,12 +896,24 @@ mod tests {
             .add_pem(Format::Rsa2048, aws_pem, [region("us-east-1")])
             .unwrap();
         // Another key under the same issuer and serial must not be merged silently.
-        store.certificates[0].spki = vec![0x30, 0x00];
-        let serial = store.certificates[0].serial_hex();
+        store.keys[0].spki = vec![0x30, 0x00];
+        let serial = store.keys[0].certificates[0].serial_hex();
         let again = store.add_pem(Format::Rsa2048, aws_pem, [region("us-east-1")]);
         assert_eq!(
             again.map(|_| ()),
             Err(Error::ConflictingCertificate { serial })
+        );
+    }
+
+    #[test]
+    fn formats_parse_and_print() {
+        for format in Format::ALL {
+            assert_eq!(format.as_str().parse::<Format>(), Ok(format));
+            assert_eq!(format.to_string(), format.as_str());
+        }
+        assert_eq!(
+            "dsa2048".parse::<Format>(),
+            Err(Error::InvalidIdentifier { kind: "format" })
         );
     }
 

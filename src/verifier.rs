@@ -11,10 +11,10 @@ use chrono::{DateTime, Utc};
 use crate::document::IdentityDocument;
 use crate::error::Error;
 use crate::facts::check_instance_facts;
+use crate::input::{SignedInput, VerifyOptions, verify_input};
 use crate::lookup::{InstanceFacts, InstanceLookup, InstanceQuery};
-use crate::pkcs7::parse_document;
 use crate::rules::match_allow_rules;
-use crate::signature::{VerifiedDocument, verify_signature};
+use crate::signature::VerifiedDocument;
 use crate::token::{AllowRule, DEFAULT_TTL, TokenSpec};
 use crate::trust::TrustStore;
 use crate::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
@@ -49,6 +49,7 @@ use crate::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
 #[derive(Clone, Debug)]
 pub struct Verifier {
     trust: TrustStore,
+    options: VerifyOptions,
     rules: Arc<[AllowRule]>,
     ttl: Duration,
     max_future_skew: Duration,
@@ -60,6 +61,7 @@ pub struct Verifier {
 #[must_use]
 pub struct VerifierBuilder {
     trust: TrustStore,
+    options: VerifyOptions,
     rules: Vec<AllowRule>,
     ttl: Duration,
     max_future_skew: Duration,
@@ -70,11 +72,13 @@ pub struct VerifierBuilder {
 impl Verifier {
     /// Starts a verifier that trusts `trust` (e.g. [`TrustStore::aws`]).
     ///
-    /// Defaults: TTL 5 minutes, future skew 1 minute, root-volume check off; no allow rules
-    /// (at least one is required).
+    /// Defaults: TTL 5 minutes, future skew 1 minute, root-volume check off, `/pkcs7` refused
+    /// (see [`VerifierBuilder::allow_legacy_dsa_sha1`]); no allow rules (at least one is
+    /// required).
     pub fn builder(trust: TrustStore) -> VerifierBuilder {
         VerifierBuilder {
             trust,
+            options: VerifyOptions::default(),
             rules: Vec::new(),
             ttl: DEFAULT_TTL,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
@@ -101,15 +105,58 @@ impl Verifier {
         &self.trust
     }
 
-    /// Parses and verifies a `/rsa2048` blob, then applies the allow rules and the TTL.
+    /// The signature checks opted into.
+    #[must_use]
+    pub fn options(&self) -> &VerifyOptions {
+        &self.options
+    }
+
+    /// Parses and verifies a CMS blob (`/rsa2048`, or `/pkcs7` if allowed; the format is
+    /// detected by [`detect_cms_format`](crate::detect_cms_format)), then applies the allow
+    /// rules and the TTL. Same as [`Verifier::verify_input`] with [`SignedInput::Cms`].
     ///
     /// `now` is the caller's clock; the crate never reads one.
     ///
     /// # Errors
-    /// Anything [`parse_document`], [`verify_signature`], [`match_allow_rules`] and
+    /// Anything [`parse_document`](crate::parse_document),
+    /// [`verify_signature_with`](crate::verify_signature_with), [`match_allow_rules`] and
     /// [`check_ttl`] report.
     pub fn verify(&self, blob: &[u8], now: DateTime<Utc>) -> Result<VerifiedJoin, Error> {
-        let verified = verify_signature(parse_document(blob)?, &self.trust)?;
+        self.verify_input(SignedInput::Cms(blob), now)
+    }
+
+    /// Verifies a signed document in any format ([`verify_input`]), then applies the allow
+    /// rules and the TTL exactly as [`Verifier::verify`] does.
+    ///
+    /// ```
+    /// use chrono::{TimeZone, Utc};
+    /// use ec2_iid::{AllowRule, Format, SignedInput, TrustStore, Verifier};
+    ///
+    /// let mut trust = TrustStore::empty();
+    /// trust.add_pem(Format::Signature, include_bytes!("../tests/data/testca/testca.pem"),
+    ///     ["us-east-1".parse()?])?;
+    /// let verifier = Verifier::builder(trust)
+    ///     .allow(AllowRule::account("123456789012")?)
+    ///     .build()?;
+    /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
+    /// let input = SignedInput::Signature {
+    ///     document: include_bytes!("../tests/data/gen/document.json"),
+    ///     signature: include_bytes!("../tests/data/gen/signature.b64"),
+    /// };
+    /// let joined = verifier.verify_input(input, now)?;
+    /// assert_eq!(joined.verified().signer().format, Format::Signature);
+    /// assert_eq!(joined.host_id(), "123456789012-i-0123456789abcdef0");
+    /// # Ok::<(), ec2_iid::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    /// Anything [`verify_input`], [`match_allow_rules`] and [`check_ttl`] report.
+    pub fn verify_input(
+        &self,
+        input: SignedInput<'_>,
+        now: DateTime<Utc>,
+    ) -> Result<VerifiedJoin, Error> {
+        let verified = verify_input(input, &self.trust, &self.options)?;
         self.admit(verified, now)
     }
 
@@ -258,6 +305,13 @@ impl VerifierBuilder {
         self
     }
 
+    /// Accepts `/pkcs7` documents (DSA-1024 with SHA-1), refused by default; see
+    /// [`VerifyOptions::allow_legacy_dsa_sha1`] for why.
+    pub fn allow_legacy_dsa_sha1(mut self, allow: bool) -> Self {
+        self.options = self.options.allow_legacy_dsa_sha1(allow);
+        self
+    }
+
     /// Checks the configuration and builds the verifier.
     ///
     /// # Errors
@@ -282,6 +336,7 @@ impl VerifierBuilder {
         }
         Ok(Verifier {
             trust: self.trust,
+            options: self.options,
             rules: self.rules.into(),
             ttl: self.ttl,
             max_future_skew: self.max_future_skew,

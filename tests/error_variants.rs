@@ -312,7 +312,7 @@ fn certificate_with_a_512_bit_rsa_key() {
             .map(|_| ())
             .unwrap_err(),
         Error::BadCertificate {
-            reason: "not an RSA public key of 1024 to 4096 bits"
+            reason: "not an RSA public key of 1024 to 8192 bits"
         }
     );
     assert!(store.is_empty());

@@ -22,7 +22,8 @@ use der::asn1::OctetString;
 use der::{Decode as _, Encode as _, EncodingRules};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey as _;
-use rsa::signature::Verifier as _;
+use rsa::signature::{DigestVerifier as _, Verifier as _};
+use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 
 // ------------------------------------------------------------------------------------------------
@@ -173,6 +174,31 @@ fn verifies(key: &VerifyingKey<Sha256>, message: &[u8], signature: &[u8]) -> boo
     Signature::try_from(signature).is_ok_and(|sig| key.verify(message, &sig).is_ok())
 }
 
+/// RSASSA-PKCS1-v1_5 with SHA-1 by the test CA.
+fn verifies_rsa_sha1(ca: &TestCa, message: &[u8], signature: &[u8]) -> bool {
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca.cert_der).unwrap();
+    let key = VerifyingKey::<Sha1>::new(
+        rsa::PublicKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).unwrap(),
+    );
+    Signature::try_from(signature).is_ok_and(|sig| key.verify(message, &sig).is_ok())
+}
+
+/// DSA with SHA-1 by the DSA test CA, with the `dsa` crate's own DER and SPKI decoding.
+fn verifies_dsa(ca: &common::DsaTestCa, message: &[u8], signature: &[u8]) -> bool {
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca.cert_der).unwrap();
+    let key = dsa::VerifyingKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).unwrap();
+    dsa::Signature::try_from(signature).is_ok_and(|sig| {
+        key.verify_digest(
+            |d: &mut Sha1| {
+                sha1::Digest::update(d, message);
+                Ok(())
+            },
+            &sig,
+        )
+        .is_ok()
+    })
+}
+
 /// The signed bytes: the blob's `[0]` signed attributes re-tagged as SET. Asserts that the DER
 /// re-encoding of what `cms` decoded occurs in the blob with the `0xA0` tag, i.e. that the blob's
 /// attributes are DER (sorted, definite) and the re-encoding is the raw bytes.
@@ -276,13 +302,13 @@ fn default_blob_has_the_aws_byte_layout() {
     assert_eq!(der[der.len() - tail.len()..], tail);
 }
 
-/// Every fixture in the index is what the index says, judged with `cms` + `rsa`.
+/// Every fixture in the index is what the index says, judged with `cms`, `rsa` and `dsa`.
 #[test]
 fn index_entries_hold_independently() {
     let ca = common::test_ca();
+    let dsa_ca = common::dsa_test_ca();
     let key = ca_verifying_key(&ca);
     let doc = common::document();
-    let digest = Sha256::digest(&doc).to_vec();
     let index: serde_json::Value =
         serde_json::from_slice(&std::fs::read(common::data_path("gen/index.json")).unwrap())
             .unwrap();
@@ -292,6 +318,18 @@ fn index_entries_hold_independently() {
     for (fixture, entry) in fixtures.iter().zip(index.as_array().unwrap()) {
         let file = fixture.file;
         assert_eq!(entry["file"], file);
+        assert_eq!(entry["format"], fixture.format);
+        if fixture.format == "signature" {
+            let signature = blob_of(file, &fixture.bytes);
+            assert_eq!(signature.len(), 256, "{file}");
+            let judged = if verifies(&key, &doc, &signature) {
+                Expect::Accept
+            } else {
+                Expect::Reject("InvalidSignature")
+            };
+            assert_eq!(judged, fixture.expect, "{file}");
+            continue;
+        }
         let blob = blob_of(file, &fixture.bytes);
         let decoded = decode(&blob);
         match fixture.expect {
@@ -307,9 +345,33 @@ fn index_entries_hold_independently() {
             }
         }
         let decoded = decoded.unwrap_or_else(|e| panic!("{file}: cms: {e}"));
-        let signature_ok = verifies(&key, &signed_bytes(&blob, &decoded), &decoded.signature);
+        let signer_info = decoded.signed_data.signer_infos.0.get(0).unwrap();
+        let dsa = signer_info.signature_algorithm.oid.to_string() == oid::DSA_WITH_SHA1;
+        let sha1 = signer_info.digest_alg.oid.to_string() == oid::SHA1;
+        assert_eq!(
+            sha1,
+            fixture.format == "pkcs7" && (dsa || file.contains("sha1"))
+        );
+        let signed = signed_bytes(&blob, &decoded);
+        let signature_ok = if dsa {
+            verifies_dsa(&dsa_ca, &signed, &decoded.signature)
+        } else if sha1 {
+            verifies_rsa_sha1(&ca, &signed, &decoded.signature)
+        } else {
+            verifies(&key, &signed, &decoded.signature)
+        };
+        let digest = if sha1 {
+            Sha1::digest(&doc).to_vec()
+        } else {
+            Sha256::digest(&doc).to_vec()
+        };
         let digest_ok = decoded.message_digest == digest && decoded.content == doc;
-        let signer_ok = decoded.serial == ca.serial && decoded.issuer == ca.issuer_der;
+        let (issuer, serial) = if dsa {
+            (&dsa_ca.issuer_der, &dsa_ca.serial)
+        } else {
+            (&ca.issuer_der, &ca.serial)
+        };
+        let signer_ok = decoded.serial == *serial && decoded.issuer == *issuer;
         let judged = match (signer_ok, digest_ok, signature_ok) {
             (false, _, _) => Expect::Reject("UnknownSigner"),
             (true, _, false) => Expect::Reject("InvalidSignature"),

@@ -1,15 +1,17 @@
-//! Mutation sweep: every accepted blob (real `rsa2048` samples from `../shared/aws-samples`
-//! and the accepted generated fixtures), decoded to binary, with every single-bit flip, every
-//! truncation and a few trailers appended.
+//! Mutation sweep: every accepted input, in all three formats (real samples from
+//! `../shared/aws-samples` and the accepted generated fixtures), with every single-bit flip,
+//! every truncation and a few trailers appended.
 //!
-//! Property: a mutant is rejected, or it verifies to exactly the original content, signer and
-//! document, and the flipped byte lies outside what the signature protects (the signed
-//! attributes, the content, the signature value). No mutant panics. Truncations are all
-//! rejected; trailers are rejected as [`Error::TrailingData`].
+//! CMS blobs (`/rsa2048`, `/pkcs7`) are mutated as decoded BER. Property: a mutant is rejected,
+//! or it verifies to exactly the original content, signer and document, and the flipped byte
+//! lies outside what the signature protects (the signed attributes, the content, the signature
+//! value). Truncations are all rejected; trailers are rejected as [`Error::TrailingData`].
 //!
-//! Bits flipped: 0 and 7 of every byte in debug builds (CI), all 8 in release builds or with
-//! `EC2_IID_SWEEP_BITS=all`. `/pkcs7` and `/signature` samples join the sweep once the crate
-//! verifies those formats; today it verifies `/rsa2048` only.
+//! A `/signature` pair is mutated as its document bytes followed by its decoded signature:
+//! every byte is signed or is the signature, so every mutant, cut and trailer must be rejected.
+//!
+//! No mutant may panic. Bits flipped: 0 and 7 of every byte in debug builds (CI), all 8 in
+//! release builds or with `EC2_IID_SWEEP_BITS=all`.
 #![expect(
     clippy::indexing_slicing,
     clippy::panic,
@@ -22,11 +24,13 @@ mod shared;
 
 use std::ops::Range;
 use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::OnceLock;
 
 use base64::Engine as _;
 use common::Expect;
 use ec2_iid::{
-    Error, Format, IdentityDocument, Signer, TrustStore, parse_document, verify_signature,
+    Error, Format, IdentityDocument, SignedInput, Signer, TrustStore, VerifyOptions,
+    parse_document, verify_input,
 };
 
 /// What a verification yields, compared between the original and a mutant.
@@ -37,8 +41,30 @@ struct Outcome {
     document: IdentityDocument,
 }
 
-fn verify(der: &[u8], trust: &TrustStore) -> Result<Outcome, Error> {
-    let verified = verify_signature(parse_document(der)?, trust)?;
+/// How a case's bytes are handed to the crate.
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Kind {
+    /// The bytes are a CMS blob of this format.
+    Cms(Format),
+    /// The bytes are the `/document` bytes (this many) followed by the decoded `/signature`.
+    Signature { document_len: usize },
+}
+
+fn verify(kind: Kind, bytes: &[u8], trust: &TrustStore) -> Result<Outcome, Error> {
+    let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
+    let verified = match kind {
+        Kind::Cms(Format::Pkcs7) => verify_input(SignedInput::Pkcs7(bytes), trust, &options)?,
+        Kind::Cms(_) => verify_input(SignedInput::Rsa2048(bytes), trust, &options)?,
+        Kind::Signature { document_len } => {
+            let (document, signature) = bytes.split_at(document_len.min(bytes.len()));
+            let text = base64::engine::general_purpose::STANDARD.encode(signature);
+            let input = SignedInput::Signature {
+                document,
+                signature: text.as_bytes(),
+            };
+            verify_input(input, trust, &options)?
+        }
+    };
     Ok(Outcome {
         content: verified.content().to_vec(),
         signer: verified.signer().clone(),
@@ -46,41 +72,46 @@ fn verify(der: &[u8], trust: &TrustStore) -> Result<Outcome, Error> {
     })
 }
 
-/// One accepted blob to mutate.
+/// One accepted input to mutate.
 struct Case {
     name: String,
-    der: Vec<u8>,
+    kind: Kind,
+    bytes: Vec<u8>,
     trust: &'static TrustStore,
     expected: Outcome,
-    /// Byte ranges the signature protects, where found verbatim in `der`.
+    /// Byte ranges the signature protects, where found verbatim in `bytes`.
     protected: Vec<Range<usize>>,
 }
 
+/// The test CAs as the generated fixtures expect them: RSA for all three formats (`/pkcs7` as
+/// China signs it), DSA for `/pkcs7`.
 fn test_ca_store() -> &'static TrustStore {
-    static STORE: std::sync::OnceLock<TrustStore> = std::sync::OnceLock::new();
+    static STORE: OnceLock<TrustStore> = OnceLock::new();
     STORE.get_or_init(|| {
+        let region = || ["us-east-1".parse().unwrap()];
+        let rsa = common::test_ca().cert_pem;
+        let dsa = common::dsa_test_ca().cert_pem;
         let mut store = TrustStore::empty();
         store
-            .add_pem(
-                Format::Rsa2048,
-                common::test_ca().cert_pem.as_bytes(),
-                ["us-east-1".parse().unwrap()],
-            )
+            .add_pem(Format::Rsa2048, rsa.as_bytes(), region())
+            .unwrap()
+            .add_pem(Format::Pkcs7, rsa.as_bytes(), region())
+            .unwrap()
+            .add_pem(Format::Signature, rsa.as_bytes(), region())
+            .unwrap()
+            .add_pem(Format::Pkcs7, dsa.as_bytes(), region())
             .unwrap();
         store
     })
 }
 
 fn aws_store() -> &'static TrustStore {
-    static STORE: std::sync::OnceLock<TrustStore> = std::sync::OnceLock::new();
+    static STORE: OnceLock<TrustStore> = OnceLock::new();
     STORE.get_or_init(TrustStore::aws)
 }
 
-/// The binary blob of a fixture: `.der` as is, text forms base64-decoded.
-fn decode_fixture(file: &str, bytes: &[u8]) -> Vec<u8> {
-    if file.ends_with(".der") {
-        return bytes.to_vec();
-    }
+/// Standard base64 with ASCII whitespace and PEM armour lines removed.
+fn decode_text(bytes: &[u8]) -> Vec<u8> {
     let text: String = std::str::from_utf8(bytes)
         .unwrap()
         .lines()
@@ -104,46 +135,81 @@ fn unique_range(haystack: &[u8], needle: &[u8]) -> Option<Range<usize>> {
     hits.next().is_none().then_some(first)
 }
 
-fn case(name: String, der: Vec<u8>, trust: &'static TrustStore) -> Case {
-    let expected = verify(&der, trust).unwrap_or_else(|e| panic!("{name} must verify: {e}"));
-    let signed = parse_document(&der).unwrap();
-    let protected = [
-        signed.signed_attributes().unwrap(),
-        signed.signature(),
-        signed.content(),
-    ]
-    .into_iter()
-    // A chunked content is not contiguous; its chunks are still covered by the property.
-    .filter_map(|part| unique_range(&der, part))
-    .collect();
+fn case(name: String, kind: Kind, bytes: Vec<u8>, trust: &'static TrustStore) -> Case {
+    let expected =
+        verify(kind, &bytes, trust).unwrap_or_else(|e| panic!("{name} must verify: {e}"));
+    let protected = match kind {
+        Kind::Cms(_) => {
+            let signed = parse_document(&bytes).unwrap();
+            [
+                signed.signed_attributes().unwrap(),
+                signed.signature(),
+                signed.content(),
+            ]
+            .into_iter()
+            // A chunked content is not contiguous; its chunks are still covered by the
+            // property.
+            .filter_map(|part| unique_range(&bytes, part))
+            .collect()
+        }
+        Kind::Signature { .. } => std::iter::once(0..bytes.len()).collect(),
+    };
     Case {
         name,
-        der,
+        kind,
+        bytes,
         trust,
         expected,
         protected,
     }
 }
 
+/// A `/signature` case: the document bytes, then the decoded signature.
+fn signature_case(document: &[u8], signature_text: &[u8]) -> (Kind, Vec<u8>) {
+    let kind = Kind::Signature {
+        document_len: document.len(),
+    };
+    (kind, [document, &decode_text(signature_text)].concat())
+}
+
 fn cases() -> Vec<Case> {
     let mut cases: Vec<Case> = Vec::new();
+    let document = common::document();
     for fixture in common::blob_fixtures() {
         if fixture.expect != Expect::Accept {
             continue;
         }
-        let der = decode_fixture(fixture.file, &fixture.bytes);
+        let (kind, bytes) = match fixture.format {
+            "signature" => signature_case(&document, &fixture.bytes),
+            "pkcs7" => (Kind::Cms(Format::Pkcs7), decode_text(&fixture.bytes)),
+            _ if fixture.file.ends_with(".der") => {
+                (Kind::Cms(Format::Rsa2048), fixture.bytes.clone())
+            }
+            _ => (Kind::Cms(Format::Rsa2048), decode_text(&fixture.bytes)),
+        };
         // rsa2048.{b64,der,pem} and the CRLF form are one blob.
-        if cases.iter().any(|c| c.der == der) {
+        if cases.iter().any(|c| c.kind == kind && c.bytes == bytes) {
             continue;
         }
-        cases.push(case(format!("gen/{}", fixture.file), der, test_ca_store()));
+        let name = format!("gen/{}", fixture.file);
+        cases.push(case(name, kind, bytes, test_ca_store()));
     }
-    assert!(cases.len() >= 6, "accepted fixtures: {}", cases.len());
-    for sample in shared::samples_of("rsa2048") {
-        if sample.expect == "accept" {
-            let der = sample.file("rsa2048.der");
-            cases.push(case(sample.id.clone(), der, aws_store()));
+    assert!(cases.len() >= 10, "accepted fixtures: {}", cases.len());
+    for sample in ["rsa2048", "pkcs7", "signature"]
+        .into_iter()
+        .flat_map(shared::samples_of)
+    {
+        if sample.expect != "accept" {
+            continue;
         }
+        let (kind, bytes) = match sample.kind.as_str() {
+            "signature" => {
+                signature_case(&sample.file("document.json"), &sample.file("signature.b64"))
+            }
+            "pkcs7" => (Kind::Cms(Format::Pkcs7), sample.file("pkcs7.der")),
+            _ => (Kind::Cms(Format::Rsa2048), sample.file("rsa2048.der")),
+        };
+        cases.push(case(sample.id.clone(), kind, bytes, aws_store()));
     }
     cases
 }
@@ -185,19 +251,17 @@ fn run(tally: &mut Tally, what: &str, check: impl FnOnce() -> Result<bool, Strin
     }
 }
 
-/// The mutants of `case` whose index is `shard` modulo `shards`.
-fn sweep_shard(case: &Case, bits: &[u8], shard: usize, shards: usize) -> Tally {
-    let mut tally = Tally::default();
-    let der = &case.der;
-    let mut mutant = der.clone();
-    for at in (shard..der.len()).step_by(shards) {
+/// Every single-bit flip of the bytes whose offset is `shard` modulo `shards`.
+fn flips(tally: &mut Tally, case: &Case, bits: &[u8], shard: usize, shards: usize) {
+    let mut mutant = case.bytes.clone();
+    for at in (shard..mutant.len()).step_by(shards) {
         let accepted_before = tally.accepted;
         for &bit in bits {
             mutant[at] ^= 1 << bit;
             run(
-                &mut tally,
+                tally,
                 &format!("flip byte {at} bit {bit}"),
-                || match verify(&mutant, case.trust) {
+                || match verify(case.kind, &mutant, case.trust) {
                     Err(_) => Ok(false),
                     Ok(outcome) if outcome != case.expected => {
                         Err(format!("accepted with another outcome: {outcome:?}"))
@@ -214,28 +278,70 @@ fn sweep_shard(case: &Case, bits: &[u8], shard: usize, shards: usize) -> Tally {
             tally.accepted_at.push(at);
         }
     }
-    for len in (shard..der.len()).step_by(shards) {
-        run(&mut tally, &format!("truncate to {len}"), || {
-            match verify(&der[..len], case.trust) {
-                Err(_) => Ok(false),
-                Ok(_) => Err("a truncated blob was accepted".into()),
+}
+
+/// Truncations and trailers: `(what, kind, input, expected error or None for any error)`.
+fn cuts_and_trailers(case: &Case) -> Vec<(String, Kind, Vec<u8>, Option<Error>)> {
+    let bytes = &case.bytes;
+    let mut inputs = Vec::new();
+    match case.kind {
+        Kind::Cms(_) => {
+            for len in 0..bytes.len() {
+                inputs.push((
+                    format!("cut to {len}"),
+                    case.kind,
+                    bytes[..len].to_vec(),
+                    None,
+                ));
+            }
+            let trailers: [&[u8]; 6] = [b"\0", b"\0\0", b"\n", b" ", &[0x30, 0x00], bytes];
+            for trailer in trailers {
+                let len = trailer.len();
+                let blob = [bytes.as_slice(), trailer].concat();
+                let expected = Some(Error::TrailingData { len });
+                inputs.push((format!("append {len} bytes"), case.kind, blob, expected));
+            }
+        }
+        Kind::Signature { document_len } => {
+            let (document, signature) = bytes.split_at(document_len);
+            for len in 0..document_len {
+                let kind = Kind::Signature { document_len: len };
+                let input = [&document[..len], signature].concat();
+                inputs.push((format!("document cut to {len}"), kind, input, None));
+            }
+            for len in 0..signature.len() {
+                let input = bytes[..document_len + len].to_vec();
+                inputs.push((format!("signature cut to {len}"), case.kind, input, None));
+            }
+            for trailer in [&b"\n"[..], b" ", b"\0"] {
+                let kind = Kind::Signature {
+                    document_len: document_len + trailer.len(),
+                };
+                let input = [document, trailer, signature].concat();
+                inputs.push((format!("document + {trailer:?}"), kind, input, None));
+                let input = [bytes.as_slice(), trailer].concat();
+                inputs.push((format!("signature + {trailer:?}"), case.kind, input, None));
+            }
+        }
+    }
+    inputs
+}
+
+/// The mutants of `case` whose index is `shard` modulo `shards`.
+fn sweep_shard(case: &Case, bits: &[u8], shard: usize, shards: usize) -> Tally {
+    let mut tally = Tally::default();
+    flips(&mut tally, case, bits, shard, shards);
+    let inputs = cuts_and_trailers(case);
+    for (what, kind, input, expected) in inputs.into_iter().skip(shard).step_by(shards) {
+        run(&mut tally, &what, || {
+            match (verify(kind, &input, case.trust), &expected) {
+                (Ok(_), _) => Err("accepted".into()),
+                (Err(e), Some(expected)) if e != *expected => {
+                    Err(format!("{e:?}, not {expected:?}"))
+                }
+                (Err(_), _) => Ok(false),
             }
         });
-    }
-    let trailers: [&[u8]; 6] = [b"\0", b"\0\0", b"\n", b" ", &[0x30, 0x00], der];
-    for (i, trailer) in trailers.into_iter().enumerate() {
-        if i % shards != shard {
-            continue;
-        }
-        let blob = [der.as_slice(), trailer].concat();
-        run(
-            &mut tally,
-            &format!("append {} bytes", trailer.len()),
-            || match verify(&blob, case.trust) {
-                Err(Error::TrailingData { len }) if len == trailer.len() => Ok(false),
-                other => Err(format!("expected TrailingData, got {other:?}")),
-            },
-        );
     }
     tally
 }
@@ -255,20 +361,21 @@ fn every_bit_flip_truncation_and_trailer_is_rejected_or_harmless() {
                 })
                 .collect();
             for handle in handles {
-                tally.merge(handle.join().expect("sweep thread"));
+                tally.merge(handle.join().unwrap());
             }
         });
         tally.accepted_at.sort_unstable();
+        let shown = tally.accepted_at.len().min(12);
         println!(
             "sweep {}: {} bytes, {} mutants: {} rejected, {} accepted unchanged (at {} offsets: {:?}{})",
             case.name,
-            case.der.len(),
+            case.bytes.len(),
             tally.rejected + tally.accepted + tally.failures.len(),
             tally.rejected,
             tally.accepted,
             tally.accepted_at.len(),
-            &tally.accepted_at[..tally.accepted_at.len().min(12)],
-            if tally.accepted_at.len() > 12 {
+            &tally.accepted_at[..shown],
+            if tally.accepted_at.len() > shown {
                 ", .."
             } else {
                 ""

@@ -1,7 +1,9 @@
-//! Deterministic generator of AWS-shaped CMS SignedData blobs signed by the test CA.
+//! Deterministic generator of AWS-shaped signed documents (CMS SignedData for `/rsa2048` and
+//! `/pkcs7`, bare signatures for `/signature`) signed by the test CAs.
 //!
-//! Everything here is reproducible: the keys are committed files, the signing time is pinned and
-//! RSASSA-PKCS1-v1_5 signing uses no randomness. `tests/fixtures.rs` regenerates the files in
+//! Everything here is reproducible: the keys are committed files, the signing time is pinned,
+//! RSASSA-PKCS1-v1_5 signing uses no randomness and DSA signing derives its nonce from the key
+//! and the digest (RFC 6979). `tests/fixtures.rs` regenerates the files in
 //! `tests/data/gen/` from [`fixtures`] and fails if any committed byte differs.
 //!
 //! The BER/DER writer is deliberately tiny and independent of the crate under test and of the
@@ -13,7 +15,8 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use rsa::pkcs1v15::SigningKey;
 use rsa::pkcs8::{DecodePrivateKey as _, EncodePublicKey as _};
-use rsa::signature::{SignatureEncoding as _, Signer as _};
+use rsa::signature::{DigestSigner as _, SignatureEncoding as _, Signer as _};
+use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 
 /// Dotted OIDs the generator writes.
@@ -24,8 +27,12 @@ pub mod oid {
     pub const SIGNED_DATA: &str = "1.2.840.113549.1.7.2";
     /// id-sha256.
     pub const SHA256: &str = "2.16.840.1.101.3.4.2.1";
-    /// id-sha1 (for "unsupported digest" tests).
+    /// id-sha1 (`/pkcs7`; for `/rsa2048` an unsupported digest).
     pub const SHA1: &str = "1.3.14.3.2.26";
+    /// dsaWithSHA1: AWS's `/pkcs7` signature algorithm.
+    pub const DSA_WITH_SHA1: &str = "1.2.840.10040.4.3";
+    /// sha1WithRSAEncryption (a possible China `/pkcs7` algorithm).
+    pub const SHA1_WITH_RSA: &str = "1.2.840.113549.1.1.5";
     /// rsaEncryption: the signature OID AWS used until mid-2021 (and `openssl cms` writes).
     pub const RSA_ENCRYPTION: &str = "1.2.840.113549.1.1.1";
     /// sha256WithRSAEncryption: the signature OID AWS uses since 2021.
@@ -312,6 +319,60 @@ pub fn rsa_sign(key: &rsa::PrivateKey, message: &[u8]) -> Vec<u8> {
         .to_vec()
 }
 
+/// RSASSA-PKCS1-v1_5 with SHA-1 over `message` (deterministic).
+pub fn rsa_sign_sha1(key: &rsa::PrivateKey, message: &[u8]) -> Vec<u8> {
+    SigningKey::<Sha1>::new(key.clone()).sign(message).to_vec()
+}
+
+/// The DSA test CA (NOT an AWS key): DSA-1024/160, like AWS's `/pkcs7` keys.
+#[derive(Clone, Debug)]
+pub struct DsaTestCa {
+    /// The CA's DSA private key.
+    pub key: dsa::SigningKey,
+    /// `testca-dsa.pem` as committed (PEM text).
+    pub cert_pem: String,
+    /// The certificate, DER.
+    pub cert_der: Vec<u8>,
+    /// The full issuer `Name` TLV as it appears in the certificate.
+    pub issuer_der: Vec<u8>,
+    /// The serial's INTEGER content bytes as in the certificate, incl. the leading `0x00`.
+    pub serial: Vec<u8>,
+}
+
+/// Loads `tests/data/testca/testca-dsa.{key,pem}` (parsed once per test binary).
+pub fn dsa_test_ca() -> DsaTestCa {
+    static CA: OnceLock<DsaTestCa> = OnceLock::new();
+    CA.get_or_init(|| {
+        let key = dsa::SigningKey::from_pkcs8_pem(&read_text("testca/testca-dsa.key"))
+            .expect("testca-dsa.key is a PKCS#8 DSA key");
+        let cert_pem = read_text("testca/testca-dsa.pem");
+        let (_, pem) =
+            x509_parser::pem::parse_x509_pem(cert_pem.as_bytes()).expect("testca-dsa.pem");
+        let cert_der = pem.contents;
+        let (rest, cert) = x509_parser::parse_x509_certificate(&cert_der).expect("DSA cert");
+        assert!(
+            rest.is_empty(),
+            "trailing bytes after the DSA test CA certificate"
+        );
+        DsaTestCa {
+            key,
+            issuer_der: cert.tbs_certificate.issuer.as_raw().to_vec(),
+            serial: cert.tbs_certificate.raw_serial().to_vec(),
+            cert_pem,
+            cert_der,
+        }
+    })
+    .clone()
+}
+
+/// DSA with SHA-1 over `message`, DER `SEQUENCE { r, s }` (RFC 6979 nonce: deterministic).
+pub fn dsa_sign_sha1(key: &dsa::SigningKey, message: &[u8]) -> Vec<u8> {
+    let signature: dsa::Signature = key.sign_digest(|digest: &mut Sha1| {
+        sha1::Digest::update(digest, message);
+    });
+    der::Encode::to_der(&signature).expect("DER of a DSA signature")
+}
+
 /// A self-signed certificate of the attacker key that copies the test CA's issuer/subject DN,
 /// serial, validity and basicConstraints: what an attacker would embed in
 /// `SignedData.certificates` hoping the verifier trusts it.
@@ -368,8 +429,8 @@ pub fn attacker_cert(ca: &TestCa) -> Vec<u8> {
 
 /// Every knob of a generated SignedData blob. Start from [`BlobSpec::aws_like`].
 ///
-/// The generator always hashes with SHA-256 and signs with RSASSA-PKCS1-v1_5/SHA-256; the OID
-/// fields only change what the blob *claims*.
+/// The generator hashes with SHA-256 (SHA-1 with `hash_sha1`) and signs with
+/// RSASSA-PKCS1-v1_5 (DSA with `dsa_signer`); the OID fields only change what the blob *claims*.
 #[derive(Clone, Debug)]
 pub struct BlobSpec {
     /// The signed content (the JSON document).
@@ -428,6 +489,11 @@ pub struct BlobSpec {
     pub embedded_certs: Vec<Vec<u8>>,
     /// Key to sign with; `None` = the test CA key.
     pub signing_key: Option<rsa::PrivateKey>,
+    /// Hash the content and the signed attributes with SHA-1 instead of SHA-256 (`/pkcs7`).
+    pub hash_sha1: bool,
+    /// Sign with this DSA CA (over SHA-1) and name its issuer and serial instead of the RSA test
+    /// CA's (`signing_key` is then ignored).
+    pub dsa_signer: Option<DsaTestCa>,
     /// Signature value bytes to write instead of the computed signature.
     pub signature_override: Option<Vec<u8>>,
 }
@@ -460,7 +526,23 @@ impl BlobSpec {
             serial_override: None,
             embedded_certs: Vec::new(),
             signing_key: None,
+            hash_sha1: false,
+            dsa_signer: None,
             signature_override: None,
+        }
+    }
+
+    /// The shape of an AWS `/pkcs7` blob around `content`: as [`BlobSpec::aws_like`], but SHA-1
+    /// and `dsaWithSHA1` (no parameters), signed by `dsa_ca`. AWS's DSA signatures carry
+    /// CMSAlgorithmProtection since 2021-09, like its RSA ones.
+    pub fn aws_pkcs7_like(content: &[u8], dsa_ca: &DsaTestCa) -> Self {
+        Self {
+            digest_oid: der_oid(oid::SHA1),
+            signature_oid: der_oid(oid::DSA_WITH_SHA1),
+            signature_params_null: false,
+            hash_sha1: true,
+            dsa_signer: Some(dsa_ca.clone()),
+            ..Self::aws_like(content)
         }
     }
 
@@ -494,7 +576,7 @@ impl BlobSpec {
             let digest = self
                 .message_digest_override
                 .clone()
-                .unwrap_or_else(|| Sha256::digest(&self.content).to_vec());
+                .unwrap_or_else(|| self.hash(&self.content));
             attrs.push(attribute(
                 &der_oid(oid::MESSAGE_DIGEST),
                 &tlv(tag::OCTET_STRING, &digest),
@@ -535,20 +617,36 @@ impl BlobSpec {
         }
     }
 
+    /// The digest the generator computes (SHA-256, or SHA-1 with `hash_sha1`).
+    pub fn hash(&self, data: &[u8]) -> Vec<u8> {
+        if self.hash_sha1 {
+            Sha1::digest(data).to_vec()
+        } else {
+            Sha256::digest(data).to_vec()
+        }
+    }
+
     /// The signature value written in the SignerInfo.
     pub fn signature(&self, ca: &TestCa) -> Vec<u8> {
         self.signature_override.clone().unwrap_or_else(|| {
-            rsa_sign(
-                self.signing_key.as_ref().unwrap_or(&ca.key),
-                &self.signed_message(),
-            )
+            let message = self.signed_message();
+            let key = self.signing_key.as_ref().unwrap_or(&ca.key);
+            match &self.dsa_signer {
+                Some(dsa_ca) => dsa_sign_sha1(&dsa_ca.key, &message),
+                None if self.hash_sha1 => rsa_sign_sha1(key, &message),
+                None => rsa_sign(key, &message),
+            }
         })
     }
 
     /// One SignerInfo (version 1, IssuerAndSerialNumber).
     pub fn signer_info(&self, ca: &TestCa) -> Vec<u8> {
-        let serial = self.serial_override.as_ref().unwrap_or(&ca.serial);
-        let sid = tlv_of(tag::SEQUENCE, &[&ca.issuer_der, &tlv(tag::INTEGER, serial)]);
+        let (issuer, serial) = match &self.dsa_signer {
+            Some(dsa_ca) => (&dsa_ca.issuer_der, &dsa_ca.serial),
+            None => (&ca.issuer_der, &ca.serial),
+        };
+        let serial = self.serial_override.as_ref().unwrap_or(serial);
+        let sid = tlv_of(tag::SEQUENCE, &[issuer, &tlv(tag::INTEGER, serial)]);
         let signed_attrs = if self.omit_signed_attrs {
             Vec::new()
         } else {
@@ -694,6 +792,9 @@ pub enum Expect {
 pub struct Fixture {
     /// File name in `tests/data/gen/`.
     pub file: &'static str,
+    /// The IMDS format: `rsa2048`, `pkcs7` or `signature` (then the file is the `/signature`
+    /// text for `document.json`).
+    pub format: &'static str,
     /// Its exact bytes.
     pub bytes: Vec<u8>,
     /// What a verifier must do with it.
@@ -711,10 +812,15 @@ impl Fixture {
     ) -> Self {
         Self {
             file,
+            format: "rsa2048",
             bytes: bytes.into(),
             expect,
             note,
         }
+    }
+
+    fn in_format(self, format: &'static str) -> Self {
+        Self { format, ..self }
     }
 }
 
@@ -774,6 +880,31 @@ pub fn blob_fixtures() -> Vec<Fixture> {
     };
     let truncated = der[..der.len() / 2].to_vec();
     let trailing = [der.as_slice(), &[0x00, 0x00, 0x00]].concat();
+
+    let dsa_ca = dsa_test_ca();
+    let pkcs7 = BlobSpec::aws_pkcs7_like(&doc, &dsa_ca);
+    let pkcs7_2018 = BlobSpec {
+        algorithm_protection: false,
+        ..pkcs7.clone()
+    };
+    let mut dsa_flipped = pkcs7.signature(&ca);
+    *dsa_flipped.last_mut().expect("signature") ^= 0x01;
+    let pkcs7_tampered = BlobSpec {
+        signature_override: Some(dsa_flipped),
+        ..pkcs7.clone()
+    };
+    let pkcs7_rsa = BlobSpec {
+        signature_oid: der_oid(oid::RSA_ENCRYPTION),
+        algorithm_protection: false,
+        ..aws.clone()
+    };
+    let pkcs7_rsa_sha1 = BlobSpec {
+        digest_oid: der_oid(oid::SHA1),
+        signature_oid: der_oid(oid::SHA1_WITH_RSA),
+        hash_sha1: true,
+        ..aws.clone()
+    };
+    let signature = base64_lines(&rsa_sign(&ca.key, &doc)).join("\n");
 
     vec![
         Fixture::new(
@@ -867,11 +998,53 @@ pub fn blob_fixtures() -> Vec<Fixture> {
             Reject("TrailingData"),
             "rsa2048.der followed by 3 zero bytes",
         ),
+        Fixture::new(
+            "pkcs7.b64",
+            b64(&pkcs7),
+            Accept,
+            "AWS-shaped /pkcs7 (BER, SHA-1, dsaWithSHA1, CMSAlgorithmProtection) signed by the DSA test CA",
+        )
+        .in_format("pkcs7"),
+        Fixture::new(
+            "pkcs7-2018.b64",
+            b64(&pkcs7_2018),
+            Accept,
+            "the same without CMSAlgorithmProtection (AWS until mid-2021)",
+        )
+        .in_format("pkcs7"),
+        Fixture::new(
+            "pkcs7-tampered-signature.b64",
+            b64(&pkcs7_tampered),
+            Reject("InvalidSignature"),
+            "pkcs7.b64 with the last byte of the DSA signature's s flipped",
+        )
+        .in_format("pkcs7"),
+        Fixture::new(
+            "pkcs7-rsa.b64",
+            b64(&pkcs7_rsa),
+            Accept,
+            "China-style /pkcs7: RSA (rsaEncryption) over SHA-256, signed by the RSA test CA trusted for pkcs7",
+        )
+        .in_format("pkcs7"),
+        Fixture::new(
+            "pkcs7-rsa-sha1.b64",
+            b64(&pkcs7_rsa_sha1),
+            Accept,
+            "China-style /pkcs7 with SHA-1 and sha1WithRSAEncryption, RSA test CA",
+        )
+        .in_format("pkcs7"),
+        Fixture::new(
+            "signature.b64",
+            signature,
+            Accept,
+            "/signature text for document.json: RSASSA-PKCS1-v1_5 SHA-256 by the RSA test CA, base64 at 76 columns",
+        )
+        .in_format("signature"),
     ]
 }
 
-/// `index.json` for `fixtures`: an array of `{ "file", "expect", "error", "note" }` in that key
-/// order, one key per line, trailing newline.
+/// `index.json` for `fixtures`: an array of `{ "file", "format", "expect", "error", "note" }` in
+/// that key order, one key per line, trailing newline.
 pub fn index_json(fixtures: &[Fixture]) -> String {
     let json = |text: &str| serde_json::to_string(text).expect("JSON string");
     let entries: Vec<String> = fixtures
@@ -882,8 +1055,9 @@ pub fn index_json(fixtures: &[Fixture]) -> String {
                 Expect::Reject(error) => ("reject", json(error)),
             };
             format!(
-                "  {{\n    \"file\": {},\n    \"expect\": {},\n    \"error\": {error},\n    \"note\": {}\n  }}",
+                "  {{\n    \"file\": {},\n    \"format\": {},\n    \"expect\": {},\n    \"error\": {error},\n    \"note\": {}\n  }}",
                 json(f.file),
+                json(f.format),
                 json(expect),
                 json(f.note)
             )
@@ -896,29 +1070,35 @@ const README_HEAD: &str = "\
 # Generated fixtures
 
 Everything here except `document.json` is written by `tests/common/gen.rs` from `document.json`
-and the test CA in `../testca/` (NOT an AWS key). Do not edit these files by hand:
+and the test CAs in `../testca/` (NOT AWS keys). Do not edit these files by hand:
 `cargo test --test fixtures` fails if a committed file differs from what the generator produces;
 `EC2_IID_REGENERATE=1 cargo test --test fixtures` rewrites them (this README and `index.json`
 included).
 
-To accept a fixture, a verifier trusts `../testca/testca.pem` for `us-east-1` (the document's
-region) and uses the clock `2026-11-01T12:01:00Z` (pendingTime + 1 min); signingTime is
-`2026-11-01T12:00:05Z`. `index.json` holds the table below for tests, fuzz seeds and benches.
+To accept a fixture, a verifier trusts `../testca/testca.pem` (RSA) or, for the DSA-signed
+`pkcs7` ones, `../testca/testca-dsa.pem` for the fixture's format and `us-east-1` (the document's
+region), opts into `pkcs7` (`allow_legacy_dsa_sha1`) and uses the clock `2026-11-01T12:01:00Z`
+(pendingTime + 1 min); signingTime is `2026-11-01T12:00:05Z`. A `signature` fixture is the
+`/signature` text for `document.json`. `index.json` holds the table below for tests, fuzz seeds
+and benches.
 
-| file | what it is | verifier must |
-|---|---|---|
+| file | format | what it is | verifier must |
+|---|---|---|---|
 ";
 
 /// `README.md` of `tests/data/gen/` for `fixtures`.
 pub fn readme(fixtures: &[Fixture]) -> String {
     let mut text = README_HEAD.to_owned();
-    text.push_str("| `document.json` | the signed content (AWS-style pretty JSON, no trailing newline); input, not generated | - |\n");
+    text.push_str("| `document.json` | - | the signed content (AWS-style pretty JSON, no trailing newline); input, not generated | - |\n");
     for f in fixtures {
         let expect = match f.expect {
             Expect::Accept => "accept".to_owned(),
             Expect::Reject(error) => format!("reject: `{error}`"),
         };
-        text.push_str(&format!("| `{}` | {} | {expect} |\n", f.file, f.note));
+        text.push_str(&format!(
+            "| `{}` | {} | {} | {expect} |\n",
+            f.file, f.format, f.note
+        ));
     }
     text
 }

@@ -23,3 +23,16 @@
 pub mod r#gen;
 
 pub use self::r#gen::*;
+
+/// AWS's store plus the test CA, trusted for `region`.
+pub fn trust_with_test_ca(region: &str) -> ec2_iid::TrustStore {
+    let mut trust = ec2_iid::TrustStore::aws();
+    trust
+        .add_pem(
+            ec2_iid::Format::Rsa2048,
+            test_ca().cert_pem.as_bytes(),
+            [region.parse().expect("valid region")],
+        )
+        .expect("the test CA is a valid certificate");
+    trust
+}

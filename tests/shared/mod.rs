@@ -32,6 +32,9 @@ pub struct Sample {
     pub signer_serial_hex: Option<String>,
     #[serde(default)]
     pub fakecert: Option<String>,
+    /// For `/signature` samples: the sample whose document these are (or a note).
+    #[serde(default)]
+    pub doc_from: Option<String>,
     #[serde(default)]
     pub note: String,
     #[serde(rename = "now_for_tests")]

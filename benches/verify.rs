@@ -1,0 +1,306 @@
+//! Signature-verification throughput: `cargo bench --bench verify -- 'verify/'`.
+//!
+//! Ids are stable so results stay comparable over time (see benches/README.md). Inputs are the
+//! committed AWS-shaped fixture signed by the crate's test CA; `verify/end_to_end_real` also
+//! runs on a real AWS sample when `../shared/aws-samples` is present.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    missing_docs,
+    reason = "benchmark harness: a panic is a failed run"
+)]
+
+use std::hint::black_box;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use ec2_iid::crypto::{Backend, RsaVerifyingKey};
+use ec2_iid::{
+    AllowRule, Format, SignedInput, TrustStore, Verifier, match_allow_rules, parse_document,
+};
+use rsa::pkcs8::DecodePublicKey as _;
+use sha2::{Digest as _, Sha256};
+
+const BLOB: &[u8] = include_bytes!("../tests/data/gen/rsa2048.b64");
+const TEST_CA: &[u8] = include_bytes!("../tests/data/testca/testca.pem");
+
+fn now() -> DateTime<Utc> {
+    "2026-11-01T12:01:00Z".parse().unwrap()
+}
+
+fn trust() -> TrustStore {
+    let mut trust = TrustStore::aws();
+    trust
+        .add_pem(Format::Rsa2048, TEST_CA, ["us-east-1".parse().unwrap()])
+        .unwrap();
+    trust
+}
+
+/// The verifier, with every RSA key prepared for `backend`.
+fn verifier_with(backend: Backend) -> Verifier {
+    Verifier::builder(trust().with_rsa_backend(backend).unwrap())
+        .allow(AllowRule::account("123456789012").unwrap())
+        .build()
+        .unwrap()
+}
+
+/// The verifier of the default pure-Rust build.
+fn verifier() -> Verifier {
+    verifier_with(Backend::Montgomery)
+}
+
+/// The test CA's SubjectPublicKeyInfo (DER).
+fn test_ca_spki() -> Vec<u8> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(TEST_CA).unwrap();
+    let cert = pem.parse_x509().unwrap();
+    cert.public_key().raw.to_vec()
+}
+
+/// SHA-256 over the signed attributes as signed (tag 0xA0 -> 0x31), and the signature.
+fn signed_digest_and_signature() -> ([u8; 32], Vec<u8>) {
+    let signed = parse_document(BLOB).unwrap();
+    let attrs = signed.signed_attributes().unwrap();
+    let mut hasher = Sha256::new();
+    hasher.update([0x31]);
+    hasher.update(&attrs[1..]);
+    (hasher.finalize().into(), signed.signature().to_vec())
+}
+
+fn bench_verify(c: &mut Criterion) {
+    let mut group = c.benchmark_group("verify");
+    let (digest, signature) = signed_digest_and_signature();
+    let spki = test_ca_spki();
+
+    let key =
+        RsaVerifyingKey::from_public_key_der_with_backend(&spki, Backend::Montgomery).unwrap();
+    group.bench_function("raw_rsa", |b| {
+        b.iter(|| key.verify_sha256_digest(black_box(&digest), black_box(&signature)))
+    });
+
+    let crate_key = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(
+        rsa::PublicKey::from_public_key_der(&spki).unwrap(),
+    );
+    let crate_signature = rsa::pkcs1v15::Signature::try_from(signature.as_slice()).unwrap();
+    group.bench_function("raw_rsa_crate", |b| {
+        b.iter(|| {
+            use rsa::signature::hazmat::PrehashVerifier as _;
+            crate_key.verify_prehash(black_box(&digest), black_box(&crate_signature))
+        })
+    });
+
+    let verifier = verifier();
+    assert!(verifier.verify(BLOB, now()).is_ok());
+    group.bench_function("end_to_end", |b| {
+        b.iter(|| verifier.verify(black_box(BLOB), now()).unwrap())
+    });
+
+    #[cfg(feature = "aws-lc-rs")]
+    {
+        let key = RsaVerifyingKey::from_public_key_der_with_backend(&spki, Backend::AwsLc).unwrap();
+        group.bench_function("raw_rsa_aws_lc", |b| {
+            b.iter(|| key.verify_sha256_digest(black_box(&digest), black_box(&signature)))
+        });
+        let verifier = verifier_with(Backend::AwsLc);
+        assert!(verifier.verify(BLOB, now()).is_ok());
+        group.bench_function("end_to_end_aws_lc", |b| {
+            b.iter(|| verifier.verify(black_box(BLOB), now()).unwrap())
+        });
+    }
+
+    bench_openssl(&mut group);
+    bench_real_sample(&mut group);
+    group.finish();
+}
+
+/// rust-openssl's `Pkcs7::verify` on the same text: PEM/base64 decoding and parsing per call,
+/// the signer certificate pre-parsed and supplied, no chain verification.
+fn bench_openssl(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    use openssl::pkcs7::{Pkcs7, Pkcs7Flags};
+    use openssl::stack::Stack;
+    use openssl::x509::X509;
+    use openssl::x509::store::X509StoreBuilder;
+
+    let armoured = format!(
+        "-----BEGIN PKCS7-----\n{}\n-----END PKCS7-----\n",
+        std::str::from_utf8(BLOB).unwrap().trim()
+    );
+    let mut certs = Stack::new().unwrap();
+    certs.push(X509::from_pem(TEST_CA).unwrap()).unwrap();
+    let store = X509StoreBuilder::new().unwrap().build();
+    let flags = Pkcs7Flags::NOVERIFY | Pkcs7Flags::NOINTERN;
+    let verify = || {
+        let pkcs7 = Pkcs7::from_pem(armoured.as_bytes()).unwrap();
+        let mut content = Vec::new();
+        pkcs7
+            .verify(&certs, &store, None, Some(&mut content), flags)
+            .unwrap();
+        content
+    };
+    assert!(verify().starts_with(b"{"));
+    group.bench_function("openssl_pkcs7", |b| b.iter(verify));
+}
+
+fn bench_real_sample(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/aws-samples");
+    let Ok(blob) = std::fs::read(dir.join("sample-04.rsa2048.b64")) else {
+        eprintln!("notice: ../shared/aws-samples missing, skipping verify/end_to_end_real");
+        return;
+    };
+    let verifier = Verifier::builder(TrustStore::aws())
+        .allow(AllowRule::account("278576220453").unwrap())
+        .build()
+        .unwrap();
+    let now: DateTime<Utc> = "2021-09-03T21:26:44Z".parse().unwrap();
+    assert!(verifier.verify(&blob, now).is_ok());
+    group.bench_function("end_to_end_real", |b| {
+        b.iter(|| verifier.verify(black_box(&blob), now).unwrap())
+    });
+}
+
+/// The two legacy formats, end to end: `/pkcs7` (DSA-1024, SHA-1; opt-in) on the generated
+/// fixture, `/signature` (RSA-1024) on a real sample when `../shared` is present.
+fn bench_signature_formats(c: &mut Criterion) {
+    let mut group = c.benchmark_group("signature");
+    let mut trust = TrustStore::aws();
+    trust
+        .add_pem(
+            Format::Pkcs7,
+            include_bytes!("../tests/data/testca/testca-dsa.pem"),
+            ["us-east-1".parse().unwrap()],
+        )
+        .unwrap();
+    let verifier = Verifier::builder(trust.clone())
+        .allow(AllowRule::account("123456789012").unwrap())
+        .allow_legacy_dsa_sha1(true)
+        .build()
+        .unwrap();
+    let pkcs7: &[u8] = include_bytes!("../tests/data/gen/pkcs7.b64");
+    assert!(
+        verifier
+            .verify_input(SignedInput::Pkcs7(pkcs7), now())
+            .is_ok()
+    );
+    group.bench_function("dsa", |b| {
+        b.iter(|| {
+            verifier
+                .verify_input(SignedInput::Pkcs7(black_box(pkcs7)), now())
+                .unwrap()
+        })
+    });
+
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/aws-samples");
+    let (Ok(document), Ok(signature)) = (
+        std::fs::read(dir.join("sample-44.document.json")),
+        std::fs::read(dir.join("sample-44.signature.b64")),
+    ) else {
+        eprintln!("notice: ../shared/aws-samples missing, skipping signature/rsa1024");
+        return;
+    };
+    let account: serde_json::Value = serde_json::from_slice(&document).unwrap();
+    let pending: DateTime<Utc> = account["pendingTime"].as_str().unwrap().parse().unwrap();
+    let verifier = Verifier::builder(TrustStore::aws())
+        .allow(AllowRule::account(account["accountId"].as_str().unwrap()).unwrap())
+        .build()
+        .unwrap();
+    let input = SignedInput::Signature {
+        document: &document,
+        signature: &signature,
+    };
+    assert!(verifier.verify_input(input, pending).is_ok());
+    group.bench_function("rsa1024", |b| {
+        b.iter(|| verifier.verify_input(black_box(input), pending).unwrap())
+    });
+    group.finish();
+}
+
+fn bench_parse(c: &mut Criterion) {
+    let mut group = c.benchmark_group("parse");
+    group.bench_function("base64", |b| {
+        b.iter(|| parse_document(black_box(BLOB)).unwrap())
+    });
+    let der = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/data/gen/rsa2048.der"
+    ))
+    .unwrap();
+    group.bench_function("der", |b| {
+        b.iter(|| parse_document(black_box(&der)).unwrap())
+    });
+    group.finish();
+}
+
+fn bench_trust_store(c: &mut Criterion) {
+    let mut group = c.benchmark_group("trust_store");
+    group.bench_function("aws", |b| b.iter(TrustStore::aws));
+    group.finish();
+}
+
+fn bench_rules(c: &mut Criterion) {
+    let mut group = c.benchmark_group("rules");
+    let verified = ec2_iid::verify_signature(parse_document(BLOB).unwrap(), &trust()).unwrap();
+    for count in [1usize, 100] {
+        // The matching rule is last: the worst case for `count` rules.
+        let mut rules: Vec<AllowRule> = (0..count - 1)
+            .map(|i| {
+                AllowRule::account(&format!("{:012}", 100_000 + i))
+                    .unwrap()
+                    .with_regions(["us-east-1".parse().unwrap()])
+            })
+            .collect();
+        rules.push(AllowRule::account("123456789012").unwrap());
+        group.bench_function(count.to_string(), |b| {
+            b.iter(|| {
+                match_allow_rules(black_box(&verified), black_box(&rules))
+                    .unwrap()
+                    .0
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Documents per second with 1 and 2 threads sharing one verifier.
+fn bench_throughput(c: &mut Criterion) {
+    let mut group = c.benchmark_group("throughput");
+    let verifier = Arc::new(verifier());
+    const PER_THREAD: u64 = 64;
+    for threads in [1u64, 2] {
+        group.throughput(Throughput::Elements(PER_THREAD * threads));
+        group.bench_function(format!("{threads}_threads"), |b| {
+            b.iter_custom(|iters| {
+                let mut total = Duration::ZERO;
+                for _ in 0..iters {
+                    let start = Instant::now();
+                    std::thread::scope(|scope| {
+                        for _ in 0..threads {
+                            let verifier = Arc::clone(&verifier);
+                            scope.spawn(move || {
+                                for _ in 0..PER_THREAD {
+                                    black_box(verifier.verify(BLOB, now()).unwrap());
+                                }
+                            });
+                        }
+                    });
+                    total += start.elapsed();
+                }
+                total
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_verify,
+    bench_signature_formats,
+    bench_parse,
+    bench_trust_store,
+    bench_rules,
+    bench_throughput
+);
+criterion_main!(benches);

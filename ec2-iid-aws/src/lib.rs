@@ -1,0 +1,8 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod facts;
+mod lookup;
+
+pub use error::{Ec2LookupError, Operation};
+pub use lookup::{ConfigError, DEFAULT_SESSION_NAME, DEFAULT_TIMEOUT, Ec2Lookup, Ec2LookupBuilder};

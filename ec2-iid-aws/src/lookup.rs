@@ -1,0 +1,724 @@
+//! [`Ec2Lookup`]: `ec2:DescribeInstances` through the AWS SDK, with cached regional clients and
+//! cached `sts:AssumeRole` credentials.
+
+use core::fmt;
+use core::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ec2::config::{Credentials, Region as SdkRegion};
+use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_async::future::timeout::Timeout;
+use aws_smithy_async::rt::sleep::{AsyncSleep, default_async_sleep};
+use aws_smithy_types::timeout::TimeoutConfig;
+use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery, Partition, Region};
+use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
+
+use crate::error::{CallContext, Ec2LookupError, Operation};
+use crate::facts::facts_from_output;
+
+/// The default per-call timeout: 10 seconds.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default STS role session name: `ec2-iid`.
+pub const DEFAULT_SESSION_NAME: &str = "ec2-iid";
+
+/// Assumed-role credentials are replaced this long before they expire.
+const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
+
+/// Error codes of `DescribeInstances` that mean "no such instance": `Ok(None)`.
+///
+/// `InvalidInstanceID.Malformed` is one of them: the id comes from an AWS-signed document, so
+/// an id EC2 calls malformed cannot belong to an instance, and the lookup fails closed as it
+/// does for an unknown id.
+const NOT_FOUND: &[&str] = &["InvalidInstanceID.Malformed", "InvalidInstanceID.NotFound"];
+
+/// Looks up EC2 instances with the AWS SDK: implements [`ec2_iid::InstanceLookup`].
+///
+/// Built once from the caller's [`SdkConfig`] (its credential chain, retry configuration, HTTP
+/// client, FIPS and dual-stack settings are kept) and shared: it is cheap to clone, and the
+/// clones share one cache. Per query it
+///
+/// 1. picks an EC2 client for the query's region and role, made once and cached;
+/// 2. for a query with a [`role_arn`](InstanceQuery::role_arn), first assumes that role with
+///    `sts:AssumeRole` at the STS endpoint of the query's region (so of its partition), and
+///    caches the credentials until five minutes before they expire;
+/// 3. calls `ec2:DescribeInstances` for the instance id and maps the answer to
+///    [`InstanceFacts`]. An instance EC2 does not know is `Ok(None)`.
+///
+/// Each AWS call, with the SDK's retries, is bounded by the [timeout](Ec2LookupBuilder::timeout)
+/// (default 10 s).
+///
+/// ```no_run
+/// use ec2_iid::{InstanceLookup, InstanceQuery, InstanceState};
+/// use ec2_iid_aws::Ec2Lookup;
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+/// let lookup = Ec2Lookup::new(&config);
+///
+/// let query = InstanceQuery::new(
+///     "123456789012".parse()?,
+///     "i-0123456789abcdef0".parse()?,
+///     "eu-west-1".parse()?,
+/// )
+/// .with_role_arn(Some("arn:aws:iam::123456789012:role/ec2-iid-describe".into()));
+/// match lookup.describe_instance(&query).await? {
+///     Some(facts) if facts.state == InstanceState::Running => println!("running"),
+///     Some(facts) => println!("not running: {}", facts.state),
+///     None => println!("no such instance"),
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Ec2Lookup {
+    inner: Arc<Inner>,
+}
+
+/// The shared state of an [`Ec2Lookup`] and its clones.
+struct Inner {
+    settings: Settings,
+    /// One slot per (region, role); the slot's lock makes concurrent lookups for the same key
+    /// wait for one `AssumeRole` instead of each making their own.
+    clients: Mutex<HashMap<ClientKey, Arc<AsyncMutex<Option<CachedClient>>>>>,
+}
+
+/// The builder's settings, fixed at `build`.
+#[derive(Clone, Debug)]
+struct Settings {
+    config: SdkConfig,
+    partition_configs: Vec<(Partition, SdkConfig)>,
+    timeout: Duration,
+    session_name: String,
+    ec2_endpoint_url: Option<String>,
+    sts_endpoint_url: Option<String>,
+}
+
+#[derive(Clone, Debug, Eq, Hash, PartialEq)]
+struct ClientKey {
+    region: Region,
+    role_arn: Option<String>,
+}
+
+#[derive(Debug)]
+struct CachedClient {
+    client: aws_sdk_ec2::Client,
+    /// When the client's assumed-role credentials expire; `None` for the caller's own.
+    expires: Option<SystemTime>,
+}
+
+impl CachedClient {
+    fn fresh_at(&self, now: SystemTime) -> bool {
+        self.expires.is_none_or(|expires| {
+            now.checked_add(REFRESH_BEFORE_EXPIRY)
+                .is_some_and(|deadline| deadline < expires)
+        })
+    }
+}
+
+impl Ec2Lookup {
+    /// A lookup with the default settings: 10 s per call, session name `ec2-iid`, the SDK's
+    /// regional endpoints.
+    ///
+    /// If `config` has no [behavior version](BehaviorVersion), the SDK's latest is used.
+    ///
+    /// ```no_run
+    /// # async fn run() {
+    /// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    /// let lookup = ec2_iid_aws::Ec2Lookup::new(&config);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn new(config: &SdkConfig) -> Self {
+        Self::from_settings(Ec2LookupBuilder::new(config).settings)
+    }
+
+    /// A builder for a lookup with other settings.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// # async fn run() -> Result<(), ec2_iid_aws::ConfigError> {
+    /// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    /// let lookup = ec2_iid_aws::Ec2Lookup::builder(&config)
+    ///     .timeout(Duration::from_secs(5))
+    ///     .session_name("join-server")
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn builder(config: &SdkConfig) -> Ec2LookupBuilder {
+        Ec2LookupBuilder::new(config)
+    }
+
+    fn from_settings(settings: Settings) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                settings,
+                clients: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    /// The per-call timeout.
+    #[must_use]
+    pub fn timeout(&self) -> Duration {
+        self.inner.settings.timeout
+    }
+
+    /// Describes one instance: what [`InstanceLookup::describe_instance`] does.
+    async fn describe(
+        &self,
+        query: &InstanceQuery,
+    ) -> Result<Option<InstanceFacts>, Ec2LookupError> {
+        let settings = &self.inner.settings;
+        let key = ClientKey {
+            region: query.region.clone(),
+            role_arn: query.role_arn.clone(),
+        };
+        let client = self.client_for(&key, query).await?;
+        let result = client
+            .describe_instances()
+            .instance_ids(query.instance_id.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(output) => facts_from_output(&output, &query.instance_id),
+            Err(err) if is_not_found(&err) => Ok(None),
+            Err(err) => {
+                let context = CallContext {
+                    region: &query.region,
+                    timeout: settings.timeout,
+                    endpoint_overridden: settings.ec2_endpoint_url.is_some(),
+                };
+                let err = Ec2LookupError::from_sdk(err, Operation::DescribeInstances, &context);
+                if key.role_arn.is_some() && matches!(err, Ec2LookupError::AccessDenied { .. }) {
+                    // The assumed session may have been revoked: assume the role again next time.
+                    self.clients().remove(&key);
+                }
+                Err(err)
+            }
+        }
+    }
+
+    /// The cached EC2 client for `key`, made (and its role assumed) if missing or expiring.
+    async fn client_for(
+        &self,
+        key: &ClientKey,
+        query: &InstanceQuery,
+    ) -> Result<aws_sdk_ec2::Client, Ec2LookupError> {
+        if let Some(role_arn) = &key.role_arn {
+            check_role_arn(role_arn, query.partition)?;
+        }
+        let slot = Arc::clone(self.clients().entry(key.clone()).or_default());
+        let settings = &self.inner.settings;
+        let config = settings.config_for(query.partition);
+        let mut cached = settings.lock_slot(&slot, config).await?;
+        let now = config
+            .time_source()
+            .map_or_else(SystemTime::now, |source| source.now());
+        if let Some(cached) = cached.as_ref()
+            && cached.fresh_at(now)
+        {
+            return Ok(cached.client.clone());
+        }
+        let (credentials, expires) = match &key.role_arn {
+            None => (None, None),
+            Some(role_arn) => {
+                let credentials = settings.assume_role(config, query, role_arn).await?;
+                let expires = credentials.expiry();
+                (Some(credentials), expires)
+            }
+        };
+        let client = settings.ec2_client(config, &query.region, credentials);
+        *cached = Some(CachedClient {
+            client: client.clone(),
+            expires,
+        });
+        Ok(client)
+    }
+
+    fn clients(&self) -> MutexGuard<'_, HashMap<ClientKey, Arc<AsyncMutex<Option<CachedClient>>>>> {
+        // The map is never left half-updated, so a panic elsewhere cannot poison its content.
+        self.inner
+            .clients
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl InstanceLookup for Ec2Lookup {
+    type Error = Ec2LookupError;
+
+    /// Describes the instance with `ec2:DescribeInstances`, after `sts:AssumeRole` if the query
+    /// has a role.
+    ///
+    /// # Errors
+    ///
+    /// An [`Ec2LookupError`] of the kind of the failure; `Ok(None)` is "no such instance".
+    async fn describe_instance(
+        &self,
+        query: &InstanceQuery,
+    ) -> Result<Option<InstanceFacts>, Ec2LookupError> {
+        self.describe(query).await
+    }
+}
+
+impl fmt::Debug for Ec2Lookup {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let settings = &self.inner.settings;
+        f.debug_struct("Ec2Lookup")
+            .field("timeout", &settings.timeout)
+            .field("session_name", &settings.session_name)
+            .field("ec2_endpoint_url", &settings.ec2_endpoint_url)
+            .field("sts_endpoint_url", &settings.sts_endpoint_url)
+            .field(
+                "partition_configs",
+                &settings
+                    .partition_configs
+                    .iter()
+                    .map(|(p, _)| p)
+                    .collect::<Vec<_>>(),
+            )
+            .field("cached_clients", &self.clients().len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Settings {
+    /// Locks a cache slot, waiting at most the timeout for a lookup that is assuming the same
+    /// role (so a slow or failing STS cannot queue lookups behind each other).
+    async fn lock_slot<'a>(
+        &self,
+        slot: &'a AsyncMutex<Option<CachedClient>>,
+        config: &SdkConfig,
+    ) -> Result<AsyncMutexGuard<'a, Option<CachedClient>>, Ec2LookupError> {
+        if let Ok(guard) = slot.try_lock() {
+            return Ok(guard);
+        }
+        let Some(sleep) = config.sleep_impl().or_else(default_async_sleep) else {
+            // No timer to bound the wait with: wait for the other lookup's own bounded call.
+            return Ok(slot.lock().await);
+        };
+        Timeout::new(slot.lock(), sleep.sleep(self.timeout))
+            .await
+            .map_err(|timed_out| Ec2LookupError::Timeout {
+                operation: Operation::AssumeRole,
+                timeout: self.timeout,
+                source: Box::new(timed_out),
+            })
+    }
+
+    /// The SDK configuration for a query in `partition`.
+    fn config_for(&self, partition: Partition) -> &SdkConfig {
+        self.partition_configs
+            .iter()
+            .find(|(p, _)| *p == partition)
+            .map_or(&self.config, |(_, config)| config)
+    }
+
+    /// The SDK's timeout configuration with the per-call timeout as the operation timeout.
+    fn timeout_config(&self, config: &SdkConfig) -> TimeoutConfig {
+        config
+            .timeout_config()
+            .map(TimeoutConfig::to_builder)
+            .unwrap_or_default()
+            .operation_timeout(self.timeout)
+            .build()
+    }
+
+    fn ec2_client(
+        &self,
+        config: &SdkConfig,
+        region: &Region,
+        credentials: Option<Credentials>,
+    ) -> aws_sdk_ec2::Client {
+        let mut builder = aws_sdk_ec2::config::Builder::from(config)
+            .region(SdkRegion::new(region.to_string()))
+            .timeout_config(self.timeout_config(config));
+        if config.behavior_version().is_none() {
+            builder = builder.behavior_version(BehaviorVersion::latest());
+        }
+        if let Some(credentials) = credentials {
+            builder = builder.credentials_provider(credentials);
+        }
+        if let Some(url) = &self.ec2_endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        aws_sdk_ec2::Client::from_conf(builder.build())
+    }
+
+    async fn assume_role(
+        &self,
+        config: &SdkConfig,
+        query: &InstanceQuery,
+        role_arn: &str,
+    ) -> Result<Credentials, Ec2LookupError> {
+        let mut builder = aws_sdk_sts::config::Builder::from(config)
+            .region(SdkRegion::new(query.region.to_string()))
+            .timeout_config(self.timeout_config(config));
+        if config.behavior_version().is_none() {
+            builder = builder.behavior_version(BehaviorVersion::latest());
+        }
+        if let Some(url) = &self.sts_endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        let output = aws_sdk_sts::Client::from_conf(builder.build())
+            .assume_role()
+            .role_arn(role_arn)
+            .role_session_name(&self.session_name)
+            .send()
+            .await
+            .map_err(|err| {
+                let context = CallContext {
+                    region: &query.region,
+                    timeout: self.timeout,
+                    endpoint_overridden: self.sts_endpoint_url.is_some(),
+                };
+                Ec2LookupError::from_sdk(err, Operation::AssumeRole, &context)
+            })?;
+        let invalid = |reason| Ec2LookupError::InvalidResponse {
+            operation: Operation::AssumeRole,
+            reason,
+        };
+        let credentials = output
+            .credentials()
+            .ok_or_else(|| invalid("no credentials"))?;
+        let expires = SystemTime::try_from(*credentials.expiration())
+            .map_err(|_| invalid("credentials expiration out of range"))?;
+        Ok(Credentials::new(
+            credentials.access_key_id(),
+            credentials.secret_access_key(),
+            Some(credentials.session_token().to_owned()),
+            Some(expires),
+            "ec2-iid-aws AssumeRole",
+        ))
+    }
+}
+
+/// Whether `DescribeInstances` answered "no such instance".
+fn is_not_found<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(ProvideErrorMetadata::code)
+        .is_some_and(|code| NOT_FOUND.contains(&code))
+}
+
+/// Checks that `role_arn` is `arn:<partition>:iam::<account>:role/<name>` for the query's
+/// partition, before any call is made with it.
+fn check_role_arn(role_arn: &str, partition: Partition) -> Result<(), Ec2LookupError> {
+    let mut parts = role_arn.splitn(6, ':');
+    let valid = parts.next() == Some("arn")
+        && parts.next() == Some(partition.as_str())
+        && parts.next() == Some("iam")
+        && parts.next() == Some("")
+        && parts.next().is_some_and(|account| {
+            account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())
+        })
+        && parts
+            .next()
+            .and_then(|resource| resource.strip_prefix("role/"))
+            .is_some_and(|name| !name.is_empty());
+    if valid {
+        Ok(())
+    } else {
+        Err(Ec2LookupError::InvalidRoleArn {
+            role_arn: role_arn.to_owned(),
+            partition,
+        })
+    }
+}
+
+/// Builds an [`Ec2Lookup`]; from [`Ec2Lookup::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct Ec2LookupBuilder {
+    settings: Settings,
+}
+
+impl Ec2LookupBuilder {
+    fn new(config: &SdkConfig) -> Self {
+        Self {
+            settings: Settings {
+                config: config.clone(),
+                partition_configs: Vec::new(),
+                timeout: DEFAULT_TIMEOUT,
+                session_name: DEFAULT_SESSION_NAME.to_owned(),
+                ec2_endpoint_url: None,
+                sts_endpoint_url: None,
+            },
+        }
+    }
+
+    /// The time limit for each AWS call (`AssumeRole`, `DescribeInstances`), the SDK's retries
+    /// included. Default: [`DEFAULT_TIMEOUT`] (10 s).
+    ///
+    /// It becomes the SDK's operation timeout; the SDK configuration's connect, read and
+    /// per-attempt timeouts stay as they are. A failed lookup is
+    /// [`Ec2LookupError::Timeout`]. Must not be zero.
+    ///
+    /// ```
+    /// # let config = aws_config::SdkConfig::builder().build();
+    /// let lookup = ec2_iid_aws::Ec2Lookup::builder(&config)
+    ///     .timeout(std::time::Duration::from_secs(3))
+    ///     .build()
+    ///     .unwrap();
+    /// assert_eq!(lookup.timeout(), std::time::Duration::from_secs(3));
+    /// ```
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.settings.timeout = timeout;
+        self
+    }
+
+    /// The `RoleSessionName` of `AssumeRole` calls, shown in the instance account's CloudTrail.
+    /// Default: [`DEFAULT_SESSION_NAME`] (`ec2-iid`). 2 to 64 characters of letters, digits
+    /// and `_+=,.@-`.
+    ///
+    /// ```
+    /// # let config = aws_config::SdkConfig::builder().build();
+    /// let builder = ec2_iid_aws::Ec2Lookup::builder(&config);
+    /// assert!(builder.clone().session_name("join-server@eu").build().is_ok());
+    /// assert!(builder.session_name("no spaces").build().is_err());
+    /// ```
+    pub fn session_name(mut self, name: impl Into<String>) -> Self {
+        self.settings.session_name = name.into();
+        self
+    }
+
+    /// Sends both EC2 and STS calls to `url` instead of the regional endpoints: for an
+    /// emulator such as moto. Applies to every region.
+    ///
+    /// ```
+    /// # let config = aws_config::SdkConfig::builder().build();
+    /// let lookup = ec2_iid_aws::Ec2Lookup::builder(&config)
+    ///     .endpoint_url("http://127.0.0.1:5000")
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn endpoint_url(self, url: impl Into<String>) -> Self {
+        let url = url.into();
+        self.ec2_endpoint_url(url.clone()).sts_endpoint_url(url)
+    }
+
+    /// Sends EC2 calls to `url` instead of the regional endpoint (e.g. a VPC interface endpoint
+    /// without private DNS, or a FIPS endpoint by name). Applies to every region, so use it
+    /// when the lookup serves one region; FIPS endpoints are also chosen by the SDK
+    /// configuration's `use_fips` (`AWS_USE_FIPS_ENDPOINT=true`), and interface endpoints with
+    /// private DNS need no override.
+    pub fn ec2_endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.ec2_endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Sends STS calls to `url` instead of the regional endpoint; see
+    /// [`ec2_endpoint_url`](Self::ec2_endpoint_url).
+    pub fn sts_endpoint_url(mut self, url: impl Into<String>) -> Self {
+        self.settings.sts_endpoint_url = Some(url.into());
+        self
+    }
+
+    /// Uses `config` (its credentials, above all) for queries in `partition`, instead of the
+    /// configuration the builder was made with.
+    ///
+    /// Credentials work in one partition only: a server that admits instances from
+    /// `aws-cn` or `aws-us-gov` as well as `aws` needs a credential chain for each.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), ec2_iid_aws::ConfigError> {
+    /// use aws_config::BehaviorVersion;
+    /// use ec2_iid::Partition;
+    ///
+    /// let commercial = aws_config::load_defaults(BehaviorVersion::latest()).await;
+    /// let china = aws_config::defaults(BehaviorVersion::latest())
+    ///     .profile_name("china")
+    ///     .load()
+    ///     .await;
+    /// let lookup = ec2_iid_aws::Ec2Lookup::builder(&commercial)
+    ///     .partition_config(Partition::AwsCn, &china)
+    ///     .build()?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn partition_config(mut self, partition: Partition, config: &SdkConfig) -> Self {
+        self.settings
+            .partition_configs
+            .retain(|(p, _)| *p != partition);
+        self.settings
+            .partition_configs
+            .push((partition, config.clone()));
+        self
+    }
+
+    /// The lookup.
+    ///
+    /// # Errors
+    ///
+    /// [`ConfigError::ZeroTimeout`] for a zero timeout, [`ConfigError::InvalidSessionName`] for
+    /// a session name STS would refuse.
+    pub fn build(self) -> Result<Ec2Lookup, ConfigError> {
+        if self.settings.timeout.is_zero() {
+            return Err(ConfigError::ZeroTimeout);
+        }
+        if !valid_session_name(&self.settings.session_name) {
+            return Err(ConfigError::InvalidSessionName);
+        }
+        Ok(Ec2Lookup::from_settings(self.settings))
+    }
+}
+
+/// STS `RoleSessionName`: `[\w+=,.@-]{2,64}`.
+fn valid_session_name(name: &str) -> bool {
+    (2..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
+}
+
+/// An [`Ec2LookupBuilder`] setting is invalid.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// The STS session name is not 2 to 64 characters of letters, digits and `_+=,.@-`.
+    #[error("invalid STS role session name: 2 to 64 of A-Z a-z 0-9 _+=,.@- expected")]
+    InvalidSessionName,
+    /// The timeout is zero.
+    #[error("lookup timeout must not be zero")]
+    ZeroTimeout,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn role_arns_must_fit_the_partition() {
+        let ok = [
+            ("arn:aws:iam::123456789012:role/describe", Partition::Aws),
+            (
+                "arn:aws:iam::123456789012:role/path/to/describe",
+                Partition::Aws,
+            ),
+            ("arn:aws-cn:iam::123456789012:role/r", Partition::AwsCn),
+            (
+                "arn:aws-us-gov:iam::123456789012:role/r",
+                Partition::AwsUsGov,
+            ),
+        ];
+        for (arn, partition) in ok {
+            assert!(check_role_arn(arn, partition).is_ok(), "{arn}");
+        }
+        let bad = [
+            ("arn:aws:iam::123456789012:role/r", Partition::AwsCn),
+            ("arn:aws-cn:iam::123456789012:role/r", Partition::Aws),
+            ("arn:aws:iam::123456789012:user/r", Partition::Aws),
+            ("arn:aws:iam::123456789012:role/", Partition::Aws),
+            ("arn:aws:iam::12345678901:role/r", Partition::Aws),
+            ("arn:aws:sts::123456789012:role/r", Partition::Aws),
+            ("arn:aws:iam:us-east-1:123456789012:role/r", Partition::Aws),
+            ("describe", Partition::Aws),
+            ("", Partition::Aws),
+        ];
+        for (arn, partition) in bad {
+            let err = check_role_arn(arn, partition).unwrap_err();
+            assert!(
+                matches!(err, Ec2LookupError::InvalidRoleArn { .. }),
+                "{arn}"
+            );
+            assert_eq!(err.operation(), None);
+        }
+        assert_eq!(
+            check_role_arn("arn:aws:iam::123456789012:role/r", Partition::AwsUsGov)
+                .unwrap_err()
+                .to_string(),
+            "role ARN \"arn:aws:iam::123456789012:role/r\" is not an IAM role in partition \
+             aws-us-gov"
+        );
+    }
+
+    #[test]
+    fn builder_validates() {
+        let config = SdkConfig::builder().build();
+        let b = Ec2Lookup::builder(&config);
+        assert_eq!(
+            b.clone().timeout(Duration::ZERO).build().unwrap_err(),
+            ConfigError::ZeroTimeout
+        );
+        for name in ["", "x", "has space", "ü-nicode", &"n".repeat(65)] {
+            assert_eq!(
+                b.clone().session_name(name).build().unwrap_err(),
+                ConfigError::InvalidSessionName,
+                "{name:?}"
+            );
+        }
+        for name in ["ab", "ec2-iid", "a_b+c=d,e.f@g-h", &"n".repeat(64)] {
+            assert!(b.clone().session_name(name).build().is_ok(), "{name:?}");
+        }
+        let lookup = Ec2Lookup::new(&config);
+        assert_eq!(lookup.timeout(), DEFAULT_TIMEOUT);
+        let debug = format!("{lookup:?}");
+        assert!(debug.contains("session_name: \"ec2-iid\""), "{debug}");
+    }
+
+    #[test]
+    fn partition_configs_replace_each_other() {
+        let default = SdkConfig::builder().build();
+        let cn1 = SdkConfig::builder()
+            .region(SdkRegion::new("cn-north-1"))
+            .build();
+        let cn2 = SdkConfig::builder()
+            .region(SdkRegion::new("cn-northwest-1"))
+            .build();
+        let lookup = Ec2Lookup::builder(&default)
+            .partition_config(Partition::AwsCn, &cn1)
+            .partition_config(Partition::AwsCn, &cn2)
+            .build()
+            .unwrap();
+        let settings = &lookup.inner.settings;
+        assert_eq!(settings.partition_configs.len(), 1);
+        let region = |p| settings.config_for(p).region().map(ToString::to_string);
+        assert_eq!(region(Partition::AwsCn).as_deref(), Some("cn-northwest-1"));
+        assert_eq!(region(Partition::Aws), None);
+    }
+
+    #[test]
+    fn timeout_becomes_the_operation_timeout() {
+        let config = SdkConfig::builder()
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(1))
+                    .operation_timeout(Duration::from_secs(99))
+                    .build(),
+            )
+            .build();
+        let lookup = Ec2Lookup::builder(&config)
+            .timeout(Duration::from_secs(4))
+            .build()
+            .unwrap();
+        let timeouts = lookup.inner.settings.timeout_config(&config);
+        assert_eq!(timeouts.operation_timeout(), Some(Duration::from_secs(4)));
+        assert_eq!(timeouts.connect_timeout(), Some(Duration::from_secs(1)));
+    }
+
+    #[test]
+    fn cached_clients_expire_early() {
+        let config = SdkConfig::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .build();
+        let client = aws_sdk_ec2::Client::new(&config);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+        let own = CachedClient {
+            client: client.clone(),
+            expires: None,
+        };
+        assert!(own.fresh_at(now));
+        let assumed = |left| CachedClient {
+            client: client.clone(),
+            expires: Some(now + left),
+        };
+        assert!(assumed(Duration::from_secs(3600)).fresh_at(now));
+        assert!(!assumed(Duration::from_secs(300)).fresh_at(now));
+        assert!(!assumed(Duration::from_secs(10)).fresh_at(now));
+    }
+}

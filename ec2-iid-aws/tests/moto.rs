@@ -1,0 +1,469 @@
+//! `Ec2Lookup` against moto, a local emulator of the AWS APIs, and against endpoints that never
+//! answer.
+//!
+//! Each moto test starts its own `moto_server` on a free loopback port and stops it when done.
+//! The binary comes from `MOTO_SERVER`, else `<repo>/target/moto-venv/bin/moto_server` (made by
+//! `ec2-iid-aws/ci.sh`), else `PATH`. Without it a test prints a notice and passes, unless
+//! `CI=true`: then it fails.
+#![expect(
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on unexpected answers"
+)]
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use aws_config::retry::RetryConfig;
+use aws_config::{BehaviorVersion, Region as SdkRegion, SdkConfig};
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::types::{Instance, InstanceStateName};
+use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery, InstanceState};
+use ec2_iid_aws::{Ec2Lookup, Ec2LookupError, Operation};
+
+/// moto's default account, the one of the dummy credentials.
+const OWN_ACCOUNT: &str = "123456789012";
+/// The account of the cross-account instance and role.
+const OTHER_ACCOUNT: &str = "222222222222";
+const REGION: &str = "eu-west-1";
+/// One of the AMIs moto knows.
+const AMI: &str = "ami-12c6146b";
+
+/// A running `moto_server`, stopped on drop.
+struct Moto {
+    child: Child,
+    url: String,
+}
+
+impl Moto {
+    /// Starts moto, or returns `None` (after a notice) when it cannot run here. Fails the test
+    /// instead when `CI=true`.
+    fn start() -> Option<Self> {
+        // A free port can be taken between the probe and moto's bind: try a few.
+        let started = Self::try_start()
+            .or_else(|_| Self::try_start())
+            .or_else(|_| Self::try_start());
+        match started {
+            Ok(moto) => Some(moto),
+            Err(why) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+                panic!("moto_server is required in CI (CI=true): {why}")
+            }
+            Err(why) => {
+                eprintln!(
+                    "NOTICE: skipping a moto test: {why}. Run `bash ec2-iid-aws/ci.sh --setup-only` \
+                     or set MOTO_SERVER to a moto_server binary."
+                );
+                None
+            }
+        }
+    }
+
+    fn try_start() -> Result<Self, String> {
+        let binary = moto_binary().ok_or("moto_server not found")?;
+        let port = free_port().map_err(|e| format!("no free port: {e}"))?;
+        let child = Command::new(&binary)
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", binary.display()))?;
+        let mut moto = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            if let Ok(Some(status)) = moto.child.try_wait() {
+                return Err(format!("{} exited: {status}", binary.display()));
+            }
+            if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                return Ok(moto);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("{} did not answer within 60 s", binary.display()));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn moto_binary() -> Option<PathBuf> {
+    if let Some(path) = std::env::var_os("MOTO_SERVER") {
+        return Some(PathBuf::from(path));
+    }
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/moto-venv/bin/moto_server");
+    if venv.is_file() {
+        return Some(venv);
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|dir| dir.join("moto_server"))
+        .find(|path| path.is_file())
+}
+
+fn free_port() -> std::io::Result<u16> {
+    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
+}
+
+/// The caller's SDK configuration: dummy credentials (moto's default account), one attempt.
+async fn sdk_config() -> SdkConfig {
+    aws_config::defaults(BehaviorVersion::latest())
+        .region(SdkRegion::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .retry_config(RetryConfig::standard().with_max_attempts(1))
+        .load()
+        .await
+}
+
+fn ec2_client(config: &SdkConfig, url: &str) -> aws_sdk_ec2::Client {
+    let conf = aws_sdk_ec2::config::Builder::from(config)
+        .endpoint_url(url)
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
+}
+
+/// An EC2 client with credentials of `role_arn`, assumed at moto's STS.
+async fn assumed_ec2_client(config: &SdkConfig, url: &str, role_arn: &str) -> aws_sdk_ec2::Client {
+    let sts_conf = aws_sdk_sts::config::Builder::from(config)
+        .endpoint_url(url)
+        .build();
+    let out = aws_sdk_sts::Client::from_conf(sts_conf)
+        .assume_role()
+        .role_arn(role_arn)
+        .role_session_name("test-setup")
+        .send()
+        .await
+        .unwrap();
+    let c = out.credentials().unwrap();
+    let creds = Credentials::new(
+        c.access_key_id(),
+        c.secret_access_key(),
+        Some(c.session_token().to_owned()),
+        None,
+        "test",
+    );
+    let conf = aws_sdk_ec2::config::Builder::from(config)
+        .endpoint_url(url)
+        .credentials_provider(creds)
+        .build();
+    aws_sdk_ec2::Client::from_conf(conf)
+}
+
+/// Launches one instance; returns it and its reservation's owner.
+async fn launch(ec2: &aws_sdk_ec2::Client) -> (Instance, String) {
+    let out = ec2
+        .run_instances()
+        .image_id(AMI)
+        .min_count(1)
+        .max_count(1)
+        .send()
+        .await
+        .unwrap();
+    let owner = out.owner_id().unwrap().to_owned();
+    (out.instances()[0].clone(), owner)
+}
+
+fn query(account: &str, instance_id: &str) -> InstanceQuery {
+    InstanceQuery::new(
+        account.parse().unwrap(),
+        instance_id.parse().unwrap(),
+        REGION.parse().unwrap(),
+    )
+}
+
+fn lookup(config: &SdkConfig, url: &str) -> Ec2Lookup {
+    Ec2Lookup::builder(config)
+        .endpoint_url(url)
+        .timeout(Duration::from_secs(20))
+        .build()
+        .unwrap()
+}
+
+/// The facts of `id`, polling while EC2 reports a transitional state moto may show first.
+async fn settled_facts(lookup: &Ec2Lookup, q: &InstanceQuery) -> InstanceFacts {
+    for _ in 0..50 {
+        let facts = lookup.describe_instance(q).await.unwrap().unwrap();
+        if !matches!(
+            facts.state,
+            InstanceState::Pending | InstanceState::Stopping | InstanceState::ShuttingDown
+        ) {
+            return facts;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("instance {} never settled", q.instance_id);
+}
+
+#[tokio::test]
+async fn running_instance_has_its_facts() {
+    let Some(moto) = Moto::start() else { return };
+    let config = sdk_config().await;
+    let (instance, owner) = launch(&ec2_client(&config, &moto.url)).await;
+    assert_eq!(owner, OWN_ACCOUNT);
+    let id = instance.instance_id().unwrap();
+
+    let facts = settled_facts(&lookup(&config, &moto.url), &query(OWN_ACCOUNT, id)).await;
+
+    assert_eq!(facts.instance_id, id);
+    assert_eq!(facts.state, InstanceState::Running);
+    assert_eq!(facts.owner_id.as_deref(), Some(OWN_ACCOUNT));
+    assert_eq!(facts.image_id.as_deref(), Some(AMI));
+    assert_eq!(facts.vpc_id.as_deref(), instance.vpc_id());
+    assert!(facts.vpc_id.is_some());
+    assert_eq!(facts.subnet_id.as_deref(), instance.subnet_id());
+    assert!(facts.subnet_id.is_some());
+    let launched = instance.launch_time().unwrap();
+    assert_eq!(
+        facts.launch_time.map(|t| t.timestamp()),
+        Some(launched.secs())
+    );
+    assert_eq!(facts.root_device_type.as_deref(), Some("ebs"));
+    // moto attaches the root volume and the primary ENI at launch, like EC2.
+    let root = facts
+        .root_volume_attach_time
+        .expect("root volume attach time");
+    let eni = facts
+        .primary_eni_attach_time
+        .expect("primary ENI attach time");
+    assert!((root - eni).num_seconds().abs() <= 60, "{root} vs {eni}");
+}
+
+#[tokio::test]
+async fn stopped_and_terminated_instances_have_their_states() {
+    let Some(moto) = Moto::start() else { return };
+    let config = sdk_config().await;
+    let ec2 = ec2_client(&config, &moto.url);
+    let (stopped, _) = launch(&ec2).await;
+    let (terminated, _) = launch(&ec2).await;
+    let stopped = stopped.instance_id().unwrap();
+    let terminated = terminated.instance_id().unwrap();
+    ec2.stop_instances()
+        .instance_ids(stopped)
+        .send()
+        .await
+        .unwrap();
+    ec2.terminate_instances()
+        .instance_ids(terminated)
+        .send()
+        .await
+        .unwrap();
+
+    let lookup = lookup(&config, &moto.url);
+    let facts = settled_facts(&lookup, &query(OWN_ACCOUNT, stopped)).await;
+    assert_eq!(facts.state, InstanceState::Stopped);
+    let facts = settled_facts(&lookup, &query(OWN_ACCOUNT, terminated)).await;
+    assert_eq!(facts.state, InstanceState::Terminated);
+
+    // The SDK and the crate agree on the names.
+    let described = ec2
+        .describe_instances()
+        .instance_ids(stopped)
+        .send()
+        .await
+        .unwrap();
+    let name = described.reservations()[0].instances()[0]
+        .state()
+        .and_then(|s| s.name())
+        .cloned();
+    assert_eq!(name, Some(InstanceStateName::Stopped));
+}
+
+#[tokio::test]
+async fn unknown_instance_is_none() {
+    let Some(moto) = Moto::start() else { return };
+    let config = sdk_config().await;
+    let lookup = lookup(&config, &moto.url);
+    for id in ["i-0123456789abcdef0", "i-01234567"] {
+        assert_eq!(
+            lookup
+                .describe_instance(&query(OWN_ACCOUNT, id))
+                .await
+                .unwrap(),
+            None,
+            "{id}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn cross_account_lookup_assumes_the_role() {
+    let Some(moto) = Moto::start() else { return };
+    let config = sdk_config().await;
+    let role = format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe");
+    // moto runs calls made with assumed-role credentials in the role's account.
+    let (instance, owner) = launch(&assumed_ec2_client(&config, &moto.url, &role).await).await;
+    assert_eq!(owner, OTHER_ACCOUNT);
+    let id = instance.instance_id().unwrap();
+    let lookup = lookup(&config, &moto.url);
+
+    // With the caller's own credentials the instance is not visible: another account's.
+    let own = query(OTHER_ACCOUNT, id);
+    assert_eq!(lookup.describe_instance(&own).await.unwrap(), None);
+
+    // Through the rule's role it is: the lookup assumed the role in the instance's account.
+    let assumed = query(OTHER_ACCOUNT, id).with_role_arn(Some(role.clone()));
+    let facts = settled_facts(&lookup, &assumed).await;
+    assert_eq!(facts.state, InstanceState::Running);
+    assert_eq!(facts.owner_id.as_deref(), Some(OTHER_ACCOUNT));
+    // Again, from the cached credentials.
+    let again = lookup.describe_instance(&assumed).await.unwrap().unwrap();
+    assert_eq!(again, facts);
+
+    // A role of another partition is refused before any call.
+    let china =
+        query(OTHER_ACCOUNT, id).with_role_arn(Some(role.replace("arn:aws:", "arn:aws-cn:")));
+    let err = lookup.describe_instance(&china).await.unwrap_err();
+    assert!(
+        matches!(err, Ec2LookupError::InvalidRoleArn { .. }),
+        "{err:?}"
+    );
+}
+
+/// A loopback endpoint that accepts connections and never answers; stops with the test's
+/// runtime.
+async fn silent_endpoint() -> String {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        // Bounded: a lookup makes a handful of connections at most.
+        while held.len() < 64 {
+            match listener.accept().await {
+                Ok((socket, _)) => held.push(socket),
+                Err(_) => break,
+            }
+        }
+    });
+    url
+}
+
+#[tokio::test]
+async fn silent_endpoint_times_out() {
+    let url = silent_endpoint().await;
+    let config = sdk_config().await;
+    let timeout = Duration::from_secs(1);
+    let lookup = Ec2Lookup::builder(&config)
+        .endpoint_url(&url)
+        .timeout(timeout)
+        .build()
+        .unwrap();
+
+    let started = Instant::now();
+    let err = lookup
+        .describe_instance(&query(OWN_ACCOUNT, "i-0123456789abcdef0"))
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    match &err {
+        Ec2LookupError::Timeout {
+            operation: Operation::DescribeInstances,
+            timeout: t,
+            ..
+        } => assert_eq!(*t, timeout),
+        other => panic!("{other:?}"),
+    }
+    assert!(err.is_transient());
+
+    let role = format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe");
+    let err = lookup
+        .describe_instance(&query(OTHER_ACCOUNT, "i-0123456789abcdef0").with_role_arn(Some(role)))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Ec2LookupError::Timeout {
+                operation: Operation::AssumeRole,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn lookups_waiting_for_one_assume_role_are_bounded_too() {
+    let url = silent_endpoint().await;
+    let config = sdk_config().await;
+    let lookup = Ec2Lookup::builder(&config)
+        .endpoint_url(&url)
+        .timeout(Duration::from_secs(1))
+        .build()
+        .unwrap();
+    let role = format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe");
+    let q = query(OTHER_ACCOUNT, "i-0123456789abcdef0").with_role_arn(Some(role));
+
+    // Six lookups for one role: one assumes it, the others wait for it, each at most 1 s, and
+    // none queues behind all the others' timeouts (which would take 6 s).
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..6)
+        .map(|_| {
+            let (lookup, q) = (lookup.clone(), q.clone());
+            tokio::spawn(async move { lookup.describe_instance(&q).await })
+        })
+        .collect();
+    for task in tasks {
+        let err = task.await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Ec2LookupError::Timeout {
+                    operation: Operation::AssumeRole,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+    assert!(
+        started.elapsed() < Duration::from_millis(4500),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[tokio::test]
+async fn closed_endpoint_is_a_connection_error() {
+    // A port that was free a moment ago: nothing listens, connections are refused.
+    let port = free_port().unwrap();
+    let config = sdk_config().await;
+    let lookup = Ec2Lookup::builder(&config)
+        .endpoint_url(format!("http://127.0.0.1:{port}"))
+        .timeout(Duration::from_secs(5))
+        .build()
+        .unwrap();
+    let err = lookup
+        .describe_instance(&query(OWN_ACCOUNT, "i-0123456789abcdef0"))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            Ec2LookupError::Connection {
+                operation: Operation::DescribeInstances,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_transient());
+}

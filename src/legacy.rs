@@ -1,0 +1,443 @@
+//! Legacy signature primitives for `/pkcs7`: DSA with SHA-1, and RSA PKCS#1 v1.5 with SHA-1.
+//!
+//! Both are weak by today's standards (SHA-1 collisions are practical; DSA-1024 offers about 80
+//! bits of security) and are only reached when the caller opts in with
+//! [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1).
+//! Verification is a public-data operation: nothing here handles a secret.
+
+use dsa::BoxedUint;
+use dsa::signature::hazmat::PrehashVerifier as _;
+use rsa::pkcs8::DecodePublicKey as _;
+use rsa::{Pkcs1v15Sign, PublicKey};
+use sha1::Sha1;
+
+use crate::ber::{self, Reader, TAG_INTEGER, TAG_SEQUENCE};
+use crate::error::Error;
+use crate::oids;
+
+const TAG_BIT_STRING: u8 = 0x03;
+
+/// Largest `p` accepted, in bytes (DSA's largest standard size, L = 3072).
+const MAX_P_LEN: usize = 384;
+
+/// Largest `q` accepted, in bytes (N = 256).
+const MAX_Q_LEN: usize = 32;
+
+/// A DSA public key (domain parameters `p`, `q`, `g` and public value `y`), prepared once.
+#[derive(Clone, Debug)]
+pub(crate) struct DsaVerifyingKey {
+    key: dsa::VerifyingKey,
+    /// Bytes of `q` without leading zeros: the most either half of a signature may have.
+    q_len: usize,
+    /// The precision `r` and `s` are decoded with, equal to `q`'s (so comparisons line up).
+    q_precision: u32,
+}
+
+impl DsaVerifyingKey {
+    /// Parses a DER SubjectPublicKeyInfo with algorithm `id-dsa`: `p`, `q`, `g` from the
+    /// algorithm parameters, `y` from the BIT STRING.
+    ///
+    /// The `dsa` crate then checks the sizes (1024/160, 2048/224, 2048/256, 3072/256), that `p`
+    /// is odd, `1 < g < p`, and that `y` lies in the order-`q` subgroup.
+    pub(crate) fn from_spki_der(spki: &[u8]) -> Result<Self, Error> {
+        let bad = |reason| Error::BadCertificate { reason };
+        let (p, q, g, y) = dsa_spki_parts(spki).ok_or(bad("not a DER DSA public key"))?;
+        if p.len() > MAX_P_LEN || q.len() > MAX_Q_LEN {
+            return Err(bad("DSA parameters larger than 3072/256 bits"));
+        }
+        let p = BoxedUint::from_be_slice_vartime(p);
+        let q_len = q.len();
+        let q = BoxedUint::from_be_slice_vartime(q);
+        let q_precision = q.bits_precision();
+        // g and y are reduced modulo p, so they share p's precision (the crate requires it).
+        let within_p = |bytes: &[u8]| {
+            BoxedUint::from_be_slice(bytes, p.bits_precision())
+                .map_err(|_| bad("DSA value larger than p"))
+        };
+        let g = within_p(g)?;
+        let y = within_p(y)?;
+        let components = dsa::Components::from_components(p, q, g)
+            .map_err(|_| bad("unsupported or invalid DSA domain parameters"))?;
+        let key = dsa::VerifyingKey::from_components(components, y)
+            .map_err(|_| bad("invalid DSA public value"))?;
+        Ok(Self {
+            key,
+            q_len,
+            q_precision,
+        })
+    }
+
+    /// Verifies a DER `Dss-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` over a SHA-1
+    /// digest.
+    ///
+    /// The encoding is checked strictly (DER, minimal, positive, nothing trailing, each value
+    /// at most as long as `q`) before any arithmetic.
+    pub(crate) fn verify_sha1_digest(
+        &self,
+        digest: &[u8; 20],
+        signature: &[u8],
+    ) -> Result<(), Error> {
+        let (r, s) = parse_dss_signature(signature, self.q_len).ok_or(Error::InvalidSignature)?;
+        let decode = |bytes: &[u8]| BoxedUint::from_be_slice(bytes, self.q_precision).ok();
+        let signature = decode(r)
+            .zip(decode(s))
+            .and_then(|(r, s)| dsa::Signature::from_components(r, s))
+            .ok_or(Error::InvalidSignature)?;
+        self.key
+            .verify_prehash(digest, &signature)
+            .map_err(|_| Error::InvalidSignature)
+    }
+}
+
+/// An RSA public key for PKCS#1 v1.5 signatures over SHA-1 digests (China's `/pkcs7`).
+#[derive(Clone, Debug)]
+pub(crate) struct RsaSha1Key {
+    key: PublicKey,
+}
+
+impl RsaSha1Key {
+    /// Parses a DER SubjectPublicKeyInfo holding an RSA key.
+    pub(crate) fn from_public_key_der(spki: &[u8]) -> Result<Self, Error> {
+        let key = PublicKey::from_public_key_der(spki).map_err(|_| Error::BadCertificate {
+            reason: "not an RSA key the rsa crate accepts",
+        })?;
+        Ok(Self { key })
+    }
+
+    /// Verifies an RSASSA-PKCS1-v1_5 signature over a SHA-1 digest.
+    pub(crate) fn verify_sha1_digest(
+        &self,
+        digest: &[u8; 20],
+        signature: &[u8],
+    ) -> Result<(), Error> {
+        self.key
+            .verify(Pkcs1v15Sign::new::<Sha1>(), digest, signature)
+            .map_err(|_| Error::InvalidSignature)
+    }
+}
+
+/// `p`, `q`, `g` and `y`: magnitudes, big-endian, without leading zeros.
+type DsaParts<'a> = (&'a [u8], &'a [u8], &'a [u8], &'a [u8]);
+
+/// The parts of a DSA SubjectPublicKeyInfo (DER, definite lengths, nothing trailing).
+fn dsa_spki_parts(spki: &[u8]) -> Option<DsaParts<'_>> {
+    let mut outer = Reader::new(spki);
+    let info = outer.expect(TAG_SEQUENCE).ok()?.expect_definite().ok()?;
+    outer.finish().ok()?;
+    let mut fields = info.children().ok()?;
+    let algorithm = fields.expect(TAG_SEQUENCE).ok()?.expect_definite().ok()?;
+    let bits = fields.expect(TAG_BIT_STRING).ok()?;
+    fields.finish().ok()?;
+
+    let mut algorithm = algorithm.children().ok()?;
+    if ber::oid(&algorithm.next_element().ok()?).ok()? != oids::ID_DSA {
+        return None;
+    }
+    let params = algorithm
+        .expect(TAG_SEQUENCE)
+        .ok()?
+        .expect_definite()
+        .ok()?;
+    algorithm.finish().ok()?;
+    let mut params = params.children().ok()?;
+    let p = der_uint(params.expect(TAG_INTEGER).ok()?.value)?;
+    let q = der_uint(params.expect(TAG_INTEGER).ok()?.value)?;
+    let g = der_uint(params.expect(TAG_INTEGER).ok()?.value)?;
+    params.finish().ok()?;
+
+    // DSAPublicKey ::= INTEGER, inside a BIT STRING with no unused bits.
+    let [0, public_key @ ..] = bits.value else {
+        return None;
+    };
+    let mut public_key = Reader::new(public_key);
+    let y = der_uint(public_key.expect(TAG_INTEGER).ok()?.value)?;
+    public_key.finish().ok()?;
+    Some((p, q, g, y))
+}
+
+/// The magnitude of a DER INTEGER's content that must be positive and minimally encoded.
+fn der_uint(content: &[u8]) -> Option<&[u8]> {
+    match content {
+        [] => None,
+        [first, ..] if first & 0x80 != 0 => None,
+        [0, second, ..] if second & 0x80 == 0 => None,
+        [0, rest @ ..] => Some(rest),
+        _ => Some(content),
+    }
+    .filter(|magnitude| !magnitude.is_empty())
+}
+
+/// `r` and `s` of a strict DER `SEQUENCE { INTEGER, INTEGER }`, each non-zero and at most
+/// `max_len` bytes long.
+fn parse_dss_signature(signature: &[u8], max_len: usize) -> Option<(&[u8], &[u8])> {
+    // Both values are at most 32 + 1 bytes, so every length fits the short form.
+    let [TAG_SEQUENCE, len, content @ ..] = signature else {
+        return None;
+    };
+    if usize::from(*len) != content.len() || *len >= 0x80 {
+        return None;
+    }
+    let (r, rest) = short_integer(content)?;
+    let (s, rest) = short_integer(rest)?;
+    if !rest.is_empty() || r.len() > max_len || s.len() > max_len {
+        return None;
+    }
+    Some((r, s))
+}
+
+/// One short-form DER INTEGER at the start of `input`: its positive magnitude and the rest.
+fn short_integer(input: &[u8]) -> Option<(&[u8], &[u8])> {
+    let [TAG_INTEGER, len, rest @ ..] = input else {
+        return None;
+    };
+    if *len >= 0x80 {
+        return None;
+    }
+    let (content, rest) = rest.split_at_checked(usize::from(*len))?;
+    Some((der_uint(content)?, rest))
+}
+
+#[cfg(test)]
+mod tests {
+    use dsa::pkcs8::DecodePrivateKey as _;
+    use dsa::signature::DigestSigner as _;
+    use sha1::Digest as _;
+
+    use super::*;
+
+    const CA_PEM: &[u8] = include_bytes!("../tests/data/testca/testca-dsa.pem");
+    const CA_KEY: &str = include_str!("../tests/data/testca/testca-dsa.key");
+
+    /// Made once with `openssl dgst -sha1 -sign testca-dsa.key` over [`KAT_MESSAGE`]: an
+    /// independent implementation's signature (its `s` has a leading zero byte).
+    const KAT_SIGNATURE: &str = "302d0214641a3ffe3b76a5695ce0099bcdf42cc54acc0509021500c24588441f\
+                                 6a303350dbd678c6d050bdb8d3094a";
+    const KAT_MESSAGE: &[u8] = b"ec2-iid DSA known answer";
+
+    fn hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    fn spki(pem: &[u8]) -> Vec<u8> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(pem).unwrap();
+        let cert = pem.parse_x509().unwrap();
+        cert.public_key().raw.to_vec()
+    }
+
+    fn ca_key() -> DsaVerifyingKey {
+        DsaVerifyingKey::from_spki_der(&spki(CA_PEM)).unwrap()
+    }
+
+    fn sha1(message: &[u8]) -> [u8; 20] {
+        Sha1::digest(message).into()
+    }
+
+    #[test]
+    fn openssl_signature_verifies() {
+        let key = ca_key();
+        assert_eq!(key.q_len, 20);
+        let signature = hex(KAT_SIGNATURE);
+        assert_eq!(
+            key.verify_sha1_digest(&sha1(KAT_MESSAGE), &signature),
+            Ok(())
+        );
+        assert_eq!(
+            key.verify_sha1_digest(&sha1(b"ec2-iid DSA known answes"), &signature),
+            Err(Error::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn own_signatures_verify_and_any_bit_flip_fails() {
+        let key = ca_key();
+        let signing = dsa::SigningKey::from_pkcs8_pem(CA_KEY).unwrap();
+        assert_eq!(signing.verifying_key(), &key.key);
+        let digest = sha1(b"document");
+        let signature: dsa::Signature = signing.sign_digest(|d: &mut Sha1| {
+            d.update(b"document");
+        });
+        let der = der::Encode::to_der(&signature).unwrap();
+        assert_eq!(key.verify_sha1_digest(&digest, &der), Ok(()));
+        for i in 0..der.len() {
+            for bit in [0x01, 0x80] {
+                let mut flipped = der.clone();
+                flipped[i] ^= bit;
+                assert_eq!(
+                    key.verify_sha1_digest(&digest, &flipped),
+                    Err(Error::InvalidSignature),
+                    "byte {i} bit {bit:#x}"
+                );
+            }
+        }
+        let mut other = digest;
+        other[19] ^= 1;
+        assert_eq!(
+            key.verify_sha1_digest(&other, &der),
+            Err(Error::InvalidSignature)
+        );
+    }
+
+    #[test]
+    fn signature_encoding_is_strict() {
+        let key = ca_key();
+        let digest = sha1(KAT_MESSAGE);
+        let good = hex(KAT_SIGNATURE);
+        let r = &good[4..24];
+        let s = &good[27..];
+        let int = |v: &[u8]| [&[TAG_INTEGER, u8::try_from(v.len()).unwrap()], v].concat();
+        let seq = |parts: &[Vec<u8>]| {
+            let body = parts.concat();
+            [vec![TAG_SEQUENCE, u8::try_from(body.len()).unwrap()], body].concat()
+        };
+        assert_eq!(seq(&[int(r), int(&[&[0], s].concat())]), good);
+        let ca_spki = spki(CA_PEM);
+        let (_, q_bytes, _, _) = dsa_spki_parts(&ca_spki).unwrap();
+        let bad: Vec<(&str, Vec<u8>)> = vec![
+            ("empty", vec![]),
+            ("trailing byte", [good.clone(), vec![0]].concat()),
+            ("long-form length", {
+                let mut v = vec![TAG_SEQUENCE, 0x81, good[1]];
+                v.extend_from_slice(&good[2..]);
+                v
+            }),
+            (
+                "length too long",
+                [&[TAG_SEQUENCE, good[1] + 1], &good[2..]].concat(),
+            ),
+            ("SET instead of SEQUENCE", [&[0x31], &good[1..]].concat()),
+            ("s without its sign byte (negative)", seq(&[int(r), int(s)])),
+            (
+                "non-minimal r",
+                seq(&[int(&[&[0], r].concat()), int(&[&[0], s].concat())]),
+            ),
+            ("r = 0", seq(&[int(&[0]), int(&[&[0], s].concat())])),
+            ("empty r", seq(&[int(&[]), int(&[&[0], s].concat())])),
+            (
+                "r = q",
+                seq(&[int(&[&[0], q_bytes].concat()), int(&[&[0], s].concat())]),
+            ),
+            (
+                "r longer than q",
+                seq(&[int(&[&[1], r].concat()), int(&[&[0], s].concat())]),
+            ),
+            (
+                "three integers",
+                seq(&[int(r), int(&[&[0], s].concat()), int(&[1])]),
+            ),
+            ("one integer", seq(&[int(r)])),
+            (
+                "OCTET STRING instead of INTEGER",
+                seq(&[[&[0x04, 20], r].concat(), int(s)]),
+            ),
+        ];
+        for (what, signature) in bad {
+            assert_eq!(
+                key.verify_sha1_digest(&digest, &signature),
+                Err(Error::InvalidSignature),
+                "{what}"
+            );
+        }
+    }
+
+    #[test]
+    fn integers_must_be_positive_and_minimal() {
+        assert_eq!(der_uint(&[0x01]), Some(&[0x01][..]));
+        assert_eq!(der_uint(&[0x00, 0x80]), Some(&[0x80][..]));
+        assert_eq!(der_uint(&[0x00]), None, "zero");
+        assert_eq!(der_uint(&[]), None);
+        assert_eq!(der_uint(&[0x80]), None, "negative");
+        assert_eq!(der_uint(&[0x00, 0x01]), None, "not minimal");
+    }
+
+    #[test]
+    fn bad_public_keys() {
+        let good = spki(CA_PEM);
+        let err = |der: &[u8]| match DsaVerifyingKey::from_spki_der(der) {
+            Err(Error::BadCertificate { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(err(&[0x30, 0x00]), "not a DER DSA public key");
+        assert_eq!(err(&good[..good.len() - 1]), "not a DER DSA public key");
+        assert_eq!(
+            err(&[good.clone(), vec![0]].concat()),
+            "not a DER DSA public key"
+        );
+        let rsa = spki(include_bytes!("../tests/data/testca/testca.pem"));
+        assert_eq!(err(&rsa), "not a DER DSA public key");
+        // y = 1 is not in the subgroup (and below 2).
+        let (p, q, g, y) = dsa_spki_parts(&good).unwrap();
+        let rebuilt = |y: &[u8]| {
+            let int = |v: &[u8]| {
+                let v = if v[0] & 0x80 != 0 {
+                    [&[0], v].concat()
+                } else {
+                    v.to_vec()
+                };
+                der_tlv(TAG_INTEGER, &v)
+            };
+            let params = der_tlv(TAG_SEQUENCE, &[int(p), int(q), int(g)].concat());
+            let oid = der_tlv(0x06, oids::ID_DSA);
+            let algorithm = der_tlv(TAG_SEQUENCE, &[oid, params].concat());
+            let bits = der_tlv(TAG_BIT_STRING, &[&[0], &int(y)[..]].concat());
+            der_tlv(TAG_SEQUENCE, &[algorithm, bits].concat())
+        };
+        assert_eq!(rebuilt(y), good, "the test rebuilds the SPKI faithfully");
+        assert!(DsaVerifyingKey::from_spki_der(&rebuilt(y)).is_ok());
+        assert_eq!(err(&rebuilt(&[1])), "invalid DSA public value");
+        assert_eq!(err(&rebuilt(&[2])), "invalid DSA public value");
+        assert_eq!(err(&rebuilt(p)), "invalid DSA public value", "y = p");
+        assert_eq!(
+            err(&rebuilt(&[p, &[0]].concat())),
+            "DSA value larger than p"
+        );
+    }
+
+    fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+        let mut out = vec![tag];
+        match u8::try_from(content.len()) {
+            Ok(len) if len < 0x80 => out.push(len),
+            Ok(len) => out.extend([0x81, len]),
+            Err(_) => {
+                out.push(0x82);
+                out.extend(u16::try_from(content.len()).unwrap().to_be_bytes());
+            }
+        }
+        out.extend_from_slice(content);
+        out
+    }
+
+    #[test]
+    fn rsa_sha1_signatures() {
+        let key = RsaSha1Key::from_public_key_der(&spki(include_bytes!(
+            "../tests/data/testca/testca.pem"
+        )))
+        .unwrap();
+        let private =
+            rsa::PrivateKey::from_pkcs8_pem(include_str!("../tests/data/testca/testca.key"))
+                .unwrap();
+        let digest = sha1(b"document");
+        let signature = private.sign(Pkcs1v15Sign::new::<Sha1>(), &digest).unwrap();
+        assert_eq!(key.verify_sha1_digest(&digest, &signature), Ok(()));
+        let sha256_signature = private
+            .sign(
+                Pkcs1v15Sign::new::<sha2::Sha256>(),
+                &sha2::Sha256::digest(b"document"),
+            )
+            .unwrap();
+        assert_eq!(
+            key.verify_sha1_digest(&digest, &sha256_signature),
+            Err(Error::InvalidSignature)
+        );
+        assert_eq!(
+            key.verify_sha1_digest(&sha1(b"x"), &[0u8; 256]),
+            Err(Error::InvalidSignature)
+        );
+        assert!(matches!(
+            RsaSha1Key::from_public_key_der(&spki(CA_PEM)),
+            Err(Error::BadCertificate { .. })
+        ));
+    }
+}

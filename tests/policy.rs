@@ -1,0 +1,535 @@
+//! Allow rules, TTL, instance facts, the lookup trait and the join registry.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure"
+)]
+
+mod common;
+mod shared;
+
+use core::future::Future;
+use core::pin::pin;
+use core::task::{Context, Poll, Waker};
+use core::time::Duration;
+use std::sync::Mutex;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use ec2_iid::{
+    AllowRule, CheckError, Error, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
+    InstanceQuery, InstanceState, RuleMismatch, TokenResource, TokenSpec, TrustStore,
+    VerifiedDocument, Verifier, match_allow_rules, parse_document, verify_signature,
+};
+
+/// Runs a future that never waits on I/O (the fakes here answer at once).
+fn block_on<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return output;
+        }
+        std::thread::yield_now();
+    }
+}
+
+fn now() -> DateTime<Utc> {
+    common::NOW_FOR_TESTS.parse().unwrap()
+}
+
+fn test_trust() -> TrustStore {
+    common::trust_with_test_ca("us-east-1")
+}
+
+fn blob() -> Vec<u8> {
+    std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap()
+}
+
+fn verified() -> VerifiedDocument {
+    verify_signature(parse_document(&blob()).unwrap(), &test_trust()).unwrap()
+}
+
+fn token(name: &str) -> TokenSpec {
+    let text = std::fs::read(common::data_path(&format!("tokens/{name}.yaml"))).unwrap();
+    let resource: TokenResource = serde_norway::from_slice(&text).unwrap();
+    resource.validate().unwrap()
+}
+
+fn rule(json: &str) -> AllowRule {
+    serde_json::from_str(json).unwrap()
+}
+
+#[test]
+fn seed_tokens_parse_as_written() {
+    let single = token("ec2-token");
+    assert_eq!(single.roles, ["Node"]);
+    assert_eq!(single.join_method, "ec2");
+    assert_eq!(single.aws_iid_ttl.get(), Duration::from_secs(300));
+    assert_eq!(single.allow.len(), 3);
+    assert_eq!(single.allow[2].aws_regions, ["us-east-1", "us-west-2"]);
+
+    let multi = token("ec2-multiaccount-token");
+    assert_eq!(multi.allow.len(), 2);
+    assert_eq!(
+        multi.allow[1].role(),
+        Some("arn:aws:iam::333333333333:role/teleport-DescribeInstances-role")
+    );
+    // The fixture's account (123456789012) is in neither token.
+    for spec in [single, multi] {
+        let verifier = Verifier::builder(test_trust())
+            .token_spec(&spec)
+            .build()
+            .unwrap();
+        assert!(matches!(
+            verifier.verify(&blob(), now()),
+            Err(Error::NoMatchingRule { .. })
+        ));
+    }
+}
+
+/// The index of the matching rule, or per rule the field that did not match.
+type Expected = Result<usize, Vec<(usize, &'static str)>>;
+
+#[test]
+fn rule_table() {
+    let doc = verified();
+    // (rules, expected index or the mismatching fields)
+    let cases: Vec<(Vec<AllowRule>, Expected)> = vec![
+        (vec![], Err(vec![])),
+        (vec![rule(r#"{}"#)], Ok(0)),
+        (vec![rule(r#"{"aws_account": "123456789012"}"#)], Ok(0)),
+        (
+            vec![rule(r#"{"aws_account": "111111111111"}"#)],
+            Err(vec![(0, "aws_account")]),
+        ),
+        (
+            vec![
+                rule(r#"{"aws_account": "111111111111"}"#),
+                rule(r#"{"aws_account": "123456789012", "aws_regions": ["eu-west-1"]}"#),
+                rule(
+                    r#"{"aws_account": "123456789012", "aws_regions": ["eu-west-1", "us-east-1"]}"#,
+                ),
+            ],
+            Ok(2),
+        ),
+        (
+            vec![
+                rule(
+                    r#"{"aws_account": "123456789012", "aws_role": "arn:aws:iam::123456789012:role/a"}"#,
+                ),
+                rule(
+                    r#"{"aws_account": "123456789012", "aws_role": "arn:aws:iam::123456789012:role/a"}"#,
+                ),
+            ],
+            Ok(0),
+        ),
+        (vec![rule(r#"{"aws_regions": []}"#)], Ok(0)),
+        (
+            vec![rule(r#"{"aws_image_ids": ["ami-0123456789abcdef0"]}"#)],
+            Ok(0),
+        ),
+        (
+            vec![rule(r#"{"aws_image_ids": ["ami-1"]}"#)],
+            Err(vec![(0, "aws_image_ids")]),
+        ),
+        (
+            vec![rule(r#"{"aws_instance_types": ["t3.micro", "m5.large"]}"#)],
+            Ok(0),
+        ),
+        (
+            vec![rule(r#"{"aws_instance_types": ["m5.large"]}"#)],
+            Err(vec![(0, "aws_instance_types")]),
+        ),
+        (
+            vec![rule(r#"{"aws_availability_zones": ["us-east-1b"]}"#)],
+            Err(vec![(0, "aws_availability_zones")]),
+        ),
+        (
+            vec![
+                rule(r#"{"aws_account": "123456789012", "aws_regions": ["us-west-2"]}"#),
+                rule(r#"{"aws_account": "222222222222"}"#),
+            ],
+            Err(vec![(0, "aws_regions"), (1, "aws_account")]),
+        ),
+        // Lookup bounds do not take part in document matching.
+        (vec![rule(r#"{"aws_vpc_ids": ["vpc-1"]}"#)], Ok(0)),
+    ];
+    for (rules, expected) in cases {
+        let got = match_allow_rules(&doc, &rules).map(|(index, _)| index);
+        match expected {
+            Ok(index) => assert_eq!(got, Ok(index), "{rules:?}"),
+            Err(fields) => {
+                let mismatches: Vec<RuleMismatch> = match got {
+                    Err(Error::NoMatchingRule {
+                        account,
+                        region,
+                        mismatches,
+                    }) => {
+                        assert_eq!(account.as_str(), "123456789012");
+                        assert_eq!(region.as_str(), "us-east-1");
+                        mismatches
+                    }
+                    other => panic!("{rules:?}: {other:?}"),
+                };
+                let got: Vec<(usize, &str)> =
+                    mismatches.iter().map(|m| (m.rule, m.field)).collect();
+                assert_eq!(got, fields, "{rules:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn no_matching_rule_message_names_fields_not_roles() {
+    let rules = [rule(
+        r#"{"aws_account": "111111111111", "aws_role": "arn:aws:iam::111111111111:role/secret-name"}"#,
+    )];
+    let message = match_allow_rules(&verified(), &rules)
+        .unwrap_err()
+        .to_string();
+    assert!(message.contains("rule 0: aws_account"), "{message}");
+    assert!(!message.contains("secret-name"), "{message}");
+}
+
+fn verifier_with(rule: AllowRule) -> Verifier {
+    Verifier::builder(test_trust()).allow(rule).build().unwrap()
+}
+
+#[test]
+fn ttl_through_the_verifier() {
+    let verifier = verifier_with(AllowRule::account("123456789012").unwrap());
+    let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
+    assert!(
+        verifier
+            .verify(&blob(), pending + TimeDelta::minutes(5))
+            .is_ok()
+    );
+    assert_eq!(
+        verifier
+            .verify(&blob(), pending + TimeDelta::minutes(6))
+            .unwrap_err(),
+        Error::Expired {
+            pending_time: pending,
+            now: pending + TimeDelta::minutes(6),
+            ttl: Duration::from_secs(300)
+        }
+    );
+    assert!(matches!(
+        verifier.verify(&blob(), pending - TimeDelta::minutes(2)),
+        Err(Error::PendingTimeInFuture { .. })
+    ));
+    let long = Verifier::builder(test_trust())
+        .allow(AllowRule::account("123456789012").unwrap())
+        .ttl(Duration::from_secs(600))
+        .build()
+        .unwrap();
+    assert!(
+        long.verify(&blob(), pending + TimeDelta::minutes(9))
+            .is_ok()
+    );
+    assert!(
+        long.verify(&blob(), pending + TimeDelta::minutes(11))
+            .is_err()
+    );
+}
+
+#[test]
+fn builder_refuses_unusable_configurations() {
+    let config = |r: Result<Verifier, Error>| match r {
+        Err(Error::InvalidConfig { reason }) => reason,
+        other => panic!("{other:?}"),
+    };
+    assert!(config(Verifier::builder(test_trust()).build()).contains("allow rule"));
+    let rule = AllowRule::account("123456789012").unwrap();
+    assert!(
+        config(
+            Verifier::builder(test_trust())
+                .allow(rule.clone())
+                .ttl(Duration::ZERO)
+                .build()
+        )
+        .contains("TTL")
+    );
+    assert!(
+        config(Verifier::builder(TrustStore::empty()).allow(rule).build()).contains("trust store")
+    );
+    assert!(matches!(
+        Verifier::builder(test_trust())
+            .allow(AllowRule::default())
+            .build(),
+        Err(Error::InvalidToken { .. })
+    ));
+    assert!(matches!(
+        Verifier::builder(test_trust())
+            .token_spec(&TokenSpec::default())
+            .build(),
+        Err(Error::InvalidToken { .. })
+    ));
+}
+
+fn running() -> InstanceFacts {
+    let mut facts = InstanceFacts::new("i-0123456789abcdef0", InstanceState::Running);
+    facts.owner_id = Some("123456789012".into());
+    facts.vpc_id = Some("vpc-0abc".into());
+    facts.subnet_id = Some("subnet-0abc".into());
+    facts.iam_instance_profile_arn =
+        Some("arn:aws:iam::123456789012:instance-profile/web-server".into());
+    facts
+}
+
+#[test]
+fn facts_checks_each_have_their_own_error() {
+    let bounded = rule(
+        r#"{"aws_account": "123456789012", "aws_vpc_ids": ["vpc-0abc"],
+            "aws_subnet_ids": ["subnet-0abc", "subnet-0def"],
+            "aws_iam_instance_profile_arns": ["arn:aws:iam::123456789012:instance-profile/web-*"]}"#,
+    );
+    let verifier = verifier_with(bounded);
+    let join = verifier.verify(&blob(), now()).unwrap();
+    let outcome = verifier.check_facts(&join, Some(&running())).unwrap();
+    assert_eq!(outcome.host_id, "123456789012-i-0123456789abcdef0");
+    assert_eq!(outcome.facts, running());
+
+    let check = |edit: &dyn Fn(&mut InstanceFacts)| {
+        let mut facts = running();
+        edit(&mut facts);
+        verifier.check_facts(&join, Some(&facts)).unwrap_err()
+    };
+    assert_eq!(
+        verifier.check_facts(&join, None).unwrap_err(),
+        Error::InstanceNotFound {
+            instance_id: "i-0123456789abcdef0".parse().unwrap()
+        }
+    );
+    assert_eq!(
+        check(&|f| f.state = InstanceState::Stopped),
+        Error::InstanceNotRunning {
+            state: InstanceState::Stopped
+        }
+    );
+    assert_eq!(
+        check(&|f| f.instance_id = "i-0fffffffffffffff0".into()),
+        Error::InstanceIdMismatch {
+            expected: "i-0123456789abcdef0".parse().unwrap(),
+            found: "i-0fffffffffffffff0".into()
+        }
+    );
+    assert_eq!(
+        check(&|f| f.owner_id = Some("999999999999".into())),
+        Error::OwnerMismatch {
+            expected: "123456789012".parse().unwrap(),
+            found: "999999999999".into()
+        }
+    );
+    assert_eq!(
+        check(&|f| f.vpc_id = Some("vpc-other".into())),
+        Error::BoundViolated {
+            bound: "aws_vpc_ids",
+            value: "vpc-other".into()
+        }
+    );
+    assert_eq!(
+        check(&|f| f.subnet_id = None),
+        Error::MissingFact {
+            fact: "aws_subnet_ids"
+        }
+    );
+    assert_eq!(
+        check(&|f| f.iam_instance_profile_arn =
+            Some("arn:aws:iam::123456789012:instance-profile/db".into())),
+        Error::BoundViolated {
+            bound: "aws_iam_instance_profile_arns",
+            value: "arn:aws:iam::123456789012:instance-profile/db".into()
+        }
+    );
+    // An unknown owner is not held against the instance.
+    assert!(check_ok(&verifier, &join, |f| f.owner_id = None));
+}
+
+fn check_ok(
+    verifier: &Verifier,
+    join: &ec2_iid::VerifiedJoin,
+    edit: fn(&mut InstanceFacts),
+) -> bool {
+    let mut facts = running();
+    edit(&mut facts);
+    verifier.check_facts(join, Some(&facts)).is_ok()
+}
+
+#[test]
+fn root_volume_check_is_opt_in_and_spire_like() {
+    let t = |s: &str| -> DateTime<Utc> { s.parse().unwrap() };
+    let rule = AllowRule::account("123456789012").unwrap();
+    let off = verifier_with(rule.clone());
+    let on = Verifier::builder(test_trust())
+        .allow(rule)
+        .root_volume_check(true)
+        .build()
+        .unwrap();
+    let join = on.verify(&blob(), now()).unwrap();
+    let mut facts = running();
+    assert!(off.check_facts(&join, Some(&facts)).is_ok());
+    assert_eq!(
+        on.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::MissingFact {
+            fact: "root_device_type"
+        }
+    );
+    facts.root_device_type = Some("ebs".into());
+    facts.primary_eni_attach_time = Some(t("2026-11-01T12:00:00Z"));
+    facts.root_volume_attach_time = Some(t("2026-11-01T12:01:00Z"));
+    assert!(
+        on.check_facts(&join, Some(&facts)).is_ok(),
+        "60 s apart is allowed"
+    );
+    facts.root_volume_attach_time = Some(t("2026-11-01T12:01:01Z"));
+    assert_eq!(
+        on.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::RootVolumeReattached { seconds: 61 }
+    );
+    facts.root_volume_attach_time = None;
+    assert_eq!(
+        on.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::MissingFact {
+            fact: "root_volume_attach_time"
+        }
+    );
+    facts.root_device_type = Some("instance-store".into());
+    assert!(
+        on.check_facts(&join, Some(&facts)).is_ok(),
+        "instance-store roots are skipped"
+    );
+}
+
+/// A fake DescribeInstances that records the queries it got.
+#[derive(Debug, Default)]
+struct FakeLookup {
+    answer: Option<InstanceFacts>,
+    fail: bool,
+    queries: Mutex<Vec<InstanceQuery>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("throttled by the fake")]
+struct Throttled;
+
+impl InstanceLookup for FakeLookup {
+    type Error = Throttled;
+
+    async fn describe_instance(
+        &self,
+        query: &InstanceQuery,
+    ) -> Result<Option<InstanceFacts>, Throttled> {
+        self.queries.lock().unwrap().push(query.clone());
+        if self.fail {
+            Err(Throttled)
+        } else {
+            Ok(self.answer.clone())
+        }
+    }
+}
+
+#[test]
+fn check_instance_assumes_the_matched_rules_role() {
+    let role = "arn:aws:iam::123456789012:role/describe";
+    let verifier = Verifier::builder(test_trust())
+        .allow(
+            AllowRule::account("222222222222")
+                .unwrap()
+                .with_role("arn:aws:iam::222222222222:role/x"),
+        )
+        .allow(AllowRule::account("123456789012").unwrap().with_role(role))
+        .build()
+        .unwrap();
+    let join = verifier.verify(&blob(), now()).unwrap();
+    assert_eq!(join.matched_rule(), 1);
+    let lookup = FakeLookup {
+        answer: Some(running()),
+        ..FakeLookup::default()
+    };
+    let outcome = block_on(verifier.check_instance(&join, &lookup)).unwrap();
+    assert_eq!(outcome.matched_rule, 1);
+    assert_eq!(outcome.rule.role(), Some(role));
+    let queries = lookup.queries.lock().unwrap();
+    assert_eq!(queries.len(), 1);
+    assert_eq!(queries[0].role_arn.as_deref(), Some(role));
+    assert_eq!(queries[0].region.as_str(), "us-east-1");
+    assert_eq!(queries[0].account.as_str(), "123456789012");
+    assert_eq!(queries[0].instance_id.as_str(), "i-0123456789abcdef0");
+}
+
+#[test]
+fn lookup_failures_keep_their_source() {
+    let verifier = verifier_with(AllowRule::account("123456789012").unwrap());
+    let join = verifier.verify(&blob(), now()).unwrap();
+    let failing = FakeLookup {
+        fail: true,
+        ..FakeLookup::default()
+    };
+    let err = block_on(verifier.check_instance(&join, &failing)).unwrap_err();
+    assert!(matches!(err, CheckError::Lookup(Throttled)));
+    let source = std::error::Error::source(&err).unwrap();
+    assert_eq!(source.to_string(), "throttled by the fake");
+
+    let missing = FakeLookup::default();
+    assert!(matches!(
+        block_on(verifier.check_instance(&join, &missing)),
+        Err(CheckError::Rejected(Error::InstanceNotFound { .. }))
+    ));
+}
+
+#[test]
+fn each_instance_joins_once() {
+    let verifier = verifier_with(AllowRule::account("123456789012").unwrap());
+    let join = verifier.verify(&blob(), now()).unwrap();
+    let lookup = FakeLookup {
+        answer: Some(running()),
+        ..FakeLookup::default()
+    };
+    let registry = InMemoryJoinRegistry::new();
+    let first = block_on(verifier.check_instance_once(&join, &lookup, &registry)).unwrap();
+    assert_eq!(first.host_id, "123456789012-i-0123456789abcdef0");
+    match block_on(verifier.check_instance_once(&join, &lookup, &registry)) {
+        Err(CheckError::Rejected(Error::AlreadyJoined { host_id })) => {
+            assert_eq!(host_id, first.host_id);
+        }
+        other => panic!("{other:?}"),
+    }
+    assert!(registry.release(&first.host_id));
+    assert!(block_on(verifier.check_instance_once(&join, &lookup, &registry)).is_ok());
+}
+
+#[test]
+fn real_samples_against_rules_and_ttl() {
+    let trust = TrustStore::aws();
+    for sample in shared::samples_of("rsa2048")
+        .iter()
+        .filter(|s| s.expect == "accept")
+    {
+        let own = Verifier::builder(trust.clone())
+            .allow(AllowRule::account(&sample.account_id).unwrap())
+            .build()
+            .unwrap();
+        let join = own.verify(&sample.blob(), sample.now).unwrap();
+        assert_eq!(
+            join.host_id(),
+            format!("{}-{}", sample.account_id, sample.instance_id)
+        );
+        let late = sample.pending_time + TimeDelta::minutes(6);
+        assert!(matches!(
+            own.verify(&sample.blob(), late),
+            Err(Error::Expired { .. })
+        ));
+        let foreign = Verifier::builder(trust.clone())
+            .allow(AllowRule::account("111111111111").unwrap())
+            .build()
+            .unwrap();
+        assert!(matches!(
+            foreign.verify(&sample.blob(), sample.now),
+            Err(Error::NoMatchingRule { .. })
+        ));
+    }
+}

@@ -1,0 +1,145 @@
+//! Every generated fixture behaves as `tests/data/gen/index.json` says.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    reason = "test code: a panic is a test failure"
+)]
+
+mod common;
+
+use ec2_iid::{
+    Error, Format, SignedInput, TrustStore, VerifyOptions, parse_document, verify_input,
+    verify_signature,
+};
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+struct Entry {
+    file: String,
+    format: String,
+    expect: String,
+    error: Option<String>,
+}
+
+fn variant_name(error: &Error) -> String {
+    let debug = format!("{error:?}");
+    debug
+        .split(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap()
+        .to_owned()
+}
+
+#[test]
+fn fixtures_behave_as_indexed() {
+    let index: Vec<Entry> =
+        serde_json::from_slice(&std::fs::read(common::data_path("gen/index.json")).unwrap())
+            .unwrap();
+    let mut trust = common::trust_with_test_ca("us-east-1");
+    // The other formats' fixtures: the RSA test CA for /signature and China-style /pkcs7, the
+    // DSA test CA for /pkcs7.
+    let us_east_1 = || ["us-east-1".parse().unwrap()];
+    let rsa_ca = common::test_ca().cert_pem;
+    let dsa_ca = common::dsa_test_ca().cert_pem;
+    trust
+        .add_pem(Format::Signature, rsa_ca.as_bytes(), us_east_1())
+        .unwrap()
+        .add_pem(Format::Pkcs7, rsa_ca.as_bytes(), us_east_1())
+        .unwrap()
+        .add_pem(Format::Pkcs7, dsa_ca.as_bytes(), us_east_1())
+        .unwrap();
+    let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
+    let document = common::document();
+    assert!(index.len() >= 15);
+    for entry in &index {
+        let blob = std::fs::read(common::data_path(&format!("gen/{}", entry.file))).unwrap();
+        let input = match entry.format.as_str() {
+            "rsa2048" => SignedInput::Rsa2048(&blob),
+            "pkcs7" => SignedInput::Pkcs7(&blob),
+            "signature" => SignedInput::Signature {
+                document: &document,
+                signature: &blob,
+            },
+            other => panic!("{}: unknown format {other}", entry.file),
+        };
+        if entry.format == "rsa2048" {
+            // verify_signature is the /rsa2048 entry point and agrees with verify_input.
+            let direct = parse_document(&blob).and_then(|signed| verify_signature(signed, &trust));
+            let general = verify_input(input, &trust, &options);
+            assert_eq!(
+                direct.as_ref().map(|v| v.content()).map_err(Clone::clone),
+                general.as_ref().map(|v| v.content()).map_err(Clone::clone),
+                "{}",
+                entry.file
+            );
+        }
+        match (entry.expect.as_str(), verify_input(input, &trust, &options)) {
+            ("accept", Ok(verified)) => {
+                assert_eq!(verified.content(), document, "{}", entry.file);
+                assert_eq!(verified.signer().format.as_str(), entry.format);
+                let dsa = verified.signer().format == Format::Pkcs7
+                    && entry.file.starts_with("pkcs7")
+                    && !entry.file.contains("rsa");
+                let serial = if dsa {
+                    "D5A1C3B4A5968779"
+                } else {
+                    "E1D2C3B4A5968778"
+                };
+                assert_eq!(verified.signer().serial, serial, "{}", entry.file);
+            }
+            ("reject", Err(e)) => {
+                assert_eq!(Some(variant_name(&e)), entry.error, "{}: {e}", entry.file);
+            }
+            (expect, result) => panic!("{}: expected {expect}, got {result:?}", entry.file),
+        }
+    }
+}
+
+#[test]
+fn region_outside_the_certificates_regions_is_rejected_after_the_signature() {
+    let mut trust = TrustStore::empty();
+    trust
+        .add_pem(
+            Format::Rsa2048,
+            common::test_ca().cert_pem.as_bytes(),
+            ["eu-west-1".parse().unwrap()],
+        )
+        .unwrap();
+    let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
+    assert_eq!(
+        verify_signature(parse_document(&blob).unwrap(), &trust).unwrap_err(),
+        Error::RegionMismatch {
+            region: "us-east-1".parse().unwrap(),
+            serial: "E1D2C3B4A5968778".into()
+        }
+    );
+}
+
+#[test]
+fn parsed_view_exposes_the_signed_data() {
+    let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
+    let signed = parse_document(&blob).unwrap();
+    let ca = common::test_ca();
+    assert_eq!(signed.content(), common::document());
+    assert_eq!(signed.signer_serial(), ca.serial);
+    assert_eq!(signed.signer_issuer(), ca.issuer_der);
+    assert_eq!(signed.digest_algorithm().oid_string(), common::oid::SHA256);
+    assert_eq!(
+        signed.signature_algorithm().oid_string(),
+        common::oid::SHA256_WITH_RSA
+    );
+    assert_eq!(signed.signature().len(), 256);
+    let spec = common::BlobSpec::aws_like(&common::document());
+    assert_eq!(signed.signed_attributes().unwrap(), spec.signed_attrs());
+    assert_eq!(signed.message_digest().unwrap().len(), 32);
+    assert!(signed.signing_time().is_some());
+    let (digest, signature) = signed.algorithm_protection().unwrap();
+    assert_eq!(digest.oid_string(), common::oid::SHA256);
+    assert_eq!(
+        signature.unwrap().oid_string(),
+        common::oid::SHA256_WITH_RSA
+    );
+}
