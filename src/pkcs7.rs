@@ -119,7 +119,10 @@ fn decode_blob(blob: &[u8]) -> Result<Vec<u8>, Error> {
     }
     let mut text = blob.trim_ascii();
     if let Some(rest) = text.strip_prefix(ARMOUR_BEGIN) {
-        text = rest.strip_suffix(ARMOUR_END).ok_or(Error::Base64)?;
+        text = rest
+            .strip_suffix(ARMOUR_END)
+            .ok_or(Error::Base64)?
+            .trim_ascii();
     }
     if text.is_empty() {
         return Err(malformed(0, Malformed::Empty));
