@@ -24,4 +24,13 @@ for file in "$samples"/*; do
         count=$((count + 1))
     done
 done
+# /signature pairs for the verify target: document bytes, a NUL byte, the signature text.
+for signature in "$samples"/*.signature.b64; do
+    [ -e "$signature" ] || continue
+    id="$(basename "$signature" .signature.b64)"
+    [ -e "$samples/$id.document.json" ] || continue
+    { cat "$samples/$id.document.json"; printf '\0'; cat "$signature"; } \
+        > "$fuzz_dir/corpus/verify/shared-$id.signature-pair"
+    count=$((count + 1))
+done
 echo "seeded $count files from $samples"

@@ -9,8 +9,9 @@ use std::sync::OnceLock;
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone as _, Utc};
 use ec2_iid::{
-    AllowRule, Error, Format, MAX_BLOB_LEN, TokenResource, TokenSpec, TrustStore, VerifiedDocument,
-    Verifier, check_ttl, match_allow_rules, parse_document, verify_signature,
+    AllowRule, Error, Format, MAX_BLOB_LEN, SignedInput, TokenResource, TokenSpec, TrustStore,
+    VerifiedDocument, VerifiedJoin, Verifier, check_ttl, match_allow_rules, parse_document,
+    verify_signature,
 };
 
 pub mod structured;
@@ -19,10 +20,14 @@ pub mod structured;
 pub const FIXTURE_DER: &[u8] = include_bytes!("../../tests/data/gen/rsa2048.der");
 /// The content signed in every generated fixture.
 pub const DOCUMENT_JSON: &[u8] = include_bytes!("../../tests/data/gen/document.json");
-/// The test CA (NOT an AWS key).
+/// The RSA test CA (NOT an AWS key).
 pub const TEST_CA_PEM: &[u8] = include_bytes!("../../tests/data/testca/testca.pem");
-/// The test CA's serial, as the crate prints it.
+/// The DSA test CA for `/pkcs7` (NOT an AWS key).
+pub const DSA_TEST_CA_PEM: &[u8] = include_bytes!("../../tests/data/testca/testca-dsa.pem");
+/// The RSA test CA's serial, as the crate prints it.
 pub const TEST_CA_SERIAL: &str = "E1D2C3B4A5968778";
+/// The DSA test CA's serial.
+pub const DSA_TEST_CA_SERIAL: &str = "D5A1C3B4A5968779";
 
 /// The fixed clock: the fixtures' `pendingTime` + 1 minute, 2026-11-01T12:01:00Z.
 pub fn now() -> DateTime<Utc> {
@@ -34,37 +39,42 @@ pub fn now() -> DateTime<Utc> {
     })
 }
 
-/// A store that trusts only the test CA, for `us-east-1`.
+/// A store that trusts only the test CAs, for `us-east-1`: the RSA one for all three formats
+/// (`/pkcs7` as China signs it), the DSA one for `/pkcs7`.
 pub fn test_ca_store() -> &'static TrustStore {
     static STORE: OnceLock<TrustStore> = OnceLock::new();
     STORE.get_or_init(|| {
+        let region = || ["us-east-1".parse().expect("region")];
         let mut store = TrustStore::empty();
+        for format in [Format::Rsa2048, Format::Pkcs7, Format::Signature] {
+            store
+                .add_pem(format, TEST_CA_PEM, region())
+                .expect("RSA test CA");
+        }
         store
-            .add_pem(
-                Format::Rsa2048,
-                TEST_CA_PEM,
-                ["us-east-1".parse().expect("region")],
-            )
-            .expect("test CA");
+            .add_pem(Format::Pkcs7, DSA_TEST_CA_PEM, region())
+            .expect("DSA test CA");
         store
     })
 }
 
-/// `Verifier` over the embedded AWS certificates. Its one rule names only a role, so it matches
-/// every account; the TTL is a century, so that real (old) samples get past the TTL too.
+/// `Verifier` over the embedded AWS certificates, `/pkcs7` allowed. Its one rule names only a
+/// role, so it matches every account; the TTL is a century, so that real (old) samples get
+/// past the TTL too.
 pub fn aws_verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
     VERIFIER.get_or_init(|| {
         Verifier::builder(TrustStore::aws())
             .allow(AllowRule::default().with_role("arn:aws:iam::123456789012:role/fuzz"))
             .ttl(core::time::Duration::from_secs(100 * 365 * 24 * 3600))
+            .allow_legacy_dsa_sha1(true)
             .build()
             .expect("AWS verifier")
     })
 }
 
-/// `Verifier` that trusts the test CA for `us-east-1`: the fixture's account and region, the
-/// default TTL.
+/// `Verifier` that trusts the test CAs for `us-east-1` (`/pkcs7` allowed): the fixtures' account
+/// and region, the default TTL.
 pub fn test_ca_verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
     VERIFIER.get_or_init(|| {
@@ -73,6 +83,7 @@ pub fn test_ca_verifier() -> &'static Verifier {
             .with_regions(["us-east-1".parse().expect("region")]);
         Verifier::builder(test_ca_store().clone())
             .allow(rule)
+            .allow_legacy_dsa_sha1(true)
             .build()
             .expect("test CA verifier")
     })
@@ -115,35 +126,29 @@ pub fn check_parse(data: &[u8]) {
     }
 }
 
-/// `Verifier::verify` with the AWS store and with the test CA store at the fixed clock.
+/// `Verifier::verify` with the AWS store and with the test CA store at the fixed clock; for
+/// input with a NUL byte, also `/signature` with the bytes before it as the document and
+/// those after it as the signature text.
 ///
-/// Properties: a blob is only accepted if it parses, and then with exactly the parsed content;
-/// the signer's region is the document's; the signed JSON parses the same way unverified; with
-/// the test CA, the only content that can be accepted is `document.json` (nobody else has the
-/// key); a blob that does not parse is rejected with the parse error.
+/// Properties: a CMS blob is only accepted if it parses, and then with exactly the parsed
+/// content; a `/signature` pair only with exactly its document bytes; the signer's region is
+/// the document's; the signed JSON parses the same way unverified; with the test CAs, the only
+/// acceptable content is `document.json` (nobody else has the keys); a blob that does not
+/// parse is rejected with the parse error.
 pub fn check_verify(data: &[u8]) {
     let parsed = parse_document(data);
+    let pair = data.iter().position(|&b| b == 0).map(|nul| {
+        let (document, rest) = data.split_at(nul);
+        (document, rest.get(1..).unwrap_or_default())
+    });
     for (verifier, test_ca) in [(aws_verifier(), false), (test_ca_verifier(), true)] {
         match verifier.verify(data, now()) {
             Ok(join) => {
                 let signed = parsed
                     .as_ref()
                     .expect("verify accepted a blob that parse_document rejects");
-                let verified = join.verified();
-                assert_eq!(verified.content(), signed.content());
-                let doc = join.document();
-                assert_eq!(verified.signer().region, doc.region);
-                assert_eq!(
-                    join.host_id(),
-                    format!("{}-{}", doc.account_id, doc.instance_id)
-                );
-                let unverified = ec2_iid::dangerous::parse_unverified_document(verified.content())
-                    .expect("verified content parses");
-                assert_eq!(&unverified, doc);
-                if test_ca {
-                    assert_eq!(verified.content(), DOCUMENT_JSON);
-                    assert_eq!(verified.signer().serial, TEST_CA_SERIAL);
-                }
+                assert_eq!(join.verified().content(), signed.content());
+                check_join(&join, test_ca);
             }
             Err(e) => {
                 if let Err(parse_error) = &parsed {
@@ -151,6 +156,35 @@ pub fn check_verify(data: &[u8]) {
                 }
             }
         }
+        if let Some((document, signature)) = pair {
+            let input = SignedInput::Signature {
+                document,
+                signature,
+            };
+            if let Ok(join) = verifier.verify_input(input, now()) {
+                assert_eq!(join.verified().content(), document);
+                assert_eq!(join.verified().signer().format, Format::Signature);
+                check_join(&join, test_ca);
+            }
+        }
+    }
+}
+
+fn check_join(join: &VerifiedJoin, test_ca: bool) {
+    let verified = join.verified();
+    let doc = join.document();
+    assert_eq!(verified.signer().region, doc.region);
+    assert_eq!(
+        join.host_id(),
+        format!("{}-{}", doc.account_id, doc.instance_id)
+    );
+    let unverified = ec2_iid::dangerous::parse_unverified_document(verified.content())
+        .expect("verified content parses");
+    assert_eq!(&unverified, doc);
+    if test_ca {
+        assert_eq!(verified.content(), DOCUMENT_JSON);
+        let serial = verified.signer().serial.as_str();
+        assert!(serial == TEST_CA_SERIAL || serial == DSA_TEST_CA_SERIAL);
     }
 }
 
@@ -283,5 +317,48 @@ pub fn dump(bytes: &[u8]) {
             .map(|b| format!("{b:02x}"))
             .collect();
         std::fs::write(dir.join(name), bytes).expect("write dump file");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GEN: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/gen/");
+
+    fn fixture(name: &str) -> Vec<u8> {
+        std::fs::read(format!("{GEN}{name}")).expect("fixture")
+    }
+
+    #[test]
+    fn the_test_ca_verifier_accepts_every_format_of_the_fixture() {
+        for name in [
+            "rsa2048.b64",
+            "pkcs7.b64",
+            "pkcs7-rsa.b64",
+            "pkcs7-rsa-sha1.b64",
+        ] {
+            let join = test_ca_verifier().verify(&fixture(name), now());
+            assert!(join.is_ok(), "{name}: {join:?}");
+            check_verify(&fixture(name));
+        }
+        let pair = [DOCUMENT_JSON, b"\0", &fixture("signature.b64")].concat();
+        let input = SignedInput::Signature {
+            document: DOCUMENT_JSON,
+            signature: &fixture("signature.b64"),
+        };
+        assert!(test_ca_verifier().verify_input(input, now()).is_ok());
+        check_verify(&pair);
+    }
+
+    #[test]
+    fn token_and_document_seeds_hold_their_properties() {
+        for entry in std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/corpus/token"))
+            .expect("token corpus")
+        {
+            check_token(&std::fs::read(entry.expect("entry").path()).expect("seed"));
+        }
+        check_document(DOCUMENT_JSON);
+        check_parse(FIXTURE_DER);
     }
 }
