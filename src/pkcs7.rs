@@ -119,7 +119,10 @@ fn decode_blob(blob: &[u8]) -> Result<Vec<u8>, Error> {
     }
     let mut text = blob.trim_ascii();
     if let Some(rest) = text.strip_prefix(ARMOUR_BEGIN) {
-        text = rest.strip_suffix(ARMOUR_END).ok_or(Error::Base64)?;
+        text = rest
+            .strip_suffix(ARMOUR_END)
+            .ok_or(Error::Base64)?
+            .trim_ascii();
     }
     if text.is_empty() {
         return Err(malformed(0, Malformed::Empty));
@@ -455,14 +458,19 @@ fn parse_attributes(signed: &Element<'_>) -> Result<SignedAttributes, Error> {
                 }
                 attrs.algorithm_protection = Some(parse_algorithm_protection(&value)?);
             }
-            other => {
-                // Bounded by the input size; a handful in practice.
-                if seen_other.contains(&other) {
-                    return Err(duplicate());
-                }
-                seen_other.push(other);
-            }
+            other => seen_other.push(other),
         }
+    }
+    // Sorting finds repeats in O(n log n): a 64 KiB blob can hold thousands of tiny
+    // attributes, and a linear search per attribute made parsing it quadratic.
+    seen_other.sort_unstable();
+    if let Some(oid) = seen_other.windows(2).find_map(|pair| match pair {
+        [a, b] if a == b => Some(*a),
+        _ => None,
+    }) {
+        return Err(Error::DuplicateAttribute {
+            oid: ber::oid_to_string(oid),
+        });
     }
     Ok(attrs)
 }

@@ -317,8 +317,14 @@ impl<'de> Deserialize<'de> for IidTtl {
 }
 
 impl Serialize for IidTtl {
+    /// Whole milliseconds as `<n>ms`, anything finer as `<n>ns`, so that the value parses back
+    /// exactly (a sub-millisecond TTL written as `0ms` would come back as the 5-minute default).
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&format_args!("{}ms", self.0.as_millis()))
+        if self.0.subsec_nanos().is_multiple_of(1_000_000) {
+            s.collect_str(&format_args!("{}ms", self.0.as_millis()))
+        } else {
+            s.collect_str(&format_args!("{}ns", self.0.as_nanos()))
+        }
     }
 }
 
@@ -534,5 +540,16 @@ mod tests {
             serde_json::to_string(&IidTtl::new(Duration::from_secs(90))).unwrap(),
             "\"90000ms\""
         );
+        for ttl in [
+            Duration::from_nanos(999_999),
+            Duration::from_nanos(299_999_999_999),
+        ] {
+            let json = serde_json::to_string(&IidTtl::new(ttl)).unwrap();
+            assert_eq!(
+                serde_json::from_str::<IidTtl>(&json).unwrap().get(),
+                ttl,
+                "{json}"
+            );
+        }
     }
 }

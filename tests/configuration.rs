@@ -1,0 +1,150 @@
+//! What a configured verifier reports about itself, and the token and key helpers a
+//! configuration is built from.
+#![expect(
+    clippy::unwrap_used,
+    reason = "test helpers (clippy.toml's allow-*-in-tests covers only #[test] fns): a panic is a test failure"
+)]
+
+mod common;
+
+use core::time::Duration;
+
+use chrono::{TimeZone as _, Utc};
+use ec2_iid::crypto::RsaVerifyingKey;
+use ec2_iid::{
+    AllowRule, Error, Format, IidTtl, TokenSpec, TrustStore, Verifier, parse_go_duration,
+};
+use sha2::{Digest as _, Sha256};
+
+fn store() -> TrustStore {
+    let mut store = TrustStore::empty();
+    store
+        .add_pem(
+            Format::Rsa2048,
+            common::test_ca().cert_pem.as_bytes(),
+            ["us-east-1".parse().unwrap()],
+        )
+        .unwrap();
+    store
+}
+
+#[test]
+fn verifier_reports_its_configuration() {
+    let rules = vec![
+        AllowRule::account("222222222222").unwrap(),
+        AllowRule::account("333333333333").unwrap(),
+        AllowRule::account("123456789012").unwrap(),
+    ];
+    let verifier = Verifier::builder(store())
+        .allow(rules[0].clone())
+        .allow(rules[1].clone())
+        .allow(rules[2].clone())
+        .ttl(Duration::from_secs(90))
+        .build()
+        .unwrap();
+    assert_eq!(verifier.rules(), rules);
+    assert_eq!(verifier.ttl(), Duration::from_secs(90));
+    assert_eq!(verifier.trust_store().len(), 1);
+    // Defaults: Teleport's five minutes.
+    let default = Verifier::builder(store())
+        .allow(rules[2].clone())
+        .build()
+        .unwrap();
+    assert_eq!(default.ttl(), ec2_iid::DEFAULT_TTL);
+    assert_eq!(default.ttl(), Duration::from_secs(300));
+}
+
+#[test]
+fn join_names_the_rule_that_matched() {
+    let verifier = Verifier::builder(store())
+        .allow(AllowRule::account("222222222222").unwrap())
+        .allow(
+            AllowRule::account("123456789012")
+                .unwrap()
+                .with_regions(["eu-west-1".parse().unwrap()]),
+        )
+        .allow(
+            AllowRule::account("123456789012")
+                .unwrap()
+                .with_role("arn:aws:iam::123456789012:role/r"),
+        )
+        .build()
+        .unwrap();
+    let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
+    let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
+    let join = verifier.verify(&blob, now).unwrap();
+    assert_eq!(join.matched_rule(), 2);
+    assert_eq!(join.rule().role(), Some("arn:aws:iam::123456789012:role/r"));
+    assert_eq!(
+        verifier.query(&join).role_arn.as_deref(),
+        Some("arn:aws:iam::123456789012:role/r")
+    );
+}
+
+#[test]
+fn spec_from_rules_is_an_ec2_spec() {
+    let spec = TokenSpec::from_rules(vec![AllowRule::account("123456789012").unwrap()]);
+    assert_eq!(spec.join_method, "ec2");
+    assert_eq!(spec.aws_iid_ttl, IidTtl::default());
+    assert_eq!(
+        spec.validate().unwrap().aws_iid_ttl.get(),
+        ec2_iid::DEFAULT_TTL
+    );
+}
+
+#[test]
+fn lookup_bounds_are_any_of_vpc_subnet_or_instance_profile() {
+    let base = AllowRule::account("123456789012").unwrap();
+    assert!(!base.has_lookup_bounds());
+    let mut vpc = base.clone();
+    vpc.aws_vpc_ids = vec!["vpc-1".into()];
+    let mut subnet = base.clone();
+    subnet.aws_subnet_ids = vec!["subnet-1".into()];
+    let mut profile = base.clone();
+    profile.aws_iam_instance_profile_arns =
+        vec!["arn:aws:iam::123456789012:instance-profile/*".into()];
+    for rule in [vpc, subnet, profile] {
+        assert!(rule.has_lookup_bounds(), "{rule:?}");
+    }
+    // Document bounds are not lookup bounds.
+    let mut image = base;
+    image.aws_image_ids = vec!["ami-0123456789abcdef0".into()];
+    assert!(!image.has_lookup_bounds());
+}
+
+#[test]
+fn ttl_errors_say_what_is_expected() {
+    let err = serde_json::from_str::<IidTtl>("true")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("expected a Go duration such as \"5m\", or integer nanoseconds"),
+        "{err}"
+    );
+    assert_eq!(
+        parse_go_duration("5"),
+        Err("invalid duration \"5\": missing unit".into())
+    );
+    assert_eq!(
+        parse_go_duration("5y"),
+        Err("invalid duration \"5y\": unknown unit".into())
+    );
+}
+
+#[test]
+fn rsa_key_of_the_test_ca() {
+    let ca = common::test_ca();
+    let (_, cert) = x509_parser::parse_x509_certificate(&ca.cert_der).unwrap();
+    let key = RsaVerifyingKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).unwrap();
+    assert_eq!(key.modulus_len(), 256);
+    let spec = common::BlobSpec::aws_like(&common::document());
+    let message = spec.signed_message();
+    let signature = spec.signature(&ca);
+    let digest: [u8; 32] = Sha256::digest(&message).into();
+    assert_eq!(key.verify_sha256_digest(&digest, &signature), Ok(()));
+    let other: [u8; 32] = Sha256::digest(b"something else").into();
+    assert_eq!(
+        key.verify_sha256_digest(&other, &signature),
+        Err(Error::InvalidSignature)
+    );
+}

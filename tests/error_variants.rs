@@ -1,0 +1,700 @@
+//! The `Error` variants (and the policy checks behind them) that no other test produces, each
+//! with its exact value; plus a guard that every variant of `Error` and `Malformed` in
+//! `src/error.rs` is mapped to a producing test in `tests/README.md`.
+#![expect(
+    clippy::panic,
+    clippy::unwrap_used,
+    reason = "test helpers (clippy.toml's allow-*-in-tests covers only #[test] fns): a panic is a test failure"
+)]
+
+mod common;
+
+use core::convert::Infallible;
+use core::future::Future;
+use core::time::Duration;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
+use common::{BlobSpec, der_oid, oid, tag, test_ca, tlv, tlv_of};
+use ec2_iid::{
+    AllowRule, CheckError, Error, Format, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
+    InstanceQuery, InstanceState, Malformed, TokenSpec, TrustStore, VerifiedDocument, VerifiedJoin,
+    Verifier, parse_document, verify_signature,
+};
+
+const ACCOUNT: &str = "123456789012";
+const INSTANCE: &str = "i-0123456789abcdef0";
+const HOST_ID: &str = "123456789012-i-0123456789abcdef0";
+
+fn store_for(region: &str) -> TrustStore {
+    let mut store = TrustStore::empty();
+    store
+        .add_pem(
+            Format::Rsa2048,
+            test_ca().cert_pem.as_bytes(),
+            [region.parse().unwrap()],
+        )
+        .unwrap();
+    store
+}
+
+fn spec() -> BlobSpec {
+    BlobSpec::aws_like(&common::document())
+}
+
+fn verify(spec: &BlobSpec) -> Result<VerifiedDocument, Error> {
+    verify_signature(
+        parse_document(&spec.build(&test_ca()))?,
+        &store_for("us-east-1"),
+    )
+}
+
+fn pending_time() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap()
+}
+
+/// The fixtures' clock: pendingTime + 1 minute.
+fn now() -> DateTime<Utc> {
+    pending_time() + TimeDelta::minutes(1)
+}
+
+fn verifier_with(rule: AllowRule) -> Verifier {
+    Verifier::builder(store_for("us-east-1"))
+        .allow(rule)
+        .build()
+        .unwrap()
+}
+
+fn account_rule() -> AllowRule {
+    AllowRule::account(ACCOUNT).unwrap()
+}
+
+fn fixture() -> Vec<u8> {
+    spec().build(&test_ca())
+}
+
+fn joined(verifier: &Verifier) -> VerifiedJoin {
+    verifier.verify(&fixture(), now()).unwrap()
+}
+
+fn running() -> InstanceFacts {
+    InstanceFacts::new(INSTANCE, InstanceState::Running)
+}
+
+// ------------------------------------------------------------------------------------------------
+// Signature checks
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn algorithm_protection_mismatch() {
+    // The protected digest is SHA-1 while the signer used SHA-256: an algorithm substitution.
+    let mut signature = common::algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
+    signature[0] = tag::CTX1;
+    let sha1 = common::algorithm_identifier(&der_oid(oid::SHA1), true);
+    let blob = BlobSpec {
+        algorithm_protection_override: Some(tlv_of(tag::SEQUENCE, &[&sha1, &signature])),
+        ..spec()
+    };
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        Error::AlgorithmProtectionMismatch
+    );
+    // Protection that leaves out the signature algorithm does not protect it: refused too.
+    let sha256 = common::algorithm_identifier(&der_oid(oid::SHA256), true);
+    let blob = BlobSpec {
+        algorithm_protection_override: Some(tlv(tag::SEQUENCE, &sha256)),
+        ..spec()
+    };
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        Error::AlgorithmProtectionMismatch
+    );
+}
+
+#[test]
+fn content_type_attribute_not_data() {
+    let blob = BlobSpec {
+        content_type_attr_value: Some(der_oid(oid::SIGNED_DATA)),
+        ..spec()
+    };
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        Error::ContentTypeMismatch {
+            oid: oid::SIGNED_DATA.into()
+        }
+    );
+}
+
+#[test]
+fn message_digest_of_other_content() {
+    let blob = BlobSpec {
+        message_digest_override: Some(vec![0; 32]),
+        ..spec()
+    };
+    assert_eq!(verify(&blob).unwrap_err(), Error::DigestMismatch);
+    // The committed fixture whose content was edited after signing.
+    let tampered = std::fs::read(common::data_path("gen/tampered-content.b64")).unwrap();
+    let signed = parse_document(&tampered).unwrap();
+    assert_eq!(
+        verify_signature(signed, &store_for("us-east-1")).unwrap_err(),
+        Error::DigestMismatch
+    );
+}
+
+#[test]
+fn missing_content_type_and_message_digest_attributes() {
+    let blob = BlobSpec {
+        omit_content_type_attr: true,
+        ..spec()
+    };
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        Error::MissingAttribute {
+            name: "contentType"
+        }
+    );
+    let blob = BlobSpec {
+        omit_message_digest_attr: true,
+        ..spec()
+    };
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        Error::MissingAttribute {
+            name: "messageDigest"
+        }
+    );
+}
+
+#[test]
+fn missing_signed_attributes() {
+    // The signature is then over the content itself, which AWS never does.
+    let blob = BlobSpec {
+        omit_signed_attrs: true,
+        ..spec()
+    };
+    assert_eq!(verify(&blob).unwrap_err(), Error::MissingSignedAttributes);
+}
+
+#[test]
+fn signing_time_before_the_certificate() {
+    // The test CA is valid from 2010-01-01.
+    let blob = BlobSpec {
+        signing_time: Some("091231235959Z".into()),
+        ..spec()
+    };
+    assert_eq!(
+        verify(&blob).unwrap_err(),
+        Error::SigningTimeOutsideValidity {
+            signing_time: Utc.with_ymd_and_hms(2009, 12, 31, 23, 59, 59).unwrap()
+        }
+    );
+}
+
+#[test]
+fn region_not_covered_by_the_certificate() {
+    let signed = parse_document(&fixture()).unwrap();
+    assert_eq!(
+        verify_signature(signed, &store_for("eu-west-1")).unwrap_err(),
+        Error::RegionMismatch {
+            region: "us-east-1".parse().unwrap(),
+            serial: "E1D2C3B4A5968778".into()
+        }
+    );
+}
+
+#[test]
+fn invalid_signature_from_another_key() {
+    let blob = BlobSpec {
+        signing_key: Some(common::other_key()),
+        ..spec()
+    };
+    assert_eq!(verify(&blob).unwrap_err(), Error::InvalidSignature);
+}
+
+#[test]
+fn signed_attributes_with_an_indefinite_length() {
+    // Signed attributes are hashed as DER; an indefinite length is refused, not re-encoded.
+    // The SET OF SignerInfo and the SignerInfo grow by one byte: `a0 81 98` becomes `a0 80`,
+    // and `00 00` closes it.
+    let der = fixture();
+    let attrs = spec().signed_attrs();
+    assert_eq!(&attrs[..3], [0xA0, 0x81, 0x98]);
+    let at = der.windows(attrs.len()).position(|w| w == attrs).unwrap();
+    let mut blob = der[..at].to_vec();
+    blob.extend([0xA0, 0x80]);
+    blob.extend(&attrs[3..]);
+    blob.extend([0x00, 0x00]);
+    blob.extend(&der[at + attrs.len()..]);
+    let blob = common::replace_once(
+        &blob,
+        &[tag::SET, 0x82, 0x02, 0x31, tag::SEQUENCE, 0x82, 0x02, 0x2d],
+        &[tag::SET, 0x82, 0x02, 0x32, tag::SEQUENCE, 0x82, 0x02, 0x2e],
+    );
+    assert_eq!(
+        parse_document(&blob).unwrap_err(),
+        Error::Malformed {
+            offset: at,
+            reason: Malformed::BadIndefiniteLength
+        }
+    );
+}
+
+#[test]
+fn primitive_element_with_an_indefinite_length() {
+    // An OID (primitive) may not use the indefinite form.
+    assert_eq!(
+        parse_document(&[tag::SEQUENCE, 0x80, tag::OID, 0x80, 0, 0, 0, 0]).unwrap_err(),
+        Error::Malformed {
+            offset: 2,
+            reason: Malformed::BadIndefiniteLength
+        }
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Trust store
+// ------------------------------------------------------------------------------------------------
+
+/// A certificate shaped like the test CA's but with `spki` as its key (unsigned: the signature
+/// bits are filler, as a trust store never checks a self-signature).
+fn certificate_with_key(spki: &[u8]) -> Vec<u8> {
+    let ca = test_ca();
+    let sig_alg = common::algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
+    let validity = tlv_of(
+        tag::SEQUENCE,
+        &[
+            &tlv(tag::UTC_TIME, b"100101000000Z"),
+            &tlv(tag::UTC_TIME, b"300101000000Z"),
+        ],
+    );
+    let tbs = tlv_of(
+        tag::SEQUENCE,
+        &[
+            &tlv(tag::CTX0, &common::small_int(2)),
+            &tlv(tag::INTEGER, &[0x01, 0x02]),
+            &sig_alg,
+            &ca.issuer_der,
+            &validity,
+            &ca.issuer_der,
+            spki,
+        ],
+    );
+    tlv_of(
+        tag::SEQUENCE,
+        &[&tbs, &sig_alg, &tlv(tag::BIT_STRING, &[0x00, 0xAB, 0xCD])],
+    )
+}
+
+#[test]
+fn certificate_with_a_512_bit_rsa_key() {
+    let mut modulus = vec![0x00];
+    modulus.extend([0xFF; 64]);
+    let rsa_key = tlv_of(
+        tag::SEQUENCE,
+        &[&tlv(tag::INTEGER, &modulus), &tlv(tag::INTEGER, &[1, 0, 1])],
+    );
+    let spki = tlv_of(
+        tag::SEQUENCE,
+        &[
+            &common::algorithm_identifier(&der_oid(oid::RSA_ENCRYPTION), true),
+            &tlv(tag::BIT_STRING, &[&[0x00][..], &rsa_key].concat()),
+        ],
+    );
+    let mut store = TrustStore::empty();
+    assert_eq!(
+        store
+            .add_der(
+                Format::Rsa2048,
+                &certificate_with_key(&spki),
+                ["us-east-1".parse().unwrap()]
+            )
+            .map(|_| ())
+            .unwrap_err(),
+        Error::BadCertificate {
+            reason: "not an RSA public key of 1024 to 8192 bits"
+        }
+    );
+    assert!(store.is_empty());
+}
+
+#[test]
+fn certificate_impersonating_a_trusted_one() {
+    // Same issuer DN and serial as the test CA, another key: never merged with it.
+    let mut store = store_for("us-east-1");
+    let impostor = common::attacker_cert(&test_ca());
+    assert_eq!(
+        store
+            .add_der(Format::Rsa2048, &impostor, ["us-east-1".parse().unwrap()])
+            .map(|_| ())
+            .unwrap_err(),
+        Error::ConflictingCertificate {
+            serial: "E1D2C3B4A5968778".into()
+        }
+    );
+    assert_eq!(store.len(), 1);
+}
+
+// ------------------------------------------------------------------------------------------------
+// Verifier configuration, rules and TTL
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn invalid_configurations() {
+    let config = |reason: &str| Error::InvalidConfig {
+        reason: reason.into(),
+    };
+    let no_rules = Verifier::builder(store_for("us-east-1")).build();
+    assert_eq!(
+        no_rules.unwrap_err(),
+        config("at least one allow rule is required")
+    );
+    let zero_ttl = Verifier::builder(store_for("us-east-1"))
+        .allow(account_rule())
+        .ttl(Duration::ZERO)
+        .build();
+    assert_eq!(zero_ttl.unwrap_err(), config("the TTL must be positive"));
+    let no_trust = Verifier::builder(TrustStore::empty())
+        .allow(account_rule())
+        .build();
+    assert_eq!(no_trust.unwrap_err(), config("the trust store is empty"));
+}
+
+#[test]
+fn invalid_tokens_refuse_to_build() {
+    let mut spec = TokenSpec::from_rules(vec![account_rule()]);
+    spec.join_method = "iam".into();
+    let built = Verifier::builder(store_for("us-east-1"))
+        .token_spec(&spec)
+        .build();
+    assert_eq!(
+        built.unwrap_err(),
+        Error::InvalidToken {
+            reason: "join method \"iam\" is not supported, only \"ec2\"".into()
+        }
+    );
+    // A rule that names neither an account nor a role would admit any AWS account.
+    let built = Verifier::builder(store_for("us-east-1"))
+        .allow(AllowRule::default())
+        .build();
+    assert_eq!(
+        built.unwrap_err(),
+        Error::InvalidToken {
+            reason: "allow rule 0: allow rule for \"ec2\" join method must set \"aws_account\" \
+                     or \"aws_role\""
+                .into()
+        }
+    );
+}
+
+#[test]
+fn no_matching_rule_lists_each_rules_first_mismatch() {
+    let mut image = account_rule();
+    image.aws_image_ids = vec!["ami-00000000000000000".into()];
+    let verifier = Verifier::builder(store_for("us-east-1"))
+        .allow(AllowRule::account("222222222222").unwrap())
+        .allow(account_rule().with_regions(["eu-west-1".parse().unwrap()]))
+        .allow(image)
+        .build()
+        .unwrap();
+    let err = verifier.verify(&fixture(), now()).unwrap_err();
+    let Error::NoMatchingRule {
+        account,
+        region,
+        mismatches,
+    } = err
+    else {
+        panic!("expected NoMatchingRule, got {err:?}");
+    };
+    assert_eq!(account.as_str(), ACCOUNT);
+    assert_eq!(region.as_str(), "us-east-1");
+    let fields: Vec<(usize, &str)> = mismatches.iter().map(|m| (m.rule, m.field)).collect();
+    assert_eq!(
+        fields,
+        [(0, "aws_account"), (1, "aws_regions"), (2, "aws_image_ids")]
+    );
+}
+
+#[test]
+fn document_older_than_the_ttl() {
+    let verifier = verifier_with(account_rule());
+    let late = pending_time() + TimeDelta::seconds(301);
+    assert_eq!(
+        verifier.verify(&fixture(), late).unwrap_err(),
+        Error::Expired {
+            pending_time: pending_time(),
+            now: late,
+            ttl: Duration::from_secs(300)
+        }
+    );
+    // Exactly the TTL is still fresh (Teleport's inclusive bound).
+    let edge = pending_time() + TimeDelta::seconds(300);
+    assert!(verifier.verify(&fixture(), edge).is_ok());
+}
+
+#[test]
+fn pending_time_ahead_of_the_clock() {
+    let verifier = verifier_with(account_rule());
+    let early = pending_time() - TimeDelta::seconds(61);
+    assert_eq!(
+        verifier.verify(&fixture(), early).unwrap_err(),
+        Error::PendingTimeInFuture {
+            pending_time: pending_time(),
+            now: early,
+            max_future_skew: Duration::from_secs(60)
+        }
+    );
+    assert!(
+        verifier
+            .verify(&fixture(), pending_time() - TimeDelta::seconds(60))
+            .is_ok()
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Instance facts
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn instance_not_found_or_another_instance() {
+    let verifier = verifier_with(account_rule());
+    let join = joined(&verifier);
+    assert_eq!(
+        verifier.check_facts(&join, None).unwrap_err(),
+        Error::InstanceNotFound {
+            instance_id: INSTANCE.parse().unwrap()
+        }
+    );
+    let other = InstanceFacts::new("i-0fedcba9876543210", InstanceState::Running);
+    assert_eq!(
+        verifier.check_facts(&join, Some(&other)).unwrap_err(),
+        Error::InstanceIdMismatch {
+            expected: INSTANCE.parse().unwrap(),
+            found: "i-0fedcba9876543210".into()
+        }
+    );
+    assert!(verifier.check_facts(&join, Some(&running())).is_ok());
+}
+
+#[test]
+fn instance_not_running() {
+    let verifier = verifier_with(account_rule());
+    let join = joined(&verifier);
+    for state in [
+        InstanceState::Pending,
+        InstanceState::ShuttingDown,
+        InstanceState::Stopped,
+        InstanceState::Stopping,
+        InstanceState::Terminated,
+    ] {
+        let facts = InstanceFacts::new(INSTANCE, state);
+        assert_eq!(
+            verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+            Error::InstanceNotRunning { state }
+        );
+    }
+}
+
+#[test]
+fn instance_owned_by_another_account() {
+    let verifier = verifier_with(account_rule());
+    let join = joined(&verifier);
+    let mut facts = running();
+    facts.owner_id = Some("210987654321".into());
+    assert_eq!(
+        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::OwnerMismatch {
+            expected: ACCOUNT.parse().unwrap(),
+            found: "210987654321".into()
+        }
+    );
+    facts.owner_id = Some(ACCOUNT.into());
+    assert!(verifier.check_facts(&join, Some(&facts)).is_ok());
+}
+
+#[test]
+fn lookup_bounds_violated_or_unknown() {
+    let mut rule = account_rule();
+    rule.aws_vpc_ids = vec!["vpc-1".into()];
+    rule.aws_iam_instance_profile_arns =
+        vec!["arn:aws:iam::123456789012:instance-profile/web-*".into()];
+    let verifier = verifier_with(rule);
+    let join = joined(&verifier);
+    let mut facts = running();
+    assert_eq!(
+        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::MissingFact {
+            fact: "aws_vpc_ids"
+        }
+    );
+    facts.vpc_id = Some("vpc-2".into());
+    assert_eq!(
+        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::BoundViolated {
+            bound: "aws_vpc_ids",
+            value: "vpc-2".into()
+        }
+    );
+    facts.vpc_id = Some("vpc-1".into());
+    facts.iam_instance_profile_arn = Some("arn:aws:iam::123456789012:instance-profile/db".into());
+    assert_eq!(
+        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::BoundViolated {
+            bound: "aws_iam_instance_profile_arns",
+            value: "arn:aws:iam::123456789012:instance-profile/db".into()
+        }
+    );
+    facts.iam_instance_profile_arn =
+        Some("arn:aws:iam::123456789012:instance-profile/web-1".into());
+    assert!(verifier.check_facts(&join, Some(&facts)).is_ok());
+}
+
+#[test]
+fn root_volume_attached_after_launch() {
+    let verifier = Verifier::builder(store_for("us-east-1"))
+        .allow(account_rule())
+        .root_volume_check(true)
+        .build()
+        .unwrap();
+    let join = joined(&verifier);
+    let mut facts = running();
+    assert_eq!(
+        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::MissingFact {
+            fact: "root_device_type"
+        }
+    );
+    facts.root_device_type = Some("ebs".into());
+    facts.primary_eni_attach_time = Some(pending_time());
+    facts.root_volume_attach_time = Some(pending_time() + TimeDelta::seconds(120));
+    assert_eq!(
+        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        Error::RootVolumeReattached { seconds: 120 }
+    );
+    facts.root_volume_attach_time = Some(pending_time() - TimeDelta::seconds(60));
+    assert!(verifier.check_facts(&join, Some(&facts)).is_ok());
+}
+
+/// A lookup that answers at once with fixed facts.
+struct FixedLookup(Option<InstanceFacts>);
+
+impl InstanceLookup for FixedLookup {
+    type Error = Infallible;
+
+    fn describe_instance(
+        &self,
+        _query: &InstanceQuery,
+    ) -> impl Future<Output = Result<Option<InstanceFacts>, Infallible>> + Send {
+        core::future::ready(Ok(self.0.clone()))
+    }
+}
+
+/// Polls a future that never waits (the fakes here answer at once).
+fn now_or_never<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the fake lookup and registry never wait"),
+    }
+}
+
+#[test]
+fn second_join_of_the_same_host_is_refused() {
+    let verifier = verifier_with(account_rule());
+    let join = joined(&verifier);
+    let lookup = FixedLookup(Some(running()));
+    let registry = InMemoryJoinRegistry::new();
+    let first = now_or_never(verifier.check_instance_once(&join, &lookup, &registry)).unwrap();
+    assert_eq!(first.host_id, HOST_ID);
+    let second = now_or_never(verifier.check_instance_once(&join, &lookup, &registry));
+    assert!(
+        matches!(
+            &second,
+            Err(CheckError::Rejected(Error::AlreadyJoined { host_id })) if host_id == HOST_ID
+        ),
+        "{second:?}"
+    );
+    // After the host left, it may join again.
+    assert!(registry.release(HOST_ID));
+    assert!(now_or_never(verifier.check_instance_once(&join, &lookup, &registry)).is_ok());
+}
+
+// ------------------------------------------------------------------------------------------------
+// Every variant is produced somewhere
+// ------------------------------------------------------------------------------------------------
+
+/// Variant names of `pub enum <name>` in `src/error.rs`: the 4-space-indented identifiers.
+fn variants(source: &str, name: &str) -> Vec<String> {
+    let start = source
+        .find(&format!("pub enum {name} {{"))
+        .unwrap_or_else(|| panic!("enum {name} not found"));
+    let body = &source[start..];
+    let end = body.find("\n}").unwrap();
+    body[..end]
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let ident = line.strip_prefix("    ")?;
+            let first = ident.chars().next()?;
+            first.is_ascii_uppercase().then(|| {
+                ident
+                    .chars()
+                    .take_while(char::is_ascii_alphanumeric)
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn every_variant_is_mapped_to_a_producing_test() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let read = |path: &str| {
+        std::fs::read_to_string(root.join(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+    };
+    let source = read("src/error.rs");
+    let readme = read("tests/README.md");
+    let mut checked = 0;
+    for (enum_name, variant) in variants(&source, "Error")
+        .into_iter()
+        .map(|v| ("Error", v))
+        .chain(
+            variants(&source, "Malformed")
+                .into_iter()
+                .map(|v| ("Malformed", v)),
+        )
+    {
+        let key = format!("| `{enum_name}::{variant}` |");
+        let row = readme
+            .lines()
+            .find(|line| line.starts_with(&key))
+            .unwrap_or_else(|| panic!("tests/README.md has no row for {enum_name}::{variant}"));
+        let tests: Vec<&str> = row
+            .split('`')
+            .skip(3)
+            .step_by(2)
+            .filter(|cell| cell.contains(".rs::"))
+            .collect();
+        assert!(!tests.is_empty(), "no test named in: {row}");
+        for test in tests {
+            let (file, function) = test.rsplit_once("::").unwrap();
+            let text = read(file);
+            assert!(
+                text.contains(&format!("fn {function}(")),
+                "{file} has no fn {function} (row {enum_name}::{variant})"
+            );
+            assert!(
+                text.contains(&variant),
+                "{file} never names {variant} (row {enum_name}::{variant})"
+            );
+        }
+        checked += 1;
+    }
+    assert!(
+        checked >= 40,
+        "only {checked} variants found in src/error.rs"
+    );
+}
