@@ -1,0 +1,43 @@
+#!/usr/bin/env python3
+"""Medians and goal ratios of the last `cargo bench --bench verify` run, from criterion's
+target/criterion/<group>/<id>/new/estimates.json. Usage: python3 benches/ratios.py [TARGET_DIR]"""
+import json
+import pathlib
+import sys
+
+root = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else "target") / "criterion"
+
+
+def median(group, bench_id):
+    path = root / group / bench_id / "new" / "estimates.json"
+    if not path.exists():
+        return None
+    return json.loads(path.read_text())["median"]["point_estimate"]
+
+
+medians = {}
+for group in ["verify", "signature", "throughput"]:
+    for path in sorted((root / group).glob("*/new/estimates.json")):
+        bench_id = path.parent.parent.name
+        medians[f"{group}/{bench_id}"] = median(group, bench_id)
+        print(f"| `{group}/{bench_id}` | {medians[f'{group}/{bench_id}'] / 1000:.2f} µs |")
+
+GOALS = [
+    ("verify/end_to_end", "verify/raw_rsa", "<=", 1.15),
+    ("verify/end_to_end", "verify/raw_rsa", "<=", 1.25),
+    ("verify/end_to_end_aws_lc", "verify/raw_rsa_aws_lc", "<=", 1.25),
+    ("verify/openssl_pkcs7", "verify/end_to_end_aws_lc", ">=", 1.4),
+    ("verify/raw_rsa_crate", "verify/raw_rsa", ">=", 1.8),
+    ("verify/openssl_pkcs7", "verify/end_to_end", ">=", 1.1),
+    # Per-iteration times: 2 threads do twice the documents, so scaling = 2 * t1 / t2.
+    ("throughput/1_threads", "throughput/2_threads", ">=", 1.85),
+]
+print()
+for num, den, op, goal in GOALS:
+    a, b = medians.get(num), medians.get(den)
+    if a is None or b is None:
+        print(f"| {num} / {den} | missing | {op} {goal} |")
+        continue
+    ratio = a / b * (2 if num.startswith("throughput") else 1)
+    held = ratio <= goal if op == "<=" else ratio >= goal
+    print(f"| `{num}` / `{den}` | {ratio:.2f} | {op} {goal} | {'met' if held else 'NOT met'} |")
