@@ -369,21 +369,7 @@ mod tests {
         assert_eq!(err(&rsa), "not a DER DSA public key");
         // y = 1 is not in the subgroup (and below 2).
         let (p, q, g, y) = dsa_spki_parts(&good).unwrap();
-        let rebuilt = |y: &[u8]| {
-            let int = |v: &[u8]| {
-                let v = if v[0] & 0x80 != 0 {
-                    [&[0], v].concat()
-                } else {
-                    v.to_vec()
-                };
-                der_tlv(TAG_INTEGER, &v)
-            };
-            let params = der_tlv(TAG_SEQUENCE, &[int(p), int(q), int(g)].concat());
-            let oid = der_tlv(0x06, oids::ID_DSA);
-            let algorithm = der_tlv(TAG_SEQUENCE, &[oid, params].concat());
-            let bits = der_tlv(TAG_BIT_STRING, &[&[0], &int(y)[..]].concat());
-            der_tlv(TAG_SEQUENCE, &[algorithm, bits].concat())
-        };
+        let rebuilt = |y: &[u8]| dsa_spki(p, q, g, y);
         assert_eq!(rebuilt(y), good, "the test rebuilds the SPKI faithfully");
         assert!(DsaVerifyingKey::from_spki_der(&rebuilt(y)).is_ok());
         assert_eq!(err(&rebuilt(&[1])), "invalid DSA public value");
@@ -393,6 +379,68 @@ mod tests {
             err(&rebuilt(&[p, &[0]].concat())),
             "DSA value larger than p"
         );
+    }
+
+    /// A DSA SubjectPublicKeyInfo with these magnitudes (a sign byte is added where needed).
+    fn dsa_spki(p: &[u8], q: &[u8], g: &[u8], y: &[u8]) -> Vec<u8> {
+        let int = |v: &[u8]| {
+            let v = if v[0] & 0x80 != 0 {
+                [&[0], v].concat()
+            } else {
+                v.to_vec()
+            };
+            der_tlv(TAG_INTEGER, &v)
+        };
+        let params = der_tlv(TAG_SEQUENCE, &[int(p), int(q), int(g)].concat());
+        let oid = der_tlv(0x06, oids::ID_DSA);
+        let algorithm = der_tlv(TAG_SEQUENCE, &[oid, params].concat());
+        let bits = der_tlv(TAG_BIT_STRING, &[&[0], &int(y)[..]].concat());
+        der_tlv(TAG_SEQUENCE, &[algorithm, bits].concat())
+    }
+
+    /// Parameters of up to 3072/256 bits reach the `dsa` crate's checks; longer ones are
+    /// refused before any big-integer work.
+    #[test]
+    fn parameter_size_caps() {
+        let good = spki(CA_PEM);
+        let (p, q, g, y) = dsa_spki_parts(&good).unwrap();
+        let reason = |der: &[u8]| match DsaVerifyingKey::from_spki_der(der) {
+            Err(Error::BadCertificate { reason }) => reason,
+            other => panic!("{other:?}"),
+        };
+        let too_large = "DSA parameters larger than 3072/256 bits";
+        let checked_by_dsa = "unsupported or invalid DSA domain parameters";
+        let long = |len: usize| [vec![0x7f], vec![0xff; len - 1]].concat();
+        assert_eq!(reason(&dsa_spki(&long(MAX_P_LEN), q, g, y)), checked_by_dsa);
+        assert_eq!(reason(&dsa_spki(&long(MAX_P_LEN + 1), q, g, y)), too_large);
+        assert_eq!(reason(&dsa_spki(p, &long(MAX_Q_LEN), g, y)), checked_by_dsa);
+        assert_eq!(reason(&dsa_spki(p, &long(MAX_Q_LEN + 1), g, y)), too_large);
+    }
+
+    /// About one DSA signature in 128 has an `r` or `s` shorter than `q` once its leading zero
+    /// bytes are dropped; those are valid and must verify.
+    #[test]
+    fn short_r_and_s_verify() {
+        let key = ca_key();
+        let signing = dsa::SigningKey::from_pkcs8_pem(CA_KEY).unwrap();
+        let (mut short_r, mut short_s) = (false, false);
+        for i in 0..4000_u32 {
+            let message = i.to_be_bytes();
+            let signature: dsa::Signature = signing.sign_digest(|d: &mut Sha1| {
+                d.update(message);
+            });
+            let der = der::Encode::to_der(&signature).unwrap();
+            let (r, s) = parse_dss_signature(&der, key.q_len).unwrap();
+            if r.len() < key.q_len || s.len() < key.q_len {
+                assert_eq!(key.verify_sha1_digest(&sha1(&message), &der), Ok(()));
+                short_r |= r.len() < key.q_len;
+                short_s |= s.len() < key.q_len;
+            }
+            if short_r && short_s {
+                return;
+            }
+        }
+        panic!("no signature with a short r and one with a short s in 4000 tries");
     }
 
     fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {

@@ -52,6 +52,14 @@ fn verifier_reports_its_configuration() {
         .unwrap();
     assert_eq!(default.ttl(), ec2_iid::DEFAULT_TTL);
     assert_eq!(default.ttl(), Duration::from_secs(300));
+    // Strict by default: `/pkcs7` only when asked for.
+    assert!(!default.options().legacy_dsa_sha1_allowed());
+    let legacy = Verifier::builder(store())
+        .allow(rules[2].clone())
+        .allow_legacy_dsa_sha1(true)
+        .build()
+        .unwrap();
+    assert!(legacy.options().legacy_dsa_sha1_allowed());
 }
 
 #[test]

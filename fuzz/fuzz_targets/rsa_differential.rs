@@ -1,36 +1,106 @@
 //! The Montgomery RSA backend and the `rsa` crate agree on every (digest, signature) pair.
 //!
-//! Input: 32 bytes of digest, then the signature bytes (any length), checked against the test
-//! CA's key; a valid signature appears when the fuzzer finds the committed one in the corpus.
+//! Input: a mode byte, then 32 bytes of digest, then the rest, checked against the test CA's
+//! key.
+//! * Even mode byte: the rest is the signature bytes (any length); a valid signature appears
+//!   when the fuzzer finds the committed one in the corpus.
+//! * Odd mode byte: the rest is a list of `(position, xor)` byte pairs applied to the valid
+//!   encoded message `00 01 FF..FF 00 || DigestInfo || digest`, which is then signed with the
+//!   test CA's private key. Random signatures almost never decode to anything near a valid
+//!   encoding; these do, so every byte of the backends' encoding check is reached with
+//!   near-miss values. The unmodified encoding must be accepted by both.
 #![no_main]
 
+use crypto_bigint::modular::BoxedMontyForm;
 use ec2_iid::crypto::{Backend, RsaVerifyingKey};
+use rsa::pkcs8::DecodePrivateKey as _;
+use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
+use rsa::{BoxedUint, PrivateKey};
 use std::sync::OnceLock;
 
-fn keys() -> &'static (RsaVerifyingKey, RsaVerifyingKey) {
-    static KEYS: OnceLock<(RsaVerifyingKey, RsaVerifyingKey)> = OnceLock::new();
+/// DER of `DigestInfo` for SHA-256 without the digest (RFC 8017 §9.2, note 1).
+const DIGEST_INFO_PREFIX: [u8; 19] = [
+    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
+    0x00, 0x04, 0x20,
+];
+
+struct Keys {
+    montgomery: RsaVerifyingKey,
+    rsa_crate: RsaVerifyingKey,
+    private: PrivateKey,
+}
+
+fn keys() -> &'static Keys {
+    static KEYS: OnceLock<Keys> = OnceLock::new();
     KEYS.get_or_init(|| {
         let pem = include_bytes!("../../tests/data/testca/testca.pem");
         let (_, pem) = x509_parser::pem::parse_x509_pem(pem).expect("test CA PEM");
         let cert = pem.parse_x509().expect("test CA certificate");
         let spki = cert.public_key().raw;
-        (
-            RsaVerifyingKey::from_public_key_der_with_backend(spki, Backend::Montgomery)
-                .expect("key"),
-            RsaVerifyingKey::from_public_key_der_with_backend(spki, Backend::RsaCrate)
-                .expect("key"),
-        )
+        let key = |backend| {
+            RsaVerifyingKey::from_public_key_der_with_backend(spki, backend).expect("key")
+        };
+        Keys {
+            montgomery: key(Backend::Montgomery),
+            rsa_crate: key(Backend::RsaCrate),
+            private: PrivateKey::from_pkcs8_pem(include_str!("../../tests/data/testca/testca.key"))
+                .expect("test CA private key"),
+        }
     })
 }
 
+/// `em^d mod n` as a `k`-byte signature, or `None` when `em` is not below `n`.
+fn sign_raw(private: &PrivateKey, em: &[u8]) -> Option<Vec<u8>> {
+    let params = private.n_params();
+    let m = BoxedUint::from_be_slice(em, params.bits_precision()).ok()?;
+    if m >= *private.n().as_ref() {
+        return None;
+    }
+    let s = BoxedMontyForm::new(m, params).pow(private.d()).retrieve();
+    let bytes = s.to_be_bytes();
+    Some(bytes[bytes.len() - em.len()..].to_vec())
+}
+
 libfuzzer_sys::fuzz_target!(|data: &[u8]| {
-    let Some((digest, signature)) = data.split_first_chunk::<32>() else {
+    let Some((&mode, rest)) = data.split_first() else {
         return;
     };
-    let (montgomery, rsa_crate) = keys();
-    assert_eq!(
-        montgomery.verify_sha256_digest(digest, signature).is_ok(),
-        rsa_crate.verify_sha256_digest(digest, signature).is_ok(),
-        "backends disagree"
-    );
+    let Some((digest, rest)) = rest.split_first_chunk::<32>() else {
+        return;
+    };
+    let keys = keys();
+    let verdicts = |signature: &[u8]| {
+        let montgomery = keys
+            .montgomery
+            .verify_sha256_digest(digest, signature)
+            .is_ok();
+        let rsa_crate = keys
+            .rsa_crate
+            .verify_sha256_digest(digest, signature)
+            .is_ok();
+        assert_eq!(montgomery, rsa_crate, "backends disagree");
+        montgomery
+    };
+    if mode & 1 == 0 {
+        verdicts(rest);
+        return;
+    }
+    let k = keys.montgomery.modulus_len();
+    let mut em = vec![0xff; k];
+    em[0] = 0x00;
+    em[1] = 0x01;
+    let t = k - 32 - DIGEST_INFO_PREFIX.len();
+    em[t - 1] = 0x00;
+    em[t..k - 32].copy_from_slice(&DIGEST_INFO_PREFIX);
+    em[k - 32..].copy_from_slice(digest);
+    let valid = em.clone();
+    for pair in rest.chunks_exact(2).take(16) {
+        let position = usize::from(pair[0]) % k;
+        em[position] ^= pair[1];
+    }
+    let Some(signature) = sign_raw(&keys.private, &em) else {
+        return;
+    };
+    let accepted = verdicts(&signature);
+    assert_eq!(accepted, em == valid, "accepted a different encoding");
 });
