@@ -822,8 +822,19 @@ mod tests {
                 .unwrap();
         }
         assert_eq!(store.len(), 3);
+        let (_, pem) = x509_parser::pem::parse_x509_pem(TEST_CA).unwrap();
+        let spki = pem.parse_x509().unwrap().public_key().raw.to_vec();
+        for key in store.keys() {
+            assert_eq!(key.subject_public_key_info(), spki);
+        }
         for format in Format::ALL {
             assert!(store.has_format(format));
+            assert!(!TrustStore::empty().has_format(format));
+            let mut one = TrustStore::empty();
+            one.add_pem(format, TEST_CA, [region("us-east-1")]).unwrap();
+            for other in Format::ALL {
+                assert_eq!(one.has_format(other), other == format);
+            }
             assert_eq!(
                 store.keys_for_region(format, &region("us-east-1")).count(),
                 1

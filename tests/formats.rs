@@ -415,6 +415,18 @@ fn signature_input_errors() {
             max: ec2_iid::MAX_BLOB_LEN
         }
     );
+    assert_eq!(
+        bad(DOCUMENT, &big),
+        Error::InputTooLarge {
+            len: ec2_iid::MAX_BLOB_LEN + 1,
+            max: ec2_iid::MAX_BLOB_LEN
+        }
+    );
+    // Exactly the cap is read (and then fails as what it is: whitespace, not JSON).
+    assert!(matches!(
+        bad(&big[1..], SIGNATURE),
+        Error::InvalidDocument { .. }
+    ));
     for document in [
         &big[..10],
         &b"{}"[..],
