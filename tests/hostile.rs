@@ -666,6 +666,19 @@ fn blob_of_exactly_max_blob_len_is_accepted() {
 // Text forms
 // ------------------------------------------------------------------------------------------------
 
+/// IMDS-style text longer than the decoder's 4 KiB stack buffer takes its heap buffer and
+/// decodes the same way, with `\n` and with `\r\n` line ends.
+#[test]
+fn long_imds_text_decodes_like_a_short_one() {
+    let padded = document_with("{", &format!("{{{}", " ".repeat(6000)));
+    let der = build(&BlobSpec::aws_like(&padded));
+    let text = imds_base64(&der);
+    assert!(text.len() > 8000);
+    assert_eq!(verify(text.as_bytes()).unwrap().content(), padded);
+    let crlf = text.replace('\n', "\r\n");
+    assert_eq!(verify(crlf.as_bytes()).unwrap().content(), padded);
+}
+
 #[test]
 fn base64_with_invalid_characters() {
     let text = imds_base64(&fixture());
