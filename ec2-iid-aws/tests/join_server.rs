@@ -37,6 +37,10 @@ const AMI: &str = "ami-12c6146b";
 
 /// The example, built once per test binary: `<target>/<profile>/examples/join_server`, next to
 /// the `deps/` folder this test runs from.
+///
+/// Built for the whole workspace, so that its dependencies get the same features as under
+/// `cargo test --workspace` (the README's and CI's command), which has then already built it:
+/// the build below is a no-op there instead of a second build of the AWS SDK.
 fn example_binary() -> &'static Path {
     static BINARY: OnceLock<PathBuf> = OnceLock::new();
     BINARY.get_or_init(|| {
@@ -48,8 +52,7 @@ fn example_binary() -> &'static Path {
             .args([
                 "build",
                 "--quiet",
-                "-p",
-                "ec2-iid-aws",
+                "--workspace",
                 "--example",
                 "join_server",
             ])
