@@ -11,10 +11,10 @@
 //!   near-miss values. The unmodified encoding must be accepted by both.
 #![no_main]
 
-use crypto_bigint::modular::BoxedMontyForm;
+use core::convert::Infallible;
 use ec2_iid::crypto::{Backend, RsaVerifyingKey};
 use rsa::pkcs8::DecodePrivateKey as _;
-use rsa::traits::{PrivateKeyParts as _, PublicKeyParts as _};
+use rsa::traits::PublicKeyParts as _;
 use rsa::{BoxedUint, PrivateKey};
 use std::sync::OnceLock;
 
@@ -49,14 +49,12 @@ fn keys() -> &'static Keys {
     })
 }
 
-/// `em^d mod n` as a `k`-byte signature, or `None` when `em` is not below `n`.
+/// RSASP1 (`em^d mod n`, with the key's CRT parameters) as a `k`-byte signature, or `None`
+/// when `em` is not below `n`.
 fn sign_raw(private: &PrivateKey, em: &[u8]) -> Option<Vec<u8>> {
-    let params = private.n_params();
-    let m = BoxedUint::from_be_slice(em, params.bits_precision()).ok()?;
-    if m >= *private.n().as_ref() {
-        return None;
-    }
-    let s = BoxedMontyForm::new(m, params).pow(private.d()).retrieve();
+    let m = BoxedUint::from_be_slice(em, private.n_params().bits_precision()).ok()?;
+    let no_blinding: Option<&mut dyn rsa::rand_core::TryCryptoRng<Error = Infallible>> = None;
+    let s = rsa::hazmat::rsa_decrypt(no_blinding, private, &m).ok()?;
     let bytes = s.to_be_bytes();
     Some(bytes[bytes.len() - em.len()..].to_vec())
 }
