@@ -814,6 +814,26 @@ mod tests {
     }
 
     #[test]
+    fn with_rsa_backend_prepares_every_rsa_key() {
+        use crate::crypto::Backend;
+        let aws = TrustStore::aws();
+        let store = aws.clone().with_rsa_backend(Backend::RsaCrate).unwrap();
+        assert_eq!(store.len(), aws.len());
+        let (mut rsa, mut dsa) = (0, 0);
+        for key in store.keys() {
+            match key.material().unwrap() {
+                KeyMaterial::Rsa { key, .. } => {
+                    assert_eq!(key.backend(), Backend::RsaCrate);
+                    rsa += 1;
+                }
+                KeyMaterial::Dsa(_) => dsa += 1,
+            }
+        }
+        // 39 `/rsa2048`, 21 `/signature` and China's `/pkcs7` key; 16 DSA `/pkcs7` keys.
+        assert_eq!((rsa, dsa), (61, 16));
+    }
+
+    #[test]
     fn one_certificate_in_several_formats_is_several_keys() {
         let mut store = TrustStore::empty();
         for format in Format::ALL {
