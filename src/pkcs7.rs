@@ -629,6 +629,12 @@ mod tests {
         assert_eq!(decode_lines(b"QUJD\n\nREVG"), None, "empty line");
         assert_eq!(decode_lines(b"QUJ\nDREVG"), None);
         assert_eq!(decode_lines(b"QQ==\nQUJD"), None, "padding inside");
+        // Beyond the 4 KiB stack buffer the fast path still applies (on the heap).
+        let long = b"QUJD\n".repeat(1000);
+        assert_eq!(
+            decode_lines(long.trim_ascii()).unwrap(),
+            b"ABC".repeat(1000)
+        );
         assert_eq!(decode_compacted(b"QUJ\nDREVG").unwrap(), b"ABCDEF");
         assert_eq!(decode_blob(b"QUJ\n DREVG\n").unwrap(), b"ABCDEF");
         assert_eq!(decode_blob(b"QQ==\nQUJD"), Err(Error::Base64));
