@@ -629,6 +629,11 @@ mod tests {
         assert_eq!(decode_lines(b"QUJD\n\nREVG"), None, "empty line");
         assert_eq!(decode_lines(b"QUJ\nDREVG"), None);
         assert_eq!(decode_lines(b"QQ==\nQUJD"), None, "padding inside");
+        assert_eq!(
+            decode_lines(b"QUJD\nQQ==").unwrap(),
+            b"ABCA",
+            "padding at the end"
+        );
         // Beyond the 4 KiB stack buffer the fast path still applies (on the heap).
         let long = b"QUJD\n".repeat(1000);
         assert_eq!(
