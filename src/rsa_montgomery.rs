@@ -67,10 +67,14 @@ impl MontgomeryKey {
                 reason: "RSA public exponent is not an odd number of at least 3",
             });
         }
-        // `one`'s internal value is R mod n; R^e mod n as a plain residue, then stored as an
-        // internal value.
-        let r_mod_n = BoxedMontyForm::one(&params).to_montgomery();
-        let r_pow_e = BoxedMontyForm::new(r_mod_n, &params).pow(e).retrieve();
+        // `one`'s internal value is R mod n. Raising its Montgomery form to e gives R^e mod n
+        // as a plain residue, which is then stored as an internal value.
+        let r_pow_e = {
+            let r_mod_n = BoxedMontyForm::one(&params).to_montgomery();
+            let mut mm = <BoxedMontyForm as MontyForm>::Multiplier::from(&params);
+            let r = BoxedMontyForm::new(r_mod_n, &params);
+            square_and_multiply(&mut mm, r, e, e_bits).retrieve()
+        };
         let r_pow_e = BoxedMontyForm::from_montgomery(r_pow_e, &params);
         Ok(Self {
             r_pow_e,
@@ -88,17 +92,28 @@ impl MontgomeryKey {
         // Internal value s, standing for s·R^-1; after exponent bits k the accumulator holds
         // s^k·R^(1-k) (squaring and multiplying each divide by R once).
         let base = BoxedMontyForm::from_montgomery(s, &self.params);
-        let mut acc = base.clone();
-        // Left-to-right square-and-multiply over the bits below the (set) top bit.
-        for i in (0..self.e_bits.saturating_sub(1)).rev() {
-            mm.square_assign(&mut acc);
-            if self.e.bit_vartime(i) {
-                mm.mul_assign(&mut acc, &base);
-            }
-        }
+        let mut acc = square_and_multiply(&mut mm, base, &self.e, self.e_bits);
         mm.mul_assign(&mut acc, &self.r_pow_e);
         acc.into_montgomery()
     }
+}
+
+/// Left-to-right square-and-multiply of `base` by `e` (of `e_bits` bits, top bit set) with the
+/// in-place multiplier. Variable time: `e` is public.
+fn square_and_multiply(
+    mm: &mut <BoxedMontyForm as MontyForm>::Multiplier<'_>,
+    base: BoxedMontyForm,
+    e: &BoxedUint,
+    e_bits: u32,
+) -> BoxedMontyForm {
+    let mut acc = base.clone();
+    for i in (0..e_bits.saturating_sub(1)).rev() {
+        mm.square_assign(&mut acc);
+        if e.bit_vartime(i) {
+            mm.mul_assign(&mut acc, &base);
+        }
+    }
+    acc
 }
 
 impl RsaBackend for MontgomeryKey {
