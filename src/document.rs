@@ -116,7 +116,12 @@ mod aws_time {
     }
 }
 
-/// Parses an RFC 3339 time that is explicitly UTC (`Z`), rejecting other offsets.
+/// Parses an RFC 3339 time that is explicitly UTC (`Z`), rejecting other offsets and leap
+/// seconds.
+///
+/// A second of `60` is refused: AWS smears leap seconds (Amazon Time Sync), so its times never
+/// carry one, and chrono would accept `:60` in any minute and keep it as an extra second that
+/// does not compare or print like the time written.
 pub(crate) fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
     // AWS writes `2026-02-16T00:38:27Z`; RFC 3339's other spellings are not AWS's.
     if !text.ends_with('Z') || text.as_bytes().get(10) != Some(&b'T') {
@@ -125,6 +130,7 @@ pub(crate) fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(text)
         .ok()
         .map(|t| t.with_timezone(&Utc))
+        .filter(|t| chrono::Timelike::nanosecond(t) < 1_000_000_000)
 }
 
 /// Defines a validated string newtype with `FromStr`, `Display`, `AsRef<str>` and serde.
@@ -380,6 +386,10 @@ mod tests {
             "2021-13-03T21:25:44Z",
             "1631-09-03 21:25:44Z",
             "+275760-09-13T00:00:00Z",
+            // Leap seconds: one that never was (found by the `document` fuzz target) and the
+            // last real one.
+            "2022-03-27T02:35:60Z",
+            "2016-12-31T23:59:60Z",
         ] {
             let text = DOC.replace("2021-09-03T21:25:44Z", bad);
             assert!(invalid(parse(&text)).contains("pendingTime"), "{bad}");
