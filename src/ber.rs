@@ -7,6 +7,29 @@
 
 use crate::error::{Error, Malformed};
 
+/// A BER error: where and what, and nothing that needs dropping.
+///
+/// The reader returns this instead of [`Error`] (72 bytes), so that every `Result` on its hot
+/// path stays small; `?` in the CMS layer turns it into [`Error::Malformed`].
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub(crate) struct BerError {
+    offset: usize,
+    reason: Malformed,
+}
+
+impl From<BerError> for Error {
+    fn from(e: BerError) -> Self {
+        Self::Malformed {
+            offset: e.offset,
+            reason: e.reason,
+        }
+    }
+}
+
+fn ber_error(offset: usize, reason: Malformed) -> BerError {
+    BerError { offset, reason }
+}
+
 /// Deepest nesting accepted. AWS blobs nest 9 levels deep; certificates add a few more.
 const MAX_DEPTH: usize = 24;
 
@@ -31,35 +54,41 @@ pub(crate) struct Element<'a> {
     pub(crate) raw: &'a [u8],
     /// The value bytes (without end-of-contents for indefinite lengths).
     pub(crate) value: &'a [u8],
-    /// Offset of `value` in the whole input.
-    pub(crate) value_offset: usize,
+    /// Identifier and length octets: at most 6, since lengths have at most 4 bytes.
+    header_len: u8,
     /// Whether the length was indefinite.
     pub(crate) indefinite: bool,
-    depth: usize,
+    /// Nesting depth, at most [`MAX_DEPTH`].
+    depth: u8,
 }
 
 impl<'a> Element<'a> {
+    /// Offset of `value` in the whole input.
+    pub(crate) fn value_offset(&self) -> usize {
+        self.offset + usize::from(self.header_len)
+    }
+
     /// A reader over this element's children; requires the constructed bit.
-    pub(crate) fn children(&self) -> Result<Reader<'a>, Error> {
+    pub(crate) fn children(&self) -> Result<Reader<'a>, BerError> {
         if self.tag & CONSTRUCTED == 0 {
-            return Err(malformed(
+            return Err(ber_error(
                 self.offset,
                 Malformed::InvalidValue("primitive encoding"),
             ));
         }
         Ok(Reader {
             input: self.value,
-            offset: self.value_offset,
+            offset: self.value_offset(),
             depth: self.depth + 1,
         })
     }
 
     /// Fails unless the element's identifier octet is `tag`.
-    pub(crate) fn expect_tag(self, tag: u8) -> Result<Self, Error> {
+    pub(crate) fn expect_tag(self, tag: u8) -> Result<Self, BerError> {
         if self.tag == tag {
             Ok(self)
         } else {
-            Err(malformed(
+            Err(ber_error(
                 self.offset,
                 Malformed::UnexpectedTag {
                     expected: tag,
@@ -70,9 +99,9 @@ impl<'a> Element<'a> {
     }
 
     /// Fails if the element used an indefinite length.
-    pub(crate) fn expect_definite(self) -> Result<Self, Error> {
+    pub(crate) fn expect_definite(self) -> Result<Self, BerError> {
         if self.indefinite {
-            Err(malformed(self.offset, Malformed::BadIndefiniteLength))
+            Err(ber_error(self.offset, Malformed::BadIndefiniteLength))
         } else {
             Ok(self)
         }
@@ -84,7 +113,7 @@ impl<'a> Element<'a> {
 pub(crate) struct Reader<'a> {
     input: &'a [u8],
     offset: usize,
-    depth: usize,
+    depth: u8,
 }
 
 impl<'a> Reader<'a> {
@@ -108,19 +137,19 @@ impl<'a> Reader<'a> {
     }
 
     /// Reads the next element; `Truncated` at the end of the input.
-    pub(crate) fn next_element(&mut self) -> Result<Element<'a>, Error> {
+    pub(crate) fn next_element(&mut self) -> Result<Element<'a>, BerError> {
         let (element, len) = parse_element(self.input, self.offset, self.depth)?;
         self.advance(len);
         Ok(element)
     }
 
     /// Reads the next element and requires its identifier octet to be `tag`.
-    pub(crate) fn expect(&mut self, tag: u8) -> Result<Element<'a>, Error> {
+    pub(crate) fn expect(&mut self, tag: u8) -> Result<Element<'a>, BerError> {
         self.next_element()?.expect_tag(tag)
     }
 
     /// Reads the next element if its identifier octet is `tag`.
-    pub(crate) fn optional(&mut self, tag: u8) -> Result<Option<Element<'a>>, Error> {
+    pub(crate) fn optional(&mut self, tag: u8) -> Result<Option<Element<'a>>, BerError> {
         match self.input.first() {
             Some(&t) if t == tag => self.next_element().map(Some),
             _ => Ok(None),
@@ -128,11 +157,11 @@ impl<'a> Reader<'a> {
     }
 
     /// Fails unless every element was read.
-    pub(crate) fn finish(&self) -> Result<(), Error> {
+    pub(crate) fn finish(&self) -> Result<(), BerError> {
         if self.input.is_empty() {
             Ok(())
         } else {
-            Err(malformed(
+            Err(ber_error(
                 self.offset,
                 Malformed::InvalidValue("extra element in structure"),
             ))
@@ -150,29 +179,29 @@ pub(crate) fn malformed(offset: usize, reason: Malformed) -> Error {
 }
 
 /// Parses one element at the start of `input`; returns it and its total encoded length.
-fn parse_element(input: &[u8], offset: usize, depth: usize) -> Result<(Element<'_>, usize), Error> {
-    if depth > MAX_DEPTH {
-        return Err(malformed(offset, Malformed::NestingTooDeep));
+fn parse_element(input: &[u8], offset: usize, depth: u8) -> Result<(Element<'_>, usize), BerError> {
+    if usize::from(depth) > MAX_DEPTH {
+        return Err(ber_error(offset, Malformed::NestingTooDeep));
     }
     let (&tag, rest) = input
         .split_first()
-        .ok_or_else(|| malformed(offset, Malformed::Truncated))?;
+        .ok_or_else(|| ber_error(offset, Malformed::Truncated))?;
     if tag & 0x1f == 0x1f {
-        return Err(malformed(
+        return Err(ber_error(
             offset,
             Malformed::InvalidValue("high tag number"),
         ));
     }
     let (&first, rest) = rest
         .split_first()
-        .ok_or_else(|| malformed(offset, Malformed::Truncated))?;
-    let header_len;
+        .ok_or_else(|| ber_error(offset, Malformed::Truncated))?;
+    let header_len: u8;
     let value_len;
     let mut indefinite = false;
     match first {
         0x80 => {
             if tag & CONSTRUCTED == 0 {
-                return Err(malformed(offset, Malformed::BadIndefiniteLength));
+                return Err(ber_error(offset, Malformed::BadIndefiniteLength));
             }
             indefinite = true;
             header_len = 2;
@@ -183,39 +212,40 @@ fn parse_element(input: &[u8], offset: usize, depth: usize) -> Result<(Element<'
             value_len = usize::from(first);
         }
         0x81..=0x84 => {
-            let n = usize::from(first & 0x7f);
+            let n = first & 0x7f;
             let bytes = rest
-                .get(..n)
-                .ok_or_else(|| malformed(offset, Malformed::Truncated))?;
+                .get(..usize::from(n))
+                .ok_or_else(|| ber_error(offset, Malformed::Truncated))?;
             header_len = 2 + n;
             value_len = bytes
                 .iter()
                 .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
         }
-        _ => return Err(malformed(offset, Malformed::BadLength)),
+        _ => return Err(ber_error(offset, Malformed::BadLength)),
     }
     let eoc_len = if indefinite { 2 } else { 0 };
-    let total = header_len
+    let header = usize::from(header_len);
+    let total = header
         .checked_add(value_len)
         .and_then(|n| n.checked_add(eoc_len))
-        .ok_or_else(|| malformed(offset, Malformed::BadLength))?;
+        .ok_or_else(|| ber_error(offset, Malformed::BadLength))?;
     let raw = input.get(..total).ok_or_else(|| {
         let reason = if indefinite {
             Malformed::Truncated
         } else {
             Malformed::BadLength
         };
-        malformed(offset, reason)
+        ber_error(offset, reason)
     })?;
     let value = raw
-        .get(header_len..header_len + value_len)
-        .ok_or_else(|| malformed(offset, Malformed::BadLength))?;
+        .get(header..header + value_len)
+        .ok_or_else(|| ber_error(offset, Malformed::BadLength))?;
     let element = Element {
         tag,
         offset,
         raw,
         value,
-        value_offset: offset + header_len,
+        header_len,
         indefinite,
         depth,
     };
@@ -223,21 +253,21 @@ fn parse_element(input: &[u8], offset: usize, depth: usize) -> Result<(Element<'
 }
 
 /// Length of an indefinite-length value: the children up to (not including) end-of-contents.
-fn indefinite_value_len(input: &[u8], offset: usize, depth: usize) -> Result<usize, Error> {
+fn indefinite_value_len(input: &[u8], offset: usize, depth: u8) -> Result<usize, BerError> {
     let mut pos = 0usize;
     loop {
         let rest = input
             .get(pos..)
-            .ok_or_else(|| malformed(offset + pos, Malformed::Truncated))?;
+            .ok_or_else(|| ber_error(offset + pos, Malformed::Truncated))?;
         match rest {
             [0, 0, ..] => return Ok(pos),
             [0, ..] => {
-                return Err(malformed(
+                return Err(ber_error(
                     offset + pos,
                     Malformed::InvalidValue("end-of-contents"),
                 ));
             }
-            [] => return Err(malformed(offset + pos, Malformed::Truncated)),
+            [] => return Err(ber_error(offset + pos, Malformed::Truncated)),
             _ => {
                 let (_, len) = parse_element(rest, offset + pos, depth + 1)?;
                 pos += len;
@@ -249,7 +279,7 @@ fn indefinite_value_len(input: &[u8], offset: usize, depth: usize) -> Result<usi
 /// The concatenated content of an OCTET STRING, primitive or constructed (BER segments).
 ///
 /// Appends to `out`; segments may themselves be constructed.
-pub(crate) fn octet_string_into(element: &Element<'_>, out: &mut Vec<u8>) -> Result<(), Error> {
+pub(crate) fn octet_string_into(element: &Element<'_>, out: &mut Vec<u8>) -> Result<(), BerError> {
     match element.tag {
         TAG_OCTET_STRING => {
             out.extend_from_slice(element.value);
@@ -260,7 +290,7 @@ pub(crate) fn octet_string_into(element: &Element<'_>, out: &mut Vec<u8>) -> Res
             while !segments.is_empty() {
                 let segment = segments.next_element()?;
                 if segment.tag & !CONSTRUCTED != TAG_OCTET_STRING {
-                    return Err(malformed(
+                    return Err(ber_error(
                         segment.offset,
                         Malformed::UnexpectedTag {
                             expected: TAG_OCTET_STRING,
@@ -272,7 +302,7 @@ pub(crate) fn octet_string_into(element: &Element<'_>, out: &mut Vec<u8>) -> Res
             }
             Ok(())
         }
-        found => Err(malformed(
+        found => Err(ber_error(
             element.offset,
             Malformed::UnexpectedTag {
                 expected: TAG_OCTET_STRING,
@@ -283,10 +313,10 @@ pub(crate) fn octet_string_into(element: &Element<'_>, out: &mut Vec<u8>) -> Res
 }
 
 /// A primitive INTEGER's content bytes, checked to be non-empty.
-pub(crate) fn integer<'a>(element: &Element<'a>) -> Result<&'a [u8], Error> {
+pub(crate) fn integer<'a>(element: &Element<'a>) -> Result<&'a [u8], BerError> {
     let element = element.expect_tag(TAG_INTEGER)?;
     if element.value.is_empty() {
-        return Err(malformed(
+        return Err(ber_error(
             element.offset,
             Malformed::InvalidValue("INTEGER"),
         ));
@@ -295,7 +325,7 @@ pub(crate) fn integer<'a>(element: &Element<'a>) -> Result<&'a [u8], Error> {
 }
 
 /// A small non-negative INTEGER (versions), or `None` if it does not fit a `u8`.
-pub(crate) fn small_integer(element: &Element<'_>) -> Result<Option<u8>, Error> {
+pub(crate) fn small_integer(element: &Element<'_>) -> Result<Option<u8>, BerError> {
     Ok(match integer(element)? {
         [v] if *v < 0x80 => Some(*v),
         _ => None,
@@ -303,7 +333,7 @@ pub(crate) fn small_integer(element: &Element<'_>) -> Result<Option<u8>, Error> 
 }
 
 /// An OBJECT IDENTIFIER's content bytes, checked for a well-formed encoding.
-pub(crate) fn oid<'a>(element: &Element<'a>) -> Result<&'a [u8], Error> {
+pub(crate) fn oid<'a>(element: &Element<'a>) -> Result<&'a [u8], BerError> {
     let element = element.expect_tag(TAG_OID)?;
     let bytes = element.value;
     let well_formed = !bytes.is_empty()
@@ -317,7 +347,7 @@ pub(crate) fn oid<'a>(element: &Element<'a>) -> Result<&'a [u8], Error> {
     if well_formed {
         Ok(bytes)
     } else {
-        Err(malformed(
+        Err(ber_error(
             element.offset,
             Malformed::InvalidValue("OBJECT IDENTIFIER"),
         ))
@@ -325,7 +355,7 @@ pub(crate) fn oid<'a>(element: &Element<'a>) -> Result<&'a [u8], Error> {
 }
 
 /// An OBJECT IDENTIFIER element, checked like [`oid`].
-pub(crate) fn oid_element<'a>(element: &Element<'a>) -> Result<Element<'a>, Error> {
+pub(crate) fn oid_element<'a>(element: &Element<'a>) -> Result<Element<'a>, BerError> {
     oid(element)?;
     Ok(*element)
 }
@@ -343,8 +373,8 @@ mod tests {
 
     fn err(input: &[u8]) -> Malformed {
         match Reader::new(input).next_element() {
-            Err(Error::Malformed { reason, .. }) => reason,
-            other => panic!("expected Malformed, got {other:?}"),
+            Err(BerError { reason, .. }) => reason,
+            other => panic!("expected a BER error, got {other:?}"),
         }
     }
 
@@ -375,7 +405,7 @@ mod tests {
         input.extend(std::iter::repeat_n(0xAB, 256));
         let e = Reader::new(&input).next_element().unwrap();
         assert_eq!(e.value.len(), 256);
-        assert_eq!(e.value_offset, 4);
+        assert_eq!(e.value_offset(), 4);
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub struct IdentityDocument {
 impl IdentityDocument {
     /// Parses document JSON. Used by the crate only on verified bytes.
     pub(crate) fn from_json(content: &[u8]) -> Result<Self, Error> {
-        serde_json::from_slice(content).map_err(|e| Error::InvalidDocument {
+        serde_json::from_str(utf8(content)?).map_err(|e| Error::InvalidDocument {
             reason: json_reason(&e),
         })
     }
@@ -73,7 +73,7 @@ impl IdentityDocument {
         struct RegionOnly {
             region: Region,
         }
-        serde_json::from_slice::<RegionOnly>(content)
+        serde_json::from_str::<RegionOnly>(utf8(content)?)
             .map(|doc| doc.region)
             .map_err(|e| Error::InvalidDocument {
                 reason: json_reason(&e),
@@ -91,6 +91,14 @@ impl IdentityDocument {
     pub fn host_id(&self) -> String {
         format!("{}-{}", self.account_id, self.instance_id)
     }
+}
+
+/// The document as text. Checked once for the whole document, which is faster than serde_json
+/// checking every string it reads from bytes; JSON is UTF-8 (RFC 8259) either way.
+fn utf8(content: &[u8]) -> Result<&str, Error> {
+    core::str::from_utf8(content).map_err(|e| Error::InvalidDocument {
+        reason: format!("not UTF-8 (byte {})", e.valid_up_to()),
+    })
 }
 
 /// serde_json's message, without the input it sometimes quotes back.
@@ -376,6 +384,19 @@ mod tests {
         invalid(parse(&DOC.replace("\"t2.medium\"", "null")));
         invalid(parse("[]"));
         invalid(parse(""));
+    }
+
+    #[test]
+    fn non_utf8_is_rejected_with_its_position() {
+        let mut bytes = DOC.as_bytes().to_vec();
+        let at = DOC.find("t2.medium").unwrap();
+        bytes[at] = 0xff;
+        let reason = invalid(IdentityDocument::from_json(&bytes));
+        assert_eq!(reason, format!("not UTF-8 (byte {at})"));
+        assert!(IdentityDocument::unverified_region(&bytes).is_err());
+        // Escaped non-ASCII text is valid JSON and stays accepted.
+        let escaped = DOC.replace("t2.medium", "t2.\\u00e9");
+        assert_eq!(parse(&escaped).unwrap().instance_type, "t2.\u{e9}");
     }
 
     #[test]

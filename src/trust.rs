@@ -262,8 +262,9 @@ impl TrustedKey {
 pub struct TrustStore {
     keys: Vec<TrustedKey>,
     by_spki: HashMap<(Format, Vec<u8>), usize>,
-    /// (format, serial) -> (key index, certificate index within the key).
-    by_signer: HashMap<(Format, Vec<u8>), (usize, usize)>,
+    /// serial -> (format, key index, certificate index within the key). Keyed by serial alone
+    /// so that a look-up borrows the blob's bytes instead of allocating a key.
+    by_signer: HashMap<Vec<u8>, Vec<(Format, usize, usize)>>,
     /// (format, region) -> key indices, in the order they were trusted.
     by_region: HashMap<(Format, Region), Vec<usize>>,
 }
@@ -429,7 +430,7 @@ impl TrustStore {
         }
         let x509 = x509(der)?;
         let (cert, spki) = certificate_info(format, &x509, regions)?;
-        if let Some(&(key_index, cert_index)) = self.by_signer.get(&(format, cert.serial.clone())) {
+        if let Some((key_index, cert_index)) = self.signer_index(format, &cert.serial) {
             let key = self.keys.get(key_index).ok_or(Error::BadCertificate {
                 reason: "trust store index out of date",
             })?;
@@ -472,7 +473,9 @@ impl TrustStore {
         let cert_index = key.certificates.len();
         let regions = cert.regions.clone();
         self.by_signer
-            .insert((format, cert.serial.clone()), (key_index, cert_index));
+            .entry(cert.serial.clone())
+            .or_default()
+            .push((format, key_index, cert_index));
         key.certificates.push(cert);
         self.add_regions(key_index, None, &regions);
         Ok(self)
@@ -527,6 +530,15 @@ impl TrustStore {
             .filter_map(|&index| self.keys.get(index))
     }
 
+    /// Where the certificate for `format` with this serial (leading zeros stripped) is.
+    fn signer_index(&self, format: Format, serial: &[u8]) -> Option<(usize, usize)> {
+        self.by_signer
+            .get(serial)?
+            .iter()
+            .find(|&&(f, _, _)| f == format)
+            .map(|&(_, key_index, cert_index)| (key_index, cert_index))
+    }
+
     /// The key and certificate for `format` whose issuer and serial number are these.
     pub(crate) fn find_signer(
         &self,
@@ -534,8 +546,7 @@ impl TrustStore {
         issuer: &[u8],
         serial: &[u8],
     ) -> Option<(&TrustedKey, &TrustedCertificate)> {
-        let serial = strip_leading_zeros(serial);
-        let &(key_index, cert_index) = self.by_signer.get(&(format, serial.to_vec()))?;
+        let (key_index, cert_index) = self.signer_index(format, strip_leading_zeros(serial))?;
         let key = self.keys.get(key_index)?;
         let cert = key
             .certificates
@@ -621,11 +632,20 @@ fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
 }
 
 pub(crate) fn hex_upper(bytes: &[u8]) -> String {
-    use fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut s, b| {
-        let _ = write!(s, "{b:02X}");
-        s
-    })
+    // Every verify names its signer's serial: pushing digits beats `write!` per byte.
+    fn digit(nibble: u8) -> char {
+        char::from(if nibble < 10 {
+            b'0' + nibble
+        } else {
+            b'A' + (nibble - 10)
+        })
+    }
+    let mut hex = String::with_capacity(bytes.len() * 2);
+    for &b in bytes {
+        hex.push(digit(b >> 4));
+        hex.push(digit(b & 0x0f));
+    }
+    hex
 }
 
 #[cfg(test)]
@@ -953,5 +973,8 @@ mod tests {
         assert_eq!(strip_leading_zeros(&[0, 0, 1, 0]), &[1, 0]);
         assert!(strip_leading_zeros(&[0, 0]).is_empty());
         assert_eq!(hex_upper(&[0x0a, 0xbc]), "0ABC");
+        let every_byte: Vec<u8> = (0..=255).collect();
+        let expected: String = every_byte.iter().map(|b| format!("{b:02X}")).collect();
+        assert_eq!(hex_upper(&every_byte), expected);
     }
 }

@@ -666,8 +666,8 @@ fn blob_of_exactly_max_blob_len_is_accepted() {
 // Text forms
 // ------------------------------------------------------------------------------------------------
 
-/// IMDS-style text longer than the decoder's 4 KiB stack buffer takes its heap buffer and
-/// decodes the same way, with `\n` and with `\r\n` line ends.
+/// IMDS-style text of 8 KB, far longer than AWS's, decodes the same way, with `\n` and with
+/// `\r\n` line ends.
 #[test]
 fn long_imds_text_decodes_like_a_short_one() {
     let padded = document_with("{", &format!("{{{}", " ".repeat(6000)));
