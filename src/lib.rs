@@ -2,6 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod aws;
+mod b64;
 mod ber;
 pub mod crypto;
 pub mod dangerous;

@@ -1,12 +1,12 @@
 //! Signature verification: from an unverified SignedData (or a `/signature` pair) to a
 //! [`VerifiedDocument`].
 
-use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
+use crate::b64;
 use crate::ber;
 use crate::document::{IdentityDocument, Region};
 use crate::error::Error;
@@ -277,17 +277,9 @@ pub(crate) fn verify_detached(
 
 /// The raw signature from `/signature` text: standard base64, ASCII whitespace ignored.
 fn decode_signature_text(text: &[u8]) -> Result<Vec<u8>, Error> {
-    let compact: Vec<u8> = text
-        .iter()
-        .copied()
-        .filter(|b| !b.is_ascii_whitespace())
-        .collect();
-    if compact.is_empty() {
-        return Err(Error::Base64);
-    }
-    base64::engine::general_purpose::STANDARD
-        .decode(&compact)
-        .map_err(|_| Error::Base64)
+    b64::decode_ignoring_whitespace(text)
+        .filter(|signature| !signature.is_empty())
+        .ok_or(Error::Base64)
 }
 
 fn check_content_type(oid: &[u8]) -> Result<(), Error> {
