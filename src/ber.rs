@@ -5,6 +5,8 @@
 //! depth, and never allocates. Only low tag numbers (< 31) exist in CMS, so a high-tag-number
 //! form is an error.
 
+use core::cell::Cell;
+
 use crate::error::{Error, Malformed};
 
 /// A BER error: where and what, and nothing that needs dropping.
@@ -43,6 +45,36 @@ pub(crate) const TAG_SEQUENCE: u8 = 0x30;
 pub(crate) const TAG_SET: u8 = 0x31;
 pub(crate) const CONSTRUCTED: u8 = 0x20;
 
+/// Lengths of indefinite-length values already measured, by their element's offset.
+///
+/// An indefinite length is only known by walking the element's children. Without this record
+/// every indefinite element is walked again by each indefinite ancestor's walk and once more
+/// when it is read: AWS nests six, so the innermost was walked seven times. With it, each is
+/// walked once. Full (hostile input), it stops recording and lengths are walked as before.
+#[derive(Debug, Default)]
+pub(crate) struct IndefiniteLengths {
+    entries: [Cell<(usize, usize)>; 16],
+    count: Cell<usize>,
+}
+
+impl IndefiniteLengths {
+    fn get(&self, offset: usize) -> Option<usize> {
+        self.entries
+            .iter()
+            .take(self.count.get())
+            .map(Cell::get)
+            .find(|&(at, _)| at == offset)
+            .map(|(_, len)| len)
+    }
+
+    fn record(&self, offset: usize, value_len: usize) {
+        if let Some(entry) = self.entries.get(self.count.get()) {
+            entry.set((offset, value_len));
+            self.count.set(self.count.get() + 1);
+        }
+    }
+}
+
 /// One decoded element: its identifier octet and its value bytes.
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct Element<'a> {
@@ -60,6 +92,7 @@ pub(crate) struct Element<'a> {
     pub(crate) indefinite: bool,
     /// Nesting depth, at most [`MAX_DEPTH`].
     depth: u8,
+    lengths: Option<&'a IndefiniteLengths>,
 }
 
 impl<'a> Element<'a> {
@@ -80,6 +113,7 @@ impl<'a> Element<'a> {
             input: self.value,
             offset: self.value_offset(),
             depth: self.depth + 1,
+            lengths: self.lengths,
         })
     }
 
@@ -114,6 +148,7 @@ pub(crate) struct Reader<'a> {
     input: &'a [u8],
     offset: usize,
     depth: u8,
+    lengths: Option<&'a IndefiniteLengths>,
 }
 
 impl<'a> Reader<'a> {
@@ -123,6 +158,16 @@ impl<'a> Reader<'a> {
             input,
             offset: 0,
             depth: 0,
+            lengths: None,
+        }
+    }
+
+    /// A reader over a whole input that measures each indefinite length once, recording it in
+    /// `lengths` (which must start empty and serve this input only).
+    pub(crate) fn with_lengths(input: &'a [u8], lengths: &'a IndefiniteLengths) -> Self {
+        Self {
+            lengths: Some(lengths),
+            ..Self::new(input)
         }
     }
 
@@ -138,7 +183,7 @@ impl<'a> Reader<'a> {
 
     /// Reads the next element; `Truncated` at the end of the input.
     pub(crate) fn next_element(&mut self) -> Result<Element<'a>, BerError> {
-        let (element, len) = parse_element(self.input, self.offset, self.depth)?;
+        let (element, len) = parse_element(self.input, self.offset, self.depth, self.lengths)?;
         self.advance(len);
         Ok(element)
     }
@@ -179,7 +224,12 @@ pub(crate) fn malformed(offset: usize, reason: Malformed) -> Error {
 }
 
 /// Parses one element at the start of `input`; returns it and its total encoded length.
-fn parse_element(input: &[u8], offset: usize, depth: u8) -> Result<(Element<'_>, usize), BerError> {
+fn parse_element<'a>(
+    input: &'a [u8],
+    offset: usize,
+    depth: u8,
+    lengths: Option<&'a IndefiniteLengths>,
+) -> Result<(Element<'a>, usize), BerError> {
     if usize::from(depth) > MAX_DEPTH {
         return Err(ber_error(offset, Malformed::NestingTooDeep));
     }
@@ -205,7 +255,16 @@ fn parse_element(input: &[u8], offset: usize, depth: u8) -> Result<(Element<'_>,
             }
             indefinite = true;
             header_len = 2;
-            value_len = indefinite_value_len(rest, offset + 2, depth)?;
+            value_len = match lengths.and_then(|l| l.get(offset)) {
+                Some(len) => len,
+                None => {
+                    let len = indefinite_value_len(rest, offset + 2, depth, lengths)?;
+                    if let Some(l) = lengths {
+                        l.record(offset, len);
+                    }
+                    len
+                }
+            };
         }
         0..=0x7f => {
             header_len = 2;
@@ -248,12 +307,18 @@ fn parse_element(input: &[u8], offset: usize, depth: u8) -> Result<(Element<'_>,
         header_len,
         indefinite,
         depth,
+        lengths,
     };
     Ok((element, total))
 }
 
 /// Length of an indefinite-length value: the children up to (not including) end-of-contents.
-fn indefinite_value_len(input: &[u8], offset: usize, depth: u8) -> Result<usize, BerError> {
+fn indefinite_value_len(
+    input: &[u8],
+    offset: usize,
+    depth: u8,
+    lengths: Option<&IndefiniteLengths>,
+) -> Result<usize, BerError> {
     let mut pos = 0usize;
     loop {
         let rest = input
@@ -269,7 +334,7 @@ fn indefinite_value_len(input: &[u8], offset: usize, depth: u8) -> Result<usize,
             }
             [] => return Err(ber_error(offset + pos, Malformed::Truncated)),
             _ => {
-                let (_, len) = parse_element(rest, offset + pos, depth + 1)?;
+                let (_, len) = parse_element(rest, offset + pos, depth + 1, lengths)?;
                 pos += len;
             }
         }
@@ -450,6 +515,48 @@ mod tests {
             ok.extend([0x00, 0x00]);
         }
         assert!(Reader::new(&ok).next_element().is_ok());
+    }
+
+    /// Every element's offset and lengths, depth first.
+    fn walk(mut r: Reader<'_>, out: &mut Vec<(usize, usize, usize)>) -> Result<(), BerError> {
+        while !r.is_empty() {
+            let e = r.next_element()?;
+            out.push((e.offset, e.raw.len(), e.value.len()));
+            if e.tag & CONSTRUCTED != 0 {
+                walk(e.children()?, out)?;
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn recorded_lengths_change_nothing_but_the_work() {
+        // 20 nested indefinite SEQUENCEs, each starting with an INTEGER: more than the record
+        // holds.
+        let mut nested = Vec::new();
+        for _ in 0..20 {
+            nested.extend([0x30, 0x80, 0x02, 0x01, 0x01]);
+        }
+        nested.extend([0x00, 0x00].repeat(20));
+        let truncated = &nested[..nested.len() - 1];
+        let siblings = [0x30, 0x80, 0x30, 0x80, 0, 0, 0x30, 0x80, 0, 0, 0, 0];
+        let bad_eoc = [0x30, 0x80, 0x30, 0x80, 0, 1, 0, 0];
+        for input in [&nested[..], truncated, &siblings, &bad_eoc] {
+            let lengths = IndefiniteLengths::default();
+            let (mut plain, mut recorded) = (Vec::new(), Vec::new());
+            assert_eq!(
+                walk(Reader::new(input), &mut plain),
+                walk(Reader::with_lengths(input, &lengths), &mut recorded),
+                "{input:02x?}"
+            );
+            assert_eq!(plain, recorded, "{input:02x?}");
+        }
+        let lengths = IndefiniteLengths::default();
+        walk(Reader::with_lengths(&siblings, &lengths), &mut Vec::new()).unwrap();
+        assert_eq!(lengths.count.get(), 3, "one record per indefinite element");
+        let lengths = IndefiniteLengths::default();
+        walk(Reader::with_lengths(&nested, &lengths), &mut Vec::new()).unwrap();
+        assert_eq!(lengths.count.get(), 16, "a full record stops growing");
     }
 
     #[test]

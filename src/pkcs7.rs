@@ -134,7 +134,8 @@ fn decode_blob(blob: &[u8]) -> Result<Vec<u8>, Error> {
 
 impl UnverifiedSignedData {
     fn parse(der: Vec<u8>) -> Result<Self, Error> {
-        let mut outer = Reader::new(&der);
+        let lengths = ber::IndefiniteLengths::default();
+        let mut outer = Reader::with_lengths(&der, &lengths);
         let content_info = outer.expect(TAG_SEQUENCE)?;
         if !outer.is_empty() {
             return Err(Error::TrailingData {
