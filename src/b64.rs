@@ -41,16 +41,14 @@ fn group_bits([a, b, c, d]: [u8; 4]) -> u32 {
     bits(t0, a) | bits(t1, b) | bits(t2, c) | bits(t3, d)
 }
 
-/// Appends the bytes of `text`, a whole number of groups, where only the last group may be
-/// padded. `None` if any symbol is invalid or the padding is not canonical.
-fn decode_groups(text: &[u8], out: &mut Vec<u8>) -> Option<()> {
+/// Writes the bytes of `text`, a whole number of groups where only the last may be padded,
+/// to the start of `dst` (at least 3 bytes per group) and returns how many it wrote. `None`
+/// if any symbol is invalid or the padding is not canonical.
+fn decode_groups(text: &[u8], dst: &mut [u8]) -> Option<usize> {
     if !text.len().is_multiple_of(4) {
         return None;
     }
     let (body, last) = text.split_at(text.len().saturating_sub(4));
-    let start = out.len();
-    out.resize(start + body.len() / 4 * 3, 0);
-    let dst = out.get_mut(start..)?;
     let mut invalid = 0u32;
     // Two groups per step: their 48 bits go out as one 8-byte store whose last two bytes
     // the next step overwrites (the final step, with no room, stores exactly 6).
@@ -74,17 +72,18 @@ fn decode_groups(text: &[u8], out: &mut Vec<u8>) -> Option<()> {
         invalid |= bits;
         dst.get_mut(written..written + 3)?
             .copy_from_slice(bits.to_be_bytes().get(1..)?);
+        written += 3;
     }
     if invalid & INVALID != 0 {
         return None;
     }
-    decode_last_group(last, out)
+    Some(written + decode_last_group(last, dst.get_mut(written..)?)?)
 }
 
 /// The final group: `xxxx`, `xxx=` or `xx==`, with the unused bits of a padded group zero.
-fn decode_last_group(group: &[u8], out: &mut Vec<u8>) -> Option<()> {
+fn decode_last_group(group: &[u8], dst: &mut [u8]) -> Option<usize> {
     let (symbols, kept) = match *group {
-        [] => return Some(()),
+        [] => return Some(0),
         [a, b, b'=', b'='] => ([a, b, b'A', b'A'], 1),
         [a, b, c, b'='] => ([a, b, c, b'A'], 2),
         [a, b, c, d] => ([a, b, c, d], 3),
@@ -96,8 +95,8 @@ fn decode_last_group(group: &[u8], out: &mut Vec<u8>) -> Option<()> {
     if bits & INVALID != 0 || unused.iter().any(|&b| b != 0) {
         return None;
     }
-    out.extend_from_slice(used);
-    Some(())
+    dst.get_mut(..kept)?.copy_from_slice(used);
+    Some(kept)
 }
 
 /// Decodes text laid out as IMDS serves it: lines of one width that is a multiple of 4,
@@ -114,7 +113,8 @@ pub(crate) fn decode_lines(text: &[u8]) -> Option<Vec<u8>> {
         return None;
     }
     let terminator: &[u8] = if crlf { b"\r\n" } else { b"\n" };
-    let mut out = Vec::with_capacity(text.len() / 4 * 3);
+    let mut out = vec![0; text.len() / 4 * 3];
+    let mut written = 0;
     let mut rest = text;
     while !rest.is_empty() {
         let (line, next) = if rest.len() > width {
@@ -127,9 +127,10 @@ pub(crate) fn decode_lines(text: &[u8]) -> Option<Vec<u8>> {
         if !next.is_empty() && line.ends_with(b"=") {
             return None;
         }
-        decode_groups(line, &mut out)?;
+        written += decode_groups(line, out.get_mut(written..)?)?;
         rest = next;
     }
+    out.truncate(written);
     Some(out)
 }
 
@@ -141,8 +142,9 @@ pub(crate) fn decode_ignoring_whitespace(text: &[u8]) -> Option<Vec<u8>> {
         .copied()
         .filter(|b| !b.is_ascii_whitespace())
         .collect();
-    let mut out = Vec::with_capacity(compact.len() / 4 * 3);
-    decode_groups(&compact, &mut out)?;
+    let mut out = vec![0; compact.len() / 4 * 3];
+    let written = decode_groups(&compact, &mut out)?;
+    out.truncate(written);
     Some(out)
 }
 
