@@ -141,6 +141,34 @@ pub(crate) fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
         .filter(|t| chrono::Timelike::nanosecond(t) < 1_000_000_000)
 }
 
+/// Deserializes a string through `FromStr`, reading it where it lies in the JSON: serde's
+/// `String` or `Cow<str>` would copy it first, and `from_str` then copies it again.
+struct ParsedStr<T> {
+    invalid: &'static str,
+    parsed: core::marker::PhantomData<T>,
+}
+
+impl<T> ParsedStr<T> {
+    fn new(invalid: &'static str) -> Self {
+        Self {
+            invalid,
+            parsed: core::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: FromStr> serde::de::Visitor<'_> for ParsedStr<T> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
+        text.parse().map_err(|_| E::custom(self.invalid))
+    }
+}
+
 /// Defines a validated string newtype with `FromStr`, `Display`, `AsRef<str>` and serde.
 macro_rules! id_newtype {
     ($(#[$meta:meta])* $name:ident, $what:literal, $valid:expr) => {
@@ -183,10 +211,7 @@ macro_rules! id_newtype {
 
         impl<'de> Deserialize<'de> for $name {
             fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let text = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-                text.parse().map_err(|_| {
-                    serde::de::Error::custom(concat!("invalid ", $what))
-                })
+                d.deserialize_str(ParsedStr::<Self>::new(concat!("invalid ", $what)))
             }
         }
 
@@ -394,6 +419,10 @@ mod tests {
         let reason = invalid(IdentityDocument::from_json(&bytes));
         assert_eq!(reason, format!("not UTF-8 (byte {at})"));
         assert!(IdentityDocument::unverified_region(&bytes).is_err());
+        // Escapes are decoded before an identifier is checked.
+        let escaped_region = DOC.replace("\"us-west-2\",", "\"\\u0075s-west-2\",");
+        assert_ne!(escaped_region, DOC);
+        assert_eq!(parse(&escaped_region).unwrap().region.as_str(), "us-west-2");
         // Escaped non-ASCII text is valid JSON and stays accepted.
         let escaped = DOC.replace("t2.medium", "t2.\\u00e9");
         assert_eq!(parse(&escaped).unwrap().instance_type, "t2.\u{e9}");

@@ -31,7 +31,7 @@ const ARMOUR_END: &[u8] = b"-----END PKCS7-----";
 #[derive(Clone, Debug)]
 pub struct UnverifiedSignedData {
     der: Vec<u8>,
-    content: Vec<u8>,
+    content: Content,
     econtent_type: Range<usize>,
     issuer: Range<usize>,
     serial: Range<usize>,
@@ -63,6 +63,40 @@ impl AlgorithmIdentifier<'_> {
     /// RSA.
     pub(crate) fn has_null_or_no_parameters(&self) -> bool {
         matches!(self.parameters, None | Some([TAG_NULL, 0]))
+    }
+}
+
+/// The encapsulated content: where it lies in the decoded bytes when its OCTET STRING holds it
+/// in one piece (AWS's case: one segment), or joined from its BER segments.
+#[derive(Clone, Debug)]
+enum Content {
+    InPlace(Range<usize>),
+    Joined(Vec<u8>),
+}
+
+impl Content {
+    /// Reads an OCTET STRING, primitive or constructed, without copying a single segment.
+    fn parse(element: &Element<'_>) -> Result<Self, Error> {
+        let single = match element.tag {
+            ber::TAG_OCTET_STRING => Some(*element),
+            t if t == ber::TAG_OCTET_STRING | CONSTRUCTED => {
+                let mut segments = element.children()?;
+                match segments.next_element() {
+                    Ok(only) if only.tag == ber::TAG_OCTET_STRING && segments.is_empty() => {
+                        Some(only)
+                    }
+                    _ => None,
+                }
+            }
+            _ => None,
+        };
+        if let Some(segment) = single {
+            return Ok(Self::InPlace(span(&segment)));
+        }
+        // Several segments, nested ones, or an error to report: the general reader.
+        let mut joined = Vec::new();
+        ber::octet_string_into(element, &mut joined)?;
+        Ok(Self::Joined(joined))
     }
 }
 
@@ -169,15 +203,15 @@ impl UnverifiedSignedData {
 
         let mut encap = sd.expect(TAG_SEQUENCE)?.children()?;
         let econtent_type = span(&ber::oid_element(&encap.next_element()?)?);
-        let mut content = Vec::new();
-        match encap.optional(CONSTRUCTED | 0xA0)? {
+        let content = match encap.optional(CONSTRUCTED | 0xA0)? {
             Some(explicit) => {
                 let mut inner = explicit.children()?;
-                ber::octet_string_into(&inner.next_element()?, &mut content)?;
+                let content = Content::parse(&inner.next_element()?)?;
                 inner.finish()?;
+                content
             }
             None => return Err(Error::MissingContent),
-        }
+        };
         encap.finish()?;
 
         // Certificates and CRLs are never trusted: the signer comes from the trust store.
@@ -217,7 +251,10 @@ impl UnverifiedSignedData {
     /// The encapsulated content: the document JSON, with BER segments joined.
     #[must_use]
     pub fn content(&self) -> &[u8] {
-        &self.content
+        match &self.content {
+            Content::InPlace(range) => self.bytes(range),
+            Content::Joined(joined) => joined,
+        }
     }
 
     /// The encapsulated content type OID (content bytes); `id-data` for AWS.
@@ -296,8 +333,21 @@ impl UnverifiedSignedData {
         self.bytes(&self.signature)
     }
 
+    /// The content, reusing the decoded bytes' allocation when it lies in one piece.
     pub(crate) fn into_content(self) -> Vec<u8> {
-        self.content
+        match self.content {
+            Content::InPlace(range) => {
+                let mut bytes = self.der;
+                if bytes.get(range.clone()).is_none() {
+                    // Unreachable: the span was taken from these bytes.
+                    return Vec::new();
+                }
+                bytes.truncate(range.end);
+                bytes.drain(..range.start);
+                bytes
+            }
+            Content::Joined(joined) => joined,
+        }
     }
 
     fn bytes(&self, range: &Range<usize>) -> &[u8] {
@@ -552,6 +602,28 @@ mod tests {
             assert!(time(TAG_UTC_TIME, bad).is_err(), "{bad}");
         }
         assert!(time(TAG_OID, "210903212649Z").is_err());
+    }
+
+    #[test]
+    fn content_in_one_piece_is_not_copied() {
+        let parse = |der: &[u8]| {
+            let element = Reader::new(der).next_element().unwrap();
+            Content::parse(&element)
+        };
+        let joined = |c: Result<Content, Error>| match c {
+            Ok(Content::Joined(bytes)) => bytes,
+            other => panic!("expected joined content, got {other:?}"),
+        };
+        assert!(matches!(parse(&[0x04, 0x02, b'{', b'}']), Ok(Content::InPlace(r)) if r == (2..4)));
+        let one_segment = [0x24, 0x80, 0x04, 0x02, b'{', b'}', 0, 0];
+        assert!(matches!(parse(&one_segment), Ok(Content::InPlace(r)) if r == (4..6)));
+        let two = [0x24, 0x80, 0x04, 0x01, b'{', 0x04, 0x01, b'}', 0, 0];
+        assert_eq!(joined(parse(&two)), b"{}");
+        let nested = [0x24, 0x06, 0x24, 0x04, 0x04, 0x02, b'{', b'}'];
+        assert_eq!(joined(parse(&nested)), b"{}");
+        assert_eq!(joined(parse(&[0x24, 0x00])), b"");
+        assert!(parse(&[0x24, 0x03, 0x02, 0x01, 0x00]).is_err());
+        assert!(parse(&[0x0c, 0x01, b'x']).is_err());
     }
 
     #[test]
