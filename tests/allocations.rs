@@ -36,8 +36,9 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
-/// Upper bound on allocations per verification (measured: see benches/README.md).
-const MAX_ALLOCATIONS: usize = 24;
+/// Upper bound on allocations per verification: 16 with the default backend, 12 with
+/// `aws-lc-rs` (whose C allocations this allocator does not see); see benches/README.md.
+const MAX_ALLOCATIONS: usize = 16;
 
 #[test]
 fn verify_allocates_little_and_a_constant_amount() {
