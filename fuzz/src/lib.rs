@@ -98,9 +98,11 @@ pub fn fixture_verified() -> &'static VerifiedDocument {
     })
 }
 
-/// `parse_document`: no panic; on success every accessor is consistent, and the base64 text of
-/// an accepted binary blob parses to the same thing.
+/// `parse_document`: no panic; text decodes exactly as the `base64` crate decodes it; on
+/// success every accessor is consistent, and the base64 text of an accepted binary blob parses
+/// to the same thing.
 pub fn check_parse(data: &[u8]) {
+    check_text_decoding(data);
     let Ok(signed) = parse_document(data) else {
         return;
     };
@@ -123,6 +125,47 @@ pub fn check_parse(data: &[u8]) {
         assert_eq!(again.signed_attributes(), signed.signed_attributes());
         assert_eq!(again.signature(), signed.signature());
         assert_eq!(again.signer_serial(), signed.signer_serial());
+    }
+}
+
+/// The crate's own base64 decoder against the `base64` crate's `STANDARD` engine: text (not
+/// binary, not armoured) that the reference refuses after removing whitespace is refused as
+/// base64, and text it decodes parses exactly as the decoded bytes do.
+fn check_text_decoding(data: &[u8]) {
+    if data.first() == Some(&0x30)
+        || data.len() > MAX_BLOB_LEN
+        || data.trim_ascii_start().starts_with(b"-----BEGIN")
+    {
+        return;
+    }
+    let compact: Vec<u8> = data
+        .iter()
+        .copied()
+        .filter(|b| !b.is_ascii_whitespace())
+        .collect();
+    if compact.is_empty() {
+        return;
+    }
+    let ours = parse_document(data);
+    match base64::engine::general_purpose::STANDARD.decode(&compact) {
+        Err(_) => assert!(
+            matches!(ours, Err(Error::Base64)),
+            "text the reference refuses: {ours:?}"
+        ),
+        Ok(der) if der.first() == Some(&0x30) => {
+            let reference = parse_document(&der);
+            match (&ours, &reference) {
+                (Ok(a), Ok(b)) => {
+                    assert_eq!(a.content(), b.content());
+                    assert_eq!(a.signature(), b.signature());
+                    assert_eq!(a.signed_attributes(), b.signed_attributes());
+                }
+                (Err(a), Err(b)) => assert_eq!(a, b),
+                _ => panic!("decoding differs: {ours:?} vs {reference:?}"),
+            }
+        }
+        // Decoded bytes that are not a SEQUENCE cannot be SignedData.
+        Ok(_) => assert!(matches!(ours, Err(Error::Malformed { .. })), "{ours:?}"),
     }
 }
 
