@@ -50,8 +50,8 @@ fn decode_groups(text: &[u8], dst: &mut [u8]) -> Option<usize> {
     }
     let (body, last) = text.split_at(text.len().saturating_sub(4));
     let mut invalid = 0u32;
-    // Two groups per step: their 48 bits go out as one 8-byte store whose last two bytes
-    // the next step overwrites (the final step, with no room, stores exactly 6).
+    // Two groups per step: their 48 bits go out as one 8-byte store whose last two bytes a
+    // later store overwrites. There is always room: the last group's 3 bytes follow the body's.
     let (pairs, rest) = body.as_chunks::<8>();
     let mut written = 0;
     for &[a, b, c, d, e, f, g, h] in pairs {
@@ -59,12 +59,7 @@ fn decode_groups(text: &[u8], dst: &mut [u8]) -> Option<usize> {
         let low = group_bits([e, f, g, h]);
         invalid |= high | low;
         let bytes = (u64::from(high) << 40 | u64::from(low) << 16).to_be_bytes();
-        match dst.get_mut(written..written + 8) {
-            Some(wide) => wide.copy_from_slice(&bytes),
-            None => dst
-                .get_mut(written..written + 6)?
-                .copy_from_slice(bytes.get(..6)?),
-        }
+        dst.get_mut(written..written + 8)?.copy_from_slice(&bytes);
         written += 6;
     }
     if let Ok(&group) = <&[u8; 4]>::try_from(rest) {
