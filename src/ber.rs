@@ -321,10 +321,8 @@ fn indefinite_value_len(
 ) -> Result<usize, BerError> {
     let mut pos = 0usize;
     loop {
-        let rest = input
-            .get(pos..)
-            .ok_or_else(|| ber_error(offset + pos, Malformed::Truncated))?;
-        match rest {
+        // `pos` never passes the end: each child's length was checked against the input.
+        match input.get(pos..).unwrap_or_default() {
             [0, 0, ..] => return Ok(pos),
             [0, ..] => {
                 return Err(ber_error(
@@ -332,8 +330,8 @@ fn indefinite_value_len(
                     Malformed::InvalidValue("end-of-contents"),
                 ));
             }
-            [] => return Err(ber_error(offset + pos, Malformed::Truncated)),
-            _ => {
+            // At the end of the input this reports `Truncated` where end-of-contents was due.
+            rest => {
                 let (_, len) = parse_element(rest, offset + pos, depth + 1, lengths)?;
                 pos += len;
             }
@@ -501,20 +499,51 @@ mod tests {
     }
 
     #[test]
+    fn errors_name_where_they_are() {
+        let at = |input: &[u8]| match Reader::new(input).next_element() {
+            Err(e) => (e.offset, e.reason),
+            Ok(e) => panic!("expected an error, got {e:?}"),
+        };
+        assert_eq!(
+            at(&[0x30, 0x80, 0x02, 0x01, 0x07]),
+            (5, Malformed::Truncated)
+        );
+        assert_eq!(
+            at(&[0x30, 0x80, 0x30, 0x80, 0x02, 0x01, 0x07]),
+            (7, Malformed::Truncated)
+        );
+        assert_eq!(
+            at(&[0x30, 0x80, 0x02, 0x01, 0x07, 0x00, 0x01]),
+            (5, Malformed::InvalidValue("end-of-contents"))
+        );
+        assert_eq!(
+            at(&[0x30, 0x80, 0x02, 0x01, 0x07, 0x04, 0x05, 0x00]),
+            (5, Malformed::BadLength)
+        );
+        let primitive = Reader::new(&[0x04, 0x01, 0x30]).next_element().unwrap();
+        assert_eq!(
+            primitive.children().map(|_| ()),
+            Err(ber_error(0, Malformed::InvalidValue("primitive encoding")))
+        );
+        let constructed = Reader::new(&[0x24, 0x00]).next_element().unwrap();
+        assert!(constructed.children().unwrap().is_empty());
+    }
+
+    #[test]
     fn deep_nesting_is_bounded() {
         let mut deep = Vec::new();
         for _ in 0..10_000 {
             deep.extend([0x30, 0x80]);
         }
         assert_eq!(err(&deep), Malformed::NestingTooDeep);
-        let mut ok = Vec::new();
-        for _ in 0..MAX_DEPTH {
-            ok.extend([0x30, 0x80]);
-        }
-        for _ in 0..MAX_DEPTH {
-            ok.extend([0x00, 0x00]);
-        }
-        assert!(Reader::new(&ok).next_element().is_ok());
+        // Depths 0 to MAX_DEPTH are accepted, one level more is not.
+        let nested = |levels: usize| {
+            let mut input = [0x30, 0x80].repeat(levels);
+            input.extend([0x00, 0x00].repeat(levels));
+            input
+        };
+        assert!(Reader::new(&nested(MAX_DEPTH + 1)).next_element().is_ok());
+        assert_eq!(err(&nested(MAX_DEPTH + 2)), Malformed::NestingTooDeep);
     }
 
     /// Every element's offset and lengths, depth first.
