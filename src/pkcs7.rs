@@ -622,8 +622,20 @@ mod tests {
         let nested = [0x24, 0x06, 0x24, 0x04, 0x04, 0x02, b'{', b'}'];
         assert_eq!(joined(parse(&nested)), b"{}");
         assert_eq!(joined(parse(&[0x24, 0x00])), b"");
+        let unexpected = |found| Error::Malformed {
+            offset: 0,
+            reason: Malformed::UnexpectedTag {
+                expected: ber::TAG_OCTET_STRING,
+                found,
+            },
+        };
         assert!(parse(&[0x24, 0x03, 0x02, 0x01, 0x00]).is_err());
-        assert!(parse(&[0x0c, 0x01, b'x']).is_err());
+        assert_eq!(parse(&[0x0c, 0x01, b'x']).unwrap_err(), unexpected(0x0c));
+        // A SEQUENCE around one OCTET STRING is not an OCTET STRING.
+        assert_eq!(
+            parse(&[0x30, 0x03, 0x04, 0x01, b'x']).unwrap_err(),
+            unexpected(0x30)
+        );
     }
 
     #[test]
