@@ -6,7 +6,7 @@
 //! [`TrustStore::aws`](crate::TrustStore::aws) trusts all of them, each list for its format:
 //! [`RSA2048`], [`PKCS7`] and [`SIGNATURE`].
 
-use crate::document::Partition;
+use crate::ids::Partition;
 
 /// One embedded AWS certificate and a region it is published for.
 ///

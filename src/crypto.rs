@@ -62,6 +62,8 @@ pub enum Backend {
 pub struct RsaVerifyingKey {
     /// Modulus length in bytes.
     modulus_len: usize,
+    /// Modulus length in bits: a 2041-bit modulus is 256 bytes long but not a 2048-bit key.
+    modulus_bits: u32,
     inner: Inner,
 }
 
@@ -118,6 +120,7 @@ impl RsaVerifyingKey {
         let mont = MontgomeryKey::new(key.n_params().clone(), key.e(), modulus_len)?;
         Ok(Self {
             modulus_len,
+            modulus_bits: key.n().bit_width_vartime(),
             inner: Inner::Montgomery(mont),
         })
     }
@@ -126,6 +129,7 @@ impl RsaVerifyingKey {
     fn rsa_crate(key: PublicKey) -> Self {
         Self {
             modulus_len: key.size(),
+            modulus_bits: key.n().bit_width_vartime(),
             inner: Inner::RsaCrate(RsaCrateKey { key }),
         }
     }
@@ -136,6 +140,7 @@ impl RsaVerifyingKey {
         let aws = crate::rsa_aws_lc::AwsLcKey::new(spki, key.n().bit_width_vartime())?;
         Some(Self {
             modulus_len: key.size(),
+            modulus_bits: key.n().bit_width_vartime(),
             inner: Inner::AwsLc(aws),
         })
     }
@@ -156,6 +161,12 @@ impl RsaVerifyingKey {
     #[must_use]
     pub fn modulus_len(&self) -> usize {
         self.modulus_len
+    }
+
+    /// The modulus size in bits (what "RSA-2048" counts).
+    #[must_use]
+    pub fn modulus_bits(&self) -> u32 {
+        self.modulus_bits
     }
 
     /// Verifies an RSASSA-PKCS1-v1_5 signature over a SHA-256 digest (RFC 8017 §8.2.2).

@@ -1,12 +1,10 @@
 //! The instance identity document: the JSON that AWS signs, parsed once into checked types.
 
-use core::fmt;
-use core::str::FromStr;
-
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
+use crate::ids::{AccountId, InstanceId, Region};
 
 /// An instance identity document, as AWS emits it (all 15 fields of `version` `2017-09-30`).
 ///
@@ -141,187 +139,6 @@ pub(crate) fn parse_utc(text: &str) -> Option<DateTime<Utc>> {
         .filter(|t| chrono::Timelike::nanosecond(t) < 1_000_000_000)
 }
 
-/// Deserializes a string through `FromStr`, reading it where it lies in the JSON: serde's
-/// `String` or `Cow<str>` would copy it first, and `from_str` then copies it again.
-struct ParsedStr<T> {
-    invalid: &'static str,
-    parsed: core::marker::PhantomData<T>,
-}
-
-impl<T> ParsedStr<T> {
-    fn new(invalid: &'static str) -> Self {
-        Self {
-            invalid,
-            parsed: core::marker::PhantomData,
-        }
-    }
-}
-
-impl<T: FromStr> serde::de::Visitor<'_> for ParsedStr<T> {
-    type Value = T;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a string")
-    }
-
-    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<T, E> {
-        text.parse().map_err(|_| E::custom(self.invalid))
-    }
-}
-
-/// Defines a validated string newtype with `FromStr`, `Display`, `AsRef<str>` and serde.
-macro_rules! id_newtype {
-    ($(#[$meta:meta])* $name:ident, $what:literal, $valid:expr) => {
-        $(#[$meta])*
-        #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-        pub struct $name(String);
-
-        impl $name {
-            /// The id as text.
-            #[must_use]
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl FromStr for $name {
-            type Err = Error;
-
-            fn from_str(s: &str) -> Result<Self, Error> {
-                let valid: fn(&str) -> bool = $valid;
-                if valid(s) {
-                    Ok(Self(s.to_owned()))
-                } else {
-                    Err(Error::InvalidIdentifier { kind: $what })
-                }
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                d.deserialize_str(ParsedStr::<Self>::new(concat!("invalid ", $what)))
-            }
-        }
-
-        impl Serialize for $name {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
-            }
-        }
-    };
-}
-
-id_newtype!(
-    /// A 12-digit AWS account id.
-    ///
-    /// ```
-    /// let id: ec2_iid::AccountId = "123456789012".parse().unwrap();
-    /// assert!("12345678901".parse::<ec2_iid::AccountId>().is_err());
-    /// ```
-    AccountId,
-    "account id",
-    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
-);
-
-id_newtype!(
-    /// An EC2 instance id: `i-` and 8 or more lowercase hex digits (17 for current instances).
-    ///
-    /// ```
-    /// let id: ec2_iid::InstanceId = "i-0c5541936caf78c12".parse().unwrap();
-    /// assert!("i-XYZ".parse::<ec2_iid::InstanceId>().is_err());
-    /// ```
-    InstanceId,
-    "instance id",
-    |s| s.strip_prefix("i-").is_some_and(|hex| {
-        (8..=32).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
-);
-
-id_newtype!(
-    /// An AWS region name such as `us-east-1` or `eusc-de-east-1`.
-    ///
-    /// ```
-    /// let r: ec2_iid::Region = "cn-north-1".parse().unwrap();
-    /// assert_eq!(r.partition(), ec2_iid::Partition::AwsCn);
-    /// assert!("US-EAST-1".parse::<ec2_iid::Region>().is_err());
-    /// ```
-    Region,
-    "region",
-    |s| {
-        (3..=32).contains(&s.len())
-            && s.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
-            && s.starts_with(|c: char| c.is_ascii_lowercase())
-            && !s.ends_with('-')
-            && !s.contains("--")
-    }
-);
-
-impl Region {
-    /// The AWS partition the region belongs to, from its name.
-    #[must_use]
-    pub fn partition(&self) -> Partition {
-        Partition::of_region(&self.0)
-    }
-}
-
-/// An AWS partition: a separate AWS cloud with its own ARN prefix and credentials.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
-pub enum Partition {
-    /// The commercial partition (`arn:aws:`).
-    Aws,
-    /// China (`arn:aws-cn:`): `cn-north-1`, `cn-northwest-1`.
-    AwsCn,
-    /// The AWS European Sovereign Cloud (`eusc-*` regions). Its partition id `aws-eusc` is
-    /// AWS's announced name; it was not verified against a live ARN.
-    AwsEusc,
-    /// AWS GovCloud (US) (`arn:aws-us-gov:`).
-    AwsUsGov,
-}
-
-impl Partition {
-    fn of_region(region: &str) -> Self {
-        if region.starts_with("cn-") {
-            Self::AwsCn
-        } else if region.starts_with("us-gov-") {
-            Self::AwsUsGov
-        } else if region.starts_with("eusc-") {
-            Self::AwsEusc
-        } else {
-            Self::Aws
-        }
-    }
-
-    /// The partition id as used in ARNs, e.g. `aws-us-gov`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Aws => "aws",
-            Self::AwsCn => "aws-cn",
-            Self::AwsEusc => "aws-eusc",
-            Self::AwsUsGov => "aws-us-gov",
-        }
-    }
-}
-
-impl fmt::Display for Partition {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -446,37 +263,5 @@ mod tests {
             assert!(invalid(parse(&text)).contains("pendingTime"), "{bad}");
         }
         assert!(parse_utc("2021-09-03T21:25:44.5Z").is_some());
-    }
-
-    #[test]
-    fn identifiers() {
-        assert!("i-de0f1344".parse::<InstanceId>().is_ok());
-        assert!("i-de0f134".parse::<InstanceId>().is_err());
-        assert!("i-DE0F1344".parse::<InstanceId>().is_err());
-        assert_eq!(
-            "1234".parse::<AccountId>(),
-            Err(Error::InvalidIdentifier { kind: "account id" })
-        );
-        for (region, partition) in [
-            ("us-east-1", Partition::Aws),
-            ("cn-northwest-1", Partition::AwsCn),
-            ("us-gov-west-1", Partition::AwsUsGov),
-            ("eusc-de-east-1", Partition::AwsEusc),
-        ] {
-            let r: Region = region.parse().unwrap();
-            assert_eq!(r.partition(), partition);
-            assert_eq!(r.to_string(), region);
-        }
-        for bad in [
-            "",
-            "-us-east-1",
-            "us-east-",
-            "us--east-1",
-            "us_east_1",
-            "1us-east-1",
-        ] {
-            assert!(bad.parse::<Region>().is_err(), "{bad}");
-        }
-        assert_eq!(Partition::AwsUsGov.to_string(), "aws-us-gov");
     }
 }

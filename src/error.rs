@@ -1,12 +1,11 @@
-//! The one error type: why a blob, a document or a configuration was rejected.
+//! Why a document was refused ([`Error`]) and why a configuration was ([`ConfigError`]).
 
 use core::fmt;
+use core::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use core::time::Duration;
-
-use crate::document::{AccountId, InstanceId, Region};
+use crate::ids::{AccountId, InstanceId, Region, RoleArn};
 use crate::lookup::InstanceState;
 use crate::rules::RuleMismatch;
 use crate::trust::Format;
@@ -116,13 +115,6 @@ pub enum Error {
         state: InstanceState,
     },
 
-    /// The verifier's configuration is unusable.
-    #[error("invalid verifier configuration: {reason}")]
-    InvalidConfig {
-        /// What is wrong.
-        reason: String,
-    },
-
     /// The signed content is not a valid identity document.
     #[error("invalid identity document: {reason}")]
     InvalidDocument {
@@ -135,13 +127,6 @@ pub enum Error {
     InvalidIdentifier {
         /// `account id`, `instance id`, `region` or `format`.
         kind: &'static str,
-    },
-
-    /// The token spec is invalid (Teleport's validation rules).
-    #[error("invalid token: {reason}")]
-    InvalidToken {
-        /// What is wrong.
-        reason: String,
     },
 
     /// The signature does not verify with the signer's trusted key.
@@ -204,7 +189,7 @@ pub enum Error {
         mismatches: Vec<RuleMismatch>,
     },
 
-    /// The instance's owner is not the document's account.
+    /// The instance's owner (the reservation's `OwnerId`) is not the document's account.
     #[error("instance is owned by {found:?}, but the document names account {expected}")]
     OwnerMismatch {
         /// The document's account.
@@ -255,6 +240,15 @@ pub enum Error {
         signing_time: DateTime<Utc>,
     },
 
+    /// The token's `metadata.expires` has passed: the token no longer admits anyone.
+    #[error("the join token expired at {expires} (now {now}): issue a new token")]
+    TokenExpired {
+        /// The token's `metadata.expires`.
+        expires: DateTime<Utc>,
+        /// The caller's clock.
+        now: DateTime<Utc>,
+    },
+
     /// Bytes follow the end of the SignedData structure.
     #[error("{len} trailing bytes after the signed blob")]
     TrailingData {
@@ -299,6 +293,104 @@ pub enum Error {
     UnsupportedSignatureAlgorithm {
         /// The OID found.
         oid: String,
+    },
+}
+
+/// Why a configuration was refused: a token, an allow rule or a verifier builder that could
+/// admit machines it should not (or none at all). Found at setup, never per document.
+///
+/// Each message names the field, where it is (`spec.allow[1].aws_regions[0]`) and what to
+/// write instead.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum ConfigError {
+    /// Two builder settings set the same thing; which one should win is not guessed.
+    #[error("{first} and {second} both set the {what}: set them in one place")]
+    Conflict {
+        /// The setting made first, e.g. `token_spec`.
+        first: &'static str,
+        /// The setting made second, e.g. `allow`.
+        second: &'static str,
+        /// What both set: `allow rules` or `TTL`.
+        what: &'static str,
+    },
+
+    /// The trust store has no certificate, so nothing could ever verify.
+    #[error(
+        "the trust store is empty: start from TrustStore::aws() or add certificates with TrustStore::add_pem"
+    )]
+    EmptyTrustStore,
+
+    /// A field's value is not one it can have.
+    #[error("{field}: {reason}")]
+    InvalidField {
+        /// Where the field is, e.g. `spec.allow[0].aws_role`.
+        field: String,
+        /// What is wrong and what to write instead.
+        reason: String,
+    },
+
+    /// An allow rule names no account: it would admit instances of every account.
+    #[error(
+        "{rule} sets neither aws_account nor aws_role: name the account, e.g. aws_account: \"123456789012\""
+    )]
+    MissingAccount {
+        /// Where the rule is, e.g. `spec.allow[0]`.
+        rule: String,
+    },
+
+    /// There are no allow rules, so no instance could join.
+    #[error("{field} is empty: the ec2 join method needs at least one allow rule")]
+    NoAllowRules {
+        /// `spec.allow`, or `allow` for the builder.
+        field: &'static str,
+    },
+
+    /// A rule's `aws_role` belongs to another account than its `aws_account`.
+    #[error(
+        "{rule}: aws_role {role} is in account {}, not in the rule's aws_account {account}: \
+         DescribeInstances with that role only sees its own account; use a role of account {account}",
+        role.account()
+    )]
+    RoleAccountMismatch {
+        /// Where the rule is.
+        rule: String,
+        /// The rule's `aws_account`.
+        account: AccountId,
+        /// The rule's `aws_role`.
+        role: RoleArn,
+    },
+
+    /// The TTL is under one second: most likely a bare number, which is read as nanoseconds.
+    #[error(
+        "{field} is {ttl:?}, under one second (a bare number is nanoseconds): write a duration such as \"5m\""
+    )]
+    TtlTooShort {
+        /// `spec.aws_iid_ttl`, or `ttl` for the builder.
+        field: &'static str,
+        /// The TTL given.
+        ttl: Duration,
+    },
+
+    /// A rule names a region for which the trust store has no certificate: no document of that
+    /// region could verify, so the rule is not what its author meant.
+    #[error(
+        "{field}: no trusted certificate for region {region}: add it with TrustStore::add_pem, or remove the region"
+    )]
+    UncoveredRegion {
+        /// Where the region is, e.g. `spec.allow[0].aws_regions[1]`.
+        field: String,
+        /// The region.
+        region: Region,
+    },
+
+    /// A field the token or rule does not have, often a typo of one it has.
+    #[error("unknown field {field}{}", did_you_mean.map(|known| format!(": did you mean {known}?")).unwrap_or_default())]
+    UnknownField {
+        /// Where the field is, e.g. `spec.allow[1].aws_region`.
+        field: String,
+        /// The known field nearest to it, if one is near.
+        did_you_mean: Option<&'static str>,
     },
 }
 

@@ -3,10 +3,10 @@
 use chrono::{DateTime, Utc};
 
 use crate::error::Error;
+use crate::fields::bounded;
 use crate::lookup::{InstanceFacts, InstanceState};
-use crate::rules::{any_or_equal, any_or_prefix};
+use crate::rules::AllowRule;
 use crate::signature::VerifiedDocument;
-use crate::token::AllowRule;
 
 /// Largest gap SPIRE tolerates between the root EBS volume's and the primary network
 /// interface's attach times: both are attached at launch.
@@ -15,7 +15,8 @@ pub const MAX_ROOT_VOLUME_ATTACH_GAP_SECS: i64 = 60;
 /// Checks an instance's facts against its verified document and the matched rule.
 ///
 /// In order: the instance exists (`Some`); its id equals the document's; its state is
-/// `running`; its owner, when known, is the document's account; the rule's lookup bounds hold
+/// `running`; its owner (the reservation's `OwnerId`, required) is the document's account,
+/// which the rule admits; the rule's lookup bounds hold
 /// (`aws_vpc_ids`, `aws_subnet_ids`, `aws_iam_instance_profile_arns`; a bound needs its fact);
 /// and, if `root_volume_check` is on, SPIRE's anti-tamper check: for an EBS root, the root
 /// volume was attached within 60 s of the primary network interface, i.e. at launch, not
@@ -41,62 +42,27 @@ pub fn check_instance_facts(
     if facts.instance_id != document.instance_id.as_str() {
         return Err(Error::InstanceIdMismatch {
             expected: document.instance_id.clone(),
-            found: truncated(&facts.instance_id),
+            found: bounded(&facts.instance_id),
         });
     }
     if facts.state != InstanceState::Running {
         return Err(Error::InstanceNotRunning { state: facts.state });
     }
-    if let Some(owner) = &facts.owner_id
-        && owner != document.account_id.as_str()
-    {
+    let owner = facts
+        .owner_id
+        .as_deref()
+        .ok_or(Error::MissingFact { fact: "owner_id" })?;
+    if owner != document.account_id.as_str() || document.account_id != *rule.aws_account() {
         return Err(Error::OwnerMismatch {
-            expected: document.account_id.clone(),
-            found: truncated(owner),
+            expected: rule.aws_account().clone(),
+            found: bounded(owner),
         });
     }
-    check_bound(
-        "aws_vpc_ids",
-        &rule.aws_vpc_ids,
-        facts.vpc_id.as_deref(),
-        any_or_equal,
-    )?;
-    check_bound(
-        "aws_subnet_ids",
-        &rule.aws_subnet_ids,
-        facts.subnet_id.as_deref(),
-        any_or_equal,
-    )?;
-    check_bound(
-        "aws_iam_instance_profile_arns",
-        &rule.aws_iam_instance_profile_arns,
-        facts.iam_instance_profile_arn.as_deref(),
-        any_or_prefix,
-    )?;
+    rule.check_lookup_bounds(facts)?;
     if root_volume_check {
         check_root_volume(facts)?;
     }
     Ok(())
-}
-
-fn check_bound(
-    bound: &'static str,
-    allowed: &[String],
-    value: Option<&str>,
-    matches: fn(&[String], &str) -> bool,
-) -> Result<(), Error> {
-    if allowed.is_empty() {
-        return Ok(());
-    }
-    let value = value.ok_or(Error::MissingFact { fact: bound })?;
-    if matches(allowed, value) {
-        Ok(())
-    } else {
-        Err(Error::BoundViolated {
-            bound,
-            value: truncated(value),
-        })
-    }
 }
 
 fn check_root_volume(facts: &InstanceFacts) -> Result<(), Error> {
@@ -123,9 +89,4 @@ fn check_root_volume(facts: &InstanceFacts) -> Result<(), Error> {
         return Err(Error::RootVolumeReattached { seconds: gap });
     }
     Ok(())
-}
-
-/// Facts come from the caller's client, but keep log lines bounded anyway.
-fn truncated(value: &str) -> String {
-    value.chars().take(128).collect()
 }

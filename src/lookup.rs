@@ -7,7 +7,7 @@ use core::str::FromStr;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::document::{AccountId, InstanceId, Partition, Region};
+use crate::ids::{AccountId, InstanceId, Partition, Region, RoleArn};
 
 /// What the crate asks the caller's AWS client about one instance.
 ///
@@ -23,9 +23,9 @@ pub struct InstanceQuery {
     pub partition: Partition,
     /// The region to call `DescribeInstances` in.
     pub region: Region,
-    /// The matched rule's `aws_role`: assume it (STS `AssumeRole`) before calling EC2, for
-    /// instances in other accounts. `None`: use the caller's own credentials.
-    pub role_arn: Option<String>,
+    /// The matched rule's `aws_role` (always in `account`): assume it (STS `AssumeRole`) before
+    /// calling EC2, for instances in other accounts. `None`: use the caller's own credentials.
+    pub role_arn: Option<RoleArn>,
 }
 
 impl InstanceQuery {
@@ -43,7 +43,7 @@ impl InstanceQuery {
 
     /// Sets the role to assume before describing the instance.
     #[must_use]
-    pub fn with_role_arn(mut self, role_arn: Option<String>) -> Self {
+    pub fn with_role_arn(mut self, role_arn: Option<RoleArn>) -> Self {
         self.role_arn = role_arn;
         self
     }
@@ -79,22 +79,21 @@ impl InstanceQuery {
 ///     }
 /// }
 ///
-/// let mut trust = TrustStore::aws();
+/// let mut trust = TrustStore::empty();
 /// trust.add_pem(Format::Rsa2048, include_bytes!("../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?])?;
 /// let verifier = Verifier::builder(trust)
-///     .allow(AllowRule::account("123456789012")?
-///         .with_role("arn:aws:iam::123456789012:role/describe-instances"))
+///     .allow(AllowRule::role("arn:aws:iam::123456789012:role/describe-instances".parse()?))
 ///     .build()?;
 /// let registry = InMemoryJoinRegistry::new();
 ///
 /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
-/// let join = verifier.verify(include_bytes!("../tests/data/gen/rsa2048.b64"), now)?;
-/// let outcome = block_on(verifier.check_instance_once(&join, &FakeEc2, &registry))
+/// let pending = verifier.verify(include_bytes!("../tests/data/gen/rsa2048.b64"), now)?;
+/// let outcome = block_on(pending.check_instance_once(&FakeEc2, &registry, now))
 ///     .expect("a running instance joins");
-/// assert_eq!(outcome.host_id, "123456789012-i-0123456789abcdef0");
-/// // The same instance cannot join twice.
-/// assert!(block_on(verifier.check_instance_once(&join, &FakeEc2, &registry)).is_err());
+/// assert_eq!(outcome.host_id(), "123456789012-i-0123456789abcdef0");
+/// // The same launch of the instance cannot join twice.
+/// assert!(block_on(pending.check_instance_once(&FakeEc2, &registry, now)).is_err());
 ///
 /// // Any executor works (tokio, smol, ...); this one suffices for futures that never wait.
 /// fn block_on<F: std::future::Future>(f: F) -> F::Output {
@@ -106,7 +105,7 @@ impl InstanceQuery {
 ///         }
 ///     }
 /// }
-/// # Ok::<(), ec2_iid::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait InstanceLookup {
     /// The implementor's error.
@@ -291,7 +290,9 @@ mod tests {
             "i-0123456789abcdef0".parse().unwrap(),
             "us-gov-west-1".parse().unwrap(),
         )
-        .with_role_arn(Some("arn:aws-us-gov:iam::123456789012:role/r".into()));
+        .with_role_arn(Some(
+            "arn:aws-us-gov:iam::123456789012:role/r".parse().unwrap(),
+        ));
         assert_eq!(q.partition, Partition::AwsUsGov);
         assert!(q.role_arn.is_some());
     }

@@ -1,10 +1,384 @@
-//! Matching a verified document against allow rules: pure, first match wins.
+//! Allow rules: what a token admits, parsed into checked types, and matching documents and
+//! instance facts against them (pure; the first matching rule wins).
 
 use core::fmt;
 
-use crate::error::Error;
+use serde::{Deserialize, Deserializer, Serialize};
+
+use crate::error::{ConfigError, Error};
+use crate::fields::Fields;
+use crate::ids::{
+    AccountId, AvailabilityZone, ImageId, InstanceProfileArn, InstanceType, Region, RoleArn,
+    SubnetId, VpcId,
+};
+use crate::lookup::InstanceFacts;
 use crate::signature::VerifiedDocument;
-use crate::token::AllowRule;
+use crate::trust::TrustStore;
+
+/// One allow rule: Teleport's `aws_account`, `aws_regions`, `aws_role`, plus optional bounds.
+///
+/// Every rule names an account: `aws_account`, or the account of `aws_role` (with that role's
+/// credentials `DescribeInstances` only sees its own account, so a role-only rule admits only
+/// that account, as in Teleport). A rule whose `aws_account` and `aws_role` disagree, or that
+/// names neither, cannot be built. Every set field must match (AND across fields, OR within a
+/// list); an unset one matches anything. The document bounds (`aws_image_ids`,
+/// `aws_instance_types`, `aws_availability_zones`) are checked with the signature; the lookup
+/// bounds (`aws_vpc_ids`, `aws_subnet_ids`, `aws_iam_instance_profile_arns`, the latter exact
+/// or a prefix ending in `*`, as Vault does) against [`InstanceFacts`].
+///
+/// Deserializing refuses unknown fields (naming the nearest known one), values of the wrong
+/// shape, empty lists and Teleport's IAM-method field `aws_arn`.
+///
+/// ```
+/// use ec2_iid::AllowRule;
+///
+/// let rule = AllowRule::account("111111111111".parse()?)
+///     .with_regions(["us-west-2".parse()?, "us-east-1".parse()?]);
+/// assert_eq!(rule.aws_regions().len(), 2);
+///
+/// // A role-only rule is bound to the role's account.
+/// let rule = AllowRule::role("arn:aws:iam::222222222222:role/describe".parse()?);
+/// assert_eq!(rule.aws_account().as_str(), "222222222222");
+///
+/// let typo = serde_json::from_str::<AllowRule>(
+///     r#"{"aws_account": "111111111111", "aws_region": ["us-west-2"]}"#);
+/// assert!(typo.unwrap_err().to_string().contains("did you mean aws_regions?"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq, Serialize)]
+pub struct AllowRule {
+    aws_account: AccountId,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_regions: Vec<Region>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aws_role: Option<RoleArn>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_image_ids: Vec<ImageId>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_instance_types: Vec<InstanceType>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_availability_zones: Vec<AvailabilityZone>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_vpc_ids: Vec<VpcId>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_subnet_ids: Vec<SubnetId>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_iam_instance_profile_arns: Vec<InstanceProfileArn>,
+}
+
+/// The fields a rule may have: Teleport's (`aws_arn` only to refuse it) and the bounds.
+const RULE_FIELDS: [&str; 10] = [
+    "aws_account",
+    "aws_regions",
+    "aws_role",
+    "aws_arn",
+    "aws_image_ids",
+    "aws_instance_types",
+    "aws_availability_zones",
+    "aws_vpc_ids",
+    "aws_subnet_ids",
+    "aws_iam_instance_profile_arns",
+];
+
+impl AllowRule {
+    /// A rule for instances of `account`.
+    #[must_use]
+    pub fn account(account: AccountId) -> Self {
+        Self {
+            aws_account: account,
+            aws_regions: Vec::new(),
+            aws_role: None,
+            aws_image_ids: Vec::new(),
+            aws_instance_types: Vec::new(),
+            aws_availability_zones: Vec::new(),
+            aws_vpc_ids: Vec::new(),
+            aws_subnet_ids: Vec::new(),
+            aws_iam_instance_profile_arns: Vec::new(),
+        }
+    }
+
+    /// A rule for instances of the role's account, described with the role's credentials.
+    #[must_use]
+    pub fn role(role: RoleArn) -> Self {
+        let mut rule = Self::account(role.account());
+        rule.aws_role = Some(role);
+        rule
+    }
+
+    /// Sets the role to assume for `DescribeInstances`.
+    ///
+    /// # Errors
+    /// [`ConfigError::RoleAccountMismatch`] when the role is not in the rule's account.
+    pub fn with_role(mut self, role: RoleArn) -> Result<Self, ConfigError> {
+        if role.account() != self.aws_account {
+            return Err(ConfigError::RoleAccountMismatch {
+                rule: "the rule".into(),
+                account: self.aws_account,
+                role,
+            });
+        }
+        self.aws_role = Some(role);
+        Ok(self)
+    }
+
+    /// Restricts the rule to these regions (none: any region the trust store covers).
+    #[must_use]
+    pub fn with_regions(mut self, regions: impl IntoIterator<Item = Region>) -> Self {
+        self.aws_regions = regions.into_iter().collect();
+        self
+    }
+
+    /// Restricts the document's `imageId` to these AMIs.
+    #[must_use]
+    pub fn with_image_ids(mut self, ids: impl IntoIterator<Item = ImageId>) -> Self {
+        self.aws_image_ids = ids.into_iter().collect();
+        self
+    }
+
+    /// Restricts the document's `instanceType`.
+    #[must_use]
+    pub fn with_instance_types(mut self, types: impl IntoIterator<Item = InstanceType>) -> Self {
+        self.aws_instance_types = types.into_iter().collect();
+        self
+    }
+
+    /// Restricts the document's `availabilityZone`.
+    #[must_use]
+    pub fn with_availability_zones(
+        mut self,
+        zones: impl IntoIterator<Item = AvailabilityZone>,
+    ) -> Self {
+        self.aws_availability_zones = zones.into_iter().collect();
+        self
+    }
+
+    /// Restricts the instance's VPC (a lookup bound).
+    #[must_use]
+    pub fn with_vpc_ids(mut self, ids: impl IntoIterator<Item = VpcId>) -> Self {
+        self.aws_vpc_ids = ids.into_iter().collect();
+        self
+    }
+
+    /// Restricts the instance's subnet (a lookup bound).
+    #[must_use]
+    pub fn with_subnet_ids(mut self, ids: impl IntoIterator<Item = SubnetId>) -> Self {
+        self.aws_subnet_ids = ids.into_iter().collect();
+        self
+    }
+
+    /// Restricts the instance profile (a lookup bound; an entry ending in `*` is a prefix).
+    #[must_use]
+    pub fn with_instance_profile_arns(
+        mut self,
+        arns: impl IntoIterator<Item = InstanceProfileArn>,
+    ) -> Self {
+        self.aws_iam_instance_profile_arns = arns.into_iter().collect();
+        self
+    }
+
+    /// The account whose instances the rule admits.
+    #[must_use]
+    pub fn aws_account(&self) -> &AccountId {
+        &self.aws_account
+    }
+
+    /// The allowed regions (empty: any).
+    #[must_use]
+    pub fn aws_regions(&self) -> &[Region] {
+        &self.aws_regions
+    }
+
+    /// The role to assume for `DescribeInstances`, if set.
+    #[must_use]
+    pub fn aws_role(&self) -> Option<&RoleArn> {
+        self.aws_role.as_ref()
+    }
+
+    /// The allowed AMIs (empty: any).
+    #[must_use]
+    pub fn aws_image_ids(&self) -> &[ImageId] {
+        &self.aws_image_ids
+    }
+
+    /// The allowed instance types (empty: any).
+    #[must_use]
+    pub fn aws_instance_types(&self) -> &[InstanceType] {
+        &self.aws_instance_types
+    }
+
+    /// The allowed availability zones (empty: any).
+    #[must_use]
+    pub fn aws_availability_zones(&self) -> &[AvailabilityZone] {
+        &self.aws_availability_zones
+    }
+
+    /// The allowed VPCs (empty: any).
+    #[must_use]
+    pub fn aws_vpc_ids(&self) -> &[VpcId] {
+        &self.aws_vpc_ids
+    }
+
+    /// The allowed subnets (empty: any).
+    #[must_use]
+    pub fn aws_subnet_ids(&self) -> &[SubnetId] {
+        &self.aws_subnet_ids
+    }
+
+    /// The allowed instance profiles (empty: any).
+    #[must_use]
+    pub fn aws_iam_instance_profile_arns(&self) -> &[InstanceProfileArn] {
+        &self.aws_iam_instance_profile_arns
+    }
+
+    /// Whether the rule constrains anything that only `DescribeInstances` knows.
+    #[must_use]
+    pub fn has_lookup_bounds(&self) -> bool {
+        !(self.aws_vpc_ids.is_empty()
+            && self.aws_subnet_ids.is_empty()
+            && self.aws_iam_instance_profile_arns.is_empty())
+    }
+
+    /// Reads the rule found `at` (e.g. `spec.allow[1]`) from a configuration object.
+    pub(crate) fn from_value(value: serde_json::Value, at: &str) -> Result<Self, ConfigError> {
+        let mut fields = Fields::new(value, at, &RULE_FIELDS, &[])?;
+        if fields.has("aws_arn") {
+            return Err(ConfigError::InvalidField {
+                field: fields.path("aws_arn"),
+                reason: "the ec2 join method does not support aws_arn (a field of the iam \
+                         method): name the account with aws_account"
+                    .into(),
+            });
+        }
+        let rule_at = || {
+            if at.is_empty() {
+                "the rule".to_owned()
+            } else {
+                at.to_owned()
+            }
+        };
+        let account = fields.id::<AccountId>("aws_account")?;
+        let role = fields.id::<RoleArn>("aws_role")?;
+        let mut rule = match (account, role) {
+            (Some(account), Some(role)) if role.account() != account => {
+                return Err(ConfigError::RoleAccountMismatch {
+                    rule: rule_at(),
+                    account,
+                    role,
+                });
+            }
+            (_, Some(role)) => Self::role(role),
+            (Some(account), None) => Self::account(account),
+            (None, None) => return Err(ConfigError::MissingAccount { rule: rule_at() }),
+        };
+        rule.aws_regions = fields.ids("aws_regions")?;
+        rule.aws_image_ids = fields.ids("aws_image_ids")?;
+        rule.aws_instance_types = fields.ids("aws_instance_types")?;
+        rule.aws_availability_zones = fields.ids("aws_availability_zones")?;
+        rule.aws_vpc_ids = fields.ids("aws_vpc_ids")?;
+        rule.aws_subnet_ids = fields.ids("aws_subnet_ids")?;
+        rule.aws_iam_instance_profile_arns = fields.ids("aws_iam_instance_profile_arns")?;
+        Ok(rule)
+    }
+
+    /// Checks that `trust` has a certificate for each region the rule names.
+    pub(crate) fn check_regions_covered(
+        &self,
+        at: &str,
+        trust: &TrustStore,
+    ) -> Result<(), ConfigError> {
+        for (index, region) in self.aws_regions.iter().enumerate() {
+            if !trust.covers_region(region) {
+                return Err(ConfigError::UncoveredRegion {
+                    field: format!("{at}.aws_regions[{index}]"),
+                    region: region.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The first field the signed document does not satisfy.
+    fn first_mismatch(&self, verified: &VerifiedDocument) -> Option<&'static str> {
+        let doc = verified.document();
+        let checks: [(&'static str, bool); 5] = [
+            ("aws_account", self.aws_account == doc.account_id),
+            (
+                "aws_regions",
+                any_or_equal(&self.aws_regions, doc.region.as_str()),
+            ),
+            (
+                "aws_image_ids",
+                any_or_equal(&self.aws_image_ids, &doc.image_id),
+            ),
+            (
+                "aws_instance_types",
+                any_or_equal(&self.aws_instance_types, &doc.instance_type),
+            ),
+            (
+                "aws_availability_zones",
+                any_or_equal(&self.aws_availability_zones, &doc.availability_zone),
+            ),
+        ];
+        checks
+            .into_iter()
+            .find_map(|(field, ok)| (!ok).then_some(field))
+    }
+
+    /// Checks the lookup bounds against what `DescribeInstances` said (a bound needs its fact).
+    pub(crate) fn check_lookup_bounds(&self, facts: &InstanceFacts) -> Result<(), Error> {
+        check_bound(
+            "aws_vpc_ids",
+            &self.aws_vpc_ids,
+            facts.vpc_id.as_deref(),
+            |a, v| a.as_str() == v,
+        )?;
+        check_bound(
+            "aws_subnet_ids",
+            &self.aws_subnet_ids,
+            facts.subnet_id.as_deref(),
+            |a, v| a.as_str() == v,
+        )?;
+        check_bound(
+            "aws_iam_instance_profile_arns",
+            &self.aws_iam_instance_profile_arns,
+            facts.iam_instance_profile_arn.as_deref(),
+            InstanceProfileArn::matches,
+        )
+    }
+}
+
+impl<'de> Deserialize<'de> for AllowRule {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Self::from_value(value, "").map_err(serde::de::Error::custom)
+    }
+}
+
+/// An empty list allows anything; otherwise the value must equal an entry.
+fn any_or_equal<T: AsRef<str>>(allowed: &[T], value: &str) -> bool {
+    allowed.is_empty() || allowed.iter().any(|a| a.as_ref() == value)
+}
+
+fn check_bound<T>(
+    bound: &'static str,
+    allowed: &[T],
+    value: Option<&str>,
+    matches: fn(&T, &str) -> bool,
+) -> Result<(), Error> {
+    if allowed.is_empty() {
+        return Ok(());
+    }
+    let value = value.ok_or(Error::MissingFact { fact: bound })?;
+    if allowed.iter().any(|a| matches(a, value)) {
+        Ok(())
+    } else {
+        Err(Error::BoundViolated {
+            bound,
+            value: crate::fields::bounded(value),
+        })
+    }
+}
 
 /// Why one allow rule did not match: the first field that failed.
 #[non_exhaustive]
@@ -25,13 +399,13 @@ impl fmt::Display for RuleMismatch {
 /// Finds the first allow rule the signed document satisfies, Teleport's way.
 ///
 /// A rule matches when every field it sets matches the document: `aws_account`,
-/// `aws_regions`, `aws_image_ids`, `aws_instance_types`, `aws_availability_zones` (an empty
-/// field matches anything; a list matches when any entry is equal). Lookup bounds (VPC,
-/// subnet, instance profile) are not checked here: they need
-/// [`InstanceFacts`](crate::InstanceFacts) and are checked by
-/// [`check_instance_facts`](crate::check_instance_facts) for the rule returned here. The first
-/// matching rule wins even if a later one would also match; its `aws_role` is the role the
-/// lookup must assume.
+/// `aws_regions`, `aws_image_ids`, `aws_instance_types`, `aws_availability_zones` (an unset
+/// field matches anything; a list matches when any entry is equal). Every rule names an
+/// account (see [`AllowRule`]), so no rule matches every document; no rules match none.
+/// Lookup bounds (VPC, subnet, instance profile) are not checked here: they need
+/// [`InstanceFacts`] and are checked by [`check_instance_facts`](crate::check_instance_facts)
+/// for the rule returned here. The first matching rule wins even if a later one would also
+/// match; its `aws_role` is the role the lookup must assume.
 ///
 /// ```
 /// # let mut trust = ec2_iid::TrustStore::empty();
@@ -42,24 +416,25 @@ impl fmt::Display for RuleMismatch {
 /// use ec2_iid::{AllowRule, match_allow_rules};
 ///
 /// let rules = [
-///     AllowRule::account("222222222222")?,
-///     AllowRule::account("123456789012")?.with_regions(["us-east-1".parse()?]),
+///     AllowRule::account("222222222222".parse()?),
+///     AllowRule::account("123456789012".parse()?).with_regions(["us-east-1".parse()?]),
 /// ];
 /// let (index, rule) = match_allow_rules(&verified, &rules)?;
 /// assert_eq!(index, 1);
-/// assert_eq!(rule.aws_account, "123456789012");
+/// assert_eq!(rule.aws_account().as_str(), "123456789012");
 /// # Ok::<(), ec2_iid::Error>(())
 /// ```
 ///
 /// # Errors
-/// [`Error::NoMatchingRule`] listing, per rule, the first field that did not match.
+/// [`Error::NoMatchingRule`] listing, per rule, the first field that did not match (an empty
+/// list when `rules` is empty).
 pub fn match_allow_rules<'r>(
     verified: &VerifiedDocument,
     rules: &'r [AllowRule],
 ) -> Result<(usize, &'r AllowRule), Error> {
     let mut mismatches = Vec::new();
     for (index, rule) in rules.iter().enumerate() {
-        match first_mismatch(verified, rule) {
+        match rule.first_mismatch(verified) {
             None => return Ok((index, rule)),
             Some(field) => mismatches.push(RuleMismatch { rule: index, field }),
         }
@@ -72,79 +447,92 @@ pub fn match_allow_rules<'r>(
     })
 }
 
-fn first_mismatch(verified: &VerifiedDocument, rule: &AllowRule) -> Option<&'static str> {
-    let doc = verified.document();
-    let checks: [(&'static str, bool); 5] = [
-        (
-            "aws_account",
-            rule.aws_account.is_empty() || rule.aws_account == doc.account_id.as_str(),
-        ),
-        (
-            "aws_regions",
-            any_or_equal(&rule.aws_regions, doc.region.as_str()),
-        ),
-        (
-            "aws_image_ids",
-            any_or_equal(&rule.aws_image_ids, &doc.image_id),
-        ),
-        (
-            "aws_instance_types",
-            any_or_equal(&rule.aws_instance_types, &doc.instance_type),
-        ),
-        (
-            "aws_availability_zones",
-            any_or_equal(&rule.aws_availability_zones, &doc.availability_zone),
-        ),
-    ];
-    checks
-        .into_iter()
-        .find_map(|(field, ok)| (!ok).then_some(field))
-}
-
-/// An empty list allows anything; otherwise the value must equal an entry.
-pub(crate) fn any_or_equal(allowed: &[String], value: &str) -> bool {
-    allowed.is_empty() || allowed.iter().any(|a| a == value)
-}
-
-/// Vault's ARN bound: equal to an entry, or starting with an entry's text before a final `*`.
-pub(crate) fn any_or_prefix(allowed: &[String], value: &str) -> bool {
-    allowed.is_empty()
-        || allowed.iter().any(|a| match a.strip_suffix('*') {
-            Some(prefix) => value.starts_with(prefix),
-            None => a == value,
-        })
-}
-
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
+    fn read(value: serde_json::Value) -> Result<AllowRule, ConfigError> {
+        AllowRule::from_value(value, "spec.allow[0]")
+    }
+
     #[test]
-    fn list_matching() {
-        let list = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert!(any_or_equal(&[], "x"));
-        assert!(any_or_equal(&list(&["a", "x"]), "x"));
-        assert!(!any_or_equal(&list(&["a"]), "x"));
-        assert!(!any_or_equal(&list(&["x*"]), "xy"));
-        assert!(any_or_prefix(
-            &list(&["arn:aws:iam::1:instance-profile/web-*"]),
-            "arn:aws:iam::1:instance-profile/web-1"
-        ));
-        assert!(!any_or_prefix(
-            &list(&["arn:aws:iam::1:instance-profile/web-*"]),
-            "arn:aws:iam::1:instance-profile/db"
-        ));
-        assert!(any_or_prefix(&list(&["exact"]), "exact"));
-        assert!(!any_or_prefix(&list(&["exact"]), "exactly"));
-        assert!(any_or_prefix(&list(&["*"]), "anything"));
-        assert!(any_or_prefix(&[], "anything"));
+    fn every_rule_is_bound_to_an_account() {
+        let role = "arn:aws:iam::999999999999:role/x";
+        let rule = read(json!({ "aws_role": role })).unwrap();
+        assert_eq!(rule.aws_account().as_str(), "999999999999");
+        assert_eq!(rule.aws_role().map(RoleArn::as_str), Some(role));
         assert_eq!(
-            RuleMismatch {
-                rule: 2,
-                field: "aws_regions"
-            }
-            .to_string(),
-            "rule 2: aws_regions"
+            read(json!({"aws_account": "111111111111", "aws_role": role})),
+            Err(ConfigError::RoleAccountMismatch {
+                rule: "spec.allow[0]".into(),
+                account: "111111111111".parse().unwrap(),
+                role: role.parse().unwrap(),
+            })
         );
+        assert_eq!(
+            read(json!({"aws_regions": ["us-east-1"]})),
+            Err(ConfigError::MissingAccount {
+                rule: "spec.allow[0]".into()
+            })
+        );
+        let account = AllowRule::account("111111111111".parse().unwrap());
+        assert!(matches!(
+            account.clone().with_role(role.parse().unwrap()),
+            Err(ConfigError::RoleAccountMismatch { .. })
+        ));
+        let bound = account
+            .with_role("arn:aws:iam::111111111111:role/r".parse().unwrap())
+            .unwrap();
+        assert!(bound.aws_role().is_some());
+    }
+
+    #[test]
+    fn fields_are_typed_and_known() {
+        let invalid = |value| match read(value) {
+            Err(ConfigError::InvalidField { field, reason }) => format!("{field}: {reason}"),
+            other => panic!("{other:?}"),
+        };
+        assert!(invalid(json!({"aws_role": "not-an-arn"})).starts_with("spec.allow[0].aws_role:"));
+        assert!(
+            invalid(json!({"aws_account": "111111111111", "aws_regions": ["us-east1"]}))
+                .starts_with("spec.allow[0].aws_regions[0]: \"us-east1\" is not a valid region")
+        );
+        assert!(
+            invalid(json!({"aws_account": "111111111111", "aws_arn": "x"})).contains("aws_arn")
+        );
+        assert!(matches!(
+            read(json!({"aws_account": "111111111111", "aws_region": ["us-west-2"]})),
+            Err(ConfigError::UnknownField {
+                did_you_mean: Some("aws_regions"),
+                ..
+            })
+        ));
+        let full = json!({
+            "aws_account": "123456789012",
+            "aws_regions": ["us-east-1"],
+            "aws_role": "arn:aws:iam::123456789012:role/r",
+            "aws_image_ids": ["ami-0123456789abcdef0"],
+            "aws_instance_types": ["t3.micro"],
+            "aws_availability_zones": ["us-east-1a"],
+            "aws_vpc_ids": ["vpc-0123456789abcdef0"],
+            "aws_subnet_ids": ["subnet-0123456789abcdef0"],
+            "aws_iam_instance_profile_arns": ["arn:aws:iam::123456789012:instance-profile/*"],
+        });
+        let rule = read(full.clone()).unwrap();
+        assert!(rule.has_lookup_bounds());
+        assert_eq!(serde_json::to_value(&rule).unwrap(), full, "round trip");
+    }
+
+    #[test]
+    fn rule_mismatch_display() {
+        let mismatch = RuleMismatch {
+            rule: 2,
+            field: "aws_regions",
+        };
+        assert_eq!(mismatch.to_string(), "rule 2: aws_regions");
+        assert!(any_or_equal::<&str>(&[], "x"));
+        assert!(!any_or_equal(&["a"], "x"));
     }
 }

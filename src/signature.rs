@@ -8,8 +8,9 @@ use subtle::ConstantTimeEq as _;
 
 use crate::b64;
 use crate::ber;
-use crate::document::{IdentityDocument, Region};
+use crate::document::IdentityDocument;
 use crate::error::Error;
+use crate::ids::Region;
 use crate::input::{VerifyOptions, detect_cms_format};
 use crate::oids;
 use crate::pkcs7::{AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData};

@@ -1,17 +1,24 @@
 //! Teleport's join token (`kind: token`, `version: v2`) for the `ec2` method, as serde types.
 //!
 //! The crate only needs serde: read YAML with any serde YAML crate, JSON with serde_json.
+//! Reading refuses fields Teleport's token does not have (naming the nearest known one) and
+//! values of the wrong shape; [`TokenSpec::validate`] then applies Teleport's rules.
 
 use core::fmt;
 use core::time::Duration;
 
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::document::{AccountId, Region};
-use crate::error::Error;
+use crate::error::ConfigError;
+use crate::fields::Fields;
+use crate::rules::AllowRule;
 
 /// Teleport's default `aws_iid_ttl`: documents of instances launched longer ago are refused.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// The shortest TTL accepted: anything shorter is a bare number read as nanoseconds.
+pub const MIN_TTL: Duration = Duration::from_secs(1);
 
 /// A whole token resource, as `tctl create` takes it.
 ///
@@ -20,17 +27,17 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 ///     "kind": "token", "version": "v2", "metadata": {"name": "ec2-token"},
 ///     "spec": {"roles": ["Node"], "join_method": "ec2",
 ///              "allow": [{"aws_account": "111111111111"}]}}"#)?;
-/// assert_eq!(token.spec.validate()?.aws_iid_ttl.get(), ec2_iid::DEFAULT_TTL);
+/// assert_eq!(token.validate()?.aws_iid_ttl.get(), ec2_iid::DEFAULT_TTL);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[non_exhaustive]
-#[derive(Clone, Debug, Eq, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Eq, PartialEq, Serialize)]
 pub struct TokenResource {
     /// `token`.
     pub kind: String,
     /// `v2`.
     pub version: String,
-    /// The token's name (not a secret for `ec2` tokens).
+    /// The token's name and expiry.
     pub metadata: TokenMetadata,
     /// The join rules.
     pub spec: TokenSpec,
@@ -40,54 +47,129 @@ impl TokenResource {
     /// Checks `kind` and `version`, then validates the spec (see [`TokenSpec::validate`]).
     ///
     /// # Errors
-    /// [`Error::InvalidToken`] naming the first problem.
-    pub fn validate(&self) -> Result<TokenSpec, Error> {
+    /// [`ConfigError::InvalidField`] for a wrong kind or version; as [`TokenSpec::validate`].
+    pub fn validate(&self) -> Result<TokenSpec, ConfigError> {
         if self.kind != "token" {
-            return Err(invalid(format!(
-                "kind is {:?}, expected \"token\"",
-                self.kind
-            )));
+            return Err(invalid(
+                "kind",
+                format!("is {:?}: write kind: token", self.kind),
+            ));
         }
         if self.version != "v2" {
-            return Err(invalid(format!(
-                "version is {:?}, expected \"v2\"",
-                self.version
-            )));
+            return Err(invalid(
+                "version",
+                format!("is {:?}: write version: v2", self.version),
+            ));
         }
         self.spec.validate()
     }
 }
 
-/// The resource's metadata; only the name matters here.
+impl<'de> Deserialize<'de> for TokenResource {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        const KNOWN: [&str; 4] = ["kind", "version", "metadata", "spec"];
+        let value = serde_json::Value::deserialize(d)?;
+        let read = || -> Result<Self, ConfigError> {
+            let mut fields = Fields::new(value, "", &KNOWN, &["sub_kind", "status"])?;
+            let metadata = fields
+                .value::<serde_json::Value>("metadata")?
+                .unwrap_or_default();
+            let spec = fields
+                .value::<serde_json::Value>("spec")?
+                .unwrap_or_default();
+            Ok(Self {
+                kind: fields.value("kind")?.unwrap_or_default(),
+                version: fields.value("version")?.unwrap_or_default(),
+                metadata: TokenMetadata::from_value(metadata)?,
+                spec: TokenSpec::from_value(spec)?,
+            })
+        };
+        read().map_err(serde::de::Error::custom)
+    }
+}
+
+/// The resource's metadata: its name and when it expires.
 #[non_exhaustive]
-#[derive(Clone, Debug, Default, Eq, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Eq, PartialEq, Serialize)]
 pub struct TokenMetadata {
-    /// The token's name.
+    /// The token's name (not a secret for `ec2` tokens).
     pub name: String,
-    /// When the token expires, as written (RFC 3339); the auth server enforces it.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub expires: Option<String>,
+    /// When the token stops admitting anyone (RFC 3339); the [`Verifier`](crate::Verifier)
+    /// built from the token refuses documents from then on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expires: Option<DateTime<Utc>>,
+}
+
+impl TokenMetadata {
+    fn from_value(value: serde_json::Value) -> Result<Self, ConfigError> {
+        const KNOWN: [&str; 2] = ["name", "expires"];
+        const TELEPORT: [&str; 5] = ["description", "labels", "namespace", "revision", "id"];
+        if value.is_null() {
+            return Err(invalid(
+                "metadata",
+                "is missing: give the token a name".into(),
+            ));
+        }
+        let mut fields = Fields::new(value, "metadata", &KNOWN, &TELEPORT)?;
+        let expires = fields
+            .value::<String>("expires")?
+            .map(|text| {
+                DateTime::parse_from_rfc3339(&text)
+                    .map(|t| t.with_timezone(&Utc))
+                    .map_err(|e| {
+                        invalid(
+                            "metadata.expires",
+                            format!("{e}: write an RFC 3339 time such as \"2030-01-01T00:00:00Z\""),
+                        )
+                    })
+            })
+            .transpose()?;
+        Ok(Self {
+            name: fields.value("name")?.unwrap_or_default(),
+            expires,
+        })
+    }
 }
 
 /// The `spec` of a token: roles, join method, TTL and allow rules.
 ///
-/// Unknown fields (`bot_name`, `suggested_labels`, ...) are ignored.
+/// Teleport's other spec fields (`bot_name`, `suggested_labels`, the other join methods'
+/// settings, ...) are accepted and ignored; any other field is refused.
 #[non_exhaustive]
-#[derive(Clone, Debug, Default, Eq, PartialEq, Deserialize, Serialize)]
+#[derive(Clone, Debug, Default, Eq, PartialEq, Serialize)]
 pub struct TokenSpec {
     /// System roles the joining host gets (`Node`, `Proxy`, ...); the auth server applies them.
-    #[serde(default)]
     pub roles: Vec<String>,
     /// `ec2`; empty means `ec2` when allow rules exist, as Teleport does.
-    #[serde(default)]
     pub join_method: String,
     /// How long after `pendingTime` a document is accepted; 0 or absent means 5 minutes.
-    #[serde(default)]
     pub aws_iid_ttl: IidTtl,
     /// The allow rules; the first that matches wins.
-    #[serde(default)]
     pub allow: Vec<AllowRule>,
 }
+
+/// The fields of Teleport's `ProvisionTokenSpecV2` that an `ec2` token does not use.
+const TELEPORT_SPEC_FIELDS: [&str; 19] = [
+    "bot_name",
+    "suggested_labels",
+    "suggested_agent_matcher_labels",
+    "github",
+    "circleci",
+    "gitlab",
+    "kubernetes",
+    "azure",
+    "azure_devops",
+    "gcp",
+    "spacelift",
+    "tpm",
+    "terraform_cloud",
+    "bitbucket",
+    "oracle",
+    "bound_keypair",
+    "env0",
+    "integration",
+    "assigned_labels",
+];
 
 impl TokenSpec {
     /// An `ec2` spec with these rules and the default TTL.
@@ -100,172 +182,76 @@ impl TokenSpec {
         }
     }
 
+    fn from_value(value: serde_json::Value) -> Result<Self, ConfigError> {
+        const KNOWN: [&str; 4] = ["roles", "join_method", "aws_iid_ttl", "allow"];
+        let mut fields = Fields::new(value, "spec", &KNOWN, &TELEPORT_SPEC_FIELDS)?;
+        let allow = fields
+            .value::<Vec<serde_json::Value>>("allow")?
+            .unwrap_or_default()
+            .into_iter()
+            .enumerate()
+            .map(|(index, rule)| AllowRule::from_value(rule, &format!("spec.allow[{index}]")))
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            roles: fields.value("roles")?.unwrap_or_default(),
+            join_method: fields.value("join_method")?.unwrap_or_default(),
+            aws_iid_ttl: fields.value("aws_iid_ttl")?.unwrap_or_default(),
+            allow,
+        })
+    }
+
     /// Applies Teleport's defaults and checks, returning the normalised spec.
     ///
     /// `join_method` becomes `ec2` when empty with allow rules; the method must be `ec2`; there
-    /// must be allow rules; each rule sets `aws_account` or `aws_role` and not `aws_arn`;
-    /// accounts and regions must be well-formed; the TTL defaults to 5 minutes.
+    /// must be allow rules (each already names an account, see [`AllowRule`]); the TTL
+    /// defaults to 5 minutes when zero and is at least [`MIN_TTL`] otherwise.
     ///
     /// # Errors
-    /// [`Error::InvalidToken`] naming the first problem, in Teleport's words where it has them.
-    pub fn validate(&self) -> Result<Self, Error> {
+    /// [`ConfigError::InvalidField`] for another join method, [`ConfigError::NoAllowRules`],
+    /// [`ConfigError::TtlTooShort`].
+    pub fn validate(&self) -> Result<Self, ConfigError> {
         let mut spec = self.clone();
         if spec.join_method.is_empty() && !spec.allow.is_empty() {
             spec.join_method = String::from("ec2");
         }
         if spec.join_method != "ec2" {
-            return Err(invalid(format!(
-                "join method {:?} is not supported, only \"ec2\"",
-                spec.join_method
-            )));
-        }
-        if spec.allow.is_empty() {
             return Err(invalid(
-                "the \"ec2\" join method requires defined token allow rules".into(),
+                "spec.join_method",
+                format!(
+                    "{:?} is not supported: write join_method: ec2",
+                    spec.join_method
+                ),
             ));
         }
-        for (index, rule) in spec.allow.iter().enumerate() {
-            rule.validate()
-                .map_err(|reason| invalid(format!("allow rule {index}: {reason}")))?;
+        if spec.allow.is_empty() {
+            return Err(ConfigError::NoAllowRules {
+                field: "spec.allow",
+            });
         }
-        if spec.aws_iid_ttl.0.is_zero() {
+        let ttl = spec.aws_iid_ttl.get();
+        if ttl.is_zero() {
             spec.aws_iid_ttl = IidTtl(DEFAULT_TTL);
+        } else if ttl < MIN_TTL {
+            return Err(ConfigError::TtlTooShort {
+                field: "spec.aws_iid_ttl",
+                ttl,
+            });
         }
         Ok(spec)
     }
 }
 
-fn invalid(reason: String) -> Error {
-    Error::InvalidToken { reason }
+impl<'de> Deserialize<'de> for TokenSpec {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = serde_json::Value::deserialize(d)?;
+        Self::from_value(value).map_err(serde::de::Error::custom)
+    }
 }
 
-/// One allow rule: Teleport's `aws_account`, `aws_regions`, `aws_role`, plus optional bounds.
-///
-/// An empty field matches anything; every set field must match (AND across fields, OR within
-/// a list). The document bounds (`aws_image_ids`, `aws_instance_types`,
-/// `aws_availability_zones`) are checked with the signature; the lookup bounds
-/// (`aws_vpc_ids`, `aws_subnet_ids`, `aws_iam_instance_profile_arns`, the latter exact or a
-/// prefix when ending in `*`, as Vault does) need [`InstanceFacts`](crate::InstanceFacts).
-///
-/// ```
-/// let rule = ec2_iid::AllowRule::account("111111111111")?
-///     .with_regions(["us-west-2".parse()?, "us-east-1".parse()?]);
-/// assert_eq!(rule.aws_regions.len(), 2);
-/// # Ok::<(), ec2_iid::Error>(())
-/// ```
-#[non_exhaustive]
-#[derive(Clone, Debug, Default, Eq, PartialEq, Deserialize, Serialize)]
-pub struct AllowRule {
-    /// The instance's account must be this one (12 digits).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub aws_account: String,
-    /// The instance's region must be one of these.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aws_regions: Vec<String>,
-    /// Role ARN to assume for `DescribeInstances` (instances in other accounts).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub aws_role: String,
-    /// Teleport's IAM-method field: refused for `ec2`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub aws_arn: String,
-    /// The document's `imageId` must be one of these.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aws_image_ids: Vec<String>,
-    /// The document's `instanceType` must be one of these.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aws_instance_types: Vec<String>,
-    /// The document's `availabilityZone` must be one of these.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aws_availability_zones: Vec<String>,
-    /// The instance's VPC (from `DescribeInstances`) must be one of these.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aws_vpc_ids: Vec<String>,
-    /// The instance's subnet (from `DescribeInstances`) must be one of these.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aws_subnet_ids: Vec<String>,
-    /// The instance profile ARN (from `DescribeInstances`) must equal one of these, or start
-    /// with one that ends in `*`.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub aws_iam_instance_profile_arns: Vec<String>,
-}
-
-impl AllowRule {
-    pub(crate) const EMPTY: Self = Self {
-        aws_account: String::new(),
-        aws_regions: Vec::new(),
-        aws_role: String::new(),
-        aws_arn: String::new(),
-        aws_image_ids: Vec::new(),
-        aws_instance_types: Vec::new(),
-        aws_availability_zones: Vec::new(),
-        aws_vpc_ids: Vec::new(),
-        aws_subnet_ids: Vec::new(),
-        aws_iam_instance_profile_arns: Vec::new(),
-    };
-
-    /// A rule for one account.
-    ///
-    /// # Errors
-    /// [`Error::InvalidIdentifier`] unless `account` is 12 digits.
-    pub fn account(account: &str) -> Result<Self, Error> {
-        let account: AccountId = account.parse()?;
-        Ok(Self {
-            aws_account: account.to_string(),
-            ..Self::default()
-        })
-    }
-
-    /// Restricts the rule to these regions.
-    #[must_use]
-    pub fn with_regions(mut self, regions: impl IntoIterator<Item = Region>) -> Self {
-        self.aws_regions = regions.into_iter().map(|r| r.to_string()).collect();
-        self
-    }
-
-    /// Sets the role to assume for `DescribeInstances`.
-    #[must_use]
-    pub fn with_role(mut self, role_arn: impl Into<String>) -> Self {
-        self.aws_role = role_arn.into();
-        self
-    }
-
-    /// The role to assume, if set.
-    #[must_use]
-    pub fn role(&self) -> Option<&str> {
-        Some(self.aws_role.as_str()).filter(|r| !r.is_empty())
-    }
-
-    /// Whether the rule constrains anything that only `DescribeInstances` knows.
-    #[must_use]
-    pub fn has_lookup_bounds(&self) -> bool {
-        !(self.aws_vpc_ids.is_empty()
-            && self.aws_subnet_ids.is_empty()
-            && self.aws_iam_instance_profile_arns.is_empty())
-    }
-
-    fn validate(&self) -> Result<(), String> {
-        if !self.aws_arn.is_empty() {
-            return Err(
-                "the \"ec2\" join method does not support the \"aws_arn\" parameter".into(),
-            );
-        }
-        if self.aws_account.is_empty() && self.aws_role.is_empty() {
-            return Err(
-                "allow rule for \"ec2\" join method must set \"aws_account\" or \"aws_role\""
-                    .into(),
-            );
-        }
-        if !self.aws_account.is_empty() && self.aws_account.parse::<AccountId>().is_err() {
-            return Err("aws_account is not a 12-digit account id".into());
-        }
-        if let Some(bad) = self
-            .aws_regions
-            .iter()
-            .find(|r| r.parse::<Region>().is_err())
-        {
-            return Err(format!("aws_regions has an invalid region {bad:?}"));
-        }
-        Ok(())
+fn invalid(field: &str, reason: String) -> ConfigError {
+    ConfigError::InvalidField {
+        field: field.to_owned(),
+        reason,
     }
 }
 
@@ -389,15 +375,10 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
         } else {
             int_part.parse().map_err(|_| err("number too large"))?
         };
-        let mut nanos = whole
+        let nanos = whole
             .checked_mul(unit_nanos)
+            .and_then(|n| n.checked_add(fraction_nanos(frac_part, unit_nanos)))
             .ok_or_else(|| err("overflow"))?;
-        // Fraction: digits beyond what nanoseconds can hold are dropped, as Go does.
-        let mut scale = unit_nanos;
-        for digit in frac_part.bytes().take(30) {
-            scale /= 10;
-            nanos += u128::from(digit - b'0') * scale;
-        }
         total = total.checked_add(nanos).ok_or_else(|| err("overflow"))?;
         if total > MAX_NANOS {
             return Err(err("overflow"));
@@ -407,6 +388,21 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let secs = u64::try_from(total / 1_000_000_000).map_err(|_| err("overflow"))?;
     let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| err("overflow"))?;
     Ok(Duration::new(secs, nanos))
+}
+
+/// The nanoseconds of a fraction `.<digits>` of `unit_nanos`, digits past nanosecond precision
+/// dropped (as Go does). At most `unit_nanos` (an hour in nanoseconds), so it cannot overflow.
+fn fraction_nanos(digits: &str, unit_nanos: u128) -> u128 {
+    let mut scale = unit_nanos;
+    let mut nanos: u128 = 0;
+    for digit in digits.bytes() {
+        scale /= 10;
+        if scale == 0 {
+            break;
+        }
+        nanos = nanos.saturating_add(u128::from(digit.saturating_sub(b'0')).saturating_mul(scale));
+    }
+    nanos
 }
 
 #[cfg(test)]
@@ -448,6 +444,14 @@ mod tests {
         ] {
             assert!(parse_go_duration(bad).is_err(), "{bad}");
         }
+        // Long fractions and huge numbers end in a value or an error, never a panic or a wrap.
+        let long_fraction = format!("1.{}h", "9".repeat(10_000));
+        let parsed = parse_go_duration(&long_fraction).unwrap();
+        assert!(parsed > Duration::from_secs(7199) && parsed < Duration::from_secs(7200));
+        let huge = format!("{}h", "9".repeat(38));
+        assert!(parse_go_duration(&huge).is_err());
+        let sum = "2562047h".repeat(2) + "1h";
+        assert!(parse_go_duration(&sum).is_err());
     }
 
     #[test]
@@ -461,15 +465,8 @@ mod tests {
         assert!(serde_json::from_str::<TokenSpec>(r#"{"aws_iid_ttl": true}"#).is_err());
     }
 
-    fn spec(json: &str) -> Result<TokenSpec, Error> {
+    fn spec(json: &str) -> Result<TokenSpec, ConfigError> {
         serde_json::from_str::<TokenSpec>(json).unwrap().validate()
-    }
-
-    fn reason(result: Result<TokenSpec, Error>) -> String {
-        match result {
-            Err(Error::InvalidToken { reason }) => reason,
-            other => panic!("expected InvalidToken, got {other:?}"),
-        }
     }
 
     #[test]
@@ -477,65 +474,112 @@ mod tests {
         let ok = spec(r#"{"allow": [{"aws_account": "111111111111"}]}"#).unwrap();
         assert_eq!(ok.join_method, "ec2");
         assert_eq!(ok.aws_iid_ttl.get(), DEFAULT_TTL);
-        let role_only =
-            spec(r#"{"join_method": "ec2", "allow": [{"aws_role": "arn:aws:iam::1:role/r"}]}"#);
-        assert!(role_only.is_ok());
+        let role_only = spec(
+            r#"{"join_method": "ec2", "allow": [{"aws_role": "arn:aws:iam::111111111111:role/r"}]}"#,
+        )
+        .unwrap();
+        assert_eq!(role_only.allow[0].aws_account().as_str(), "111111111111");
 
-        assert!(reason(spec(r#"{"join_method": "ec2"}"#)).contains("requires defined token allow"));
-        assert!(reason(spec(r#"{}"#)).contains("not supported"));
-        assert!(
-            reason(spec(
-                r#"{"join_method": "iam", "allow": [{"aws_account": "111111111111"}]}"#
-            ))
-            .contains("\"iam\"")
+        assert_eq!(
+            spec(r#"{"join_method": "ec2"}"#),
+            Err(ConfigError::NoAllowRules {
+                field: "spec.allow"
+            })
         );
         assert!(
-            reason(spec(r#"{"allow": [{"aws_regions": ["us-east-1"]}]}"#))
-                .contains("must set \"aws_account\" or \"aws_role\"")
+            spec(r#"{}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("not supported")
         );
-        assert!(reason(spec(
-            r#"{"allow": [{"aws_account": "111111111111", "aws_arn": "arn:aws:iam::1:role/x"}]}"#
-        ))
-        .contains("aws_arn"));
-        assert!(reason(spec(r#"{"allow": [{"aws_account": "1111"}]}"#)).contains("12-digit"));
         assert!(
-            reason(spec(
-                r#"{"allow": [{"aws_account": "111111111111", "aws_regions": ["Nowhere"]}]}"#
-            ))
-            .contains("invalid region")
+            spec(r#"{"join_method": "iam", "allow": [{"aws_account": "111111111111"}]}"#)
+                .unwrap_err()
+                .to_string()
+                .starts_with("spec.join_method: \"iam\"")
+        );
+        assert_eq!(
+            spec(r#"{"allow": [{"aws_account": "111111111111"}], "aws_iid_ttl": 300}"#),
+            Err(ConfigError::TtlTooShort {
+                field: "spec.aws_iid_ttl",
+                ttl: Duration::from_nanos(300)
+            })
+        );
+        assert!(
+            spec(r#"{"allow": [{"aws_account": "111111111111"}], "aws_iid_ttl": "1s"}"#).is_ok()
         );
     }
 
     #[test]
-    fn resource_kind_and_version() {
-        let json = |kind: &str, version: &str| {
+    fn reading_refuses_what_teleport_does_not_have() {
+        let read = |json: &str| {
+            serde_json::from_str::<TokenSpec>(json)
+                .unwrap_err()
+                .to_string()
+        };
+        assert!(
+            read(r#"{"allow": [{"aws_account": "111111111111"}, {"aws_account": "111111111111", "aws_region": ["us-west-2"]}]}"#)
+                .starts_with("unknown field spec.allow[1].aws_region: did you mean aws_regions?"),
+        );
+        assert!(
+            read(r#"{"alow": []}"#).starts_with("unknown field spec.alow: did you mean allow?")
+        );
+        assert!(
+            read(r#"{"allow": [{"aws_account": "1111"}]}"#)
+                .starts_with("spec.allow[0].aws_account:")
+        );
+        assert!(read(r#"{"allow": {}}"#).starts_with("spec.allow:"));
+        let teleport = serde_json::from_str::<TokenSpec>(
+            r#"{"bot_name": "b", "suggested_labels": {"a": ["b"]}, "allow": [{"aws_account": "111111111111"}]}"#,
+        );
+        assert!(teleport.is_ok(), "{teleport:?}");
+    }
+
+    #[test]
+    fn resource_kind_version_and_expiry() {
+        let json = |kind: &str, version: &str, extra: &str| {
             format!(
-                r#"{{"kind": "{kind}", "version": "{version}", "metadata": {{"name": "t"}},
+                r#"{{"kind": "{kind}", "version": "{version}", "metadata": {{"name": "t"{extra}}},
                     "spec": {{"allow": [{{"aws_account": "111111111111"}}]}}}}"#
             )
         };
-        let ok: TokenResource = serde_json::from_str(&json("token", "v2")).unwrap();
+        let ok: TokenResource = serde_json::from_str(&json("token", "v2", "")).unwrap();
         assert!(ok.validate().is_ok());
-        let bad: TokenResource = serde_json::from_str(&json("role", "v2")).unwrap();
-        assert!(reason(bad.validate()).contains("kind"));
-        let bad: TokenResource = serde_json::from_str(&json("token", "v3")).unwrap();
-        assert!(reason(bad.validate()).contains("version"));
+        assert_eq!(ok.metadata.expires, None);
+        let field = |r: Result<TokenSpec, ConfigError>| match r {
+            Err(ConfigError::InvalidField { field, .. }) => field,
+            other => panic!("{other:?}"),
+        };
+        let bad: TokenResource = serde_json::from_str(&json("role", "v2", "")).unwrap();
+        assert_eq!(field(bad.validate()), "kind");
+        let bad: TokenResource = serde_json::from_str(&json("token", "v3", "")).unwrap();
+        assert_eq!(field(bad.validate()), "version");
+        let expiring: TokenResource = serde_json::from_str(&json(
+            "token",
+            "v2",
+            r#", "expires": "2030-01-01T01:00:00+01:00""#,
+        ))
+        .unwrap();
+        assert_eq!(
+            expiring.metadata.expires,
+            Some("2030-01-01T00:00:00Z".parse().unwrap())
+        );
+        let err =
+            serde_json::from_str::<TokenResource>(&json("token", "v2", r#", "expires": "soon""#))
+                .unwrap_err()
+                .to_string();
+        assert!(err.starts_with("metadata.expires:"), "{err}");
+        let err = serde_json::from_str::<TokenResource>(&json("token", "v2", r#", "expire": "x""#))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("unknown field metadata.expire: did you mean expires?"),
+            "{err}"
+        );
     }
 
     #[test]
-    fn rule_helpers() {
-        let rule = AllowRule::account("111111111111")
-            .unwrap()
-            .with_role("arn:aws:iam::1:role/r");
-        assert_eq!(rule.role(), Some("arn:aws:iam::1:role/r"));
-        assert!(!rule.has_lookup_bounds());
-        assert!(AllowRule::default().role().is_none());
-        assert!(AllowRule::account("x").is_err());
-        let serialized = serde_json::to_string(&rule).unwrap();
-        assert_eq!(
-            serialized,
-            r#"{"aws_account":"111111111111","aws_role":"arn:aws:iam::1:role/r"}"#
-        );
+    fn ttl_serializes_exactly() {
         assert_eq!(
             serde_json::to_string(&IidTtl::new(Duration::from_secs(90))).unwrap(),
             "\"90000ms\""

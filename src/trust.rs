@@ -13,8 +13,8 @@ use x509_parser::prelude::FromDer as _;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::crypto::RsaVerifyingKey;
-use crate::document::Region;
 use crate::error::Error;
+use crate::ids::Region;
 use crate::legacy::{DsaVerifyingKey, RsaSha1Key};
 
 /// Which IMDS signature a certificate verifies (and which format a blob is in).
@@ -49,12 +49,12 @@ impl Format {
         }
     }
 
-    /// Smallest RSA modulus accepted for the format, in bytes: 2048 bits, except 1024 for
+    /// Smallest RSA modulus accepted for the format, in bits: 2048, except 1024 for
     /// `/signature`, whose keys AWS never upgraded.
-    fn min_rsa_modulus_len(self) -> usize {
+    fn min_rsa_modulus_bits(self) -> u32 {
         match self {
-            Self::Rsa2048 | Self::Pkcs7 => 256,
-            Self::Signature => 128,
+            Self::Rsa2048 | Self::Pkcs7 => 2048,
+            Self::Signature => 1024,
         }
     }
 }
@@ -349,6 +349,13 @@ impl TrustStore {
         self.keys.iter().flat_map(|key| key.certificates.iter())
     }
 
+    /// Whether some key, of any format, is trusted for `region`: a rule naming a region no key
+    /// covers could never admit anyone there.
+    #[must_use]
+    pub fn covers_region(&self, region: &Region) -> bool {
+        self.keys.iter().any(|key| key.covers(region))
+    }
+
     /// Whether some key is trusted for `format`.
     #[must_use]
     pub fn has_format(&self, format: Format) -> bool {
@@ -604,7 +611,7 @@ fn parse_key(format: Format, der: &[u8]) -> Result<KeyMaterial, Error> {
     let algorithm = &spki.algorithm.algorithm;
     if *algorithm == OID_PKCS1_RSAENCRYPTION {
         let key = RsaVerifyingKey::from_public_key_der(der)?;
-        if key.modulus_len() < format.min_rsa_modulus_len() {
+        if key.modulus_bits() < format.min_rsa_modulus_bits() {
             return Err(bad(
                 "RSA key too small for the format (rsa2048 and pkcs7 need 2048 bits)",
             ));

@@ -1,50 +1,68 @@
-//! The one-call join check: build once, share across threads, call per request.
+//! The join check: build a [`Verifier`] once, then per request `verify` a document into a
+//! [`PendingJoin`] and check the instance into the [`JoinOutcome`] that grants the join.
 
 use core::convert::Infallible;
-use core::future::Future;
 use core::time::Duration;
-use std::collections::HashSet;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::document::IdentityDocument;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::facts::check_instance_facts;
 use crate::input::{SignedInput, VerifyOptions, verify_input};
 use crate::lookup::{InstanceFacts, InstanceLookup, InstanceQuery};
-use crate::rules::match_allow_rules;
+use crate::registry::{JoinClaim, JoinRegistry};
+use crate::rules::{AllowRule, match_allow_rules};
 use crate::signature::VerifiedDocument;
-use crate::token::{AllowRule, DEFAULT_TTL, TokenSpec};
+use crate::token::{DEFAULT_TTL, MIN_TTL, TokenResource, TokenSpec};
 use crate::trust::TrustStore;
 use crate::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
 
 /// Verifies identity documents against a trust store and a token's rules.
 ///
 /// Built once with [`Verifier::builder`]; `Send + Sync`, so share it (e.g. in an `Arc`).
-/// [`Verifier::verify`] is sync and cheap (one RSA verification); [`Verifier::check_instance`]
-/// adds the `DescribeInstances` check through your [`InstanceLookup`].
+/// [`Verifier::verify`] is sync and cheap (one RSA verification) and returns a
+/// [`PendingJoin`]: signed, matched and fresh, but not yet a join. Only its instance check
+/// ([`PendingJoin::check_instance`], or [`PendingJoin::check_facts`] with facts you fetched)
+/// gives the [`JoinOutcome`] whose host id may join:
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
 /// use ec2_iid::{AllowRule, Format, InstanceFacts, InstanceState, TrustStore, Verifier};
 ///
-/// let mut trust = TrustStore::aws();
+/// let mut trust = TrustStore::empty();
 /// trust.add_pem(Format::Rsa2048, include_bytes!("../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?])?;
 /// let verifier = Verifier::builder(trust)
-///     .allow(AllowRule::account("123456789012")?)
+///     .allow(AllowRule::account("123456789012".parse()?))
 ///     .build()?;
 ///
 /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
-/// let joined = verifier.verify(include_bytes!("../tests/data/gen/rsa2048.b64"), now)?;
-/// assert_eq!(joined.host_id(), "123456789012-i-0123456789abcdef0");
+/// let pending = verifier.verify(include_bytes!("../tests/data/gen/rsa2048.b64"), now)?;
 ///
 /// // Facts from your own DescribeInstances call (or use `check_instance` with a lookup).
-/// let facts = InstanceFacts::new("i-0123456789abcdef0", InstanceState::Running);
-/// let outcome = verifier.check_facts(&joined, Some(&facts))?;
-/// assert_eq!(outcome.host_id, "123456789012-i-0123456789abcdef0");
-/// # Ok::<(), ec2_iid::Error>(())
+/// let mut facts = InstanceFacts::new("i-0123456789abcdef0", InstanceState::Running);
+/// facts.owner_id = Some("123456789012".into());
+/// let outcome = pending.check_facts(Some(&facts))?;
+/// assert_eq!(outcome.host_id(), "123456789012-i-0123456789abcdef0");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// The pending value has no host id, so it cannot be mistaken for a join:
+///
+/// ```compile_fail
+/// # use chrono::{TimeZone, Utc};
+/// # use ec2_iid::{AllowRule, Format, TrustStore, Verifier};
+/// # let mut trust = TrustStore::empty();
+/// # trust.add_pem(Format::Rsa2048, include_bytes!("../tests/data/testca/testca.pem"),
+/// #     ["us-east-1".parse()?])?;
+/// # let verifier = Verifier::builder(trust)
+/// #     .allow(AllowRule::account("123456789012".parse()?)).build()?;
+/// # let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
+/// let pending = verifier.verify(include_bytes!("../tests/data/gen/rsa2048.b64"), now)?;
+/// let host_id = pending.host_id(); // error: no method `host_id` on `PendingJoin`
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug)]
 pub struct Verifier {
@@ -54,19 +72,27 @@ pub struct Verifier {
     ttl: Duration,
     max_future_skew: Duration,
     root_volume_check: bool,
+    expires: Option<DateTime<Utc>>,
 }
 
 /// Configures a [`Verifier`]; [`VerifierBuilder::build`] checks the configuration.
+///
+/// The rules and the TTL come from one place: a token ([`token`](Self::token) or
+/// [`token_spec`](Self::token_spec)), or [`allow`](Self::allow) and [`ttl`](Self::ttl). Mixing
+/// them is a [`ConfigError::Conflict`], whatever the order.
 #[derive(Clone, Debug)]
 #[must_use]
 pub struct VerifierBuilder {
     trust: TrustStore,
     options: VerifyOptions,
     rules: Vec<AllowRule>,
-    ttl: Duration,
+    rules_from: Option<&'static str>,
+    ttl: Option<Duration>,
+    ttl_from: Option<&'static str>,
     max_future_skew: Duration,
     root_volume_check: bool,
-    token_error: Option<Error>,
+    expires: Option<DateTime<Utc>>,
+    error: Option<ConfigError>,
 }
 
 impl Verifier {
@@ -80,10 +106,13 @@ impl Verifier {
             trust,
             options: VerifyOptions::default(),
             rules: Vec::new(),
-            ttl: DEFAULT_TTL,
+            rules_from: None,
+            ttl: None,
+            ttl_from: None,
             max_future_skew: DEFAULT_MAX_FUTURE_SKEW,
             root_volume_check: false,
-            token_error: None,
+            expires: None,
+            error: None,
         }
     }
 
@@ -99,6 +128,12 @@ impl Verifier {
         self.ttl
     }
 
+    /// When the token this verifier was built from expires, if it does.
+    #[must_use]
+    pub fn expires(&self) -> Option<DateTime<Utc>> {
+        self.expires
+    }
+
     /// The trust store.
     #[must_use]
     pub fn trust_store(&self) -> &TrustStore {
@@ -112,21 +147,22 @@ impl Verifier {
     }
 
     /// Parses and verifies a CMS blob (`/rsa2048`, or `/pkcs7` if allowed; the format is
-    /// detected by [`detect_cms_format`](crate::detect_cms_format)), then applies the allow
-    /// rules and the TTL. Same as [`Verifier::verify_input`] with [`SignedInput::Cms`].
+    /// detected by [`detect_cms_format`](crate::detect_cms_format)), then applies the token's
+    /// expiry, the allow rules and the TTL. Same as [`Verifier::verify_input`] with
+    /// [`SignedInput::Cms`].
     ///
     /// `now` is the caller's clock; the crate never reads one.
     ///
     /// # Errors
     /// Anything [`parse_document`](crate::parse_document),
     /// [`verify_signature_with`](crate::verify_signature_with), [`match_allow_rules`] and
-    /// [`check_ttl`] report.
-    pub fn verify(&self, blob: &[u8], now: DateTime<Utc>) -> Result<VerifiedJoin, Error> {
+    /// [`check_ttl`] report, and [`Error::TokenExpired`].
+    pub fn verify(&self, blob: &[u8], now: DateTime<Utc>) -> Result<PendingJoin<'_>, Error> {
         self.verify_input(SignedInput::Cms(blob), now)
     }
 
-    /// Verifies a signed document in any format ([`verify_input`]), then applies the allow
-    /// rules and the TTL exactly as [`Verifier::verify`] does.
+    /// Verifies a signed document in any format ([`verify_input`]), then applies the token's
+    /// expiry, the allow rules and the TTL exactly as [`Verifier::verify`] does.
     ///
     /// ```
     /// use chrono::{TimeZone, Utc};
@@ -136,158 +172,93 @@ impl Verifier {
     /// trust.add_pem(Format::Signature, include_bytes!("../tests/data/testca/testca.pem"),
     ///     ["us-east-1".parse()?])?;
     /// let verifier = Verifier::builder(trust)
-    ///     .allow(AllowRule::account("123456789012")?)
+    ///     .allow(AllowRule::account("123456789012".parse()?))
     ///     .build()?;
     /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
     /// let input = SignedInput::Signature {
     ///     document: include_bytes!("../tests/data/gen/document.json"),
     ///     signature: include_bytes!("../tests/data/gen/signature.b64"),
     /// };
-    /// let joined = verifier.verify_input(input, now)?;
-    /// assert_eq!(joined.verified().signer().format, Format::Signature);
-    /// assert_eq!(joined.host_id(), "123456789012-i-0123456789abcdef0");
-    /// # Ok::<(), ec2_iid::Error>(())
+    /// let pending = verifier.verify_input(input, now)?;
+    /// assert_eq!(pending.verified().signer().format, Format::Signature);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     ///
     /// # Errors
-    /// Anything [`verify_input`], [`match_allow_rules`] and [`check_ttl`] report.
+    /// Anything [`verify_input`], [`match_allow_rules`] and [`check_ttl`] report, and
+    /// [`Error::TokenExpired`].
     pub fn verify_input(
         &self,
         input: SignedInput<'_>,
         now: DateTime<Utc>,
-    ) -> Result<VerifiedJoin, Error> {
+    ) -> Result<PendingJoin<'_>, Error> {
+        if let Some(expires) = self.expires
+            && now >= expires
+        {
+            return Err(Error::TokenExpired { expires, now });
+        }
         let verified = verify_input(input, &self.trust, &self.options)?;
-        self.admit(verified, now)
-    }
-
-    /// Applies the allow rules and the TTL to an already verified document.
-    ///
-    /// # Errors
-    /// As [`match_allow_rules`] and [`check_ttl`].
-    pub fn admit(
-        &self,
-        verified: VerifiedDocument,
-        now: DateTime<Utc>,
-    ) -> Result<VerifiedJoin, Error> {
-        let (rule_index, _) = match_allow_rules(&verified, &self.rules)?;
+        let (rule_index, rule) = match_allow_rules(&verified, &self.rules)?;
         check_ttl(
             verified.document().pending_time,
             self.ttl,
             now,
             self.max_future_skew,
         )?;
-        Ok(VerifiedJoin {
+        Ok(PendingJoin {
+            verifier: self,
             verified,
-            rules: Arc::clone(&self.rules),
             rule_index,
+            rule,
         })
     }
 
-    /// The `DescribeInstances` query for a verified join: its account, region and instance,
-    /// and the matched rule's role.
-    #[must_use]
-    pub fn query(&self, join: &VerifiedJoin) -> InstanceQuery {
-        let doc = join.document();
-        InstanceQuery::new(
-            doc.account_id.clone(),
-            doc.instance_id.clone(),
-            doc.region.clone(),
-        )
-        .with_role_arn(join.rule().role().map(str::to_owned))
-    }
-
-    /// Checks instance facts you fetched yourself (sync; for batching or caching lookups).
-    ///
-    /// # Errors
-    /// As [`check_instance_facts`].
-    pub fn check_facts(
-        &self,
-        join: &VerifiedJoin,
-        facts: Option<&InstanceFacts>,
-    ) -> Result<JoinOutcome, Error> {
-        let rule = join.rule();
-        check_instance_facts(&join.verified, rule, facts, self.root_volume_check)?;
-        Ok(JoinOutcome {
-            host_id: join.host_id(),
-            matched_rule: join.rule_index,
-            rule: rule.clone(),
-            document: join.document().clone(),
-            facts: facts.cloned().unwrap_or_default(),
-        })
-    }
-
-    /// Asks `lookup` about the instance (assuming the matched rule's role) and checks the facts.
-    ///
-    /// # Errors
-    /// [`CheckError::Lookup`] with your lookup's error as source, or [`CheckError::Rejected`].
-    pub async fn check_instance<L: InstanceLookup>(
-        &self,
-        join: &VerifiedJoin,
-        lookup: &L,
-    ) -> Result<JoinOutcome, CheckError<L::Error>> {
-        let facts = lookup
-            .describe_instance(&self.query(join))
-            .await
-            .map_err(CheckError::Lookup)?;
-        Ok(self.check_facts(join, facts.as_ref())?)
-    }
-
-    /// [`Verifier::check_instance`], then claims the host id in `registry` so each instance
-    /// joins once (Teleport refuses a host id that is already active; SPIRE trusts on first
-    /// use; Vault keeps a nonce). Store the claim for at least the TTL.
-    ///
-    /// # Errors
-    /// As [`Verifier::check_instance`], plus [`Error::AlreadyJoined`] and
-    /// [`CheckError::Registry`].
-    pub async fn check_instance_once<L: InstanceLookup, R: JoinRegistry>(
-        &self,
-        join: &VerifiedJoin,
-        lookup: &L,
-        registry: &R,
-    ) -> Result<JoinOutcome, CheckError<L::Error, R::Error>> {
-        let outcome = self
-            .check_instance(join, lookup)
-            .await
-            .map_err(|e| match e {
-                CheckError::Rejected(e) => CheckError::Rejected(e),
-                CheckError::Lookup(e) => CheckError::Lookup(e),
-            })?;
-        let first = registry
-            .claim(&outcome.host_id, &outcome.document)
-            .await
-            .map_err(CheckError::Registry)?;
-        if first {
-            Ok(outcome)
-        } else {
-            Err(CheckError::Rejected(Error::AlreadyJoined {
-                host_id: outcome.host_id,
-            }))
-        }
+    /// How long a registry keeps the claim of a document launched at `pending_time`: until the
+    /// TTL (and the future skew) refuse the document by themselves.
+    fn claim_expiry(&self, pending_time: DateTime<Utc>) -> DateTime<Utc> {
+        let keep = self.ttl.saturating_add(self.max_future_skew);
+        TimeDelta::from_std(keep)
+            .ok()
+            .and_then(|keep| pending_time.checked_add_signed(keep))
+            .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
 }
 
 impl VerifierBuilder {
+    /// Uses a token resource: its spec's allow rules and TTL (validated as Teleport does) and
+    /// its `metadata.expires`, after which every document is refused
+    /// ([`Error::TokenExpired`]).
+    pub fn token(mut self, token: &TokenResource) -> Self {
+        match token.validate() {
+            Ok(spec) => {
+                self.expires = token.metadata.expires;
+                self.set_spec(spec, "token");
+            }
+            Err(e) => self.fail(e),
+        }
+        self
+    }
+
     /// Uses a token spec's allow rules and TTL (validated as Teleport does).
     pub fn token_spec(mut self, spec: &TokenSpec) -> Self {
         match spec.validate() {
-            Ok(spec) => {
-                self.rules = spec.allow;
-                self.ttl = spec.aws_iid_ttl.get();
-            }
-            Err(e) => self.token_error = Some(e),
+            Ok(spec) => self.set_spec(spec, "token_spec"),
+            Err(e) => self.fail(e),
         }
         self
     }
 
     /// Adds an allow rule after those already set.
     pub fn allow(mut self, rule: AllowRule) -> Self {
+        self.claim("allow", Setting::Rules);
         self.rules.push(rule);
         self
     }
 
-    /// Sets the TTL on `pendingTime` (default 5 minutes; zero is refused).
+    /// Sets the TTL on `pendingTime` (default 5 minutes; under one second is refused).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.ttl = ttl;
+        self.claim("ttl", Setting::Ttl);
+        self.ttl = Some(ttl);
         self
     }
 
@@ -315,45 +286,100 @@ impl VerifierBuilder {
     /// Checks the configuration and builds the verifier.
     ///
     /// # Errors
-    /// [`Error::InvalidToken`] for a token spec that failed validation or invalid rules, and
-    /// [`Error::InvalidConfig`] for no allow rules, a zero TTL or an empty trust store.
-    pub fn build(self) -> Result<Verifier, Error> {
-        if let Some(e) = self.token_error {
+    /// The first problem found: a token that failed validation, [`ConfigError::Conflict`],
+    /// [`ConfigError::NoAllowRules`], [`ConfigError::TtlTooShort`],
+    /// [`ConfigError::EmptyTrustStore`], or [`ConfigError::UncoveredRegion`] for a rule region
+    /// the trust store has no certificate for.
+    pub fn build(self) -> Result<Verifier, ConfigError> {
+        if let Some(e) = self.error {
             return Err(e);
         }
-        let config = |reason: &str| Error::InvalidConfig {
-            reason: reason.to_owned(),
-        };
-        if self.rules.is_empty() {
-            return Err(config("at least one allow rule is required"));
-        }
-        TokenSpec::from_rules(self.rules.clone()).validate()?;
-        if self.ttl.is_zero() {
-            return Err(config("the TTL must be positive"));
-        }
         if self.trust.is_empty() {
-            return Err(config("the trust store is empty"));
+            return Err(ConfigError::EmptyTrustStore);
+        }
+        if self.rules.is_empty() {
+            return Err(ConfigError::NoAllowRules { field: "allow" });
+        }
+        let at = if self.rules_from == Some("allow") {
+            "allow"
+        } else {
+            "spec.allow"
+        };
+        for (index, rule) in self.rules.iter().enumerate() {
+            rule.check_regions_covered(&format!("{at}[{index}]"), &self.trust)?;
+        }
+        let ttl = self.ttl.unwrap_or(DEFAULT_TTL);
+        if ttl < MIN_TTL {
+            return Err(ConfigError::TtlTooShort { field: "ttl", ttl });
         }
         Ok(Verifier {
             trust: self.trust,
             options: self.options,
             rules: self.rules.into(),
-            ttl: self.ttl,
+            ttl,
             max_future_skew: self.max_future_skew,
             root_volume_check: self.root_volume_check,
+            expires: self.expires,
         })
+    }
+
+    fn set_spec(&mut self, spec: TokenSpec, from: &'static str) {
+        self.claim(from, Setting::Rules);
+        self.claim(from, Setting::Ttl);
+        self.rules = spec.allow;
+        self.ttl = Some(spec.aws_iid_ttl.get());
+    }
+
+    /// Records that `from` sets `setting`; a second source of the same setting is a conflict
+    /// (`allow` may be called repeatedly: it adds rules).
+    fn claim(&mut self, from: &'static str, setting: Setting) {
+        let (slot, what) = match setting {
+            Setting::Rules => (&mut self.rules_from, "allow rules"),
+            Setting::Ttl => (&mut self.ttl_from, "TTL"),
+        };
+        match *slot {
+            None => *slot = Some(from),
+            Some("allow") if from == "allow" => {}
+            Some(first) => {
+                let conflict = ConfigError::Conflict {
+                    first,
+                    second: from,
+                    what,
+                };
+                self.fail(conflict);
+            }
+        }
+    }
+
+    /// Keeps the first error, reported by `build`.
+    fn fail(&mut self, error: ConfigError) {
+        self.error.get_or_insert(error);
     }
 }
 
-/// A document that passed [`Verifier::verify`]: signature, rules and TTL.
-#[derive(Clone, Debug)]
-pub struct VerifiedJoin {
-    verified: VerifiedDocument,
-    rules: Arc<[AllowRule]>,
-    rule_index: usize,
+/// What a builder setting sets.
+#[derive(Clone, Copy)]
+enum Setting {
+    Rules,
+    Ttl,
 }
 
-impl VerifiedJoin {
+/// A document that passed [`Verifier::verify`] (signature, token expiry, allow rules, TTL) but
+/// not yet the instance check: **not a join**. It has no host id; check the instance with
+/// [`check_instance`](Self::check_instance), [`check_instance_once`](Self::check_instance_once)
+/// or [`check_facts`](Self::check_facts) to get the [`JoinOutcome`] that has one.
+///
+/// It borrows the verifier that made it, so its checks always use that verifier's rules and
+/// settings.
+#[derive(Clone, Debug)]
+pub struct PendingJoin<'v> {
+    verifier: &'v Verifier,
+    verified: VerifiedDocument,
+    rule_index: usize,
+    rule: &'v AllowRule,
+}
+
+impl<'v> PendingJoin<'v> {
     /// The verified document and signer.
     #[must_use]
     pub fn verified(&self) -> &VerifiedDocument {
@@ -374,36 +400,134 @@ impl VerifiedJoin {
 
     /// The allow rule that matched.
     #[must_use]
-    pub fn rule(&self) -> &AllowRule {
-        // The index came from `match_allow_rules` over these very rules.
-        static NO_RULE: AllowRule = AllowRule::EMPTY;
-        self.rules.get(self.rule_index).unwrap_or(&NO_RULE)
+    pub fn rule(&self) -> &'v AllowRule {
+        self.rule
     }
 
-    /// Teleport's host id: `<accountId>-<instanceId>`.
+    /// The `DescribeInstances` query: the document's account, region and instance, and the
+    /// matched rule's role.
     #[must_use]
-    pub fn host_id(&self) -> String {
-        self.verified.host_id()
+    pub fn query(&self) -> InstanceQuery {
+        let doc = self.document();
+        InstanceQuery::new(
+            doc.account_id.clone(),
+            doc.instance_id.clone(),
+            doc.region.clone(),
+        )
+        .with_role_arn(self.rule.aws_role().cloned())
+    }
+
+    /// Checks instance facts you fetched yourself (sync; for batching or caching lookups);
+    /// `None` means EC2 does not know the instance.
+    ///
+    /// # Errors
+    /// As [`check_instance_facts`].
+    pub fn check_facts(&self, facts: Option<&InstanceFacts>) -> Result<JoinOutcome, Error> {
+        let root_volume_check = self.verifier.root_volume_check;
+        check_instance_facts(&self.verified, self.rule, facts, root_volume_check)?;
+        Ok(JoinOutcome {
+            host_id: self.document().host_id(),
+            matched_rule: self.rule_index,
+            rule: self.rule.clone(),
+            document: self.document().clone(),
+            facts: facts.cloned().unwrap_or_default(),
+        })
+    }
+
+    /// Asks `lookup` about the instance (assuming the matched rule's role) and checks the facts.
+    ///
+    /// # Errors
+    /// [`CheckError::Lookup`] with your lookup's error as source, or [`CheckError::Rejected`].
+    pub async fn check_instance<L: InstanceLookup>(
+        &self,
+        lookup: &L,
+    ) -> Result<JoinOutcome, CheckError<L::Error>> {
+        let facts = lookup
+            .describe_instance(&self.query())
+            .await
+            .map_err(CheckError::Lookup)?;
+        Ok(self.check_facts(facts.as_ref())?)
+    }
+
+    /// [`PendingJoin::check_instance`], then claims the host in `registry`, so that each launch
+    /// of an instance joins once (see [`JoinRegistry`] for the semantics). The claim is kept
+    /// until `pendingTime` + TTL + future skew, after which the TTL alone refuses the document.
+    ///
+    /// # Errors
+    /// As [`PendingJoin::check_instance`], plus [`Error::AlreadyJoined`] and
+    /// [`CheckError::Registry`].
+    pub async fn check_instance_once<L: InstanceLookup, R: JoinRegistry>(
+        &self,
+        lookup: &L,
+        registry: &R,
+        now: DateTime<Utc>,
+    ) -> Result<JoinOutcome, CheckError<L::Error, R::Error>> {
+        let outcome = self.check_instance(lookup).await.map_err(|e| match e {
+            CheckError::Rejected(e) => CheckError::Rejected(e),
+            CheckError::Lookup(e) => CheckError::Lookup(e),
+        })?;
+        let pending_time = outcome.document.pending_time;
+        let claim = JoinClaim::new(
+            outcome.host_id.clone(),
+            pending_time,
+            self.verifier.claim_expiry(pending_time),
+            now,
+        );
+        if registry.claim(&claim).await.map_err(CheckError::Registry)? {
+            Ok(outcome)
+        } else {
+            Err(CheckError::Rejected(Error::AlreadyJoined {
+                host_id: outcome.host_id,
+            }))
+        }
     }
 }
 
-/// The result of a successful join check.
-#[non_exhaustive]
+/// A join that passed every check, the instance check included: the only value that grants
+/// one. Made by [`PendingJoin::check_facts`], [`PendingJoin::check_instance`] and
+/// [`PendingJoin::check_instance_once`].
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct JoinOutcome {
-    /// `<accountId>-<instanceId>`, the identity the host joins as.
-    pub host_id: String,
-    /// Index of the matched allow rule.
-    pub matched_rule: usize,
-    /// The matched allow rule.
-    pub rule: AllowRule,
-    /// The signed identity document.
-    pub document: IdentityDocument,
-    /// What `DescribeInstances` said.
-    pub facts: InstanceFacts,
+    host_id: String,
+    matched_rule: usize,
+    rule: AllowRule,
+    document: IdentityDocument,
+    facts: InstanceFacts,
 }
 
-/// Why [`Verifier::check_instance`] failed: a rejection, or your lookup or registry failing.
+impl JoinOutcome {
+    /// Teleport's host id, `<accountId>-<instanceId>`: the identity the host joins as.
+    #[must_use]
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// Index of the matched allow rule.
+    #[must_use]
+    pub fn matched_rule(&self) -> usize {
+        self.matched_rule
+    }
+
+    /// The matched allow rule.
+    #[must_use]
+    pub fn rule(&self) -> &AllowRule {
+        &self.rule
+    }
+
+    /// The signed identity document.
+    #[must_use]
+    pub fn document(&self) -> &IdentityDocument {
+        &self.document
+    }
+
+    /// What `DescribeInstances` said.
+    #[must_use]
+    pub fn facts(&self) -> &InstanceFacts {
+        &self.facts
+    }
+}
+
+/// Why [`PendingJoin::check_instance`] failed: a rejection, or your lookup or registry failing.
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum CheckError<L, R = Infallible> {
@@ -416,54 +540,4 @@ pub enum CheckError<L, R = Infallible> {
     /// The join registry failed.
     #[error("join registry failed")]
     Registry(#[source] R),
-}
-
-/// Remembers which host ids have joined, so that each instance joins once.
-///
-/// Implement it with your storage (with an expiry of at least the TTL: after that, the TTL
-/// alone refuses the document). [`InMemoryJoinRegistry`] is a process-local implementation.
-pub trait JoinRegistry {
-    /// The implementor's error.
-    type Error: core::error::Error + Send + Sync + 'static;
-
-    /// Records `host_id`; `Ok(true)` if it had not joined before, `Ok(false)` if it had.
-    fn claim(
-        &self,
-        host_id: &str,
-        document: &IdentityDocument,
-    ) -> impl Future<Output = Result<bool, Self::Error>> + Send;
-}
-
-/// A [`JoinRegistry`] in memory: for tests, examples and single-process servers.
-#[derive(Debug, Default)]
-pub struct InMemoryJoinRegistry {
-    joined: Mutex<HashSet<String>>,
-}
-
-impl InMemoryJoinRegistry {
-    /// An empty registry.
-    #[must_use]
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Forgets a host id (e.g. after the host left), so it may join again.
-    pub fn release(&self, host_id: &str) -> bool {
-        self.joined
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(host_id)
-    }
-}
-
-impl JoinRegistry for InMemoryJoinRegistry {
-    type Error = Infallible;
-
-    async fn claim(&self, host_id: &str, _document: &IdentityDocument) -> Result<bool, Infallible> {
-        Ok(self
-            .joined
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .insert(host_id.to_owned()))
-    }
 }

@@ -1,0 +1,225 @@
+//! Each instance joins once: the claim a join makes, the registry trait and an in-memory one.
+
+use core::convert::Infallible;
+use core::future::Future;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, PoisonError};
+
+use chrono::{DateTime, Utc};
+
+/// What a join asks a [`JoinRegistry`] to record: the host, its launch, and how long to keep it.
+///
+/// [`PendingJoin::check_instance_once`](crate::PendingJoin::check_instance_once) makes one
+/// from the checked document; the public constructor is for testing registry implementations.
+///
+/// ```
+/// use chrono::{TimeDelta, TimeZone, Utc};
+/// let launched = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+/// let claim = ec2_iid::JoinClaim::new("123456789012-i-0123456789abcdef0", launched,
+///     launched + TimeDelta::minutes(6), launched + TimeDelta::minutes(1));
+/// assert!(claim.expires_at > claim.now);
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct JoinClaim {
+    /// `<accountId>-<instanceId>`.
+    pub host_id: String,
+    /// The document's `pendingTime`: a newer one is a new launch (the instance was stopped and
+    /// started) and may join again.
+    pub pending_time: DateTime<Utc>,
+    /// When the record may be forgotten: `pendingTime` + TTL + the allowed future skew. After
+    /// that the TTL alone refuses the document, so no replay can get past it.
+    pub expires_at: DateTime<Utc>,
+    /// The caller's clock at the claim; records with `expires_at <= now` are expired.
+    pub now: DateTime<Utc>,
+}
+
+impl JoinClaim {
+    /// A claim for `host_id` launched at `pending_time`, kept until `expires_at`, made at `now`.
+    #[must_use]
+    pub fn new(
+        host_id: impl Into<String>,
+        pending_time: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            host_id: host_id.into(),
+            pending_time,
+            expires_at,
+            now,
+        }
+    }
+
+    /// Whether this claim wins against a stored record of the same host: the record expired,
+    /// or this claim is of a newer launch. Every [`JoinRegistry`] decides this way, atomically.
+    #[must_use]
+    pub fn wins_over(
+        &self,
+        stored_pending_time: DateTime<Utc>,
+        stored_expires_at: DateTime<Utc>,
+    ) -> bool {
+        stored_expires_at <= self.now || stored_pending_time < self.pending_time
+    }
+}
+
+/// Remembers which hosts have joined, so that each launch of an instance joins once.
+///
+/// The semantics every implementation must keep, atomically (one statement or one
+/// compare-and-swap, never read-then-write), also across processes sharing the store:
+/// - the first claim of a host wins (`Ok(true)`);
+/// - a claim with the same `pending_time` as the stored one is a replay: refused (`Ok(false)`);
+/// - a claim with a *newer* `pending_time` (the instance was stopped and started) wins and
+///   replaces the record; an older one is refused;
+/// - a record whose `expires_at <= claim.now` counts as absent, and may be deleted.
+///
+/// [`InMemoryJoinRegistry`] is a process-local implementation; `ec2-iid-postgres` and
+/// `ec2-iid-aws` (feature `dynamodb`) share one across replicas.
+pub trait JoinRegistry {
+    /// The implementor's error.
+    type Error: core::error::Error + Send + Sync + 'static;
+
+    /// Records the claim if it wins ([`JoinClaim::wins_over`]); `Ok(true)` if it did.
+    fn claim(&self, claim: &JoinClaim) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+}
+
+/// A [`JoinRegistry`] in memory: for tests, examples and single-process servers.
+///
+/// Expired records are dropped as claims come in, so memory stays bounded by the hosts that
+/// joined within one TTL.
+#[derive(Debug, Default)]
+pub struct InMemoryJoinRegistry {
+    state: Mutex<Records>,
+}
+
+#[derive(Debug, Default)]
+struct Records {
+    by_host: HashMap<String, Record>,
+    /// `(expires_at, host_id)` of every record, oldest first, to purge without a scan.
+    by_expiry: BTreeSet<(DateTime<Utc>, String)>,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Record {
+    pending_time: DateTime<Utc>,
+    expires_at: DateTime<Utc>,
+}
+
+impl InMemoryJoinRegistry {
+    /// An empty registry.
+    #[must_use]
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Forgets a host (e.g. after it left), so that it may join again.
+    pub fn release(&self, host_id: &str) -> bool {
+        self.lock().remove(host_id)
+    }
+
+    /// How many records are held (expired ones go at the next claim).
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().by_host.len()
+    }
+
+    /// Whether no record is held.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Records> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Records {
+    fn purge(&mut self, now: DateTime<Utc>) {
+        while let Some(first) = self.by_expiry.first()
+            && first.0 <= now
+        {
+            if let Some((_, host_id)) = self.by_expiry.pop_first() {
+                self.by_host.remove(&host_id);
+            }
+        }
+    }
+
+    fn remove(&mut self, host_id: &str) -> bool {
+        match self.by_host.remove(host_id) {
+            Some(record) => self
+                .by_expiry
+                .remove(&(record.expires_at, host_id.to_owned())),
+            None => false,
+        }
+    }
+
+    fn claim(&mut self, claim: &JoinClaim) -> bool {
+        self.purge(claim.now);
+        if let Some(stored) = self.by_host.get(&claim.host_id)
+            && !claim.wins_over(stored.pending_time, stored.expires_at)
+        {
+            return false;
+        }
+        self.remove(&claim.host_id);
+        self.by_host.insert(
+            claim.host_id.clone(),
+            Record {
+                pending_time: claim.pending_time,
+                expires_at: claim.expires_at,
+            },
+        );
+        self.by_expiry
+            .insert((claim.expires_at, claim.host_id.clone()));
+        true
+    }
+}
+
+impl JoinRegistry for InMemoryJoinRegistry {
+    type Error = Infallible;
+
+    async fn claim(&self, claim: &JoinClaim) -> Result<bool, Infallible> {
+        Ok(self.lock().claim(claim))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeDelta, TimeZone as _};
+
+    use super::*;
+
+    fn t(minutes: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
+    }
+
+    fn claim(host: &str, launched: i64, now: i64) -> JoinClaim {
+        JoinClaim::new(host, t(launched), t(launched + 6), t(now))
+    }
+
+    #[test]
+    fn first_wins_replay_and_older_refused_newer_launch_wins() {
+        let mut records = Records::default();
+        assert!(records.claim(&claim("h", 0, 1)));
+        assert!(!records.claim(&claim("h", 0, 2)), "replay");
+        assert!(records.claim(&claim("h", 3, 4)), "restart: a newer launch");
+        assert!(!records.claim(&claim("h", 0, 4)), "older launch");
+        assert!(!records.claim(&claim("h", 3, 5)), "replay of the restart");
+        assert!(records.claim(&claim("other", 0, 5)));
+        assert_eq!(records.by_host.len(), 2);
+        assert_eq!(records.by_expiry.len(), 2);
+    }
+
+    #[test]
+    fn expired_records_count_as_absent_and_are_dropped() {
+        let mut records = Records::default();
+        assert!(records.claim(&claim("h", 0, 1)));
+        // At the record's expiry it no longer blocks (the TTL refuses that document anyway).
+        assert!(records.claim(&claim("h", 0, 6)));
+        assert!(records.claim(&claim("x", 10, 11)));
+        assert_eq!(records.by_host.len(), 1, "h expired at minute 6");
+        assert!(records.remove("x"));
+        assert!(!records.remove("x"));
+        assert!(records.by_expiry.is_empty());
+    }
+}
