@@ -44,7 +44,7 @@ fn trust() -> TrustStore {
 /// The verifier, with every RSA key prepared for `backend`.
 fn verifier_with(backend: Backend) -> Verifier {
     Verifier::builder(trust().with_rsa_backend(backend).unwrap())
-        .allow(AllowRule::account("123456789012").unwrap())
+        .allow(AllowRule::account("123456789012".parse().unwrap()))
         .build()
         .unwrap()
 }
@@ -158,7 +158,7 @@ fn bench_real_sample(group: &mut criterion::BenchmarkGroup<'_, criterion::measur
         return;
     };
     let verifier = Verifier::builder(TrustStore::aws())
-        .allow(AllowRule::account("278576220453").unwrap())
+        .allow(AllowRule::account("278576220453".parse().unwrap()))
         .build()
         .unwrap();
     let now: DateTime<Utc> = "2021-09-03T21:26:44Z".parse().unwrap();
@@ -181,7 +181,7 @@ fn bench_signature_formats(c: &mut Criterion) {
         )
         .unwrap();
     let verifier = Verifier::builder(trust.clone())
-        .allow(AllowRule::account("123456789012").unwrap())
+        .allow(AllowRule::account("123456789012".parse().unwrap()))
         .allow_legacy_dsa_sha1(true)
         .build()
         .unwrap();
@@ -211,7 +211,9 @@ fn bench_signature_formats(c: &mut Criterion) {
     let account: serde_json::Value = serde_json::from_slice(&document).unwrap();
     let pending: DateTime<Utc> = account["pendingTime"].as_str().unwrap().parse().unwrap();
     let verifier = Verifier::builder(TrustStore::aws())
-        .allow(AllowRule::account(account["accountId"].as_str().unwrap()).unwrap())
+        .allow(AllowRule::account(
+            account["accountId"].as_str().unwrap().parse().unwrap(),
+        ))
         .build()
         .unwrap();
     let input = SignedInput::Signature {
@@ -263,12 +265,11 @@ fn bench_rules(c: &mut Criterion) {
         // The matching rule is last: the worst case for `count` rules.
         let mut rules: Vec<AllowRule> = (0..count - 1)
             .map(|i| {
-                AllowRule::account(&format!("{:012}", 100_000 + i))
-                    .unwrap()
+                AllowRule::account(format!("{:012}", 100_000 + i).parse().unwrap())
                     .with_regions(["us-east-1".parse().unwrap()])
             })
             .collect();
-        rules.push(AllowRule::account("123456789012").unwrap());
+        rules.push(AllowRule::account("123456789012".parse().unwrap()));
         group.bench_function(count.to_string(), |b| {
             b.iter(|| {
                 match_allow_rules(black_box(&verified), black_box(&rules))

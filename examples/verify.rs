@@ -1,9 +1,9 @@
 //! `verify`: check an instance identity document from the command line.
 //!
 //! ```text
-//! cargo run --release --example verify -- [--now RFC3339] [--format pkcs7|rsa2048|signature]
-//!     [--allow-legacy-dsa] [--document FILE] [--cert PEM --cert-region REGION]...
-//!     [--token FILE] [--facts FILE] [FILE|-]
+//! cargo run --release --example verify -- [--now RFC3339] [--ttl DURATION]
+//!     [--format pkcs7|rsa2048|signature] [--allow-legacy-dsa] [--document FILE]
+//!     [--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]
 //! ```
 //!
 //! FILE is the `/rsa2048` or `/pkcs7` text (or BER); without `--format` the CMS format is
@@ -12,26 +12,38 @@
 //! (DSA-1024 with SHA-1). `--cert` trusts a certificate for the `--format` given (default
 //! `rsa2048`; `signature` with `--document`).
 //!
+//! Freshness: with `--token`, the token's `aws_iid_ttl` applies (and its `metadata.expires`);
+//! without one, `--now` or `--ttl` apply a TTL (`--ttl`, default 5 minutes) to `pendingTime`.
+//! With neither, only the signature is checked. `--facts FILE` (the instance's
+//! `DescribeInstances` facts as JSON) runs the instance check; the output says whether it ran
+//! (`"instance_checked"`).
+//!
 //! Exit codes: 0 accepted (one JSON object on stdout), 1 rejected (the reason on stderr),
-//! 2 usage error or unreadable file.
+//! 2 usage or setup error (bad flag, unreadable file, invalid token). `--help` prints the usage
+//! on stdout and exits 0.
 
 use std::io::Read as _;
 use std::process::ExitCode;
 
+use core::time::Duration;
+
 use chrono::{DateTime, Utc};
 use ec2_iid::{
-    Format, InstanceFacts, Region, SignedInput, TokenResource, TokenSpec, TrustStore, Verifier,
-    VerifyOptions, verify_input,
+    DEFAULT_MAX_FUTURE_SKEW, DEFAULT_TTL, Format, InstanceFacts, Region, SignedInput,
+    TokenResource, TokenSpec, TrustStore, Verifier, VerifierBuilder, VerifyOptions, check_ttl,
+    parse_go_duration, verify_input,
 };
 
-const USAGE: &str = "usage: verify [--now RFC3339] [--format pkcs7|rsa2048|signature] \
-[--allow-legacy-dsa] [--document FILE] [--cert PEM --cert-region REGION]... [--token FILE] \
-[--facts FILE] [FILE|-]";
+const USAGE: &str = "usage: verify [--now RFC3339] [--ttl DURATION] \
+[--format pkcs7|rsa2048|signature] [--allow-legacy-dsa] [--document FILE] \
+[--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]";
 
 /// Parsed command line.
 #[derive(Debug, Default)]
 struct Args {
+    help: bool,
     now: Option<DateTime<Utc>>,
+    ttl: Option<Duration>,
     format: Option<Format>,
     allow_legacy_dsa: bool,
     document: Option<String>,
@@ -46,6 +58,10 @@ fn main() -> ExitCode {
         Ok(args) => args,
         Err(message) => return usage(&message),
     };
+    if args.help {
+        println!("{USAGE}");
+        return ExitCode::SUCCESS;
+    }
     match run(&args) {
         Ok(output) => {
             println!("{output}");
@@ -87,6 +103,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                     .map_err(|e| format!("--now {text:?}: {e}"))?;
                 args.now = Some(now.with_timezone(&Utc));
             }
+            "--ttl" => {
+                let text = value("--ttl")?;
+                args.ttl = Some(parse_go_duration(&text).map_err(|e| format!("--ttl: {e}"))?);
+            }
             "--format" => {
                 let format = value("--format")?;
                 let format = format
@@ -114,7 +134,10 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
             }
             "--token" => args.token = Some(value("--token")?),
             "--facts" => args.facts = Some(value("--facts")?),
-            "-h" | "--help" => return Err("help requested".into()),
+            "-h" | "--help" => {
+                args.help = true;
+                return Ok(args);
+            }
             flag if flag.starts_with("--") => return Err(format!("unknown flag {flag}")),
             file => {
                 if args.input.replace(file.to_owned()).is_some() {
@@ -128,6 +151,9 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
     }
     if args.facts.is_some() && args.token.is_none() {
         return Err("--facts needs --token (the matched rule decides the bounds)".into());
+    }
+    if args.ttl.is_some() && args.token.is_some() {
+        return Err("--ttl and --token both set the TTL: set aws_iid_ttl in the token".into());
     }
     match (args.format, args.document.is_some()) {
         (Some(Format::Signature), false) => {
@@ -181,31 +207,44 @@ fn run(args: &Args) -> Result<String, Failure> {
 
     let Some(token_path) = &args.token else {
         let verified = verify_input(input, &trust, &options)?;
+        if args.now.is_some() || args.ttl.is_some() {
+            let ttl = args.ttl.unwrap_or(DEFAULT_TTL);
+            check_ttl(
+                verified.document().pending_time,
+                ttl,
+                now,
+                DEFAULT_MAX_FUTURE_SKEW,
+            )?;
+        }
+        let host_id = verified.document().host_id();
         return Ok(report(
             verified.content(),
             verified.signer(),
-            &verified.host_id(),
+            &host_id,
             None,
         ));
     };
-    let spec = read_token(token_path)?;
-    let verifier = Verifier::builder(trust)
-        .token_spec(&spec)
-        .allow_legacy_dsa_sha1(args.allow_legacy_dsa)
+    let builder = Verifier::builder(trust).allow_legacy_dsa_sha1(args.allow_legacy_dsa);
+    let verifier = read_token(token_path, builder)?
         .build()
         .map_err(|e| Failure::Usage(format!("--token {token_path}: {e}")))?;
-    let join = verifier.verify_input(input, now)?;
-    if let Some(facts_path) = &args.facts {
-        let facts: InstanceFacts = serde_json::from_slice(&read_file(facts_path)?)
-            .map_err(|e| Failure::Usage(format!("--facts {facts_path}: {e}")))?;
-        verifier.check_facts(&join, Some(&facts))?;
-    }
-    let verified = join.verified();
+    let pending = verifier.verify_input(input, now)?;
+    let (host_id, instance_checked) = match &args.facts {
+        Some(facts_path) => {
+            let facts: InstanceFacts = serde_json::from_slice(&read_file(facts_path)?)
+                .map_err(|e| Failure::Usage(format!("--facts {facts_path}: {e}")))?;
+            let outcome = pending.check_facts(Some(&facts))?;
+            (outcome.host_id().to_owned(), true)
+        }
+        // What the host id would be: only the instance check grants it.
+        None => (pending.document().host_id(), false),
+    };
+    let verified = pending.verified();
     Ok(report(
         verified.content(),
         verified.signer(),
-        &join.host_id(),
-        Some(join.matched_rule()),
+        &host_id,
+        Some((pending.matched_rule(), instance_checked)),
     ))
 }
 
@@ -213,7 +252,7 @@ fn report(
     content: &[u8],
     signer: &ec2_iid::Signer,
     host_id: &str,
-    matched_rule: Option<usize>,
+    policy: Option<(usize, bool)>,
 ) -> String {
     // The document exactly as AWS wrote it (field names, pendingTime text).
     let document: serde_json::Value = serde_json::from_slice(content).unwrap_or_default();
@@ -227,22 +266,24 @@ fn report(
         },
         "host_id": host_id,
     });
-    if let (Some(index), Some(object)) = (matched_rule, output.as_object_mut()) {
+    if let (Some((index, instance_checked)), Some(object)) = (policy, output.as_object_mut()) {
         object.insert("matched_rule".into(), index.into());
+        object.insert("instance_checked".into(), instance_checked.into());
     }
     output.to_string()
 }
 
-/// A token resource (`kind: token`) or a bare spec, in YAML or JSON.
-fn read_token(path: &str) -> Result<TokenSpec, Failure> {
+/// A token resource (`kind: token`, with its expiry) or a bare spec, in YAML or JSON.
+fn read_token(path: &str, builder: VerifierBuilder) -> Result<VerifierBuilder, Failure> {
     let bytes = read_file(path)?;
     let bad = |e: &dyn std::fmt::Display| Failure::Usage(format!("--token {path}: {e}"));
     let value: serde_norway::Value = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
     if value.get("spec").is_some() {
         let resource: TokenResource = serde_norway::from_value(value).map_err(|e| bad(&e))?;
-        resource.validate().map_err(|e| bad(&e))
+        Ok(builder.token(&resource))
     } else {
-        serde_norway::from_value(value).map_err(|e| bad(&e))
+        let spec: TokenSpec = serde_norway::from_value(value).map_err(|e| bad(&e))?;
+        Ok(builder.token_spec(&spec))
     }
 }
 

@@ -51,7 +51,7 @@ use crate::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
 ///
 /// The pending value has no host id, so it cannot be mistaken for a join:
 ///
-/// ```compile_fail
+/// ```compile_fail,E0599
 /// # use chrono::{TimeZone, Utc};
 /// # use ec2_iid::{AllowRule, Format, TrustStore, Verifier};
 /// # let mut trust = TrustStore::empty();

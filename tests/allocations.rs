@@ -43,7 +43,7 @@ const MAX_ALLOCATIONS: usize = 16;
 #[test]
 fn verify_allocates_little_and_a_constant_amount() {
     let verifier = Verifier::builder(common::trust_with_test_ca("us-east-1"))
-        .allow(AllowRule::account("123456789012").unwrap())
+        .allow(AllowRule::account("123456789012".parse().unwrap()))
         .build()
         .unwrap();
     let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();

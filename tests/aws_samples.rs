@@ -108,7 +108,7 @@ fn legacy() -> VerifyOptions {
 /// A verifier for one sample: its account allowed, `/pkcs7` allowed, default TTL.
 fn verifier_for(sample: &Sample, trust: TrustStore) -> Verifier {
     Verifier::builder(trust)
-        .allow(AllowRule::account(&sample.account_id).unwrap())
+        .allow(AllowRule::account(sample.account_id.parse().unwrap()))
         .allow_legacy_dsa_sha1(true)
         .build()
         .unwrap()
@@ -169,12 +169,13 @@ fn pkcs7_and_signature_samples_behave_as_indexed() {
                             check_accepted(&sample, &detected, &name);
                         }
                         // Through the Verifier at the sample's clock: rules and TTL hold.
-                        let joined = verifier_for(&sample, aws.clone())
+                        let verifier = verifier_for(&sample, aws.clone());
+                        let joined = verifier
                             .verify_input(input, sample.now)
                             .unwrap_or_else(|e| panic!("{what} verifier: {e}"));
                         assert_eq!(joined.document(), verified.document(), "{what}");
                         assert_eq!(
-                            joined.host_id(),
+                            joined.document().host_id(),
                             format!("{}-{}", sample.account_id, sample.instance_id)
                         );
                     }

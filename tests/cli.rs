@@ -175,6 +175,7 @@ fn token_and_facts() {
     let value = json(&out);
     assert_eq!(value["matched_rule"], 1);
     assert_eq!(value["host_id"], "123456789012-i-0123456789abcdef0");
+    assert_eq!(value["instance_checked"], false);
 
     // Six minutes after pendingTime with a 5m TTL.
     let late = ["--now", "2026-11-01T12:06:00Z"];
@@ -188,7 +189,9 @@ fn token_and_facts() {
     let facts = |state: &str| {
         write_temp(
             &format!("facts-{state}.json"),
-            &format!(r#"{{"instance_id": "i-0123456789abcdef0", "state": "{state}"}}"#),
+            &format!(
+                r#"{{"instance_id": "i-0123456789abcdef0", "state": "{state}", "owner_id": "123456789012"}}"#
+            ),
         )
     };
     let running = facts("running");
@@ -197,7 +200,10 @@ fn token_and_facts() {
         &TEST_CA[..],
         &["--token", token, "--facts", running.to_str().unwrap(), blob],
     ];
-    assert_eq!(json(&run(&args.concat(), None))["matched_rule"], 1);
+    let checked = json(&run(&args.concat(), None));
+    assert_eq!(checked["matched_rule"], 1);
+    assert_eq!(checked["instance_checked"], true);
+    assert_eq!(checked["host_id"], "123456789012-i-0123456789abcdef0");
     let stopped = facts("stopped");
     let args = [
         &NOW[..],
@@ -207,6 +213,121 @@ fn token_and_facts() {
     let out = run(&args.concat(), None);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("stopped"));
+}
+
+/// Runs the README's fixture with a token of these contents; the exit code and stderr.
+fn with_token(name: &str, token: &str, extra: &[&str]) -> (Option<i32>, String) {
+    let path = write_temp(name, token);
+    let args = [
+        &NOW[..],
+        &TEST_CA[..],
+        extra,
+        &[
+            "--token",
+            path.to_str().unwrap(),
+            "tests/data/gen/rsa2048.b64",
+        ],
+    ];
+    let out = run(&args.concat(), None);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Each misconfiguration of issue 13 is a setup error (exit 2) that says what to change, or a
+/// refusal (exit 1): never an admission.
+#[test]
+fn misconfigurations_never_admit() {
+    let setup_errors = [
+        (
+            r#"{"allow": [{"aws_account": "123456789012", "aws_region": ["us-west-2"]}]}"#,
+            "unknown field spec.allow[0].aws_region: did you mean aws_regions?",
+        ),
+        (
+            r#"{"allow": [{"aws_account": "123456789012"}], "aws_iid_ttl": 300}"#,
+            "spec.aws_iid_ttl is 300ns, under one second",
+        ),
+        (
+            r#"{"allow": [{"aws_account": "123456789012", "aws_regions": ["us-east1"]}]}"#,
+            "spec.allow[0].aws_regions[0]: \"us-east1\" is not a valid region",
+        ),
+        (
+            r#"{"allow": [{"aws_role": "not-an-arn"}]}"#,
+            "spec.allow[0].aws_role: \"not-an-arn\" is not a valid IAM role ARN",
+        ),
+        (
+            r#"{"allow": [{"aws_account": "123456789012", "aws_role": "arn:aws:iam::999999999999:role/x"}]}"#,
+            "is in account 999999999999, not in the rule's aws_account 123456789012",
+        ),
+        (
+            r#"{"allow": [{"aws_account": "123456789012", "aws_regions": ["xx-nowhere-1"]}]}"#,
+            "no trusted certificate for region xx-nowhere-1",
+        ),
+        (
+            r#"{"allow": [{"aws_regions": ["us-east-1"]}]}"#,
+            "sets neither aws_account nor aws_role",
+        ),
+    ];
+    for (index, (token, message)) in setup_errors.into_iter().enumerate() {
+        let (code, stderr) = with_token(&format!("bad-{index}.json"), token, &[]);
+        assert_eq!(code, Some(2), "{token}: {stderr}");
+        assert!(stderr.contains(message), "{token}: {stderr}");
+    }
+    // A role-only rule admits only the role's account.
+    let (code, stderr) = with_token(
+        "role-only.json",
+        r#"{"allow": [{"aws_role": "arn:aws:iam::999999999999:role/x"}]}"#,
+        &[],
+    );
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("rule 0: aws_account"), "{stderr}");
+    // An expired token admits no one.
+    let expired = r#"{"kind": "token", "version": "v2",
+        "metadata": {"name": "t", "expires": "2026-11-01T12:00:00Z"},
+        "spec": {"allow": [{"aws_account": "123456789012"}]}}"#;
+    let (code, stderr) = with_token("expired.json", expired, &[]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("token expired"), "{stderr}");
+    // --ttl and a token's aws_iid_ttl would compete.
+    let ok = r#"{"allow": [{"aws_account": "123456789012"}]}"#;
+    let (code, stderr) = with_token("ttl.json", ok, &["--ttl", "1h"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(with_token("ok.json", ok, &[]).0, Some(0));
+}
+
+#[test]
+fn now_without_a_token_applies_the_default_ttl() {
+    let blob = "tests/data/gen/rsa2048.b64";
+    let at = |now: &str, extra: &[&str]| {
+        let args = [&["--now", now][..], &TEST_CA[..], extra, &[blob]];
+        run(&args.concat(), None)
+    };
+    let far = at("2099-01-01T00:00:00Z", &[]);
+    assert_eq!(far.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&far.stderr).contains("older than the TTL of 300s"));
+    assert_eq!(at("2026-11-01T12:05:00Z", &[]).status.code(), Some(0));
+    assert_eq!(at("2026-11-01T12:06:00Z", &[]).status.code(), Some(1));
+    assert_eq!(
+        at("2026-11-01T12:30:00Z", &["--ttl", "1h"]).status.code(),
+        Some(0)
+    );
+    assert_eq!(
+        at("2026-11-01T12:30:00Z", &["--ttl", "5"]).status.code(),
+        Some(2)
+    );
+}
+
+#[test]
+fn help_goes_to_stdout_and_exits_0() {
+    for flag in ["--help", "-h"] {
+        let out = run(&[flag], None);
+        assert_eq!(out.status.code(), Some(0));
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(stdout.starts_with("usage: verify"), "{stdout}");
+        assert!(stdout.contains("--ttl DURATION"), "{stdout}");
+        assert!(out.stderr.is_empty());
+    }
 }
 
 #[test]

@@ -22,7 +22,7 @@ fn store() -> TrustStore {
         .add_pem(
             Format::Rsa2048,
             common::test_ca().cert_pem.as_bytes(),
-            ["us-east-1".parse().unwrap()],
+            ["us-east-1".parse().unwrap(), "eu-west-1".parse().unwrap()],
         )
         .unwrap();
     store
@@ -31,9 +31,9 @@ fn store() -> TrustStore {
 #[test]
 fn verifier_reports_its_configuration() {
     let rules = vec![
-        AllowRule::account("222222222222").unwrap(),
-        AllowRule::account("333333333333").unwrap(),
-        AllowRule::account("123456789012").unwrap(),
+        AllowRule::account("222222222222".parse().unwrap()),
+        AllowRule::account("333333333333".parse().unwrap()),
+        AllowRule::account("123456789012".parse().unwrap()),
     ];
     let verifier = Verifier::builder(store())
         .allow(rules[0].clone())
@@ -65,33 +65,32 @@ fn verifier_reports_its_configuration() {
 #[test]
 fn join_names_the_rule_that_matched() {
     let verifier = Verifier::builder(store())
-        .allow(AllowRule::account("222222222222").unwrap())
+        .allow(AllowRule::account("222222222222".parse().unwrap()))
         .allow(
-            AllowRule::account("123456789012")
-                .unwrap()
+            AllowRule::account("123456789012".parse().unwrap())
                 .with_regions(["eu-west-1".parse().unwrap()]),
         )
-        .allow(
-            AllowRule::account("123456789012")
-                .unwrap()
-                .with_role("arn:aws:iam::123456789012:role/r"),
-        )
+        .allow(AllowRule::role(
+            "arn:aws:iam::123456789012:role/r".parse().unwrap(),
+        ))
         .build()
         .unwrap();
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
     let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
     let join = verifier.verify(&blob, now).unwrap();
     assert_eq!(join.matched_rule(), 2);
-    assert_eq!(join.rule().role(), Some("arn:aws:iam::123456789012:role/r"));
+    let role = join.rule().aws_role().map(ec2_iid::RoleArn::as_str);
+    assert_eq!(role, Some("arn:aws:iam::123456789012:role/r"));
+    let query = join.query();
     assert_eq!(
-        verifier.query(&join).role_arn.as_deref(),
+        query.role_arn.as_ref().map(ec2_iid::RoleArn::as_str),
         Some("arn:aws:iam::123456789012:role/r")
     );
 }
 
 #[test]
 fn spec_from_rules_is_an_ec2_spec() {
-    let spec = TokenSpec::from_rules(vec![AllowRule::account("123456789012").unwrap()]);
+    let spec = TokenSpec::from_rules(vec![AllowRule::account("123456789012".parse().unwrap())]);
     assert_eq!(spec.join_method, "ec2");
     assert_eq!(spec.aws_iid_ttl, IidTtl::default());
     assert_eq!(
@@ -102,22 +101,28 @@ fn spec_from_rules_is_an_ec2_spec() {
 
 #[test]
 fn lookup_bounds_are_any_of_vpc_subnet_or_instance_profile() {
-    let base = AllowRule::account("123456789012").unwrap();
+    let base = AllowRule::account("123456789012".parse().unwrap());
     assert!(!base.has_lookup_bounds());
-    let mut vpc = base.clone();
-    vpc.aws_vpc_ids = vec!["vpc-1".into()];
-    let mut subnet = base.clone();
-    subnet.aws_subnet_ids = vec!["subnet-1".into()];
-    let mut profile = base.clone();
-    profile.aws_iam_instance_profile_arns =
-        vec!["arn:aws:iam::123456789012:instance-profile/*".into()];
+    let vpc = base.clone().with_vpc_ids(["vpc-1234abcd".parse().unwrap()]);
+    let subnet = base
+        .clone()
+        .with_subnet_ids(["subnet-1234abcd".parse().unwrap()]);
+    let profile =
+        base.clone()
+            .with_instance_profile_arns(["arn:aws:iam::123456789012:instance-profile/*"
+                .parse()
+                .unwrap()]);
     for rule in [vpc, subnet, profile] {
         assert!(rule.has_lookup_bounds(), "{rule:?}");
     }
     // Document bounds are not lookup bounds.
-    let mut image = base;
-    image.aws_image_ids = vec!["ami-0123456789abcdef0".into()];
+    let image = base
+        .with_image_ids(["ami-0123456789abcdef0".parse().unwrap()])
+        .with_instance_types(["t3.micro".parse().unwrap()])
+        .with_availability_zones(["us-east-1a".parse().unwrap()]);
     assert!(!image.has_lookup_bounds());
+    assert_eq!(image.aws_instance_types().len(), 1);
+    assert_eq!(image.aws_availability_zones().len(), 1);
 }
 
 #[test]

@@ -18,9 +18,9 @@ use std::task::{Context, Poll, Waker};
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use common::{BlobSpec, der_oid, oid, tag, test_ca, tlv, tlv_of};
 use ec2_iid::{
-    AllowRule, CheckError, Error, Format, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
-    InstanceQuery, InstanceState, Malformed, TokenSpec, TrustStore, VerifiedDocument, VerifiedJoin,
-    Verifier, parse_document, verify_signature,
+    AllowRule, CheckError, ConfigError, Error, Format, InMemoryJoinRegistry, InstanceFacts,
+    InstanceLookup, InstanceQuery, InstanceState, Malformed, PendingJoin, TokenResource, TokenSpec,
+    TrustStore, VerifiedDocument, Verifier, parse_document, verify_signature,
 };
 
 const ACCOUNT: &str = "123456789012";
@@ -67,19 +67,24 @@ fn verifier_with(rule: AllowRule) -> Verifier {
 }
 
 fn account_rule() -> AllowRule {
-    AllowRule::account(ACCOUNT).unwrap()
+    AllowRule::account(ACCOUNT.parse().unwrap())
 }
 
 fn fixture() -> Vec<u8> {
     spec().build(&test_ca())
 }
 
-fn joined(verifier: &Verifier) -> VerifiedJoin {
+fn joined(verifier: &Verifier) -> PendingJoin<'_> {
     verifier.verify(&fixture(), now()).unwrap()
 }
 
 fn running() -> InstanceFacts {
-    InstanceFacts::new(INSTANCE, InstanceState::Running)
+    owned(InstanceFacts::new(INSTANCE, InstanceState::Running))
+}
+
+fn owned(mut facts: InstanceFacts) -> InstanceFacts {
+    facts.owner_id = Some(ACCOUNT.into());
+    facts
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -341,23 +346,72 @@ fn certificate_impersonating_a_trusted_one() {
 
 #[test]
 fn invalid_configurations() {
-    let config = |reason: &str| Error::InvalidConfig {
-        reason: reason.into(),
-    };
     let no_rules = Verifier::builder(store_for("us-east-1")).build();
     assert_eq!(
         no_rules.unwrap_err(),
-        config("at least one allow rule is required")
+        ConfigError::NoAllowRules { field: "allow" }
     );
-    let zero_ttl = Verifier::builder(store_for("us-east-1"))
+    let short_ttl = Verifier::builder(store_for("us-east-1"))
         .allow(account_rule())
-        .ttl(Duration::ZERO)
+        .ttl(Duration::from_millis(999))
         .build();
-    assert_eq!(zero_ttl.unwrap_err(), config("the TTL must be positive"));
+    assert_eq!(
+        short_ttl.unwrap_err(),
+        ConfigError::TtlTooShort {
+            field: "ttl",
+            ttl: Duration::from_millis(999)
+        }
+    );
     let no_trust = Verifier::builder(TrustStore::empty())
         .allow(account_rule())
         .build();
-    assert_eq!(no_trust.unwrap_err(), config("the trust store is empty"));
+    assert_eq!(no_trust.unwrap_err(), ConfigError::EmptyTrustStore);
+    // Rules and TTL come from one place, in either order.
+    let spec = TokenSpec::from_rules(vec![account_rule()]);
+    let both = Verifier::builder(store_for("us-east-1"))
+        .allow(account_rule())
+        .token_spec(&spec)
+        .build();
+    assert_eq!(
+        both.unwrap_err(),
+        ConfigError::Conflict {
+            first: "allow",
+            second: "token_spec",
+            what: "allow rules"
+        }
+    );
+    let both = Verifier::builder(store_for("us-east-1"))
+        .token_spec(&spec)
+        .ttl(Duration::from_secs(60))
+        .build();
+    assert_eq!(
+        both.unwrap_err(),
+        ConfigError::Conflict {
+            first: "token_spec",
+            second: "ttl",
+            what: "TTL"
+        }
+    );
+    // A region no trusted certificate covers could never verify: a typo or a missing cert.
+    let uncovered = Verifier::builder(store_for("us-east-1"))
+        .allow(
+            account_rule()
+                .with_regions(["us-east-1".parse().unwrap(), "eu-west-3".parse().unwrap()]),
+        )
+        .build();
+    assert_eq!(
+        uncovered.unwrap_err(),
+        ConfigError::UncoveredRegion {
+            field: "allow[0].aws_regions[1]".into(),
+            region: "eu-west-3".parse().unwrap()
+        }
+    );
+}
+
+fn rule_error(json: &str) -> String {
+    serde_json::from_str::<TokenSpec>(json)
+        .unwrap_err()
+        .to_string()
 }
 
 #[test]
@@ -369,30 +423,79 @@ fn invalid_tokens_refuse_to_build() {
         .build();
     assert_eq!(
         built.unwrap_err(),
-        Error::InvalidToken {
-            reason: "join method \"iam\" is not supported, only \"ec2\"".into()
+        ConfigError::InvalidField {
+            field: "spec.join_method".into(),
+            reason: "\"iam\" is not supported: write join_method: ec2".into()
         }
     );
-    // A rule that names neither an account nor a role would admit any AWS account.
-    let built = Verifier::builder(store_for("us-east-1"))
-        .allow(AllowRule::default())
-        .build();
+    // Reading a token reports the ConfigError's own message, with where the mistake is.
     assert_eq!(
-        built.unwrap_err(),
-        Error::InvalidToken {
-            reason: "allow rule 0: allow rule for \"ec2\" join method must set \"aws_account\" \
-                     or \"aws_role\""
-                .into()
+        rule_error(r#"{"allow": [{"aws_account": "123456789012", "aws_region": ["us-west-2"]}]}"#),
+        ConfigError::UnknownField {
+            field: "spec.allow[0].aws_region".into(),
+            did_you_mean: Some("aws_regions")
         }
+        .to_string()
+    );
+    // A rule that names neither an account nor a role would admit any AWS account.
+    assert_eq!(
+        rule_error(r#"{"allow": [{"aws_regions": ["us-east-1"]}]}"#),
+        ConfigError::MissingAccount {
+            rule: "spec.allow[0]".into()
+        }
+        .to_string()
+    );
+    assert_eq!(
+        rule_error(
+            r#"{"allow": [{"aws_account": "123456789012", "aws_role": "arn:aws:iam::999999999999:role/x"}]}"#
+        ),
+        ConfigError::RoleAccountMismatch {
+            rule: "spec.allow[0]".into(),
+            account: ACCOUNT.parse().unwrap(),
+            role: "arn:aws:iam::999999999999:role/x".parse().unwrap()
+        }
+        .to_string()
+    );
+}
+
+#[test]
+fn expired_token() {
+    let token: TokenResource = serde_json::from_str(
+        r#"{"kind": "token", "version": "v2",
+            "metadata": {"name": "t", "expires": "2026-11-01T12:00:30Z"},
+            "spec": {"allow": [{"aws_account": "123456789012"}]}}"#,
+    )
+    .unwrap();
+    let verifier = Verifier::builder(store_for("us-east-1"))
+        .token(&token)
+        .build()
+        .unwrap();
+    let expires = "2026-11-01T12:00:30Z".parse().unwrap();
+    assert_eq!(verifier.expires(), Some(expires));
+    assert_eq!(
+        verifier.verify(&fixture(), now()).unwrap_err(),
+        Error::TokenExpired {
+            expires,
+            now: now()
+        }
+    );
+    assert!(
+        verifier
+            .verify(&fixture(), pending_time() + TimeDelta::seconds(29))
+            .is_ok()
     );
 }
 
 #[test]
 fn no_matching_rule_lists_each_rules_first_mismatch() {
-    let mut image = account_rule();
-    image.aws_image_ids = vec!["ami-00000000000000000".into()];
-    let verifier = Verifier::builder(store_for("us-east-1"))
-        .allow(AllowRule::account("222222222222").unwrap())
+    let image = account_rule().with_image_ids(["ami-00000000000000000".parse().unwrap()]);
+    let mut trust = store_for("us-east-1");
+    let eu_west_1 = ["eu-west-1".parse().unwrap()];
+    trust
+        .add_pem(Format::Rsa2048, test_ca().cert_pem.as_bytes(), eu_west_1)
+        .unwrap();
+    let verifier = Verifier::builder(trust)
+        .allow(AllowRule::account("222222222222".parse().unwrap()))
         .allow(account_rule().with_regions(["eu-west-1".parse().unwrap()]))
         .allow(image)
         .build()
@@ -460,20 +563,23 @@ fn instance_not_found_or_another_instance() {
     let verifier = verifier_with(account_rule());
     let join = joined(&verifier);
     assert_eq!(
-        verifier.check_facts(&join, None).unwrap_err(),
+        join.check_facts(None).unwrap_err(),
         Error::InstanceNotFound {
             instance_id: INSTANCE.parse().unwrap()
         }
     );
-    let other = InstanceFacts::new("i-0fedcba9876543210", InstanceState::Running);
+    let other = owned(InstanceFacts::new(
+        "i-0fedcba9876543210",
+        InstanceState::Running,
+    ));
     assert_eq!(
-        verifier.check_facts(&join, Some(&other)).unwrap_err(),
+        join.check_facts(Some(&other)).unwrap_err(),
         Error::InstanceIdMismatch {
             expected: INSTANCE.parse().unwrap(),
             found: "i-0fedcba9876543210".into()
         }
     );
-    assert!(verifier.check_facts(&join, Some(&running())).is_ok());
+    assert!(join.check_facts(Some(&running())).is_ok());
 }
 
 #[test]
@@ -487,9 +593,9 @@ fn instance_not_running() {
         InstanceState::Stopping,
         InstanceState::Terminated,
     ] {
-        let facts = InstanceFacts::new(INSTANCE, state);
+        let facts = owned(InstanceFacts::new(INSTANCE, state));
         assert_eq!(
-            verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+            join.check_facts(Some(&facts)).unwrap_err(),
             Error::InstanceNotRunning { state }
         );
     }
@@ -502,43 +608,49 @@ fn instance_owned_by_another_account() {
     let mut facts = running();
     facts.owner_id = Some("210987654321".into());
     assert_eq!(
-        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::OwnerMismatch {
             expected: ACCOUNT.parse().unwrap(),
             found: "210987654321".into()
         }
     );
+    facts.owner_id = None;
+    assert_eq!(
+        join.check_facts(Some(&facts)).unwrap_err(),
+        Error::MissingFact { fact: "owner_id" }
+    );
     facts.owner_id = Some(ACCOUNT.into());
-    assert!(verifier.check_facts(&join, Some(&facts)).is_ok());
+    assert!(join.check_facts(Some(&facts)).is_ok());
 }
 
 #[test]
 fn lookup_bounds_violated_or_unknown() {
-    let mut rule = account_rule();
-    rule.aws_vpc_ids = vec!["vpc-1".into()];
-    rule.aws_iam_instance_profile_arns =
-        vec!["arn:aws:iam::123456789012:instance-profile/web-*".into()];
+    let rule = account_rule()
+        .with_vpc_ids(["vpc-1234abcd".parse().unwrap()])
+        .with_instance_profile_arns(["arn:aws:iam::123456789012:instance-profile/web-*"
+            .parse()
+            .unwrap()]);
     let verifier = verifier_with(rule);
     let join = joined(&verifier);
     let mut facts = running();
     assert_eq!(
-        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::MissingFact {
             fact: "aws_vpc_ids"
         }
     );
     facts.vpc_id = Some("vpc-2".into());
     assert_eq!(
-        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::BoundViolated {
             bound: "aws_vpc_ids",
             value: "vpc-2".into()
         }
     );
-    facts.vpc_id = Some("vpc-1".into());
+    facts.vpc_id = Some("vpc-1234abcd".into());
     facts.iam_instance_profile_arn = Some("arn:aws:iam::123456789012:instance-profile/db".into());
     assert_eq!(
-        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::BoundViolated {
             bound: "aws_iam_instance_profile_arns",
             value: "arn:aws:iam::123456789012:instance-profile/db".into()
@@ -546,7 +658,7 @@ fn lookup_bounds_violated_or_unknown() {
     );
     facts.iam_instance_profile_arn =
         Some("arn:aws:iam::123456789012:instance-profile/web-1".into());
-    assert!(verifier.check_facts(&join, Some(&facts)).is_ok());
+    assert!(join.check_facts(Some(&facts)).is_ok());
 }
 
 #[test]
@@ -559,7 +671,7 @@ fn root_volume_attached_after_launch() {
     let join = joined(&verifier);
     let mut facts = running();
     assert_eq!(
-        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::MissingFact {
             fact: "root_device_type"
         }
@@ -568,11 +680,11 @@ fn root_volume_attached_after_launch() {
     facts.primary_eni_attach_time = Some(pending_time());
     facts.root_volume_attach_time = Some(pending_time() + TimeDelta::seconds(120));
     assert_eq!(
-        verifier.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::RootVolumeReattached { seconds: 120 }
     );
     facts.root_volume_attach_time = Some(pending_time() - TimeDelta::seconds(60));
-    assert!(verifier.check_facts(&join, Some(&facts)).is_ok());
+    assert!(join.check_facts(Some(&facts)).is_ok());
 }
 
 /// A lookup that answers at once with fixed facts.
@@ -607,9 +719,9 @@ fn second_join_of_the_same_host_is_refused() {
     let join = joined(&verifier);
     let lookup = FixedLookup(Some(running()));
     let registry = InMemoryJoinRegistry::new();
-    let first = now_or_never(verifier.check_instance_once(&join, &lookup, &registry)).unwrap();
-    assert_eq!(first.host_id, HOST_ID);
-    let second = now_or_never(verifier.check_instance_once(&join, &lookup, &registry));
+    let first = now_or_never(join.check_instance_once(&lookup, &registry, now())).unwrap();
+    assert_eq!(first.host_id(), HOST_ID);
+    let second = now_or_never(join.check_instance_once(&lookup, &registry, now()));
     assert!(
         matches!(
             &second,
@@ -619,7 +731,7 @@ fn second_join_of_the_same_host_is_refused() {
     );
     // After the host left, it may join again.
     assert!(registry.release(HOST_ID));
-    assert!(now_or_never(verifier.check_instance_once(&join, &lookup, &registry)).is_ok());
+    assert!(now_or_never(join.check_instance_once(&lookup, &registry, now())).is_ok());
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -661,6 +773,11 @@ fn every_variant_is_mapped_to_a_producing_test() {
     for (enum_name, variant) in variants(&source, "Error")
         .into_iter()
         .map(|v| ("Error", v))
+        .chain(
+            variants(&source, "ConfigError")
+                .into_iter()
+                .map(|v| ("ConfigError", v)),
+        )
         .chain(
             variants(&source, "Malformed")
                 .into_iter()

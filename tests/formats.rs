@@ -87,14 +87,17 @@ fn pkcs7_is_refused_without_the_opt_in() {
     );
     // The Verifier refuses by default too, and accepts with the builder's opt-in.
     let builder =
-        Verifier::builder(test_trust()).allow(AllowRule::account("123456789012").unwrap());
+        Verifier::builder(test_trust()).allow(AllowRule::account("123456789012".parse().unwrap()));
     let verifier = builder.clone().build().unwrap();
     assert!(!verifier.options().legacy_dsa_sha1_allowed());
     assert_eq!(verifier.verify(PKCS7, now()).unwrap_err(), REFUSED);
     let verifier = builder.allow_legacy_dsa_sha1(true).build().unwrap();
     let joined = verifier.verify(PKCS7, now()).unwrap();
     assert_eq!(joined.verified().signer().format, Format::Pkcs7);
-    assert_eq!(joined.host_id(), "123456789012-i-0123456789abcdef0");
+    assert_eq!(
+        joined.document().host_id(),
+        "123456789012-i-0123456789abcdef0"
+    );
 }
 
 #[test]
@@ -284,7 +287,7 @@ fn cms_format_detection() {
 
     // Verifier::verify keeps working for /rsa2048 and reports the format.
     let verifier = Verifier::builder(test_trust())
-        .allow(AllowRule::account("123456789012").unwrap())
+        .allow(AllowRule::account("123456789012".parse().unwrap()))
         .build()
         .unwrap();
     let joined = verifier.verify(RSA2048, now()).unwrap();
@@ -317,7 +320,7 @@ fn signature_verifies_over_the_exact_document() {
 
     // Through the Verifier, with rules and TTL.
     let verifier = Verifier::builder(test_trust())
-        .allow(AllowRule::account("123456789012").unwrap())
+        .allow(AllowRule::account("123456789012".parse().unwrap()))
         .build()
         .unwrap();
     let joined = verifier

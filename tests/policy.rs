@@ -19,9 +19,9 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ec2_iid::{
-    AllowRule, CheckError, Error, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
-    InstanceQuery, InstanceState, RuleMismatch, TokenResource, TokenSpec, TrustStore,
-    VerifiedDocument, Verifier, match_allow_rules, parse_document, verify_signature,
+    AllowRule, CheckError, ConfigError, Error, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
+    InstanceQuery, InstanceState, PendingJoin, RoleArn, RuleMismatch, TokenResource, TokenSpec,
+    TrustStore, VerifiedDocument, Verifier, match_allow_rules, parse_document, verify_signature,
 };
 
 /// Runs a future that never waits on I/O (the fakes here answer at once).
@@ -69,12 +69,17 @@ fn seed_tokens_parse_as_written() {
     assert_eq!(single.join_method, "ec2");
     assert_eq!(single.aws_iid_ttl.get(), Duration::from_secs(300));
     assert_eq!(single.allow.len(), 3);
-    assert_eq!(single.allow[2].aws_regions, ["us-east-1", "us-west-2"]);
+    let regions: Vec<&str> = single.allow[2]
+        .aws_regions()
+        .iter()
+        .map(|r| r.as_str())
+        .collect();
+    assert_eq!(regions, ["us-east-1", "us-west-2"]);
 
     let multi = token("ec2-multiaccount-token");
     assert_eq!(multi.allow.len(), 2);
     assert_eq!(
-        multi.allow[1].role(),
+        multi.allow[1].aws_role().map(RoleArn::as_str),
         Some("arn:aws:iam::333333333333:role/teleport-DescribeInstances-role")
     );
     // The fixture's account (123456789012) is in neither token.
@@ -99,7 +104,6 @@ fn rule_table() {
     // (rules, expected index or the mismatching fields)
     let cases: Vec<(Vec<AllowRule>, Expected)> = vec![
         (vec![], Err(vec![])),
-        (vec![rule(r#"{}"#)], Ok(0)),
         (vec![rule(r#"{"aws_account": "123456789012"}"#)], Ok(0)),
         (
             vec![rule(r#"{"aws_account": "111111111111"}"#)],
@@ -126,26 +130,44 @@ fn rule_table() {
             ],
             Ok(0),
         ),
-        (vec![rule(r#"{"aws_regions": []}"#)], Ok(0)),
         (
-            vec![rule(r#"{"aws_image_ids": ["ami-0123456789abcdef0"]}"#)],
+            vec![rule(
+                r#"{"aws_account": "123456789012", "aws_image_ids": ["ami-0123456789abcdef0"]}"#,
+            )],
             Ok(0),
         ),
         (
-            vec![rule(r#"{"aws_image_ids": ["ami-1"]}"#)],
+            vec![rule(
+                r#"{"aws_account": "123456789012", "aws_image_ids": ["ami-1234abcd"]}"#,
+            )],
             Err(vec![(0, "aws_image_ids")]),
         ),
         (
-            vec![rule(r#"{"aws_instance_types": ["t3.micro", "m5.large"]}"#)],
+            vec![rule(
+                r#"{"aws_account": "123456789012", "aws_instance_types": ["t3.micro", "m5.large"]}"#,
+            )],
             Ok(0),
         ),
         (
-            vec![rule(r#"{"aws_instance_types": ["m5.large"]}"#)],
+            vec![rule(
+                r#"{"aws_account": "123456789012", "aws_instance_types": ["m5.large"]}"#,
+            )],
             Err(vec![(0, "aws_instance_types")]),
         ),
         (
-            vec![rule(r#"{"aws_availability_zones": ["us-east-1b"]}"#)],
+            vec![rule(
+                r#"{"aws_account": "123456789012", "aws_availability_zones": ["us-east-1b"]}"#,
+            )],
             Err(vec![(0, "aws_availability_zones")]),
+        ),
+        // A role-only rule is bound to the role's account.
+        (
+            vec![rule(r#"{"aws_role": "arn:aws:iam::999999999999:role/x"}"#)],
+            Err(vec![(0, "aws_account")]),
+        ),
+        (
+            vec![rule(r#"{"aws_role": "arn:aws:iam::123456789012:role/x"}"#)],
+            Ok(0),
         ),
         (
             vec![
@@ -155,7 +177,12 @@ fn rule_table() {
             Err(vec![(0, "aws_regions"), (1, "aws_account")]),
         ),
         // Lookup bounds do not take part in document matching.
-        (vec![rule(r#"{"aws_vpc_ids": ["vpc-1"]}"#)], Ok(0)),
+        (
+            vec![rule(
+                r#"{"aws_account": "123456789012", "aws_vpc_ids": ["vpc-1234abcd"]}"#,
+            )],
+            Ok(0),
+        ),
     ];
     for (rules, expected) in cases {
         let got = match_allow_rules(&doc, &rules).map(|(index, _)| index);
@@ -200,7 +227,7 @@ fn verifier_with(rule: AllowRule) -> Verifier {
 
 #[test]
 fn ttl_through_the_verifier() {
-    let verifier = verifier_with(AllowRule::account("123456789012").unwrap());
+    let verifier = verifier_with(AllowRule::account("123456789012".parse().unwrap()));
     let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
     assert!(
         verifier
@@ -222,7 +249,7 @@ fn ttl_through_the_verifier() {
         Err(Error::PendingTimeInFuture { .. })
     ));
     let long = Verifier::builder(test_trust())
-        .allow(AllowRule::account("123456789012").unwrap())
+        .allow(AllowRule::account("123456789012".parse().unwrap()))
         .ttl(Duration::from_secs(600))
         .build()
         .unwrap();
@@ -238,43 +265,46 @@ fn ttl_through_the_verifier() {
 
 #[test]
 fn builder_refuses_unusable_configurations() {
-    let config = |r: Result<Verifier, Error>| match r {
-        Err(Error::InvalidConfig { reason }) => reason,
-        other => panic!("{other:?}"),
-    };
-    assert!(config(Verifier::builder(test_trust()).build()).contains("allow rule"));
-    let rule = AllowRule::account("123456789012").unwrap();
-    assert!(
-        config(
-            Verifier::builder(test_trust())
-                .allow(rule.clone())
-                .ttl(Duration::ZERO)
-                .build()
-        )
-        .contains("TTL")
+    let rule = AllowRule::account("123456789012".parse().unwrap());
+    assert_eq!(
+        Verifier::builder(test_trust()).build().unwrap_err(),
+        ConfigError::NoAllowRules { field: "allow" }
     );
-    assert!(
-        config(Verifier::builder(TrustStore::empty()).allow(rule).build()).contains("trust store")
-    );
-    assert!(matches!(
+    assert_eq!(
         Verifier::builder(test_trust())
-            .allow(AllowRule::default())
-            .build(),
-        Err(Error::InvalidToken { .. })
-    ));
-    assert!(matches!(
+            .allow(rule.clone())
+            .ttl(Duration::ZERO)
+            .build()
+            .unwrap_err(),
+        ConfigError::TtlTooShort {
+            field: "ttl",
+            ttl: Duration::ZERO
+        }
+    );
+    assert_eq!(
+        Verifier::builder(TrustStore::empty())
+            .allow(rule)
+            .build()
+            .unwrap_err(),
+        ConfigError::EmptyTrustStore
+    );
+    assert_eq!(
         Verifier::builder(test_trust())
             .token_spec(&TokenSpec::default())
-            .build(),
-        Err(Error::InvalidToken { .. })
-    ));
+            .build()
+            .unwrap_err(),
+        ConfigError::InvalidField {
+            field: "spec.join_method".into(),
+            reason: "\"\" is not supported: write join_method: ec2".into()
+        }
+    );
 }
 
 fn running() -> InstanceFacts {
     let mut facts = InstanceFacts::new("i-0123456789abcdef0", InstanceState::Running);
     facts.owner_id = Some("123456789012".into());
-    facts.vpc_id = Some("vpc-0abc".into());
-    facts.subnet_id = Some("subnet-0abc".into());
+    facts.vpc_id = Some("vpc-0abc1234".into());
+    facts.subnet_id = Some("subnet-0abc1234".into());
     facts.iam_instance_profile_arn =
         Some("arn:aws:iam::123456789012:instance-profile/web-server".into());
     facts
@@ -283,23 +313,23 @@ fn running() -> InstanceFacts {
 #[test]
 fn facts_checks_each_have_their_own_error() {
     let bounded = rule(
-        r#"{"aws_account": "123456789012", "aws_vpc_ids": ["vpc-0abc"],
-            "aws_subnet_ids": ["subnet-0abc", "subnet-0def"],
+        r#"{"aws_account": "123456789012", "aws_vpc_ids": ["vpc-0abc1234"],
+            "aws_subnet_ids": ["subnet-0abc1234", "subnet-0def1234"],
             "aws_iam_instance_profile_arns": ["arn:aws:iam::123456789012:instance-profile/web-*"]}"#,
     );
     let verifier = verifier_with(bounded);
     let join = verifier.verify(&blob(), now()).unwrap();
-    let outcome = verifier.check_facts(&join, Some(&running())).unwrap();
-    assert_eq!(outcome.host_id, "123456789012-i-0123456789abcdef0");
-    assert_eq!(outcome.facts, running());
+    let outcome = join.check_facts(Some(&running())).unwrap();
+    assert_eq!(outcome.host_id(), "123456789012-i-0123456789abcdef0");
+    assert_eq!(outcome.facts(), &running());
 
     let check = |edit: &dyn Fn(&mut InstanceFacts)| {
         let mut facts = running();
         edit(&mut facts);
-        verifier.check_facts(&join, Some(&facts)).unwrap_err()
+        join.check_facts(Some(&facts)).unwrap_err()
     };
     assert_eq!(
-        verifier.check_facts(&join, None).unwrap_err(),
+        join.check_facts(None).unwrap_err(),
         Error::InstanceNotFound {
             instance_id: "i-0123456789abcdef0".parse().unwrap()
         }
@@ -345,35 +375,40 @@ fn facts_checks_each_have_their_own_error() {
             value: "arn:aws:iam::123456789012:instance-profile/db".into()
         }
     );
-    // An unknown owner is not held against the instance.
-    assert!(check_ok(&verifier, &join, |f| f.owner_id = None));
+    // The owner is required: without it nothing ties the instance to the rule's account.
+    assert_eq!(
+        check(&|f| f.owner_id = None),
+        Error::MissingFact { fact: "owner_id" }
+    );
+    assert!(check_ok(&join, |f| f.subnet_id = Some("subnet-0def1234".into())));
 }
 
-fn check_ok(
-    verifier: &Verifier,
-    join: &ec2_iid::VerifiedJoin,
-    edit: fn(&mut InstanceFacts),
-) -> bool {
+fn check_ok(join: &PendingJoin<'_>, edit: fn(&mut InstanceFacts)) -> bool {
     let mut facts = running();
     edit(&mut facts);
-    verifier.check_facts(join, Some(&facts)).is_ok()
+    join.check_facts(Some(&facts)).is_ok()
 }
 
 #[test]
 fn root_volume_check_is_opt_in_and_spire_like() {
     let t = |s: &str| -> DateTime<Utc> { s.parse().unwrap() };
-    let rule = AllowRule::account("123456789012").unwrap();
+    let rule = AllowRule::account("123456789012".parse().unwrap());
     let off = verifier_with(rule.clone());
     let on = Verifier::builder(test_trust())
         .allow(rule)
         .root_volume_check(true)
         .build()
         .unwrap();
-    let join = on.verify(&blob(), now()).unwrap();
     let mut facts = running();
-    assert!(off.check_facts(&join, Some(&facts)).is_ok());
+    assert!(
+        off.verify(&blob(), now())
+            .unwrap()
+            .check_facts(Some(&facts))
+            .is_ok()
+    );
+    let join = on.verify(&blob(), now()).unwrap();
     assert_eq!(
-        on.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::MissingFact {
             fact: "root_device_type"
         }
@@ -382,24 +417,24 @@ fn root_volume_check_is_opt_in_and_spire_like() {
     facts.primary_eni_attach_time = Some(t("2026-11-01T12:00:00Z"));
     facts.root_volume_attach_time = Some(t("2026-11-01T12:01:00Z"));
     assert!(
-        on.check_facts(&join, Some(&facts)).is_ok(),
+        join.check_facts(Some(&facts)).is_ok(),
         "60 s apart is allowed"
     );
     facts.root_volume_attach_time = Some(t("2026-11-01T12:01:01Z"));
     assert_eq!(
-        on.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::RootVolumeReattached { seconds: 61 }
     );
     facts.root_volume_attach_time = None;
     assert_eq!(
-        on.check_facts(&join, Some(&facts)).unwrap_err(),
+        join.check_facts(Some(&facts)).unwrap_err(),
         Error::MissingFact {
             fact: "root_volume_attach_time"
         }
     );
     facts.root_device_type = Some("instance-store".into());
     assert!(
-        on.check_facts(&join, Some(&facts)).is_ok(),
+        join.check_facts(Some(&facts)).is_ok(),
         "instance-store roots are skipped"
     );
 }
@@ -436,12 +471,14 @@ impl InstanceLookup for FakeLookup {
 fn check_instance_assumes_the_matched_rules_role() {
     let role = "arn:aws:iam::123456789012:role/describe";
     let verifier = Verifier::builder(test_trust())
+        .allow(AllowRule::role(
+            "arn:aws:iam::222222222222:role/x".parse().unwrap(),
+        ))
         .allow(
-            AllowRule::account("222222222222")
-                .unwrap()
-                .with_role("arn:aws:iam::222222222222:role/x"),
+            AllowRule::account("123456789012".parse().unwrap())
+                .with_role(role.parse().unwrap())
+                .unwrap(),
         )
-        .allow(AllowRule::account("123456789012").unwrap().with_role(role))
         .build()
         .unwrap();
     let join = verifier.verify(&blob(), now()).unwrap();
@@ -450,12 +487,15 @@ fn check_instance_assumes_the_matched_rules_role() {
         answer: Some(running()),
         ..FakeLookup::default()
     };
-    let outcome = block_on(verifier.check_instance(&join, &lookup)).unwrap();
-    assert_eq!(outcome.matched_rule, 1);
-    assert_eq!(outcome.rule.role(), Some(role));
+    let outcome = block_on(join.check_instance(&lookup)).unwrap();
+    assert_eq!(outcome.matched_rule(), 1);
+    assert_eq!(outcome.rule().aws_role().map(RoleArn::as_str), Some(role));
     let queries = lookup.queries.lock().unwrap();
     assert_eq!(queries.len(), 1);
-    assert_eq!(queries[0].role_arn.as_deref(), Some(role));
+    assert_eq!(
+        queries[0].role_arn.as_ref().map(RoleArn::as_str),
+        Some(role)
+    );
     assert_eq!(queries[0].region.as_str(), "us-east-1");
     assert_eq!(queries[0].account.as_str(), "123456789012");
     assert_eq!(queries[0].instance_id.as_str(), "i-0123456789abcdef0");
@@ -463,43 +503,50 @@ fn check_instance_assumes_the_matched_rules_role() {
 
 #[test]
 fn lookup_failures_keep_their_source() {
-    let verifier = verifier_with(AllowRule::account("123456789012").unwrap());
+    let verifier = verifier_with(AllowRule::account("123456789012".parse().unwrap()));
     let join = verifier.verify(&blob(), now()).unwrap();
     let failing = FakeLookup {
         fail: true,
         ..FakeLookup::default()
     };
-    let err = block_on(verifier.check_instance(&join, &failing)).unwrap_err();
+    let err = block_on(join.check_instance(&failing)).unwrap_err();
     assert!(matches!(err, CheckError::Lookup(Throttled)));
     let source = std::error::Error::source(&err).unwrap();
     assert_eq!(source.to_string(), "throttled by the fake");
 
     let missing = FakeLookup::default();
     assert!(matches!(
-        block_on(verifier.check_instance(&join, &missing)),
+        block_on(join.check_instance(&missing)),
         Err(CheckError::Rejected(Error::InstanceNotFound { .. }))
     ));
 }
 
 #[test]
-fn each_instance_joins_once() {
-    let verifier = verifier_with(AllowRule::account("123456789012").unwrap());
+fn each_launch_joins_once() {
+    let verifier = verifier_with(AllowRule::account("123456789012".parse().unwrap()));
     let join = verifier.verify(&blob(), now()).unwrap();
     let lookup = FakeLookup {
         answer: Some(running()),
         ..FakeLookup::default()
     };
     let registry = InMemoryJoinRegistry::new();
-    let first = block_on(verifier.check_instance_once(&join, &lookup, &registry)).unwrap();
-    assert_eq!(first.host_id, "123456789012-i-0123456789abcdef0");
-    match block_on(verifier.check_instance_once(&join, &lookup, &registry)) {
+    let first = block_on(join.check_instance_once(&lookup, &registry, now())).unwrap();
+    assert_eq!(first.host_id(), "123456789012-i-0123456789abcdef0");
+    match block_on(join.check_instance_once(&lookup, &registry, now())) {
         Err(CheckError::Rejected(Error::AlreadyJoined { host_id })) => {
-            assert_eq!(host_id, first.host_id);
+            assert_eq!(host_id, first.host_id());
         }
         other => panic!("{other:?}"),
     }
-    assert!(registry.release(&first.host_id));
-    assert!(block_on(verifier.check_instance_once(&join, &lookup, &registry)).is_ok());
+    // The claim is kept until pendingTime + TTL + skew, then the record may go.
+    let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
+    let expiry = pending + TimeDelta::minutes(6);
+    let late =
+        block_on(join.check_instance_once(&lookup, &registry, expiry - TimeDelta::seconds(1)));
+    assert!(late.is_err(), "still kept a second before expiry");
+    assert!(block_on(join.check_instance_once(&lookup, &registry, expiry)).is_ok());
+    assert!(registry.release(first.host_id()));
+    assert!(block_on(join.check_instance_once(&lookup, &registry, now())).is_ok());
 }
 
 #[test]
@@ -510,12 +557,14 @@ fn real_samples_against_rules_and_ttl() {
         .filter(|s| s.expect == "accept")
     {
         let own = Verifier::builder(trust.clone())
-            .allow(AllowRule::account(&sample.account_id).unwrap())
+            .allow(AllowRule::account(sample.account_id.parse().unwrap()))
             .build()
             .unwrap();
         let join = own.verify(&sample.blob(), sample.now).unwrap();
+        let mut facts = InstanceFacts::new(sample.instance_id.as_str(), InstanceState::Running);
+        facts.owner_id = Some(sample.account_id.clone());
         assert_eq!(
-            join.host_id(),
+            join.check_facts(Some(&facts)).unwrap().host_id(),
             format!("{}-{}", sample.account_id, sample.instance_id)
         );
         let late = sample.pending_time + TimeDelta::minutes(6);
@@ -524,7 +573,7 @@ fn real_samples_against_rules_and_ttl() {
             Err(Error::Expired { .. })
         ));
         let foreign = Verifier::builder(trust.clone())
-            .allow(AllowRule::account("111111111111").unwrap())
+            .allow(AllowRule::account("111111111111".parse().unwrap()))
             .build()
             .unwrap();
         assert!(matches!(
@@ -532,4 +581,35 @@ fn real_samples_against_rules_and_ttl() {
             Err(Error::NoMatchingRule { .. })
         ));
     }
+}
+
+#[test]
+fn in_memory_registry_keeps_only_the_live_window() {
+    use ec2_iid::{JoinClaim, JoinRegistry as _};
+    let registry = InMemoryJoinRegistry::new();
+    let start: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
+    // 100,000 hosts, one launched every 10 ms, each record kept 6 minutes: at most
+    // 36,000 records are live at any time, however long the registry runs.
+    let keep = TimeDelta::minutes(6);
+    let live = 36_000;
+    for i in 0..100_000_i64 {
+        let now = start + TimeDelta::milliseconds(10 * i);
+        let claim = JoinClaim::new(format!("host-{i}"), now, now + keep, now);
+        assert!(block_on(registry.claim(&claim)).unwrap());
+        assert!(
+            registry.len() <= live + 1,
+            "{} records at claim {i}",
+            registry.len()
+        );
+    }
+    assert!(registry.len() >= live - 1, "the live window is kept");
+    // Semantics at the API: replay refused, a newer launch wins, an older one does not.
+    let now = start + TimeDelta::milliseconds(10 * 100_000);
+    let claim = |host: &str, launched: DateTime<Utc>| {
+        block_on(registry.claim(&JoinClaim::new(host, launched, launched + keep, now))).unwrap()
+    };
+    assert!(claim("h", now));
+    assert!(!claim("h", now), "replay");
+    assert!(claim("h", now + TimeDelta::seconds(1)), "restart");
+    assert!(!claim("h", now), "older launch");
 }

@@ -37,7 +37,7 @@ use axum::routing::post;
 use chrono::{DateTime, Utc};
 use ec2_iid::{
     CheckError, Format, InMemoryJoinRegistry, Region, TokenResource, TokenSpec, TrustStore,
-    Verifier,
+    Verifier, VerifierBuilder,
 };
 use ec2_iid_aws::{Ec2Lookup, Ec2LookupError};
 
@@ -89,8 +89,7 @@ async fn serve(args: Args) -> Result<(), String> {
             .add_pem(Format::Rsa2048, &pem, regions.iter().cloned())
             .map_err(|e| format!("--cert {path}: {e}"))?;
     }
-    let verifier = Verifier::builder(trust)
-        .token_spec(&read_token(&args.token)?)
+    let verifier = read_token(&args.token, Verifier::builder(trust))?
         .build()
         .map_err(|e| format!("--token {}: {e}", args.token))?;
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
@@ -122,9 +121,9 @@ async fn serve(args: Args) -> Result<(), String> {
 async fn join(State(app): State<Arc<App>>, body: Bytes) -> Response {
     let now = DateTime::<Utc>::from(SystemTime::now());
     let result = match app.verifier.verify(&body, now) {
-        Ok(join) => {
-            app.verifier
-                .check_instance_once(&join, &app.lookup, &app.registry)
+        Ok(pending) => {
+            pending
+                .check_instance_once(&app.lookup, &app.registry, now)
                 .await
         }
         Err(e) => Err(CheckError::Rejected(e)),
@@ -133,11 +132,12 @@ async fn join(State(app): State<Arc<App>>, body: Bytes) -> Response {
         Ok(outcome) => {
             eprintln!(
                 "joined: {} (rule {})",
-                outcome.host_id, outcome.matched_rule
+                outcome.host_id(),
+                outcome.matched_rule()
             );
             let body = serde_json::json!({
-                "host_id": outcome.host_id,
-                "matched_rule": outcome.matched_rule,
+                "host_id": outcome.host_id(),
+                "matched_rule": outcome.matched_rule(),
             });
             Json(body).into_response()
         }
@@ -227,14 +227,15 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
 }
 
 /// A token resource (`kind: token`) or a bare spec, in YAML or JSON.
-fn read_token(path: &str) -> Result<TokenSpec, String> {
+fn read_token(path: &str, builder: VerifierBuilder) -> Result<VerifierBuilder, String> {
     let bad = |e: &dyn std::fmt::Display| format!("--token {path}: {e}");
     let bytes = std::fs::read(path).map_err(|e| bad(&e))?;
     let value: serde_norway::Value = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
     if value.get("spec").is_some() {
         let resource: TokenResource = serde_norway::from_value(value).map_err(|e| bad(&e))?;
-        resource.validate().map_err(|e| bad(&e))
+        Ok(builder.token(&resource))
     } else {
-        serde_norway::from_value(value).map_err(|e| bad(&e))
+        let spec: TokenSpec = serde_norway::from_value(value).map_err(|e| bad(&e))?;
+        Ok(builder.token_spec(&spec))
     }
 }

@@ -64,7 +64,7 @@ const NOT_FOUND: &[&str] = &["InvalidInstanceID.Malformed", "InvalidInstanceID.N
 ///     "i-0123456789abcdef0".parse()?,
 ///     "eu-west-1".parse()?,
 /// )
-/// .with_role_arn(Some("arn:aws:iam::123456789012:role/ec2-iid-describe".into()));
+/// .with_role_arn(Some("arn:aws:iam::123456789012:role/ec2-iid-describe".parse()?));
 /// match lookup.describe_instance(&query).await? {
 ///     Some(facts) if facts.state == InstanceState::Running => println!("running"),
 ///     Some(facts) => println!("not running: {}", facts.state),
@@ -177,7 +177,7 @@ impl Ec2Lookup {
         let settings = &self.inner.settings;
         let key = ClientKey {
             region: query.region.clone(),
-            role_arn: query.role_arn.clone(),
+            role_arn: query.role_arn.as_ref().map(|r| r.as_str().to_owned()),
         };
         let client = self.client_for(&key, query).await?;
         let result = client

@@ -225,7 +225,7 @@ async fn cross_account_lookup_assumes_the_role() {
     assert_eq!(lookup.describe_instance(&own).await.unwrap(), None);
 
     // Through the rule's role it is: the lookup assumed the role in the instance's account.
-    let assumed = query(OTHER_ACCOUNT, id).with_role_arn(Some(role.clone()));
+    let assumed = query(OTHER_ACCOUNT, id).with_role_arn(Some(role.parse().unwrap()));
     let facts = settled_facts(&lookup, &assumed).await;
     assert_eq!(facts.state, InstanceState::Running);
     assert_eq!(facts.owner_id.as_deref(), Some(OTHER_ACCOUNT));
@@ -234,8 +234,9 @@ async fn cross_account_lookup_assumes_the_role() {
     assert_eq!(again, facts);
 
     // A role of another partition is refused before any call.
-    let china =
-        query(OTHER_ACCOUNT, id).with_role_arn(Some(role.replace("arn:aws:", "arn:aws-cn:")));
+    let china = query(OTHER_ACCOUNT, id).with_role_arn(Some(
+        role.replace("arn:aws:", "arn:aws-cn:").parse().unwrap(),
+    ));
     let err = lookup.describe_instance(&china).await.unwrap_err();
     assert!(
         matches!(err, Ec2LookupError::InvalidRoleArn { .. }),
@@ -296,7 +297,9 @@ async fn silent_endpoint_times_out() {
 
     let role = format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe");
     let err = lookup
-        .describe_instance(&query(OTHER_ACCOUNT, "i-0123456789abcdef0").with_role_arn(Some(role)))
+        .describe_instance(
+            &query(OTHER_ACCOUNT, "i-0123456789abcdef0").with_role_arn(Some(role.parse().unwrap())),
+        )
         .await
         .unwrap_err();
     assert!(
@@ -321,7 +324,7 @@ async fn lookups_waiting_for_one_assume_role_are_bounded_too() {
         .build()
         .unwrap();
     let role = format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe");
-    let q = query(OTHER_ACCOUNT, "i-0123456789abcdef0").with_role_arn(Some(role));
+    let q = query(OTHER_ACCOUNT, "i-0123456789abcdef0").with_role_arn(Some(role.parse().unwrap()));
 
     // Six lookups for one role: one assumes it, the others wait for it, each at most 1 s, and
     // none queues behind all the others' timeouts (which would take 6 s).
