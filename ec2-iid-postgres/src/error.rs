@@ -1,0 +1,164 @@
+//! The registry's error: no connection, a failed statement, or a bad setting.
+
+use core::error::Error as StdError;
+use core::fmt;
+
+/// A boxed error from tokio-postgres or deadpool, kept as the `source` of a
+/// [`PostgresRegistryError`].
+type Source = Box<dyn StdError + Send + Sync + 'static>;
+
+/// What the registry was doing when the database failed.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq)]
+pub enum Operation {
+    /// [`claim`](ec2_iid::JoinRegistry::claim): the upsert that records a join.
+    Claim,
+    /// [`migrate`](crate::PostgresJoinRegistry::migrate): creating the table and its index.
+    Migrate,
+    /// [`purge_expired`](crate::PostgresJoinRegistry::purge_expired): deleting expired records.
+    PurgeExpired,
+}
+
+impl Operation {
+    /// A short name for messages, e.g. `claim`.
+    ///
+    /// ```
+    /// assert_eq!(ec2_iid_postgres::Operation::PurgeExpired.as_str(), "purge expired");
+    /// ```
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Claim => "claim",
+            Self::Migrate => "migrate",
+            Self::PurgeExpired => "purge expired",
+        }
+    }
+}
+
+impl fmt::Display for Operation {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A [`PostgresJoinRegistry`](crate::PostgresJoinRegistry) could not be set up or could not get
+/// an answer from PostgreSQL.
+///
+/// A refused claim is not an error (`Ok(false)`). Errors from tokio-postgres and deadpool stay
+/// reachable as the [`source`](core::error::Error::source).
+///
+/// ```
+/// # fn print(err: &ec2_iid_postgres::PostgresRegistryError) {
+/// if err.is_transient() {
+///     eprintln!("join registry unavailable, try again later: {err}");
+/// } else {
+///     eprintln!("join registry failed: {err}");
+/// }
+/// # }
+/// ```
+#[non_exhaustive]
+#[derive(Debug, thiserror::Error)]
+pub enum PostgresRegistryError {
+    /// A statement reached the server and failed there, or the connection broke while it ran.
+    #[non_exhaustive]
+    #[error("{operation}: database error{}", code_suffix(code.as_deref()))]
+    Database {
+        /// The registry call that failed.
+        operation: Operation,
+        /// The server's SQLSTATE code (e.g. `42P01`: the table does not exist; run
+        /// [`migrate`](crate::PostgresJoinRegistry::migrate)), when it sent one.
+        code: Option<String>,
+        /// tokio-postgres's error.
+        #[source]
+        source: Source,
+    },
+    /// The connection settings could not be parsed or the pool could not be built.
+    #[non_exhaustive]
+    #[error("invalid connection settings")]
+    InvalidConfig {
+        /// tokio-postgres's or deadpool's error.
+        #[source]
+        source: Source,
+    },
+    /// The table name is not a plain lowercase SQL identifier of at most
+    /// [`MAX_TABLE_NAME_LEN`](crate::MAX_TABLE_NAME_LEN) bytes.
+    #[non_exhaustive]
+    #[error("invalid table name {name:?}: {reason}")]
+    InvalidTableName {
+        /// The name as given (at most 64 characters of it).
+        name: String,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// No connection could be had from the pool: the server is unreachable, refused the login,
+    /// or the pool timed out or was closed.
+    #[non_exhaustive]
+    #[error("{operation}: no database connection")]
+    Pool {
+        /// The registry call that needed the connection.
+        operation: Operation,
+        /// deadpool's error (with tokio-postgres's inside, when there is one).
+        #[source]
+        source: Source,
+    },
+}
+
+impl PostgresRegistryError {
+    /// Whether the same call may succeed later without a configuration change: no connection,
+    /// a broken connection, or a server-side condition such as a serialization failure,
+    /// resource exhaustion or a shutdown (SQLSTATE classes 08, 40, 53, 57).
+    ///
+    /// A join server can answer these with "try again" instead of "denied".
+    #[must_use]
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Pool { .. } => true,
+            Self::Database { code: None, .. } => true,
+            Self::Database {
+                code: Some(code), ..
+            } => ["08", "40", "53", "57"]
+                .iter()
+                .any(|class| code.starts_with(class)),
+            Self::InvalidConfig { .. } | Self::InvalidTableName { .. } => false,
+        }
+    }
+
+    /// The registry call that failed, if the error is about one.
+    #[must_use]
+    pub fn operation(&self) -> Option<Operation> {
+        match self {
+            Self::Database { operation, .. } | Self::Pool { operation, .. } => Some(*operation),
+            Self::InvalidConfig { .. } | Self::InvalidTableName { .. } => None,
+        }
+    }
+
+    /// A failed statement.
+    pub(crate) fn database(operation: Operation, err: tokio_postgres::Error) -> Self {
+        let code = err.code().map(|c| c.code().to_owned());
+        Self::Database {
+            operation,
+            code,
+            source: Box::new(err),
+        }
+    }
+
+    /// No connection from the pool.
+    pub(crate) fn pool(operation: Operation, err: deadpool_postgres::PoolError) -> Self {
+        Self::Pool {
+            operation,
+            source: Box::new(err),
+        }
+    }
+
+    /// Bad connection settings.
+    pub(crate) fn config(err: impl StdError + Send + Sync + 'static) -> Self {
+        Self::InvalidConfig {
+            source: Box::new(err),
+        }
+    }
+}
+
+/// `" (SQLSTATE code)"` or nothing, for Display.
+fn code_suffix(code: Option<&str>) -> String {
+    code.map(|c| format!(" (SQLSTATE {c})")).unwrap_or_default()
+}

@@ -1,0 +1,9 @@
+#![doc = include_str!("../README.md")]
+
+mod error;
+mod registry;
+
+pub use deadpool_postgres;
+pub use error::{Operation, PostgresRegistryError};
+pub use registry::{DEFAULT_TABLE, MAX_TABLE_NAME_LEN, PostgresJoinRegistry};
+pub use tokio_postgres;

@@ -1,0 +1,310 @@
+//! [`PostgresJoinRegistry`]: the join registry in one PostgreSQL table, shared by replicas.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, Pool};
+use ec2_iid::{JoinClaim, JoinRegistry};
+use tokio_postgres::NoTls;
+
+use crate::error::{Operation, PostgresRegistryError};
+
+/// The table [`PostgresJoinRegistry::new`] uses.
+pub const DEFAULT_TABLE: &str = "ec2_iid_joins";
+
+/// The longest table name accepted, in bytes: PostgreSQL's 63-byte identifier limit minus the
+/// `_expires_at_idx` suffix of the index name.
+pub const MAX_TABLE_NAME_LEN: usize = 48;
+
+/// A [`JoinRegistry`] in a PostgreSQL table, so that each launch of an instance joins once
+/// across every replica (and process) that shares the database.
+///
+/// One row per host: `host_id text PRIMARY KEY, pending_time timestamptz, expires_at
+/// timestamptz`, with an index on `expires_at` ([`migrate`](Self::migrate) creates both). A
+/// claim is one statement, an `INSERT ... ON CONFLICT (host_id) DO UPDATE ... WHERE` that
+/// replaces the row only when the stored record expired or the claim is of a newer launch
+/// ([`JoinClaim::wins_over`]), and reports whether it wrote. The primary key's row lock makes
+/// concurrent claims of one host serialize, whichever connection they come from, so exactly one
+/// of them wins.
+///
+/// Times are stored with PostgreSQL's microsecond precision: two `pending_time`s less than a
+/// microsecond apart count as the same launch (AWS's `pendingTime` has whole seconds).
+///
+/// Expired rows block nothing, but stay until [`purge_expired`](Self::purge_expired) deletes
+/// them (or the host claims again). Run it now and then, from any one replica.
+///
+/// The registry is cheap to clone (the pool is shared) and `Send + Sync`.
+///
+/// ```no_run
+/// use ec2_iid::{JoinClaim, JoinRegistry};
+/// use ec2_iid_postgres::PostgresJoinRegistry;
+///
+/// # async fn run(claim: JoinClaim) -> Result<(), ec2_iid_postgres::PostgresRegistryError> {
+/// let registry = PostgresJoinRegistry::from_config_no_tls("host=127.0.0.1 user=joins dbname=joins")?
+///     .with_table("my_cluster_joins")?;
+/// registry.migrate().await?;
+/// if registry.claim(&claim).await? {
+///     println!("{} joined", claim.host_id);
+/// }
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone, Debug)]
+pub struct PostgresJoinRegistry {
+    pool: Pool,
+    sql: Arc<Sql>,
+}
+
+/// The statements for one table, built once.
+#[derive(Debug)]
+struct Sql {
+    table: String,
+    claim: String,
+    create_table: String,
+    purge: String,
+}
+
+impl Sql {
+    /// The statements for `table`, which must already be valid ([`check_table_name`]): it is
+    /// quoted, so no name can be a keyword, and only `[a-z0-9_]` can reach the SQL text.
+    fn new(table: &str) -> Self {
+        Self {
+            table: table.to_owned(),
+            claim: format!(
+                "INSERT INTO \"{table}\" AS t (host_id, pending_time, expires_at) \
+                 VALUES ($1, $2, $3) \
+                 ON CONFLICT (host_id) DO UPDATE \
+                 SET pending_time = EXCLUDED.pending_time, expires_at = EXCLUDED.expires_at \
+                 WHERE t.expires_at <= $4 OR t.pending_time < EXCLUDED.pending_time \
+                 RETURNING host_id"
+            ),
+            create_table: format!(
+                "CREATE TABLE IF NOT EXISTS \"{table}\" (\
+                 host_id text PRIMARY KEY, \
+                 pending_time timestamptz NOT NULL, \
+                 expires_at timestamptz NOT NULL); \
+                 CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON \"{table}\" (expires_at)"
+            ),
+            purge: format!("DELETE FROM \"{table}\" WHERE expires_at <= $1"),
+        }
+    }
+}
+
+impl PostgresJoinRegistry {
+    /// A registry on `pool`, in the table [`DEFAULT_TABLE`] (`ec2_iid_joins`) of the
+    /// connection's default schema (its `search_path`).
+    ///
+    /// Nothing is sent to the server until the first call.
+    #[must_use]
+    pub fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            sql: Arc::new(Sql::new(DEFAULT_TABLE)),
+        }
+    }
+
+    /// A registry with a pool of its own, from tokio-postgres connection settings (`host=...
+    /// user=... dbname=...` or a `postgresql://` URL; see [`tokio_postgres::Config`]), with
+    /// deadpool's default pool size and **without TLS**.
+    ///
+    /// Use it for a database on the same host or a trusted network. For TLS, a pool size or
+    /// timeouts, build a [`Pool`] with the TLS connector of your choice and use
+    /// [`new`](Self::new). Settings such as `connect_timeout=5` go in the string.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresRegistryError::InvalidConfig`] if the settings do not parse.
+    pub fn from_config_no_tls(config: &str) -> Result<Self, PostgresRegistryError> {
+        let config: tokio_postgres::Config =
+            config.parse().map_err(PostgresRegistryError::config)?;
+        let pool = Pool::builder(Manager::new(config, NoTls))
+            .build()
+            .map_err(PostgresRegistryError::config)?;
+        Ok(Self::new(pool))
+    }
+
+    /// The same registry in another table: `table` must be a plain lowercase SQL identifier
+    /// (ASCII letters `a-z`, digits and `_`, not starting with a digit) of at most
+    /// [`MAX_TABLE_NAME_LEN`] bytes. The index is named `<table>_expires_at_idx`.
+    ///
+    /// ```
+    /// use ec2_iid_postgres::PostgresJoinRegistry;
+    ///
+    /// // Nothing connects until the first call.
+    /// let registry = PostgresJoinRegistry::from_config_no_tls("host=127.0.0.1")?;
+    /// assert_eq!(registry.clone().with_table("cluster_a_joins")?.table(), "cluster_a_joins");
+    /// assert!(registry.with_table("joins; DROP TABLE users").is_err());
+    /// # Ok::<(), ec2_iid_postgres::PostgresRegistryError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresRegistryError::InvalidTableName`] for any other name; nothing is ever quoted
+    /// or escaped into the SQL.
+    pub fn with_table(mut self, table: &str) -> Result<Self, PostgresRegistryError> {
+        check_table_name(table)?;
+        self.sql = Arc::new(Sql::new(table));
+        Ok(self)
+    }
+
+    /// The table's name.
+    #[must_use]
+    pub fn table(&self) -> &str {
+        &self.sql.table
+    }
+
+    /// The connection pool.
+    #[must_use]
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// Creates the table and its `expires_at` index if they do not exist.
+    ///
+    /// Safe to run at every start, from every replica at once: it takes a transaction-scoped
+    /// advisory lock, so concurrent runs do not race. It does not alter an existing table.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresRegistryError::Pool`] without a connection, [`PostgresRegistryError::Database`]
+    /// if a statement fails (e.g. the user may not create tables).
+    pub async fn migrate(&self) -> Result<(), PostgresRegistryError> {
+        let op = Operation::Migrate;
+        let db = |e| PostgresRegistryError::database(op, e);
+        let mut client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| PostgresRegistryError::pool(op, e))?;
+        let tx = client.transaction().await.map_err(db)?;
+        let lock_key = format!("ec2-iid-postgres migrate {}", self.sql.table);
+        tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
+            .await
+            .map_err(db)?;
+        tx.batch_execute(&self.sql.create_table).await.map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
+
+    /// Deletes the records that expired at `now` (`expires_at <= now`) and returns how many.
+    ///
+    /// Expired records already count as absent; this only reclaims their space.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresRegistryError::Pool`] without a connection, [`PostgresRegistryError::Database`]
+    /// if the statement fails.
+    pub async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, PostgresRegistryError> {
+        let op = Operation::PurgeExpired;
+        let db = |e| PostgresRegistryError::database(op, e);
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| PostgresRegistryError::pool(op, e))?;
+        let statement = client.prepare_cached(&self.sql.purge).await.map_err(db)?;
+        client.execute(&statement, &[&now]).await.map_err(db)
+    }
+}
+
+impl JoinRegistry for PostgresJoinRegistry {
+    type Error = PostgresRegistryError;
+
+    /// Records the claim in one statement if it wins; `Ok(true)` if it did.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresRegistryError::Pool`] without a connection, [`PostgresRegistryError::Database`]
+    /// if the statement fails (SQLSTATE `42P01` until [`migrate`](Self::migrate) has run). The
+    /// claim did not win then; whether it was recorded is unknown only if the connection broke
+    /// after the statement was sent.
+    async fn claim(&self, claim: &JoinClaim) -> Result<bool, PostgresRegistryError> {
+        let op = Operation::Claim;
+        let db = |e| PostgresRegistryError::database(op, e);
+        let client = self
+            .pool
+            .get()
+            .await
+            .map_err(|e| PostgresRegistryError::pool(op, e))?;
+        let statement = client.prepare_cached(&self.sql.claim).await.map_err(db)?;
+        let row = client
+            .query_opt(
+                &statement,
+                &[
+                    &claim.host_id,
+                    &claim.pending_time,
+                    &claim.expires_at,
+                    &claim.now,
+                ],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.is_some())
+    }
+}
+
+/// Checks that `name` is a plain lowercase SQL identifier of at most [`MAX_TABLE_NAME_LEN`]
+/// bytes.
+fn check_table_name(name: &str) -> Result<(), PostgresRegistryError> {
+    let reason = if name.is_empty() {
+        Some("empty")
+    } else if name.len() > MAX_TABLE_NAME_LEN {
+        Some("longer than 48 bytes")
+    } else if name.starts_with(|c: char| c.is_ascii_digit()) {
+        Some("starts with a digit")
+    } else if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+    {
+        Some("only a-z, 0-9 and _ are allowed")
+    } else {
+        None
+    };
+    match reason {
+        None => Ok(()),
+        Some(reason) => Err(PostgresRegistryError::InvalidTableName {
+            name: name.chars().take(64).collect(),
+            reason,
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn table_names() {
+        for ok in ["ec2_iid_joins", "_x", "a", "t1", &"a".repeat(48)] {
+            assert!(check_table_name(ok).is_ok(), "{ok}");
+        }
+        for (bad, why) in [
+            ("", "empty"),
+            (&"a".repeat(49), "longer than 48 bytes"),
+            ("1joins", "starts with a digit"),
+            ("Joins", "only a-z, 0-9 and _ are allowed"),
+            ("joins; drop table x", "only a-z, 0-9 and _ are allowed"),
+            ("a\"b", "only a-z, 0-9 and _ are allowed"),
+            ("public.joins", "only a-z, 0-9 and _ are allowed"),
+            ("jöins", "only a-z, 0-9 and _ are allowed"),
+        ] {
+            match check_table_name(bad) {
+                Err(PostgresRegistryError::InvalidTableName { name, reason }) => {
+                    assert_eq!(reason, why, "{bad:?}");
+                    assert_eq!(name, bad.chars().take(64).collect::<String>());
+                }
+                other => panic!("{bad:?}: {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn statements_name_the_table() {
+        let sql = Sql::new("t_joins");
+        assert!(sql.claim.starts_with("INSERT INTO \"t_joins\" AS t "));
+        assert!(
+            sql.create_table
+                .contains("\"t_joins_expires_at_idx\" ON \"t_joins\"")
+        );
+        assert_eq!(sql.purge, "DELETE FROM \"t_joins\" WHERE expires_at <= $1");
+    }
+}

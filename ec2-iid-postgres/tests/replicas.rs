@@ -1,0 +1,110 @@
+//! Exactly once across replicas: concurrent claims through separate pools, as separate
+//! processes sharing the database would make them.
+
+mod support;
+
+use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
+use ec2_iid::{JoinClaim, JoinRegistry as _};
+use ec2_iid_postgres::PostgresJoinRegistry;
+
+/// Replicas, each with a pool of its own.
+const REPLICAS: usize = 4;
+/// Connections per replica.
+const POOL_SIZE: usize = 8;
+
+fn t(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
+}
+
+async fn replicas(pg: &support::PgServer, table: &str) -> Vec<PostgresJoinRegistry> {
+    let mut replicas = Vec::new();
+    for _ in 0..REPLICAS {
+        replicas.push(pg.registry(table, POOL_SIZE).await);
+    }
+    replicas
+}
+
+/// Makes every claim at once, claim `i` through replica `i % REPLICAS`; returns how many won.
+#[expect(clippy::unwrap_used, reason = "a test helper: an error fails the test")]
+async fn claim_all(replicas: &[PostgresJoinRegistry], claims: Vec<JoinClaim>) -> usize {
+    let tasks: Vec<_> = replicas
+        .iter()
+        .cycle()
+        .zip(claims)
+        .map(|(registry, claim)| {
+            let registry = registry.clone();
+            tokio::spawn(async move { registry.claim(&claim).await })
+        })
+        .collect();
+    let mut wins = 0;
+    for task in tasks {
+        if task.await.unwrap().unwrap() {
+            wins += 1;
+        }
+    }
+    wins
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_host_claimed_64_times_at_once_wins_once_then_a_restart_wins_once() {
+    let Some(pg) = support::server() else { return };
+    let replicas = replicas(pg, "one_host").await;
+    let launch = |launched: i64, now: i64| {
+        vec![JoinClaim::new("123456789012-i-0abc", t(launched), t(launched + 6), t(now)); 64]
+    };
+    assert_eq!(claim_all(&replicas, launch(0, 1)).await, 1, "first launch");
+    assert_eq!(claim_all(&replicas, launch(0, 2)).await, 0, "replays");
+    assert_eq!(claim_all(&replicas, launch(3, 4)).await, 1, "restart");
+    assert_eq!(
+        claim_all(&replicas, launch(3, 5)).await,
+        0,
+        "replays of the restart"
+    );
+    assert_eq!(
+        claim_all(&replicas, launch(0, 5)).await,
+        0,
+        "the older launch"
+    );
+    // Two newer launches racing (the stored record has expired too): the newest wins exactly
+    // once; the other one wins once at most, only if it lands before the newest.
+    let mut mixed = launch(10, 11);
+    mixed.extend(launch(9, 11));
+    let wins = claim_all(&replicas, mixed).await;
+    assert!((1..=2).contains(&wins), "{wins}");
+    assert_eq!(
+        claim_all(&replicas, launch(10, 12)).await,
+        0,
+        "the newest is stored"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_thousand_hosts_at_once_all_win_once() {
+    let Some(pg) = support::server() else { return };
+    let replicas = replicas(pg, "thousand_hosts").await;
+    let claims = |now: i64| {
+        (0..1000)
+            .map(|i| JoinClaim::new(format!("123456789012-i-{i:017x}"), t(0), t(6), t(now)))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(claim_all(&replicas, claims(1)).await, 1000);
+    assert_eq!(claim_all(&replicas, claims(2)).await, 0, "replays");
+    // Every host restarted, each restart claimed twice at once: 1,000 wins again.
+    let restarts: Vec<_> = (0..2000)
+        .map(|i| {
+            let host = format!("123456789012-i-{:017x}", i / 2);
+            JoinClaim::new(host, t(3), t(9), t(4))
+        })
+        .collect();
+    assert_eq!(claim_all(&replicas, restarts).await, 1000);
+    let client = replicas[0].pool().get().await.unwrap();
+    let stored: i64 = client
+        .query_one(
+            "SELECT count(*) FROM thousand_hosts WHERE pending_time = $1",
+            &[&t(3)],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(stored, 1000);
+}

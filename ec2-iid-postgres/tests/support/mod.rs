@@ -1,0 +1,318 @@
+//! A throwaway PostgreSQL server for the tests (`mod support;`), one per test binary.
+//!
+//! The server binaries come from `PG_BIN` (a directory), else `pg_config --bindir`, else the
+//! newest `/usr/lib/postgresql/*/bin`, else `PATH`. The cluster is made with `initdb` in a new
+//! temporary directory (trust authentication, `fsync=off`) and listens on a free port of
+//! 127.0.0.1 only. PostgreSQL refuses to run as root, so as root the server binaries run as the
+//! user `PG_USER` (default `postgres`, which Debian's package creates) through `runuser`.
+//!
+//! Statics are never dropped, so a watchdog shell started with the server stops it and removes
+//! the directory once the test process has exited (however it exited).
+//!
+//! Without PostgreSQL a test prints a notice and passes, unless `CI=true`: then it fails.
+#![expect(
+    clippy::panic,
+    reason = "a test helper: PostgreSQL missing in CI fails the test"
+)]
+#![expect(
+    clippy::expect_used,
+    reason = "a test helper: a pool or migration failure fails the test"
+)]
+
+use std::io::Write as _;
+use std::net::{Ipv4Addr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use deadpool_postgres::{Manager, Pool};
+use ec2_iid_postgres::PostgresJoinRegistry;
+use tokio_postgres::NoTls;
+
+/// Stops the server once the test process (the shell's parent) is gone, then removes the
+/// directory. Arguments: the directory, then the stop command.
+const WATCHDOG: &str = r#"dir="$1"; shift
+while kill -0 "$PPID" 2>/dev/null; do sleep 0.5; done
+"$@" >/dev/null 2>&1
+rm -rf "$dir""#;
+
+/// A running throwaway cluster.
+#[derive(Debug)]
+pub(crate) struct PgServer {
+    /// The temporary directory: `data/` (the cluster), `log`, and the Unix socket.
+    dir: PathBuf,
+    /// The directory of `initdb` and `pg_ctl`.
+    bin: PathBuf,
+    /// The user the server runs as when the tests run as root.
+    run_as: Option<String>,
+    /// The TCP port on 127.0.0.1.
+    pub(crate) port: u16,
+    watchdog: Option<Child>,
+}
+
+static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
+
+/// The test binary's server, started on first use; `None` (after a notice) when PostgreSQL
+/// cannot run here. Fails the test instead when `CI=true`.
+pub(crate) fn server() -> Option<&'static PgServer> {
+    match SERVER.get_or_init(PgServer::start) {
+        Ok(server) => Some(server),
+        Err(why) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
+            panic!("a PostgreSQL server is required in CI (CI=true): {why}")
+        }
+        Err(why) => {
+            // Written to the process's stderr, past the test harness's output capture, so
+            // that a skip is seen even when the test passes.
+            let _ = writeln!(
+                std::io::stderr(),
+                "skipping: no PostgreSQL server (set PG_BIN to the directory of initdb and \
+                 pg_ctl, or install Debian's postgresql): {why}"
+            );
+            None
+        }
+    }
+}
+
+impl PgServer {
+    fn start() -> Result<Self, String> {
+        let bin = find_bin_dir().ok_or("initdb and pg_ctl not found")?;
+        let run_as = if is_root() {
+            let user = std::env::var("PG_USER").unwrap_or_else(|_| "postgres".to_owned());
+            if !Command::new("id")
+                .arg(&user)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success())
+            {
+                return Err(format!(
+                    "running as root and there is no user {user:?} to run PostgreSQL as \
+                     (set PG_USER)"
+                ));
+            }
+            Some(user)
+        } else {
+            None
+        };
+        let dir = std::env::temp_dir().join(format!(
+            "ec2-iid-postgres-{}-{}",
+            std::process::id(),
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        std::fs::create_dir(&dir).map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+        let mut server = Self {
+            dir,
+            bin,
+            run_as,
+            port: 0,
+            watchdog: None,
+        };
+        // On error `server` is dropped here, which removes the directory.
+        server.init_and_start()?;
+        Ok(server)
+    }
+
+    fn init_and_start(&mut self) -> Result<(), String> {
+        if let Some(user) = &self.run_as {
+            run(Command::new("chown").arg(user).arg(&self.dir))?;
+        }
+        let data = self.dir.join("data");
+        run(self.command("initdb").arg("-D").arg(&data).args([
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--locale=C",
+            "-N",
+        ]))?;
+        // The port is free when probed, but another process may bind it before the server.
+        let mut last = String::new();
+        for _ in 0..3 {
+            let port = free_port()?;
+            let options = format!(
+                "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
+                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+                self.dir.display()
+            );
+            let started = run(self
+                .command("pg_ctl")
+                .arg("-D")
+                .arg(&data)
+                .arg("-l")
+                .arg(self.dir.join("log"))
+                .args(["-w", "-t", "60", "-o", &options, "start"]));
+            match started {
+                Ok(()) => {
+                    self.port = port;
+                    self.watchdog = Some(self.spawn_watchdog()?);
+                    return Ok(());
+                }
+                Err(why) => {
+                    let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+                    last = format!("{why}; server log:\n{log}");
+                }
+            }
+        }
+        Err(last)
+    }
+
+    /// `bin/<program>`, through `runuser` as root, run in the temporary directory.
+    fn command(&self, program: &str) -> Command {
+        let path = self.bin.join(program);
+        let mut command = match &self.run_as {
+            Some(user) => {
+                let mut c = Command::new("runuser");
+                c.args(["-u", user, "--"]).arg(path);
+                c
+            }
+            None => Command::new(path),
+        };
+        command.current_dir(&self.dir).stdin(Stdio::null());
+        command
+    }
+
+    fn stop_command(&self) -> Command {
+        let mut command = self.command("pg_ctl");
+        command
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "immediate", "-w", "stop"]);
+        command
+    }
+
+    fn spawn_watchdog(&self) -> Result<Child, String> {
+        let stop = self.stop_command();
+        Command::new("sh")
+            .args(["-c", WATCHDOG, "sh"])
+            .arg(&self.dir)
+            .arg(stop.get_program())
+            .args(stop.get_args())
+            .current_dir(&self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("cannot start the watchdog shell: {e}"))
+    }
+
+    /// Connection settings for the superuser `postgres` over TCP.
+    pub(crate) fn config(&self) -> tokio_postgres::Config {
+        let mut config = tokio_postgres::Config::new();
+        config
+            .host("127.0.0.1")
+            .port(self.port)
+            .user("postgres")
+            .dbname("postgres");
+        config
+    }
+
+    /// A pool of its own (as a separate replica would have) of at most `max_size` connections.
+    pub(crate) fn pool(&self, max_size: usize) -> Pool {
+        Pool::builder(Manager::new(self.config(), NoTls))
+            .max_size(max_size)
+            .build()
+            .expect("a pool without timeouts needs no runtime")
+    }
+
+    /// A registry on a pool of its own in `table`, migrated.
+    pub(crate) async fn registry(&self, table: &str, max_size: usize) -> PostgresJoinRegistry {
+        let registry = PostgresJoinRegistry::new(self.pool(max_size))
+            .with_table(table)
+            .expect("valid table name");
+        registry.migrate().await.expect("migrate");
+        registry
+    }
+}
+
+impl Drop for PgServer {
+    fn drop(&mut self) {
+        if self.port != 0 {
+            let _ = self
+                .stop_command()
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+}
+
+/// Runs `command` to completion; its output is in the error.
+fn run(command: &mut Command) -> Result<(), String> {
+    let output = command
+        .output()
+        .map_err(|e| format!("cannot run {:?}: {e}", command.get_program()))?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{:?} {:?} failed ({}): {}{}",
+            command.get_program(),
+            command.get_args().collect::<Vec<_>>(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        ))
+    }
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| o.stdout.trim_ascii() == b"0")
+}
+
+fn has_server_binaries(dir: &Path) -> bool {
+    dir.join("initdb").is_file() && dir.join("pg_ctl").is_file()
+}
+
+/// `PG_BIN`, else `pg_config --bindir`, else the newest `/usr/lib/postgresql/*/bin`, else the
+/// first `PATH` entry with both `initdb` and `pg_ctl`.
+fn find_bin_dir() -> Option<PathBuf> {
+    if let Some(dir) = std::env::var_os("PG_BIN") {
+        // An explicit setting is used or refused, never silently replaced.
+        let dir = PathBuf::from(dir);
+        return has_server_binaries(&dir).then_some(dir);
+    }
+    let from_pg_config = Command::new("pg_config")
+        .arg("--bindir")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()));
+    let mut debian: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let version = entry.file_name().to_str()?.parse().ok()?;
+            Some((version, entry.path().join("bin")))
+        })
+        .collect();
+    debian.sort();
+    let on_path = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).collect::<Vec<_>>())
+        .unwrap_or_default();
+    from_pg_config
+        .into_iter()
+        .chain(debian.into_iter().rev().map(|(_, dir)| dir))
+        .chain(on_path)
+        .find(|dir| has_server_binaries(dir))
+}
+
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
