@@ -53,7 +53,8 @@ impl InstanceQuery {
 ///
 /// Implement it with your own AWS client (the `ec2-iid-aws` crate has one for the AWS SDK).
 /// Return `Ok(None)` when EC2 does not know the instance; keep real failures (throttling,
-/// access denied, timeouts) in your own error type, which the crate keeps as the source of its
+/// access denied, timeouts) in your own error type (or `anyhow::Error`, or
+/// `Box<dyn Error + Send + Sync>`), which the crate returns unchanged in
 /// [`CheckError::Lookup`](crate::CheckError::Lookup).
 ///
 /// The whole join flow, with a fake lookup standing in for EC2:
@@ -108,8 +109,9 @@ impl InstanceQuery {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub trait InstanceLookup {
-    /// The implementor's error.
-    type Error: core::error::Error + Send + Sync + 'static;
+    /// The implementor's error: any error type, `anyhow::Error` or
+    /// `Box<dyn Error + Send + Sync>`.
+    type Error: core::fmt::Debug + core::fmt::Display + Send + Sync + 'static;
 
     /// Describes one instance.
     fn describe_instance(

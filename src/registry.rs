@@ -76,8 +76,9 @@ impl JoinClaim {
 /// [`InMemoryJoinRegistry`] is a process-local implementation; `ec2-iid-postgres` and
 /// `ec2-iid-aws` (feature `dynamodb`) share one across replicas.
 pub trait JoinRegistry {
-    /// The implementor's error.
-    type Error: core::error::Error + Send + Sync + 'static;
+    /// The implementor's error: any error type, `anyhow::Error` or
+    /// `Box<dyn Error + Send + Sync>`.
+    type Error: core::fmt::Debug + core::fmt::Display + Send + Sync + 'static;
 
     /// Records the claim if it wins ([`JoinClaim::wins_over`]); `Ok(true)` if it did.
     fn claim(&self, claim: &JoinClaim) -> impl Future<Output = Result<bool, Self::Error>> + Send;

@@ -2,6 +2,7 @@
 //! [`PendingJoin`] and check the instance into the [`JoinOutcome`] that grants the join.
 
 use core::convert::Infallible;
+use core::fmt;
 use core::time::Duration;
 use std::sync::Arc;
 
@@ -530,18 +531,49 @@ impl JoinOutcome {
 }
 
 /// Why [`PendingJoin::check_instance`] failed: a rejection, or your lookup or registry failing.
+///
+/// The lookup's and the registry's errors are kept as they are (match on them); they need only
+/// `Debug + Display`, so `anyhow::Error` and `Box<dyn Error + Send + Sync>` do as well as any
+/// error type. Display shows the cause; [`source`](core::error::Error::source) is the
+/// rejection's [`Error`] (a lookup's or registry's error may not be a `std` error).
 #[non_exhaustive]
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug)]
 pub enum CheckError<L, R = Infallible> {
     /// The instance check rejected the join.
-    #[error(transparent)]
-    Rejected(#[from] Error),
+    Rejected(Error),
     /// The lookup failed (throttled, denied, timed out, ...); retry later.
-    #[error("instance lookup failed: {0}")]
-    Lookup(#[source] L),
+    Lookup(L),
     /// The join registry failed.
-    #[error("join registry failed: {0}")]
-    Registry(#[source] R),
+    Registry(R),
+}
+
+impl<L, R> From<Error> for CheckError<L, R> {
+    fn from(e: Error) -> Self {
+        Self::Rejected(e)
+    }
+}
+
+impl<L: fmt::Display, R: fmt::Display> fmt::Display for CheckError<L, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rejected(e) => e.fmt(f),
+            Self::Lookup(e) => write!(f, "instance lookup failed: {e}"),
+            Self::Registry(e) => write!(f, "join registry failed: {e}"),
+        }
+    }
+}
+
+impl<L, R> core::error::Error for CheckError<L, R>
+where
+    L: fmt::Debug + fmt::Display,
+    R: fmt::Debug + fmt::Display,
+{
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Rejected(e) => Some(e),
+            Self::Lookup(_) | Self::Registry(_) => None,
+        }
+    }
 }
 
 impl<L, R> CheckError<L, R> {

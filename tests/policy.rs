@@ -511,8 +511,12 @@ fn lookup_failures_keep_their_source() {
     };
     let err = block_on(join.check_instance(&failing)).unwrap_err();
     assert!(matches!(err, CheckError::Lookup(Throttled)));
-    let source = std::error::Error::source(&err).unwrap();
-    assert_eq!(source.to_string(), "throttled by the fake");
+    assert_eq!(
+        err.to_string(),
+        "instance lookup failed: throttled by the fake"
+    );
+    // A rejection is the source; a lookup failure is kept as the lookup's own type.
+    assert!(std::error::Error::source(&err).is_none());
 
     let missing = FakeLookup::default();
     assert!(matches!(
@@ -612,4 +616,52 @@ fn in_memory_registry_keeps_only_the_live_window() {
     assert!(!claim("h", now), "replay");
     assert!(claim("h", now + TimeDelta::seconds(1)), "restart");
     assert!(!claim("h", now), "older launch");
+}
+
+/// Lookups whose errors are `anyhow::Error` or `Box<dyn Error + Send + Sync>` work as well.
+#[test]
+fn lookups_may_fail_with_anyhow_or_boxed_errors() {
+    struct Anyhow;
+    impl InstanceLookup for Anyhow {
+        type Error = anyhow::Error;
+        async fn describe_instance(
+            &self,
+            _: &InstanceQuery,
+        ) -> anyhow::Result<Option<InstanceFacts>> {
+            Err(anyhow::anyhow!("assume role denied"))
+        }
+    }
+    struct Boxed;
+    impl InstanceLookup for Boxed {
+        type Error = Box<dyn std::error::Error + Send + Sync>;
+        async fn describe_instance(
+            &self,
+            _: &InstanceQuery,
+        ) -> Result<Option<InstanceFacts>, Self::Error> {
+            Err("endpoint unreachable".into())
+        }
+    }
+    let verifier = verifier_with(AllowRule::account("123456789012".parse().unwrap()));
+    let join = verifier.verify(&blob(), now()).unwrap();
+    let err = block_on(join.check_instance(&Anyhow)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "instance lookup failed: assume role denied"
+    );
+    let err = block_on(join.check_instance(&Boxed)).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "instance lookup failed: endpoint unreachable"
+    );
+    // And such a lookup makes a join.
+    let registry = InMemoryJoinRegistry::new();
+    let lookup = FakeLookup {
+        answer: Some(running()),
+        ..FakeLookup::default()
+    };
+    let outcome = block_on(join.check_instance_once(&lookup, &registry, now())).unwrap();
+    let anyhow_err: anyhow::Error =
+        CheckError::<Throttled>::Rejected(Error::InvalidSignature).into();
+    assert_eq!(anyhow_err.to_string(), "invalid signature");
+    assert_eq!(outcome.host_id(), "123456789012-i-0123456789abcdef0");
 }
