@@ -111,7 +111,7 @@ impl InstanceQuery {
 pub trait InstanceLookup {
     /// The implementor's error: any error type, `anyhow::Error` or
     /// `Box<dyn Error + Send + Sync>`.
-    type Error: core::fmt::Debug + core::fmt::Display + Send + Sync + 'static;
+    type Error: fmt::Debug + fmt::Display + Send + Sync + 'static;
 
     /// Describes one instance.
     fn describe_instance(
