@@ -73,7 +73,10 @@ pub enum Error {
     },
 
     /// The instance was launched longer ago than the TTL allows.
-    #[error("document with pendingTime {pending_time} is older than the TTL of {ttl:?} at {now}")]
+    #[error(
+        "document with pendingTime {pending_time} is {} old at {now}, older than the TTL of {ttl:?}",
+        crate::kind::go_duration(now.signed_duration_since(*pending_time).to_std().unwrap_or_default())
+    )]
     Expired {
         /// The document's `pendingTime`.
         pending_time: DateTime<Utc>,
@@ -264,10 +267,18 @@ pub enum Error {
     },
 
     /// No trusted certificate matches the SignerInfo's issuer and serial number.
-    #[error("no trusted certificate for signer serial {serial}")]
+    #[error("no trusted certificate for signer serial {serial} (issuer {issuer})")]
     UnknownSigner {
-        /// The signer's serial number in hex.
+        /// The signer's serial number in hex, no leading zero byte, cut with `…` past 20 bytes.
         serial: String,
+        /// The signer's issuer as a distinguished name, at most 64 characters, escaped.
+        issuer: String,
+        /// Whether some trusted certificate of the format has this issuer (then a new
+        /// certificate is likely; see [`Error::hint`]).
+        known_issuer: bool,
+        /// Whether some trusted certificate of the format has this serial, but another issuer
+        /// (then the blob was likely altered).
+        known_serial: bool,
     },
 
     /// The digest algorithm is not one the format uses (SHA-256; SHA-1 or SHA-256 for `/pkcs7`),

@@ -13,6 +13,7 @@ mod facts;
 mod fields;
 mod ids;
 mod input;
+mod kind;
 mod legacy;
 mod lookup;
 mod oids;
@@ -36,6 +37,7 @@ pub use ids::{
     Region, RoleArn, SubnetId, VpcId,
 };
 pub use input::{SignedInput, VerifyOptions, detect_cms_format, verify_input};
+pub use kind::ErrorKind;
 pub use lookup::{
     InstanceFacts, InstanceLookup, InstanceQuery, InstanceState, UnknownInstanceState,
 };

@@ -298,31 +298,38 @@ impl AllowRule {
         Ok(())
     }
 
-    /// The first field the signed document does not satisfy.
-    fn first_mismatch(&self, verified: &VerifiedDocument) -> Option<&'static str> {
+    /// The first field the signed document does not satisfy: its name, what the rule allows
+    /// and what the document has.
+    fn first_mismatch(
+        &self,
+        verified: &VerifiedDocument,
+    ) -> Option<(&'static str, String, String)> {
         let doc = verified.document();
-        let checks: [(&'static str, bool); 5] = [
-            ("aws_account", self.aws_account == doc.account_id),
-            (
-                "aws_regions",
-                any_or_equal(&self.aws_regions, doc.region.as_str()),
-            ),
-            (
-                "aws_image_ids",
-                any_or_equal(&self.aws_image_ids, &doc.image_id),
-            ),
+        if self.aws_account != doc.account_id {
+            return Some((
+                "aws_account",
+                self.aws_account.to_string(),
+                bounded(doc.account_id.as_str()),
+            ));
+        }
+        let lists: [(&'static str, Vec<&str>, &str); 4] = [
+            ("aws_regions", names(&self.aws_regions), doc.region.as_str()),
+            ("aws_image_ids", names(&self.aws_image_ids), &doc.image_id),
             (
                 "aws_instance_types",
-                any_or_equal(&self.aws_instance_types, &doc.instance_type),
+                names(&self.aws_instance_types),
+                &doc.instance_type,
             ),
             (
                 "aws_availability_zones",
-                any_or_equal(&self.aws_availability_zones, &doc.availability_zone),
+                names(&self.aws_availability_zones),
+                &doc.availability_zone,
             ),
         ];
-        checks
-            .into_iter()
-            .find_map(|(field, ok)| (!ok).then_some(field))
+        lists.into_iter().find_map(|(field, allowed, value)| {
+            (!allowed.is_empty() && !allowed.contains(&value))
+                .then(|| (field, allowed.join(" or "), bounded(value)))
+        })
     }
 
     /// Checks the lookup bounds against what `DescribeInstances` said (a bound needs its fact).
@@ -355,9 +362,13 @@ impl<'de> Deserialize<'de> for AllowRule {
     }
 }
 
-/// An empty list allows anything; otherwise the value must equal an entry.
-fn any_or_equal<T: AsRef<str>>(allowed: &[T], value: &str) -> bool {
-    allowed.is_empty() || allowed.iter().any(|a| a.as_ref() == value)
+fn names<T: AsRef<str>>(ids: &[T]) -> Vec<&str> {
+    ids.iter().map(AsRef::as_ref).collect()
+}
+
+/// Document text in a message: at most 64 characters, escaped.
+fn bounded(value: &str) -> String {
+    crate::fields::bounded(value).escape_debug().to_string()
 }
 
 fn check_bound<T>(
@@ -380,19 +391,28 @@ fn check_bound<T>(
     }
 }
 
-/// Why one allow rule did not match: the first field that failed.
+/// Why one allow rule did not match: the first field that failed, what the rule allows and
+/// what the document has.
 #[non_exhaustive]
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+#[derive(Clone, Debug, Eq, PartialEq)]
 pub struct RuleMismatch {
     /// The rule's index in the list.
     pub rule: usize,
     /// The field that did not match, e.g. `aws_account`.
     pub field: &'static str,
+    /// What the rule allows, e.g. `us-west-2 or eu-west-1`.
+    pub expected: String,
+    /// What the signed document has (at most 64 characters, escaped).
+    pub actual: String,
 }
 
 impl fmt::Display for RuleMismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "rule {}: {}", self.rule, self.field)
+        write!(
+            f,
+            "rule {}: {} is {}, not {}",
+            self.rule, self.field, self.actual, self.expected
+        )
     }
 }
 
@@ -436,7 +456,12 @@ pub fn match_allow_rules<'r>(
     for (index, rule) in rules.iter().enumerate() {
         match rule.first_mismatch(verified) {
             None => return Ok((index, rule)),
-            Some(field) => mismatches.push(RuleMismatch { rule: index, field }),
+            Some((field, expected, actual)) => mismatches.push(RuleMismatch {
+                rule: index,
+                field,
+                expected,
+                actual,
+            }),
         }
     }
     let document = verified.document();
@@ -530,9 +555,13 @@ mod tests {
         let mismatch = RuleMismatch {
             rule: 2,
             field: "aws_regions",
+            expected: "us-west-2 or eu-west-1".into(),
+            actual: "us-east-1".into(),
         };
-        assert_eq!(mismatch.to_string(), "rule 2: aws_regions");
-        assert!(any_or_equal::<&str>(&[], "x"));
-        assert!(!any_or_equal(&["a"], "x"));
+        assert_eq!(
+            mismatch.to_string(),
+            "rule 2: aws_regions is us-east-1, not us-west-2 or eu-west-1"
+        );
+        assert_eq!(bounded(&"\n".repeat(100)), "\\n".repeat(64) + "…");
     }
 }

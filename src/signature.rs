@@ -14,7 +14,9 @@ use crate::ids::Region;
 use crate::input::{VerifyOptions, detect_cms_format};
 use crate::oids;
 use crate::pkcs7::{AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData};
-use crate::trust::{Format, KeyMaterial, TrustStore, TrustedCertificate, TrustedKey, hex_upper};
+use crate::trust::{
+    Format, KeyMaterial, TrustStore, TrustedCertificate, TrustedKey, issuer_display, serial_display,
+};
 
 /// An identity document whose AWS signature was verified.
 ///
@@ -56,7 +58,7 @@ impl VerifiedDocument {
 
 /// The key that signed a [`VerifiedDocument`], named by one of its certificates.
 #[non_exhaustive]
-#[derive(Clone, Debug, Eq, PartialEq)]
+#[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
 pub struct Signer {
     /// The format the document was signed in.
     pub format: Format,
@@ -194,9 +196,7 @@ pub(crate) fn verify_cms(
 
     let (key, cert) = trust
         .find_signer(format, signed.signer_issuer(), signed.signer_serial())
-        .ok_or_else(|| Error::UnknownSigner {
-            serial: hex_upper(signed.signer_serial()),
-        })?;
+        .ok_or_else(|| unknown_signer(trust, format, &signed))?;
     let signing_time = signed.signing_time();
     if let Some(time) = signing_time
         && (time < key.not_before() || time > key.not_after())
@@ -281,6 +281,18 @@ fn decode_signature_text(text: &[u8]) -> Result<Vec<u8>, Error> {
     b64::decode_ignoring_whitespace(text)
         .filter(|signature| !signature.is_empty())
         .ok_or(Error::Base64)
+}
+
+/// The error for a signer no trusted certificate names, with what the store knows of it.
+fn unknown_signer(trust: &TrustStore, format: Format, signed: &UnverifiedSignedData) -> Error {
+    let (issuer, serial) = (signed.signer_issuer(), signed.signer_serial());
+    let (known_issuer, known_serial) = trust.signer_clues(format, issuer, serial);
+    Error::UnknownSigner {
+        serial: serial_display(serial),
+        issuer: issuer_display(issuer),
+        known_issuer,
+        known_serial,
+    }
 }
 
 fn check_content_type(oid: &[u8]) -> Result<(), Error> {

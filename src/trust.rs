@@ -59,6 +59,13 @@ impl Format {
     }
 }
 
+impl serde::Serialize for Format {
+    /// As [`Format::as_str`]: `rsa2048`, `pkcs7` or `signature`.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
 impl fmt::Display for Format {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
@@ -118,7 +125,7 @@ impl TrustedCertificate {
     /// The serial number in upper-case hex, as `openssl x509 -serial` prints it.
     #[must_use]
     pub fn serial_hex(&self) -> String {
-        hex_upper(&self.serial)
+        serial_display(&self.serial)
     }
 
     /// The regions this certificate was trusted for.
@@ -248,14 +255,16 @@ impl TrustedKey {
 /// ```
 /// use ec2_iid::{Format, TrustStore};
 ///
-/// let mut store = TrustStore::aws();
-/// assert_eq!(store.len(), 77); // distinct keys: 39 rsa2048, 17 pkcs7, 21 signature
+/// assert_eq!(TrustStore::aws().len(), 77); // distinct keys: 39 rsa2048, 17 pkcs7, 21 signature
+///
+/// // A test CA goes into a store of its own, never into the AWS store.
+/// let mut store = TrustStore::empty();
 /// store.add_pem(
 ///     Format::Rsa2048,
 ///     include_bytes!("../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?],
 /// )?;
-/// assert_eq!(store.len(), 78);
+/// assert_eq!(store.len(), 1);
 /// # Ok::<(), ec2_iid::Error>(())
 /// ```
 #[derive(Clone, Debug, Default)]
@@ -546,6 +555,26 @@ impl TrustStore {
             .map(|&(_, key_index, cert_index)| (key_index, cert_index))
     }
 
+    /// Why no certificate for `format` has this issuer and serial: whether one has the issuer,
+    /// and whether one has the serial (under another issuer). For error messages only.
+    pub(crate) fn signer_clues(
+        &self,
+        format: Format,
+        issuer: &[u8],
+        serial: &[u8],
+    ) -> (bool, bool) {
+        let known_serial = self
+            .signer_index(format, strip_leading_zeros(serial))
+            .is_some();
+        let known_issuer = self
+            .keys
+            .iter()
+            .filter(|key| key.format == format)
+            .flat_map(|key| &key.certificates)
+            .any(|cert| cert.issuer == issuer);
+        (known_issuer, known_serial)
+    }
+
     /// The key and certificate for `format` whose issuer and serial number are these.
     pub(crate) fn find_signer(
         &self,
@@ -636,6 +665,26 @@ fn parse_key(format: Format, der: &[u8]) -> Result<KeyMaterial, Error> {
 fn strip_leading_zeros(bytes: &[u8]) -> &[u8] {
     let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
     bytes.get(start..).unwrap_or_default()
+}
+
+/// A serial number as every message prints it: upper-case hex without leading zero bytes, cut
+/// with `…` past 20 bytes (RFC 5280's longest serial), so that an attacker's 80 KB serial is not
+/// echoed.
+pub(crate) fn serial_display(serial: &[u8]) -> String {
+    const MAX_BYTES: usize = 20;
+    let serial = strip_leading_zeros(serial);
+    match serial.get(..MAX_BYTES) {
+        Some(head) if serial.len() > MAX_BYTES => format!("{}…", hex_upper(head)),
+        _ => hex_upper(serial),
+    }
+}
+
+/// An issuer's distinguished name as messages print it: at most 64 characters, escaped.
+pub(crate) fn issuer_display(issuer: &[u8]) -> String {
+    let name = x509_parser::x509::X509Name::from_der(issuer)
+        .map(|(_, name)| name.to_string())
+        .unwrap_or_else(|_| String::from("(unparsable name)"));
+    crate::fields::bounded(&name).escape_debug().to_string()
 }
 
 pub(crate) fn hex_upper(bytes: &[u8]) -> String {
@@ -980,6 +1029,10 @@ mod tests {
         assert_eq!(strip_leading_zeros(&[0, 0, 1, 0]), &[1, 0]);
         assert!(strip_leading_zeros(&[0, 0]).is_empty());
         assert_eq!(hex_upper(&[0x0a, 0xbc]), "0ABC");
+        assert_eq!(serial_display(&[0, 0, 0x0a, 0xbc]), "0ABC");
+        let long = [0xab; 21];
+        assert_eq!(serial_display(&long), format!("{}…", "AB".repeat(20)));
+        assert_eq!(serial_display(&long[..20]), "AB".repeat(20));
         let every_byte: Vec<u8> = (0..=255).collect();
         let expected: String = every_byte.iter().map(|b| format!("{b:02X}")).collect();
         assert_eq!(hex_upper(&every_byte), expected);

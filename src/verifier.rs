@@ -11,6 +11,7 @@ use crate::document::IdentityDocument;
 use crate::error::{ConfigError, Error};
 use crate::facts::check_instance_facts;
 use crate::input::{SignedInput, VerifyOptions, verify_input};
+use crate::kind::ErrorKind;
 use crate::lookup::{InstanceFacts, InstanceLookup, InstanceQuery};
 use crate::registry::{JoinClaim, JoinRegistry};
 use crate::rules::{AllowRule, match_allow_rules};
@@ -485,8 +486,9 @@ impl<'v> PendingJoin<'v> {
 
 /// A join that passed every check, the instance check included: the only value that grants
 /// one. Made by [`PendingJoin::check_facts`], [`PendingJoin::check_instance`] and
-/// [`PendingJoin::check_instance_once`].
-#[derive(Clone, Debug, Eq, PartialEq)]
+/// [`PendingJoin::check_instance_once`]. Serializes as
+/// `{"host_id", "matched_rule", "rule", "document", "facts"}`.
+#[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
 pub struct JoinOutcome {
     host_id: String,
     matched_rule: usize,
@@ -535,9 +537,37 @@ pub enum CheckError<L, R = Infallible> {
     #[error(transparent)]
     Rejected(#[from] Error),
     /// The lookup failed (throttled, denied, timed out, ...); retry later.
-    #[error("instance lookup failed")]
+    #[error("instance lookup failed: {0}")]
     Lookup(#[source] L),
     /// The join registry failed.
-    #[error("join registry failed")]
+    #[error("join registry failed: {0}")]
     Registry(#[source] R),
+}
+
+impl<L, R> CheckError<L, R> {
+    /// The class of the failure: the rejection's kind, `None` for a lookup or registry failure
+    /// (not a decision about the instance: retry).
+    #[must_use]
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Self::Rejected(e) => Some(e.kind()),
+            Self::Lookup(_) | Self::Registry(_) => None,
+        }
+    }
+
+    /// What to change ([`Error::hint`]), or for a failed lookup or registry, to retry.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Rejected(e) => e.hint(),
+            Self::Lookup(_) => Some(
+                "DescribeInstances did not answer (throttled, denied or unreachable): retry                  later; the document was not judged"
+                    .to_owned(),
+            ),
+            Self::Registry(_) => Some(
+                "the join registry did not answer: retry later; the instance was not judged"
+                    .to_owned(),
+            ),
+        }
+    }
 }

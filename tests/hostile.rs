@@ -483,23 +483,48 @@ fn signature_of_the_wrong_length() {
 
 #[test]
 fn serial_matching_no_certificate() {
+    let unknown = |blob: &[u8], trust: &TrustStore| match verify_signature(
+        parse_document(blob).unwrap(),
+        trust,
+    ) {
+        Err(Error::UnknownSigner {
+            serial,
+            issuer,
+            known_issuer,
+            known_serial,
+        }) => (serial, issuer, known_issuer, known_serial),
+        other => panic!("{other:?}"),
+    };
+    // The test CA's issuer with a serial it never issued: a new certificate, most likely.
     let blob = build(&BlobSpec {
         serial_override: Some(vec![0x01, 0x02, 0x03]),
         ..spec()
     });
-    assert_eq!(
-        verify(&blob).unwrap_err(),
-        Error::UnknownSigner {
-            serial: "010203".into()
-        }
+    let (serial, issuer, known_issuer, known_serial) = unknown(&blob, &trust());
+    assert_eq!(serial, "010203");
+    assert!(issuer.starts_with("C=US, ST=Washington State"), "{issuer}");
+    assert!(issuer.chars().count() <= 65, "bounded: {issuer}");
+    assert!((known_issuer, known_serial) == (true, false));
+    let hint = verify(&blob).unwrap_err().hint().unwrap();
+    assert!(
+        hint.contains("TrustStore::add_pem") && hint.contains(&issuer),
+        "{hint}"
     );
-    // The right serial under a store that does not trust the test CA.
-    let signed = parse_document(&fixture()).unwrap();
-    assert_eq!(
-        verify_signature(signed, &TrustStore::aws()).unwrap_err(),
-        Error::UnknownSigner {
-            serial: "00E1D2C3B4A5968778".into()
-        }
+    // The right serial under a store that does not trust the test CA: printed one way (no
+    // leading zero byte), and the issuer is unknown there.
+    let (serial, _, known_issuer, known_serial) = unknown(&fixture(), &TrustStore::aws());
+    assert_eq!(serial, "E1D2C3B4A5968778");
+    assert!((known_issuer, known_serial) == (false, false));
+    // An attacker's 40 KB serial is cut, not echoed.
+    let blob = build(&BlobSpec {
+        serial_override: Some(vec![0x7f; 40_000]),
+        ..spec()
+    });
+    let message = verify(&blob).unwrap_err().to_string();
+    assert!(message.len() < 200, "{} bytes", message.len());
+    assert!(
+        message.contains(&format!("{}…", "7F".repeat(20))),
+        "{message}"
     );
 }
 
