@@ -8,7 +8,6 @@ mod args;
 mod certs;
 mod explain;
 mod hint;
-mod kind;
 mod setup;
 mod verify;
 

@@ -10,8 +10,8 @@ use std::process::ExitCode;
 use ec2_iid::{DEFAULT_MAX_FUTURE_SKEW, Error, Signer, check_ttl, verify_input};
 use serde_json::{Value, json};
 
+use crate::hint;
 use crate::setup::Setup;
-use crate::{hint, kind};
 
 /// Verifies and prints the outcome: the accepted document's JSON on stdout (exit 0), or the
 /// rejection on stderr and as JSON on stdout (exit 1).
@@ -104,8 +104,8 @@ impl Rejection {
     pub(crate) fn new(e: &Error, setup: &Setup) -> Self {
         Self {
             message: e.to_string(),
-            kind: kind::kind(e),
-            hint: hint::cli_hint(setup).or_else(|| kind::hint(e)),
+            kind: e.kind().as_str(),
+            hint: hint::cli_hint(setup).or_else(|| e.hint()),
         }
     }
 
