@@ -1,0 +1,120 @@
+//! `ec2-iid`: verify AWS EC2 instance identity documents from the command line.
+//!
+//! Subcommands: `verify` (JSON verdict), `explain` (one line per check), `certs list` and
+//! `certs check`. Exit codes: 0 accepted, 1 rejected, 2 usage or setup error. See the crate's
+//! README for an example session.
+
+mod args;
+mod certs;
+mod explain;
+mod hint;
+mod setup;
+mod verify;
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{ArgMatches, CommandFactory as _, FromArgMatches as _, Parser, Subcommand};
+
+use crate::args::{Options, VerifyArgs};
+use crate::setup::Setup;
+
+const EXIT_CODES: &str = "Exit codes: 0 accepted, 1 rejected, 2 usage or setup error.";
+
+/// Verify AWS EC2 instance identity documents (/rsa2048, /pkcs7, /signature) offline.
+#[derive(Debug, Parser)]
+#[command(name = "ec2-iid", version, after_help = EXIT_CODES, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Verify a document: one JSON object on stdout, accepted (exit 0) or rejected (exit 1).
+    #[command(after_help = EXIT_CODES)]
+    Verify(VerifyArgs),
+    /// Run the same checks as `verify` and report each stage on its own line.
+    #[command(after_help = EXIT_CODES)]
+    Explain(VerifyArgs),
+    /// The AWS certificates the crate trusts.
+    #[command(subcommand)]
+    Certs(CertsCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CertsCommand {
+    /// List every embedded AWS certificate: format, regions, subject, serial, validity,
+    /// SHA-256 of the DER.
+    List {
+        /// Print a JSON array, one object per certificate.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Say for each certificate in the files whether the store has it (present), does not
+    /// (new), or has another key under its issuer and serial (conflicting: exit 1).
+    Check {
+        /// PEM files, each with one or more certificates.
+        #[arg(required = true, value_name = "FILE.pem")]
+        files: Vec<PathBuf>,
+        /// Print a JSON array, one object per certificate.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let matches = match Cli::command().try_get_matches() {
+        Ok(matches) => matches,
+        Err(e) => return clap_exit(&e),
+    };
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => return clap_exit(&e),
+    };
+    match cli.command {
+        Command::Verify(args) => with_setup("verify", args, &matches, verify::run),
+        Command::Explain(args) => with_setup("explain", args, &matches, explain::run),
+        Command::Certs(CertsCommand::List { json }) => certs::list(json),
+        Command::Certs(CertsCommand::Check { files, json }) => certs::check(&files, json),
+    }
+}
+
+/// Checks the flags, reads what they name, then runs the subcommand.
+fn with_setup(
+    name: &str,
+    args: VerifyArgs,
+    matches: &ArgMatches,
+    run: fn(&Setup) -> ExitCode,
+) -> ExitCode {
+    let sub_matches = matches.subcommand_matches(name).unwrap_or(matches);
+    match Options::new(args, sub_matches).and_then(Setup::new) {
+        Ok(setup) => run(&setup),
+        Err(message) => usage_error(name, &message),
+    }
+}
+
+/// Prints clap's message (help and version on stdout) and exits with clap's code: 0 for
+/// `--help` and `--version`, 2 for usage errors.
+fn clap_exit(e: &clap::Error) -> ExitCode {
+    let _ = e.print();
+    ExitCode::from(u8::try_from(e.exit_code()).unwrap_or(2))
+}
+
+/// A usage or setup error: the message and the subcommand's usage on stderr, exit 2.
+fn usage_error(name: &str, message: &str) -> ExitCode {
+    let mut command = Cli::command();
+    command.build();
+    let usage = command
+        .find_subcommand_mut(name)
+        .map(|sub| sub.render_usage().to_string())
+        .unwrap_or_default();
+    eprintln!("error: {message}\n\n{usage}\n\nFor more information, try '--help'.");
+    ExitCode::from(2)
+}
+
+/// Prints a line on stdout; a closed pipe (`ec2-iid certs list | head`) is not an error.
+pub(crate) fn out(line: impl core::fmt::Display) {
+    let _ = writeln!(std::io::stdout().lock(), "{line}");
+}
