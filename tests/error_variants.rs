@@ -12,8 +12,6 @@ mod common;
 use core::convert::Infallible;
 use core::future::Future;
 use core::time::Duration;
-use std::pin::pin;
-use std::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use common::{BlobSpec, der_oid, oid, tag, test_ca, tlv, tlv_of};
@@ -701,27 +699,15 @@ impl InstanceLookup for FixedLookup {
     }
 }
 
-/// Polls a future that never waits (the fakes here answer at once).
-fn now_or_never<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the fake lookup and registry never wait"),
-    }
-}
-
 #[test]
 fn second_join_of_the_same_host_is_refused() {
     let verifier = verifier_with(account_rule());
     let join = joined(&verifier);
     let lookup = FixedLookup(Some(running()));
     let registry = InMemoryJoinRegistry::new();
-    let first = now_or_never(join.check_instance_once(&lookup, &registry, now())).unwrap();
+    let first = common::now_or_never(join.check_instance_once(&lookup, &registry, now())).unwrap();
     assert_eq!(first.host_id(), HOST_ID);
-    let second = now_or_never(join.check_instance_once(&lookup, &registry, now()));
+    let second = common::now_or_never(join.check_instance_once(&lookup, &registry, now()));
     assert!(
         matches!(
             &second,
@@ -731,7 +717,7 @@ fn second_join_of_the_same_host_is_refused() {
     );
     // After the host left, it may join again.
     assert!(registry.release(HOST_ID));
-    assert!(now_or_never(join.check_instance_once(&lookup, &registry, now())).is_ok());
+    assert!(common::now_or_never(join.check_instance_once(&lookup, &registry, now())).is_ok());
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -11,8 +11,6 @@
 mod common;
 
 use core::future::Future;
-use core::pin::pin;
-use core::task::{Context, Poll, Waker};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{BlobSpec, replace_once, test_ca};
@@ -164,17 +162,6 @@ impl InstanceLookup for Answer {
     }
 }
 
-fn now_or_never<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the fake lookup never waits"),
-    }
-}
-
 #[test]
 fn instance_not_running_and_lookup_unavailable() {
     let verifier = verifier(account());
@@ -182,7 +169,7 @@ fn instance_not_running_and_lookup_unavailable() {
     let pending = verifier.verify(&fixture(), now).unwrap();
     let mut stopped = InstanceFacts::new("i-0123456789abcdef0", InstanceState::Stopped);
     stopped.owner_id = Some("123456789012".into());
-    let err = now_or_never(pending.check_instance(&Answer(Ok(Some(stopped))))).unwrap_err();
+    let err = common::now_or_never(pending.check_instance(&Answer(Ok(Some(stopped))))).unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::InstanceRejected));
     let hint = err.hint().unwrap();
     assert!(
@@ -191,7 +178,7 @@ fn instance_not_running_and_lookup_unavailable() {
     );
 
     let throttled = std::io::Error::other("Throttling: rate exceeded");
-    let err = now_or_never(pending.check_instance(&Answer(Err(throttled)))).unwrap_err();
+    let err = common::now_or_never(pending.check_instance(&Answer(Err(throttled)))).unwrap_err();
     assert!(matches!(err, CheckError::Lookup(_)));
     assert_eq!(err.kind(), None, "not a decision about the instance");
     assert!(err.hint().unwrap().contains("retry"));

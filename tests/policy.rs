@@ -11,9 +11,6 @@
 mod common;
 mod shared;
 
-use core::future::Future;
-use core::pin::pin;
-use core::task::{Context, Poll, Waker};
 use core::time::Duration;
 use std::sync::Mutex;
 
@@ -23,18 +20,6 @@ use ec2_iid::{
     InstanceQuery, InstanceState, PendingJoin, RoleArn, RuleMismatch, TokenResource, TokenSpec,
     TrustStore, VerifiedDocument, Verifier, match_allow_rules, parse_document, verify_signature,
 };
-
-/// Runs a future that never waits on I/O (the fakes here answer at once).
-fn block_on<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    let mut cx = Context::from_waker(Waker::noop());
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
-            return output;
-        }
-        std::thread::yield_now();
-    }
-}
 
 fn now() -> DateTime<Utc> {
     common::NOW_FOR_TESTS.parse().unwrap()
@@ -487,7 +472,7 @@ fn check_instance_assumes_the_matched_rules_role() {
         answer: Some(running()),
         ..FakeLookup::default()
     };
-    let outcome = block_on(join.check_instance(&lookup)).unwrap();
+    let outcome = common::now_or_never(join.check_instance(&lookup)).unwrap();
     assert_eq!(outcome.matched_rule(), 1);
     assert_eq!(outcome.rule().aws_role().map(RoleArn::as_str), Some(role));
     let queries = lookup.queries.lock().unwrap();
@@ -509,7 +494,7 @@ fn lookup_failures_keep_their_source() {
         fail: true,
         ..FakeLookup::default()
     };
-    let err = block_on(join.check_instance(&failing)).unwrap_err();
+    let err = common::now_or_never(join.check_instance(&failing)).unwrap_err();
     assert!(matches!(err, CheckError::Lookup(Throttled)));
     assert_eq!(
         err.to_string(),
@@ -520,7 +505,7 @@ fn lookup_failures_keep_their_source() {
 
     let missing = FakeLookup::default();
     assert!(matches!(
-        block_on(join.check_instance(&missing)),
+        common::now_or_never(join.check_instance(&missing)),
         Err(CheckError::Rejected(Error::InstanceNotFound { .. }))
     ));
 }
@@ -534,9 +519,9 @@ fn each_launch_joins_once() {
         ..FakeLookup::default()
     };
     let registry = InMemoryJoinRegistry::new();
-    let first = block_on(join.check_instance_once(&lookup, &registry, now())).unwrap();
+    let first = common::now_or_never(join.check_instance_once(&lookup, &registry, now())).unwrap();
     assert_eq!(first.host_id(), "123456789012-i-0123456789abcdef0");
-    match block_on(join.check_instance_once(&lookup, &registry, now())) {
+    match common::now_or_never(join.check_instance_once(&lookup, &registry, now())) {
         Err(CheckError::Rejected(Error::AlreadyJoined { host_id })) => {
             assert_eq!(host_id, first.host_id());
         }
@@ -545,12 +530,15 @@ fn each_launch_joins_once() {
     // The claim is kept until pendingTime + TTL + skew, then the record may go.
     let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
     let expiry = pending + TimeDelta::minutes(6);
-    let late =
-        block_on(join.check_instance_once(&lookup, &registry, expiry - TimeDelta::seconds(1)));
+    let late = common::now_or_never(join.check_instance_once(
+        &lookup,
+        &registry,
+        expiry - TimeDelta::seconds(1),
+    ));
     assert!(late.is_err(), "still kept a second before expiry");
-    assert!(block_on(join.check_instance_once(&lookup, &registry, expiry)).is_ok());
+    assert!(common::now_or_never(join.check_instance_once(&lookup, &registry, expiry)).is_ok());
     assert!(registry.release(first.host_id()));
-    assert!(block_on(join.check_instance_once(&lookup, &registry, now())).is_ok());
+    assert!(common::now_or_never(join.check_instance_once(&lookup, &registry, now())).is_ok());
 }
 
 #[test]
@@ -599,7 +587,7 @@ fn in_memory_registry_keeps_only_the_live_window() {
     for i in 0..100_000_i64 {
         let now = start + TimeDelta::milliseconds(10 * i);
         let claim = JoinClaim::new(format!("host-{i}"), now, now + keep, now);
-        assert!(block_on(registry.claim(&claim)).unwrap());
+        assert!(common::now_or_never(registry.claim(&claim)).unwrap());
         assert!(
             registry.len() <= live + 1,
             "{} records at claim {i}",
@@ -610,7 +598,8 @@ fn in_memory_registry_keeps_only_the_live_window() {
     // Semantics at the API: replay refused, a newer launch wins, an older one does not.
     let now = start + TimeDelta::milliseconds(10 * 100_000);
     let claim = |host: &str, launched: DateTime<Utc>| {
-        block_on(registry.claim(&JoinClaim::new(host, launched, launched + keep, now))).unwrap()
+        common::now_or_never(registry.claim(&JoinClaim::new(host, launched, launched + keep, now)))
+            .unwrap()
     };
     assert!(claim("h", now));
     assert!(!claim("h", now), "replay");
@@ -643,12 +632,12 @@ fn lookups_may_fail_with_anyhow_or_boxed_errors() {
     }
     let verifier = verifier_with(AllowRule::account("123456789012".parse().unwrap()));
     let join = verifier.verify(&blob(), now()).unwrap();
-    let err = block_on(join.check_instance(&Anyhow)).unwrap_err();
+    let err = common::now_or_never(join.check_instance(&Anyhow)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "instance lookup failed: assume role denied"
     );
-    let err = block_on(join.check_instance(&Boxed)).unwrap_err();
+    let err = common::now_or_never(join.check_instance(&Boxed)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "instance lookup failed: endpoint unreachable"
@@ -659,7 +648,8 @@ fn lookups_may_fail_with_anyhow_or_boxed_errors() {
         answer: Some(running()),
         ..FakeLookup::default()
     };
-    let outcome = block_on(join.check_instance_once(&lookup, &registry, now())).unwrap();
+    let outcome =
+        common::now_or_never(join.check_instance_once(&lookup, &registry, now())).unwrap();
     let anyhow_err: anyhow::Error =
         CheckError::<Throttled>::Rejected(Error::InvalidSignature).into();
     assert_eq!(anyhow_err.to_string(), "invalid signature");

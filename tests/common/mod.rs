@@ -24,6 +24,19 @@ pub mod r#gen;
 
 pub use self::r#gen::*;
 
+/// Polls a future that never waits: the fake lookups and registries of the tests answer at once.
+pub fn now_or_never<F: Future>(future: F) -> F::Output {
+    let mut future = core::pin::pin!(future);
+    let waker = core::task::Waker::noop();
+    match future
+        .as_mut()
+        .poll(&mut core::task::Context::from_waker(waker))
+    {
+        core::task::Poll::Ready(output) => output,
+        core::task::Poll::Pending => panic!("the fakes never wait"),
+    }
+}
+
 /// AWS's store plus the test CA, trusted for `region`.
 pub fn trust_with_test_ca(region: &str) -> ec2_iid::TrustStore {
     let mut trust = ec2_iid::TrustStore::aws();
