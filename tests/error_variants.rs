@@ -289,21 +289,27 @@ fn certificate_with_key(spki: &[u8]) -> Vec<u8> {
     )
 }
 
-#[test]
-fn certificate_with_a_512_bit_rsa_key() {
-    let mut modulus = vec![0x00];
-    modulus.extend([0xFF; 64]);
+/// An RSA SubjectPublicKeyInfo with this modulus (big-endian, leading zero for the sign) and
+/// e = 65537.
+fn rsa_spki(modulus: &[u8]) -> Vec<u8> {
     let rsa_key = tlv_of(
         tag::SEQUENCE,
-        &[&tlv(tag::INTEGER, &modulus), &tlv(tag::INTEGER, &[1, 0, 1])],
+        &[&tlv(tag::INTEGER, modulus), &tlv(tag::INTEGER, &[1, 0, 1])],
     );
-    let spki = tlv_of(
+    tlv_of(
         tag::SEQUENCE,
         &[
             &common::algorithm_identifier(&der_oid(oid::RSA_ENCRYPTION), true),
             &tlv(tag::BIT_STRING, &[&[0x00][..], &rsa_key].concat()),
         ],
-    );
+    )
+}
+
+#[test]
+fn certificate_with_a_512_bit_rsa_key() {
+    let mut modulus = vec![0x00];
+    modulus.extend([0xFF; 64]);
+    let spki = rsa_spki(&modulus);
     let mut store = TrustStore::empty();
     assert_eq!(
         store
@@ -319,6 +325,45 @@ fn certificate_with_a_512_bit_rsa_key() {
         }
     );
     assert!(store.is_empty());
+}
+
+/// "RSA-2048" counts bits: a 2041-bit modulus is 256 bytes long but too small for `/rsa2048`
+/// and `/pkcs7`; `/signature` takes it (its keys are RSA-1024).
+#[test]
+fn certificate_with_a_2041_bit_rsa_key() {
+    let mut modulus = vec![0x01];
+    modulus.extend([0xFF; 254]);
+    modulus.push(0xFB);
+    let spki = rsa_spki(&modulus);
+    let certificate = certificate_with_key(&spki);
+    let region = || ["us-east-1".parse().unwrap()];
+    for format in [Format::Rsa2048, Format::Pkcs7] {
+        let mut store = TrustStore::empty();
+        assert_eq!(
+            store
+                .add_der(format, &certificate, region())
+                .map(|_| ())
+                .unwrap_err(),
+            Error::BadCertificate {
+                reason: "RSA key too small for the format (rsa2048 and pkcs7 need 2048 bits)"
+            },
+            "{format}"
+        );
+    }
+    let mut store = TrustStore::empty();
+    assert!(
+        store
+            .add_der(Format::Signature, &certificate, region())
+            .is_ok()
+    );
+    // The top bit set: 2048 bits.
+    modulus[0] = 0x80;
+    let full = certificate_with_key(&rsa_spki(&[&[0x00][..], &modulus].concat()));
+    let mut store = TrustStore::empty();
+    assert!(
+        store.add_der(Format::Rsa2048, &full, region()).is_ok(),
+        "2048 bits"
+    );
 }
 
 #[test]
