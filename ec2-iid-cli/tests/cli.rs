@@ -474,6 +474,108 @@ fn hints_name_the_operator_mistake() {
     assert!(hint(&args, None).contains("the blob is /rsa2048"));
 }
 
+/// The core's hints through the CLI: each names what to change.
+#[test]
+fn hints_say_what_to_change() {
+    fn at(now: &str) -> [&str; 2] {
+        ["--now", now]
+    }
+    // A serial the test CA never issued: a new certificate? add it.
+    let args = [
+        &NOW[..],
+        &TEST_CA[..],
+        &["tests/data/gen/tampered-serial.b64"],
+    ]
+    .concat();
+    let serial = hint(&args, None);
+    assert!(
+        serial.contains("a new AWS region or certificate"),
+        "{serial}"
+    );
+    assert!(
+        serial.contains("--cert PEM --cert-region REGION"),
+        "{serial}"
+    );
+    // The test CA's serial under an edited issuer: altered, adding certificates will not help.
+    let der = std::fs::read("../tests/data/gen/rsa2048.der").unwrap();
+    let position = der.windows(7).position(|w| w == b"Seattle").unwrap();
+    let mut tampered = der.clone();
+    tampered[position + 6] = b'x';
+    let args = [&NOW[..], &TEST_CA[..], &["-"]].concat();
+    let issuer = hint(&args, Some(&tampered));
+    assert!(
+        issuer.contains("altered") && !issuer.contains("--cert"),
+        "{issuer}"
+    );
+    // /pkcs7 without the opt-in.
+    let args = [
+        &NOW[..],
+        &DSA_CA[..],
+        &["--format", "pkcs7", "tests/data/gen/pkcs7.b64"],
+    ]
+    .concat();
+    let legacy = hint(&args, None);
+    assert!(
+        legacy.contains("rsa2048") && legacy.contains("--allow-legacy-dsa"),
+        "{legacy}"
+    );
+    // Too old, and ahead of the clock.
+    let args = [&at("2026-11-01T12:07:12Z")[..], &TEST_CA[..], &[BLOB]].concat();
+    assert!(hint(&args, None).starts_with("pendingTime is 7m12s old; aws_iid_ttl is 5m"));
+    let args = [&at("2026-11-01T11:57:00Z")[..], &TEST_CA[..], &[BLOB]].concat();
+    let future = hint(&args, None);
+    assert!(
+        future.contains("3m ahead") && future.contains("clock"),
+        "{future}"
+    );
+    // No rule matches: the field, what the rule wants and what the document has.
+    let token = write_temp(
+        "hint-rules.json",
+        r#"{"allow": [{"aws_account": "111111111111"}, {"aws_account": "123456789012", "aws_instance_types": ["m5.large"]}]}"#,
+    );
+    let args = [
+        &NOW[..],
+        &TEST_CA[..],
+        &["--token", token.to_str().unwrap(), BLOB],
+    ]
+    .concat();
+    let rules = hint(&args, None);
+    assert!(
+        rules.contains("rule 0: aws_account is 123456789012, not 111111111111"),
+        "{rules}"
+    );
+    assert!(
+        rules.contains("rule 1: aws_instance_types is t3.micro, not m5.large"),
+        "{rules}"
+    );
+    // A stopped instance.
+    let facts = write_temp(
+        "hint-stopped.json",
+        r#"{"instance_id": "i-0123456789abcdef0", "state": "stopped", "owner_id": "123456789012"}"#,
+    );
+    let token = write_temp(
+        "hint-ok.json",
+        r#"{"allow": [{"aws_account": "123456789012"}]}"#,
+    );
+    let args = [
+        &NOW[..],
+        &TEST_CA[..],
+        &[
+            "--token",
+            token.to_str().unwrap(),
+            "--facts",
+            facts.to_str().unwrap(),
+            BLOB,
+        ],
+    ]
+    .concat();
+    let stopped = hint(&args, None);
+    assert!(
+        stopped.contains("stopped") && stopped.contains("running"),
+        "{stopped}"
+    );
+}
+
 #[test]
 fn explain_names_the_failing_rule_field() {
     let token = r#"{"allow": [{"aws_account": "111111111111", "aws_regions": ["us-east-1"]}]}"#;
