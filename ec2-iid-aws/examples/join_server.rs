@@ -12,18 +12,26 @@
 //! one) and lets each instance join once. Answers:
 //!
 //! * 200 `{"host_id": "<account>-<instance>", "matched_rule": N}`: joined;
-//! * 403 and the reason (text): rejected, including an instance that has already joined;
-//! * 503: the lookup failed in a way that may pass later (throttled, timed out, unreachable);
-//! * 500: the lookup failed otherwise (e.g. access denied: the server's own configuration);
+//! * 400 `{"error": "malformed", "request_id": ID}`: not a signed identity document;
+//! * 403 `{"error": KIND, "request_id": ID}`: refused (KIND is the `ErrorKind`, e.g.
+//!   `no_rule_matched`, `stale`, `instance_rejected`, `already_joined`);
+//! * 503 `{"error": "lookup_unavailable", ...}` with `Retry-After`: the lookup failed in a way
+//!   that may pass later (throttled, timed out, unreachable);
+//! * 500 `{"error": "lookup_failed", ...}`: the lookup failed otherwise (e.g. access denied: the
+//!   server's own configuration);
 //! * 413: a body over `ec2_iid::MAX_BLOB_LEN`.
+//!
+//! The bodies are generic on purpose: an unauthenticated caller learns nothing about the rules.
+//! The full reason and the hint go to the server's log (stderr), under the request id.
 //!
 //! AWS credentials come from the usual chain (environment, profile, instance role, ...). Once
 //! listening, the server prints `listening on ADDR` on stdout; `--listen 127.0.0.1:0` picks a
-//! free port. It logs each decision on stderr.
+//! free port.
 
 use std::error::Error as _;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use aws_config::BehaviorVersion;
@@ -31,13 +39,13 @@ use axum::Json;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::post;
 use chrono::{DateTime, Utc};
 use ec2_iid::{
-    CheckError, Format, InMemoryJoinRegistry, Region, TokenResource, TokenSpec, TrustStore,
-    Verifier, VerifierBuilder,
+    CheckError, ErrorKind, Format, InMemoryJoinRegistry, Region, TokenResource, TokenSpec,
+    TrustStore, Verifier, VerifierBuilder,
 };
 use ec2_iid_aws::{Ec2Lookup, Ec2LookupError};
 
@@ -119,6 +127,7 @@ async fn serve(args: Args) -> Result<(), String> {
 
 /// `POST /join`: the body is the `/rsa2048` text.
 async fn join(State(app): State<Arc<App>>, body: Bytes) -> Response {
+    let id = request_id();
     let now = DateTime::<Utc>::from(SystemTime::now());
     let result = match app.verifier.verify(&body, now) {
         Ok(pending) => {
@@ -131,7 +140,7 @@ async fn join(State(app): State<Arc<App>>, body: Bytes) -> Response {
     match result {
         Ok(outcome) => {
             eprintln!(
-                "joined: {} (rule {})",
+                "{id} joined: {} (rule {})",
                 outcome.host_id(),
                 outcome.matched_rule()
             );
@@ -142,40 +151,61 @@ async fn join(State(app): State<Arc<App>>, body: Bytes) -> Response {
             Json(body).into_response()
         }
         Err(CheckError::Rejected(e)) => {
-            eprintln!("rejected: {e}");
-            (StatusCode::FORBIDDEN, format!("{e}\n")).into_response()
+            let kind = e.kind();
+            let hint = e.hint().unwrap_or_default();
+            eprintln!("{id} rejected ({kind}): {e}; hint: {hint}");
+            let status = match kind {
+                ErrorKind::Malformed => StatusCode::BAD_REQUEST,
+                _ => StatusCode::FORBIDDEN,
+            };
+            refusal(status, kind.as_str(), &id)
         }
-        Err(CheckError::Lookup(e)) => lookup_failed(&e),
+        Err(CheckError::Lookup(e)) => lookup_failed(&e, &id),
         Err(CheckError::Registry(never)) => match never {},
         // `CheckError` is non-exhaustive.
         Err(e) => {
-            eprintln!("failed: {e}");
-            StatusCode::INTERNAL_SERVER_ERROR.into_response()
+            eprintln!("{id} failed: {e}");
+            refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal", &id)
         }
     }
 }
 
-/// 503 for a failure that may pass later, 500 otherwise; the details go to the log only.
-fn lookup_failed(e: &Ec2LookupError) -> Response {
+/// A refusal's body: the kind and the request id, nothing a caller could learn the rules from.
+fn refusal(status: StatusCode, error: &str, id: &str) -> Response {
+    let body = serde_json::json!({ "error": error, "request_id": id });
+    (status, Json(body)).into_response()
+}
+
+/// A request id unique in this process: its start time and a counter, in hex.
+fn request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    format!("{started:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// 503 with `Retry-After` for a failure that may pass later, 500 otherwise; the details go to
+/// the log only.
+fn lookup_failed(e: &Ec2LookupError, id: &str) -> Response {
     let mut details = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {
         details.push_str(&format!(": {cause}"));
         source = cause.source();
     }
-    eprintln!("lookup failed: {details}");
+    eprintln!("{id} lookup failed: {details}");
     if e.is_transient() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "instance lookup failed, try again later\n",
-        )
-            .into_response()
+        let mut response = refusal(StatusCode::SERVICE_UNAVAILABLE, "lookup_unavailable", id);
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from_static("1"));
+        response
     } else {
-        (
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "instance lookup failed\n",
-        )
-            .into_response()
+        refusal(StatusCode::INTERNAL_SERVER_ERROR, "lookup_failed", id)
     }
 }
 

@@ -137,8 +137,29 @@ impl JoinServer {
         server
     }
 
+    /// Checks a refusal: the body is only the kind and a request id, and the server's log has
+    /// the reason (`reason_in_log`) under that id.
+    fn refused(&self, body: &str, kind: &str, reason_in_log: &str) {
+        let answer: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(answer["error"], kind, "{body}");
+        let id = answer["request_id"].as_str().unwrap();
+        assert_eq!(answer.as_object().unwrap().len(), 2, "nothing else: {body}");
+        let log = std::fs::read_to_string(&self.log).unwrap();
+        let line = log
+            .lines()
+            .find(|line| line.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("no log line for {id}:\n{log}"));
+        assert!(line.contains(reason_in_log), "{line}");
+    }
+
     /// `POST /join` with `body`: the status and the response body.
     async fn join(&self, body: &[u8]) -> (u16, String) {
+        let (status, _, body) = self.join_with_head(body).await;
+        (status, body)
+    }
+
+    /// `POST /join` with `body`: the status, the response head and the body.
+    async fn join_with_head(&self, body: &[u8]) -> (u16, String, String) {
         let mut stream = tokio::net::TcpStream::connect(&self.addr).await.unwrap();
         let head = format!(
             "POST /join HTTP/1.1\r\nHost: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -159,7 +180,7 @@ impl JoinServer {
         let response = String::from_utf8(response).unwrap();
         let (head, body) = response.split_once("\r\n\r\n").unwrap();
         let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
-        (status.unwrap(), body.to_owned())
+        (status.unwrap(), head.to_owned(), body.to_owned())
     }
 }
 
@@ -282,21 +303,22 @@ async fn joins_a_running_instance_once() {
     // Once: the same document (or a fresh one for the same instance) is refused.
     let (status, body) = server.join(document.as_bytes()).await;
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("already joined"), "{body}");
+    server.refused(&body, "already_joined", "has already joined");
 
     // A stopped instance, an unknown one and garbage are refused.
     let (status, body) = server
         .join(rsa2048(OWN_ACCOUNT, &stopped, now()).as_bytes())
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("stopped, not running"), "{body}");
+    server.refused(&body, "instance_rejected", "stopped, not running");
     let (status, body) = server
         .join(rsa2048(OWN_ACCOUNT, "i-0123456789abcdef0", now()).as_bytes())
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("was not found"), "{body}");
+    server.refused(&body, "instance_rejected", "was not found");
     let (status, body) = server.join(b"not an identity document").await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(status, 400, "{body}");
+    server.refused(&body, "malformed", "invalid base64");
 }
 
 #[tokio::test]
@@ -307,23 +329,28 @@ async fn refuses_before_the_lookup_and_reports_an_unreachable_ec2() {
 
     // A lookup that may pass later: 503.
     let document = rsa2048(OWN_ACCOUNT, "i-0123456789abcdef0", now());
-    let (status, body) = server.join(document.as_bytes()).await;
+    let (status, head, body) = server.join_with_head(document.as_bytes()).await;
     assert_eq!(status, 503, "{body}");
+    assert!(
+        head.to_ascii_lowercase().contains("\r\nretry-after: 1"),
+        "{head}"
+    );
+    server.refused(&body, "lookup_unavailable", "lookup failed");
 
     // Refused without a lookup: another account, an old document, garbage, too many bytes.
     let (status, body) = server
         .join(rsa2048("210987654321", "i-0123456789abcdef0", now()).as_bytes())
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("matched none of the allow rules"), "{body}");
+    server.refused(&body, "no_rule_matched", "matched none of the allow rules");
     let an_hour_ago = now() - chrono::Duration::hours(1);
     let (status, body) = server
         .join(rsa2048(OWN_ACCOUNT, "i-0123456789abcdef0", an_hour_ago).as_bytes())
         .await;
     assert_eq!(status, 403, "{body}");
-    assert!(body.contains("older than the TTL"), "{body}");
+    server.refused(&body, "stale", "older than the TTL");
     let (status, body) = server.join(b"not an identity document").await;
-    assert_eq!(status, 403, "{body}");
+    assert_eq!(status, 400, "{body}");
     let (status, _) = server.join(&vec![b'A'; ec2_iid::MAX_BLOB_LEN + 1]).await;
     assert_eq!(status, 413);
 }
