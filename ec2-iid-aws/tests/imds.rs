@@ -124,15 +124,43 @@ async fn document_bytes_stay_exactly_as_served() {
     assert_eq!(got, document.as_slice());
 }
 
-/// A raw `GET path` without a token; returns the status line.
-async fn tokenless_get(url: &str, path: &str) -> String {
+/// A raw HTTP/1.1 request of `head` (the request line and headers); returns the status line.
+async fn raw_request(url: &str, head: &str) -> String {
     let addr = url.strip_prefix("http://").unwrap();
     let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    let request = format!("{head}\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut answer = String::new();
     stream.read_to_string(&mut answer).await.unwrap();
     answer.lines().next().unwrap().to_owned()
+}
+
+/// A raw `GET path` without a token; returns the status line.
+async fn tokenless_get(url: &str, path: &str) -> String {
+    raw_request(url, &format!("GET {path} HTTP/1.1")).await
+}
+
+#[tokio::test]
+async fn emulator_grants_tokens_for_ttls_of_1_to_21600_seconds() {
+    let imds = ImdsServer::start().await;
+    let put = |ttl: &str| {
+        let head = if ttl.is_empty() {
+            "PUT /latest/api/token HTTP/1.1\r\nContent-Length: 0".to_owned()
+        } else {
+            format!(
+                "PUT /latest/api/token HTTP/1.1\r\nContent-Length: 0\r\n\
+                 X-aws-ec2-metadata-token-ttl-seconds: {ttl}"
+            )
+        };
+        let url = imds.url.clone();
+        async move { raw_request(&url, &head).await }
+    };
+    for ttl in ["1", "21600"] {
+        assert_eq!(put(ttl).await, "HTTP/1.1 200 OK", "ttl {ttl}");
+    }
+    for ttl in ["", "0", "21601", "-1", "ten"] {
+        assert_eq!(put(ttl).await, "HTTP/1.1 400 Bad Request", "ttl {ttl:?}");
+    }
 }
 
 #[tokio::test]
