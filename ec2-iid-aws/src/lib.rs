@@ -3,6 +3,7 @@
 
 mod error;
 mod facts;
+pub mod imds;
 mod lookup;
 
 pub use error::{Ec2LookupError, Operation};
