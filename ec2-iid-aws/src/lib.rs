@@ -1,10 +1,12 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod batching;
 mod error;
 mod facts;
 pub mod imds;
 mod lookup;
 
+pub use batching::{BatchingLookup, DEFAULT_BATCH_WINDOW, DEFAULT_THROTTLE_DEADLINE, MAX_BATCH};
 pub use error::{Ec2LookupError, Operation};
 pub use lookup::{ConfigError, DEFAULT_SESSION_NAME, DEFAULT_TIMEOUT, Ec2Lookup, Ec2LookupBuilder};

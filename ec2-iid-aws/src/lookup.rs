@@ -12,8 +12,9 @@ use aws_sdk_ec2::config::{Credentials, Region as SdkRegion};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_async::future::timeout::Timeout;
 use aws_smithy_async::rt::sleep::{AsyncSleep, default_async_sleep};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::timeout::TimeoutConfig;
-use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery, Partition, Region};
+use ec2_iid::{InstanceFacts, InstanceId, InstanceLookup, InstanceQuery, Partition, Region};
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use crate::error::{CallContext, Ec2LookupError, Operation};
@@ -103,6 +104,15 @@ struct ClientKey {
     role_arn: Option<String>,
 }
 
+impl ClientKey {
+    fn of(query: &InstanceQuery) -> Self {
+        Self {
+            region: query.region.clone(),
+            role_arn: query.role_arn.as_ref().map(|r| r.as_str().to_owned()),
+        }
+    }
+}
+
 #[derive(Debug)]
 struct CachedClient {
     client: aws_sdk_ec2::Client,
@@ -174,11 +184,7 @@ impl Ec2Lookup {
         &self,
         query: &InstanceQuery,
     ) -> Result<Option<InstanceFacts>, Ec2LookupError> {
-        let settings = &self.inner.settings;
-        let key = ClientKey {
-            region: query.region.clone(),
-            role_arn: query.role_arn.as_ref().map(|r| r.as_str().to_owned()),
-        };
+        let key = ClientKey::of(query);
         let client = self.client_for(&key, query).await?;
         let result = client
             .describe_instances()
@@ -188,20 +194,68 @@ impl Ec2Lookup {
         match result {
             Ok(output) => facts_from_output(&output, &query.instance_id),
             Err(err) if is_not_found(&err) => Ok(None),
-            Err(err) => {
-                let context = CallContext {
-                    region: &query.region,
-                    timeout: settings.timeout,
-                    endpoint_overridden: settings.ec2_endpoint_url.is_some(),
-                };
-                let err = Ec2LookupError::from_sdk(err, Operation::DescribeInstances, &context);
-                if key.role_arn.is_some() && matches!(err, Ec2LookupError::AccessDenied { .. }) {
-                    // The assumed session may have been revoked: assume the role again next time.
-                    self.clients().remove(&key);
+            Err(err) => Err(self.call_failed(err, &key, query)),
+        }
+    }
+
+    /// Describes several instances of the query's account, region and role in one call per
+    /// page, with the `instance-id` *filter*: an unknown id is simply not in the answer (with
+    /// `InstanceIds` one unknown id fails the whole call). The answer is in the order of `ids`.
+    pub(crate) async fn describe_many(
+        &self,
+        query: &InstanceQuery,
+        ids: &[InstanceId],
+    ) -> Result<Vec<Option<InstanceFacts>>, Ec2LookupError> {
+        let key = ClientKey::of(query);
+        let client = self.client_for(&key, query).await?;
+        let filter = aws_sdk_ec2::types::Filter::builder()
+            .name("instance-id")
+            .set_values(Some(ids.iter().map(|id| id.as_str().to_owned()).collect()))
+            .build();
+        let mut found: Vec<Option<InstanceFacts>> = vec![None; ids.len()];
+        let mut next_token: Option<String> = None;
+        loop {
+            let output = client
+                .describe_instances()
+                .filters(filter.clone())
+                .set_next_token(next_token.take())
+                .send()
+                .await
+                .map_err(|err| self.call_failed(err, &key, query))?;
+            for (slot, id) in found.iter_mut().zip(ids) {
+                if slot.is_none() {
+                    *slot = facts_from_output(&output, id)?;
                 }
-                Err(err)
+            }
+            match output.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(found),
             }
         }
+    }
+
+    /// The error for a failed `DescribeInstances`; an assumed session that was refused is
+    /// dropped, so that the next call assumes the role again (it may have been revoked).
+    fn call_failed<E>(
+        &self,
+        err: SdkError<E, HttpResponse>,
+        key: &ClientKey,
+        query: &InstanceQuery,
+    ) -> Ec2LookupError
+    where
+        E: ProvideErrorMetadata + core::error::Error + Send + Sync + 'static,
+    {
+        let settings = &self.inner.settings;
+        let context = CallContext {
+            region: &query.region,
+            timeout: settings.timeout,
+            endpoint_overridden: settings.ec2_endpoint_url.is_some(),
+        };
+        let err = Ec2LookupError::from_sdk(err, Operation::DescribeInstances, &context);
+        if key.role_arn.is_some() && matches!(err, Ec2LookupError::AccessDenied { .. }) {
+            self.clients().remove(key);
+        }
+        err
     }
 
     /// The cached EC2 client for `key`, made (and its role assumed) if missing or expiring.

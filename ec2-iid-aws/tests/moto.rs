@@ -381,3 +381,67 @@ async fn closed_endpoint_is_a_connection_error() {
     );
     assert!(err.is_transient());
 }
+
+/// 200 concurrent queries (60 instances, most asked several times, and unknown ids) go out as
+/// one or two `DescribeInstances` calls with the `instance-id` filter; each caller gets its own
+/// instance's facts, an unknown id gets `None` without failing the others.
+#[tokio::test]
+async fn batching_lookup_coalesces_a_burst() {
+    let Some(moto) = Moto::start() else { return };
+    let config = sdk_config().await;
+    let ec2 = ec2_client(&config, &moto.url);
+    let out = ec2
+        .run_instances()
+        .image_id(AMI)
+        .min_count(60)
+        .max_count(60)
+        .send()
+        .await
+        .unwrap();
+    let owner = out.owner_id().unwrap().to_owned();
+    let ids: Vec<String> = out
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), 60);
+    let batching = ec2_iid_aws::BatchingLookup::with_window(
+        lookup(&config, &moto.url),
+        Duration::from_millis(50),
+    );
+    let unknown: Vec<String> = (0..10)
+        .map(|i| format!("i-{:017x}", 0xdead_0000_u64 + i))
+        .collect();
+    let mut asked: Vec<String> = (0..190).map(|i| ids[i % ids.len()].clone()).collect();
+    asked.extend(unknown.iter().cloned());
+    let queries = asked.iter().map(|id| {
+        let batching = batching.clone();
+        let q = query(&owner, id);
+        tokio::spawn(async move { batching.describe_instance(&q).await })
+    });
+    let answers = futures_join(queries.collect()).await;
+    for (id, answer) in asked.iter().zip(&answers) {
+        let answer = answer.as_ref().unwrap();
+        if unknown.contains(id) {
+            assert!(answer.is_none(), "{id} is unknown");
+        } else {
+            assert_eq!(&answer.as_ref().unwrap().instance_id, id);
+        }
+    }
+    let calls = batching.describe_calls();
+    assert!(
+        (1..=2).contains(&calls),
+        "{calls} DescribeInstances calls for 200 queries"
+    );
+}
+
+/// Awaits every task, in order.
+async fn futures_join<T>(
+    tasks: Vec<tokio::task::JoinHandle<Result<T, std::sync::Arc<Ec2LookupError>>>>,
+) -> Vec<Result<T, std::sync::Arc<Ec2LookupError>>> {
+    let mut out = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        out.push(task.await.unwrap());
+    }
+    out
+}
