@@ -290,7 +290,10 @@ mod tests {
             let backoff = Duration::from_millis(millis);
             for _ in 0..100 {
                 let pause = jitter(backoff);
-                assert!(pause >= Duration::from_millis(1) && pause <= backoff, "{pause:?}");
+                assert!(
+                    pause >= Duration::from_millis(1) && pause <= backoff,
+                    "{pause:?}"
+                );
             }
         }
     }
