@@ -4,6 +4,7 @@
 mod error;
 mod facts;
 pub mod imds;
+pub mod join;
 mod lookup;
 
 pub use error::{Ec2LookupError, Operation};
