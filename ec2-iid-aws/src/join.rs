@@ -11,7 +11,8 @@
 //!
 //! Connection errors and 503 answers are retried with full-jitter exponential backoff
 //! ([`INITIAL_BACKOFF`] doubling up to [`MAX_BACKOFF`], or the server's `Retry-After`) until
-//! the deadline ([`DEFAULT_DEADLINE`]) is spent: then [`JoinError::GaveUp`]. Any other status
+//! the deadline ([`DEFAULT_DEADLINE`]) is spent (a `Retry-After` beyond it ends the join at
+//! once): then [`JoinError::GaveUp`]. Any other status
 //! is [`JoinError::UnexpectedStatus`]. A request whose answer is lost after the server let the
 //! instance join is retried too, and the retry is refused as `already_joined`.
 //!
@@ -51,6 +52,9 @@ pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 
 /// The largest backoff bound: 5 s.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The least time left for an attempt to be worth making: 100 ms.
+const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 
 /// The largest server answer read: 64 KiB (the server's answers are a few dozen bytes).
 const MAX_ANSWER_LEN: usize = 64 * 1024;
@@ -134,12 +138,18 @@ impl JoinClient {
                 }
                 Ok(Err(last)) => (last, None),
             };
-            let wait = retry_after.unwrap_or_else(|| backoff.next());
             let remaining = self.deadline.saturating_sub(started.elapsed());
-            if wait >= remaining {
+            // The server's Retry-After is honoured, so one beyond the deadline ends the join;
+            // our own backoff is cut short to leave time for a last attempt.
+            let wait = match retry_after {
+                Some(wait) if wait >= remaining => return Err(gave_up(attempts, last)),
+                Some(wait) => wait,
+                None => backoff.next().min(remaining),
+            };
+            tokio::time::sleep(wait).await;
+            if self.deadline.saturating_sub(started.elapsed()) < MIN_ATTEMPT {
                 return Err(gave_up(attempts, last));
             }
-            tokio::time::sleep(wait).await;
         }
     }
 

@@ -195,6 +195,10 @@ async fn closed_server_gives_up_by_the_deadline() {
         .unwrap_err();
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "gave up early: {elapsed:?}"
+    );
     let JoinError::GaveUp { attempts, last, .. } = &err else {
         unreachable!("{err:?}")
     };
