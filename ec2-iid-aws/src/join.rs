@@ -59,6 +59,9 @@ const MIN_ATTEMPT: Duration = Duration::from_millis(100);
 /// The largest server answer read: 64 KiB (the server's answers are a few dozen bytes).
 const MAX_ANSWER_LEN: usize = 64 * 1024;
 
+/// The most characters of a server's answer quoted in a message.
+const MAX_EXCERPT_CHARS: usize = 200;
+
 /// The longest refusal kind kept from a server's answer.
 const MAX_KIND_LEN: usize = 64;
 
@@ -225,6 +228,28 @@ fn refusal_kind(status: StatusCode, text: &str) -> String {
     })
 }
 
+/// At most [`MAX_EXCERPT_CHARS`] characters of a server's answer, control characters escaped:
+/// for messages, which must not carry a whole page or terminal escapes.
+fn excerpt(text: &str) -> String {
+    let mut out: String = text
+        .chars()
+        .take(MAX_EXCERPT_CHARS)
+        .flat_map(|c| {
+            let escaped = c
+                .is_control()
+                .then(|| c.escape_default().collect::<String>());
+            escaped
+                .unwrap_or_else(|| c.to_string())
+                .chars()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    if text.chars().nth(MAX_EXCERPT_CHARS).is_some() {
+        out.push_str("...");
+    }
+    out
+}
+
 /// `err` and its sources, joined with `: `.
 fn error_chain(err: &(dyn core::error::Error + 'static)) -> String {
     let mut text = err.to_string();
@@ -373,11 +398,11 @@ pub enum JoinError {
     /// The server answered another status than 200, 400, 403, 413 and 503 (e.g. 500 for its
     /// own configuration error).
     #[non_exhaustive]
-    #[error("the join server answered HTTP {status}: {body}")]
+    #[error("the join server answered HTTP {status}: {}", excerpt(body))]
     UnexpectedStatus {
         /// The HTTP status.
         status: u16,
-        /// The answer as sent (at most 64 KiB).
+        /// The answer as sent (at most 64 KiB; the message quotes its first 200 characters).
         body: String,
     },
     /// The deadline passed while the server was unreachable or unavailable.
@@ -466,6 +491,14 @@ mod tests {
             client.map(|c| c.url().to_string()).ok().as_deref(),
             Some("http://127.0.0.1:8080/join")
         );
+    }
+
+    #[test]
+    fn excerpts_are_bounded_and_escaped() {
+        assert_eq!(excerpt("oops\u{1b}[2J\n"), "oops\\u{1b}[2J\\n");
+        let long = "x".repeat(MAX_EXCERPT_CHARS + 1);
+        assert_eq!(excerpt(&long), format!("{}...", &long[..MAX_EXCERPT_CHARS]));
+        assert_eq!(excerpt(&long[1..]), long[1..]);
     }
 
     #[test]
