@@ -17,14 +17,17 @@
 //! instance join is retried too, and the retry is refused as `already_joined`.
 //!
 //! `/signature` is not supported: the server takes one text, and the `/document` +
-//! `/signature` pair has no agreed body yet ([`JoinConfigError::UnsupportedFormat`]). Only
-//! `http://` servers are supported for now ([`JoinConfigError::InvalidServer`]).
+//! `/signature` pair has no agreed body yet ([`JoinConfigError::UnsupportedFormat`]).
+//!
+//! `https://` servers are checked against the system's root certificates (as
+//! `rustls-native-certs` finds them) and any [`JoinClientBuilder::ca_certificates_pem`]; a
+//! certificate that does not verify is [`JoinError::Tls`], not retried.
 //!
 //! ```no_run
 //! use ec2_iid_aws::join::JoinClient;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let client = JoinClient::builder("http://join.internal:8080").build()?;
+//! let client = JoinClient::builder("https://join.internal:8443").build()?;
 //! let joined = client.join().await?;
 //! println!("{}", joined.body());
 //! # Ok(())
@@ -32,15 +35,19 @@
 //! ```
 
 use core::time::Duration;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use ec2_iid::{Format, SignedInput};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper::body::Bytes;
 use hyper::{Method, Request, StatusCode, Uri, header};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 
 use crate::imds::{ImdsError, ImdsFetcher};
 
@@ -72,7 +79,7 @@ pub struct JoinClient {
     fetcher: ImdsFetcher,
     format: Format,
     deadline: Duration,
-    http: Client<HttpConnector, Full<Bytes>>,
+    http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
 /// Settings of a [`JoinClient`]; all but the server have a default.
@@ -82,6 +89,8 @@ pub struct JoinClientBuilder {
     fetcher: Option<ImdsFetcher>,
     format: Format,
     deadline: Duration,
+    ca_certificates: Vec<CertificateDer<'static>>,
+    ca_error: Option<JoinConfigError>,
 }
 
 impl JoinClient {
@@ -94,6 +103,8 @@ impl JoinClient {
             fetcher: None,
             format: Format::Rsa2048,
             deadline: DEFAULT_DEADLINE,
+            ca_certificates: Vec::new(),
+            ca_error: None,
         }
     }
 
@@ -158,17 +169,30 @@ impl JoinClient {
 
     /// One `POST`: the answer sorted, or the transport error's text (retried).
     async fn post(&self, body: Bytes) -> Result<Answer, String> {
+        match self.send(body).await {
+            Err(Failure::Tls(reason)) => Ok(Answer::Final(JoinError::Tls {
+                url: self.url.to_string(),
+                reason,
+            })),
+            Err(Failure::Transport(text)) => Err(text),
+            Ok(answer) => Ok(answer),
+        }
+    }
+
+    async fn send(&self, body: Bytes) -> Result<Answer, Failure> {
         let request = Request::builder()
             .method(Method::POST)
             .uri(self.url.clone())
             .header(header::CONTENT_TYPE, "text/plain")
             .body(Full::new(body))
-            .map_err(|e| e.to_string())?;
-        let response = self
-            .http
-            .request(request)
-            .await
-            .map_err(|e| error_chain(&e))?;
+            .map_err(|e| Failure::Transport(e.to_string()))?;
+        let response = self.http.request(request).await.map_err(|e| {
+            if chain(&e).any(is_tls_error) {
+                Failure::Tls(error_chain(&e))
+            } else {
+                Failure::Transport(error_chain(&e))
+            }
+        })?;
         let status = response.status();
         let retry_after = response
             .headers()
@@ -179,7 +203,7 @@ impl JoinClient {
         let answer = Limited::new(response.into_body(), MAX_ANSWER_LEN)
             .collect()
             .await
-            .map_err(|e| format!("reading the answer: {e}"))?
+            .map_err(|e| Failure::Transport(format!("reading the answer: {e}")))?
             .to_bytes();
         let text = String::from_utf8_lossy(&answer).trim_end().to_owned();
         Ok(match status {
@@ -198,6 +222,39 @@ impl JoinClient {
             }),
         })
     }
+}
+
+/// Why a request got no answer.
+enum Failure {
+    /// The TLS handshake failed (the server's certificate): retrying would not help.
+    Tls(String),
+    /// Anything else: retried.
+    Transport(String),
+}
+
+/// Whether `err` is rustls's, directly or inside `io::Error`s (tokio-rustls wraps it in one,
+/// hyper-rustls in another; `io::Error::source` skips the wrapped error, `get_ref` does not).
+fn is_tls_error(err: &(dyn core::error::Error + 'static)) -> bool {
+    let mut err = err;
+    loop {
+        if err.is::<rustls::Error>() {
+            return true;
+        }
+        match err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+        {
+            Some(inner) => err = inner,
+            None => return false,
+        }
+    }
+}
+
+/// `err` and its sources, outermost first.
+fn chain<'a>(
+    err: &'a (dyn core::error::Error + 'static),
+) -> impl Iterator<Item = &'a (dyn core::error::Error + 'static)> {
+    core::iter::successors(Some(err), |&e| e.source())
 }
 
 /// What one answer means for the loop.
@@ -277,6 +334,18 @@ impl JoinClientBuilder {
         self
     }
 
+    /// Also trust the certificates of `pem` (one or more `CERTIFICATE` blocks) for
+    /// `https://` servers, e.g. a private CA's. Default: the system's roots only.
+    #[must_use]
+    pub fn ca_certificates_pem(mut self, pem: &[u8]) -> Self {
+        let certs: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(pem).collect();
+        match certs {
+            Ok(certs) if !certs.is_empty() => self.ca_certificates.extend(certs),
+            Ok(_) | Err(_) => self.ca_error = Some(JoinConfigError::InvalidCaCertificates),
+        }
+        self
+    }
+
     /// The time the whole join may take, the IMDS fetch and the retries included. Default:
     /// [`DEFAULT_DEADLINE`].
     #[must_use]
@@ -288,18 +357,28 @@ impl JoinClientBuilder {
     /// The client. No request is made yet.
     ///
     /// # Errors
-    /// [`JoinConfigError::InvalidServer`] for a server that is not an `http://` URL,
-    /// [`JoinConfigError::UnsupportedFormat`] for another format than `rsa2048` and `pkcs7`.
+    /// [`JoinConfigError::InvalidServer`] for a server that is not an `http://` or
+    /// `https://` URL, [`JoinConfigError::UnsupportedFormat`] for another format than
+    /// `rsa2048` and `pkcs7`, [`JoinConfigError::InvalidCaCertificates`] for PEM without a
+    /// valid certificate, [`JoinConfigError::NoRootCertificates`] for an `https://` server
+    /// when no certificate is trusted.
     pub fn build(self) -> Result<JoinClient, JoinConfigError> {
         if !matches!(self.format, Format::Rsa2048 | Format::Pkcs7) {
             return Err(JoinConfigError::UnsupportedFormat);
+        }
+        if let Some(err) = self.ca_error {
+            return Err(err);
         }
         let invalid = || JoinConfigError::InvalidServer {
             server: self.server.clone(),
         };
         let base: Uri = self.server.parse().map_err(|_| invalid())?;
-        let plain = base.scheme_str() == Some("http") && base.authority().is_some();
-        if !plain || base.query().is_some() {
+        let https = match base.scheme_str() {
+            Some("https") => true,
+            Some("http") => false,
+            _ => return Err(invalid()),
+        };
+        if base.authority().is_none() || base.query().is_some() {
             return Err(invalid());
         }
         let url = format!("{}/join", self.server.trim_end_matches('/'))
@@ -307,6 +386,13 @@ impl JoinClientBuilder {
             .map_err(|_| invalid())?;
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(MAX_BACKOFF));
+        connector.enforce_http(false);
+        let tls = tls_config(https, self.ca_certificates)?;
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         Ok(JoinClient {
             url,
             fetcher: self.fetcher.unwrap_or_default(),
@@ -315,6 +401,34 @@ impl JoinClientBuilder {
             http: Client::builder(TokioExecutor::new()).build(connector),
         })
     }
+}
+
+/// The TLS settings: the system's roots (looked up only for an `https://` server) and `extra`.
+fn tls_config(
+    https: bool,
+    extra: Vec<CertificateDer<'static>>,
+) -> Result<rustls::ClientConfig, JoinConfigError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if https {
+        // Unreadable system certificates are skipped: `extra` may be all that is needed.
+        roots.add_parsable_certificates(rustls_native_certs::load_native_certs().certs);
+    }
+    for cert in extra {
+        roots
+            .add(cert)
+            .map_err(|_| JoinConfigError::InvalidCaCertificates)?;
+    }
+    if https && roots.is_empty() {
+        return Err(JoinConfigError::NoRootCertificates);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    Ok(rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| JoinConfigError::Tls {
+            reason: e.to_string(),
+        })?
+        .with_root_certificates(roots)
+        .with_no_client_auth())
 }
 
 /// The server let the instance join: its 200 answer.
@@ -359,10 +473,11 @@ impl Joined {
 #[non_exhaustive]
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum JoinConfigError {
-    /// The server is not an `http://host[:port][/path]` URL.
+    /// The server is not an `http://` or `https://host[:port][/path]` URL.
     #[non_exhaustive]
     #[error(
-        "invalid join server {server:?}: an http:// URL such as http://join.internal:8080 expected"
+        "invalid join server {server:?}: an http:// or https:// URL such as \
+         https://join.internal:8443 expected"
     )]
     InvalidServer {
         /// The server as given.
@@ -371,6 +486,22 @@ pub enum JoinConfigError {
     /// `/signature` (or a newer format): the join body is the `/rsa2048` or `/pkcs7` text.
     #[error("join sends the /rsa2048 or /pkcs7 text: use format rsa2048 or pkcs7")]
     UnsupportedFormat,
+    /// The CA certificates given are not PEM `CERTIFICATE` blocks, or none is valid.
+    #[error("the CA certificates are not valid PEM certificates")]
+    InvalidCaCertificates,
+    /// An `https://` server, and no root certificate: none on the system, none given.
+    #[error(
+        "no root certificates to check the join server's certificate: install the system's \
+         CA certificates (e.g. the ca-certificates package) or pass the server's CA"
+    )]
+    NoRootCertificates,
+    /// rustls refused the TLS settings.
+    #[non_exhaustive]
+    #[error("TLS settings refused: {reason}")]
+    Tls {
+        /// rustls's message.
+        reason: String,
+    },
 }
 
 /// A join did not succeed.
@@ -404,6 +535,16 @@ pub enum JoinError {
         status: u16,
         /// The answer as sent (at most 64 KiB; the message quotes its first 200 characters).
         body: String,
+    },
+    /// The TLS handshake with an `https://` server failed, e.g. its certificate does not
+    /// verify against the trusted roots; not retried.
+    #[non_exhaustive]
+    #[error("TLS with {url} failed: {reason}: check the server's certificate, or trust its CA")]
+    Tls {
+        /// The URL posted to.
+        url: String,
+        /// What rustls said.
+        reason: String,
     },
     /// The deadline passed while the server was unreachable or unavailable.
     #[non_exhaustive]
@@ -474,12 +615,7 @@ mod tests {
             .build()
             .unwrap_err();
         assert_eq!(err, JoinConfigError::UnsupportedFormat);
-        for server in [
-            "https://join.internal",
-            "join.internal",
-            "http://h/?q=1",
-            "",
-        ] {
+        for server in ["ftp://join.internal", "join.internal", "http://h/?q=1", ""] {
             let err = JoinClient::builder(server).build().unwrap_err();
             assert!(
                 matches!(err, JoinConfigError::InvalidServer { .. }),
@@ -499,6 +635,21 @@ mod tests {
         let long = "x".repeat(MAX_EXCERPT_CHARS + 1);
         assert_eq!(excerpt(&long), format!("{}...", &long[..MAX_EXCERPT_CHARS]));
         assert_eq!(excerpt(&long[1..]), long[1..]);
+    }
+
+    #[test]
+    fn ca_certificates_must_be_pem_certificates() {
+        let build = |pem: &[u8]| {
+            JoinClient::builder("https://127.0.0.1:1")
+                .ca_certificates_pem(pem)
+                .build()
+                .map(|_| ())
+        };
+        let err = Err(JoinConfigError::InvalidCaCertificates);
+        assert_eq!(build(b""), err);
+        assert_eq!(build(b"-----BEGIN CERTIFICATE-----\nnot base64\n"), err);
+        let ca = include_bytes!("../tests/data/tls/ca.pem");
+        assert_eq!(build(ca), Ok(()));
     }
 
     #[test]

@@ -11,7 +11,9 @@
 #[path = "support/imds.rs"]
 mod emulator;
 
+use std::convert::Infallible;
 use std::net::{Ipv4Addr, TcpListener};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -25,6 +27,20 @@ use ec2_iid::Format;
 use ec2_iid_aws::imds::ImdsFetcher;
 use ec2_iid_aws::join::{JoinClient, JoinError};
 use emulator::{FIXTURES, ImdsServer, PKCS7, RSA2048};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// The test TLS CA and the `127.0.0.1` certificate it signed (`data/tls/README.md`).
+const TLS_CA: &[u8] = include_bytes!("data/tls/ca.pem");
+const TLS_CERT: &[u8] = include_bytes!("data/tls/server.pem");
+const TLS_KEY: &[u8] = include_bytes!("data/tls/server.key");
+/// A CA that did not sign the server's certificate.
+const OTHER_CA: &[u8] = include_bytes!("../../tests/data/testca/testca.pem");
 
 /// What a fake join server answers, in order; the last answer repeats.
 type Script = Vec<(u16, Option<&'static str>, &'static str)>;
@@ -237,4 +253,82 @@ async fn imds_failure_is_reported_without_a_request() {
     assert!(matches!(err, JoinError::Imds(_)), "{err:?}");
     assert!(err.to_string().contains("IMDS unreachable"), "{err}");
     assert!(seen.lock().unwrap().bodies.is_empty());
+}
+
+/// An `https://` join server with the test TLS certificate, answering 200; returns its URL and
+/// the number of requests it answered.
+async fn https_join_server() -> (String, Arc<AtomicU32>) {
+    let certs = CertificateDer::pem_slice_iter(TLS_CERT)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(TLS_KEY).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let answered = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&answered);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, counter) = (acceptor.clone(), Arc::clone(&counter));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |_request| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let body = Full::new(Bytes::from_static(JOINED.as_bytes()));
+                    async move { Ok::<_, Infallible>(hyper::Response::new(body)) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (url, answered)
+}
+
+fn https_client(server: &str, imds: &str, ca: &[u8]) -> JoinClient {
+    JoinClient::builder(server)
+        .fetcher(fetcher(imds))
+        .ca_certificates_pem(ca)
+        .deadline(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn https_joins_with_the_servers_ca() {
+    let imds = ImdsServer::start().await;
+    let (url, answered) = https_join_server().await;
+    let joined = https_client(&url, &imds.url, TLS_CA).join().await.unwrap();
+    assert_eq!(joined.body(), JOINED);
+    assert_eq!(answered.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn https_untrusted_certificate_is_not_retried() {
+    let imds = ImdsServer::start().await;
+    let (url, answered) = https_join_server().await;
+    let started = Instant::now();
+    let err = https_client(&url, &imds.url, OTHER_CA)
+        .join()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "retried: {err}");
+    assert!(matches!(err, JoinError::Tls { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("UnknownIssuer"), "{message}");
+    assert!(message.ends_with("check the server's certificate, or trust its CA"));
+    assert_eq!(answered.load(Ordering::SeqCst), 0);
 }

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use ec2_iid::{Format, parse_go_duration};
 use ec2_iid_aws::imds::ImdsFetcher;
-use ec2_iid_aws::join::{JoinClient, JoinError};
+use ec2_iid_aws::join::{JoinClient, JoinConfigError, JoinError};
 
 use crate::out;
 
@@ -17,10 +17,15 @@ error, 3 IMDS failed or the server could not be reached in time.";
 /// The flags of `join`.
 #[derive(Clone, Debug, clap::Args)]
 pub(crate) struct JoinArgs {
-    /// The join server's base URL, e.g. http://join.internal:8080: the document is posted to
-    /// URL/join. Only http:// for now.
+    /// The join server's base URL, e.g. https://join.internal:8443: the document is posted
+    /// to URL/join.
     #[arg(long, value_name = "URL")]
     server: String,
+
+    /// Also trust the CA certificates of this PEM file for an https:// server (default: the
+    /// system's root certificates only).
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<std::path::PathBuf>,
 
     /// The document fetched and sent: the /rsa2048 or the /pkcs7 text (signature is not
     /// supported: the server takes one text).
@@ -50,12 +55,20 @@ pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
             .map_err(|e| format!("--imds-endpoint: {e}"))?,
         None => ImdsFetcher::new(),
     };
-    let client = JoinClient::builder(&args.server)
+    let mut builder = JoinClient::builder(&args.server);
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+        builder = builder.ca_certificates_pem(&pem);
+    }
+    let client = builder
         .fetcher(fetcher)
         .format(args.format)
         .deadline(args.deadline)
         .build()
-        .map_err(|e| format!("--server: {e}"))?;
+        .map_err(|e| match e {
+            JoinConfigError::InvalidCaCertificates => format!("--ca-cert: {e}"),
+            e => format!("--server: {e}"),
+        })?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

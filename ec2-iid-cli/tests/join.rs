@@ -162,12 +162,23 @@ async fn imds_failure_is_exit_3_with_the_hint() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn usage_errors_are_exit_2() {
-    let cases: [(&[&str], &str); 4] = [
+    let cases: [(&[&str], &str); 6] = [
         (
             &["--server", "http://127.0.0.1:1", "--format", "signature"],
             "rsa2048 or pkcs7",
         ),
-        (&["--server", "https://join.internal"], "an http:// URL"),
+        (
+            &["--server", "ftp://join.internal"],
+            "an http:// or https:// URL",
+        ),
+        (
+            &["--server", "https://h", "--ca-cert", "Cargo.toml"],
+            "--ca-cert: the CA",
+        ),
+        (
+            &["--server", "https://h", "--ca-cert", "/nonexistent.pem"],
+            "--ca-cert /nonexistent.pem",
+        ),
         (
             &["--server", "http://127.0.0.1:1", "--deadline", "1 minute"],
             "--deadline",
