@@ -120,7 +120,8 @@ impl JoinClient {
     /// # Errors
     /// [`JoinError::Imds`] if the document could not be fetched, [`JoinError::Refused`] for a
     /// 400, 403 or 413 answer, [`JoinError::UnexpectedStatus`] for another status than 200
-    /// and 503, [`JoinError::GaveUp`] when the deadline passed.
+    /// and 503, [`JoinError::Tls`] when an `https://` server's certificate does not verify,
+    /// [`JoinError::GaveUp`] when the deadline passed.
     pub async fn join(&self) -> Result<Joined, JoinError> {
         let started = Instant::now();
         let gave_up = |attempts, last| JoinError::GaveUp {
@@ -154,7 +155,7 @@ impl JoinClient {
             };
             let remaining = self.deadline.saturating_sub(started.elapsed());
             // The server's Retry-After is honoured, so one beyond the deadline ends the join;
-            // our own backoff is cut short to leave time for a last attempt.
+            // our own backoff is cut at the deadline, and an attempt needs MIN_ATTEMPT left.
             let wait = match retry_after {
                 Some(wait) if wait >= remaining => return Err(gave_up(attempts, last)),
                 Some(wait) => wait,
