@@ -5,6 +5,7 @@ mod batching;
 mod error;
 mod facts;
 pub mod imds;
+pub mod join;
 mod lookup;
 
 pub use batching::{BatchingLookup, DEFAULT_BATCH_WINDOW, DEFAULT_THROTTLE_DEADLINE, MAX_BATCH};

@@ -1,13 +1,17 @@
 //! `ec2-iid`: verify AWS EC2 instance identity documents from the command line.
 //!
 //! Subcommands: `verify` (JSON verdict), `explain` (one line per check), `certs list` and
-//! `certs check`. Exit codes: 0 accepted, 1 rejected, 2 usage or setup error. See the crate's
+//! `certs check`. Exit codes: 0 accepted, 1 rejected, 2 usage or setup error. With the `aws`
+//! feature, `join` (on an instance: send the IMDS document to a join server; exit 0 joined,
+//! 1 refused, 2 usage, 3 IMDS failed or the server could not be reached). See the crate's
 //! README for an example session.
 
 mod args;
 mod certs;
 mod explain;
 mod hint;
+#[cfg(feature = "aws")]
+mod join;
 mod setup;
 mod verify;
 
@@ -41,6 +45,18 @@ enum Command {
     /// The AWS certificates the crate trusts.
     #[command(subcommand)]
     Certs(CertsCommand),
+    /// On an instance: fetch the identity document from IMDS and send it to a join server
+    /// (POST URL/join), retrying 503 answers and connection errors until --deadline.
+    #[cfg(feature = "aws")]
+    #[command(after_help = join::EXIT_CODES)]
+    Join(join::JoinArgs),
+    /// Not built: this binary was built without the `aws` feature.
+    #[cfg(not(feature = "aws"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Join {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -78,6 +94,18 @@ fn main() -> ExitCode {
         Command::Explain(args) => with_setup("explain", args, &matches, explain::run),
         Command::Certs(CertsCommand::List { json }) => certs::list(json),
         Command::Certs(CertsCommand::Check { files, json }) => certs::check(&files, json),
+        #[cfg(feature = "aws")]
+        Command::Join(args) => {
+            join::run(args).unwrap_or_else(|message| usage_error("join", &message))
+        }
+        #[cfg(not(feature = "aws"))]
+        Command::Join { .. } => {
+            eprintln!(
+                "error: this ec2-iid was built without the `aws` feature, which `join` needs: \
+                 cargo install ec2-iid-cli --features aws"
+            );
+            ExitCode::from(2)
+        }
     }
 }
 

@@ -760,3 +760,13 @@ fn unknown_flags_and_subcommands_exit_2_with_the_usage() {
         assert!(stderr(&out).contains("Usage: ec2-iid"), "{args:?}");
     }
 }
+
+/// Without the `aws` feature, `join` exists only to say so (exit 2).
+#[cfg(not(feature = "aws"))]
+#[test]
+fn join_needs_the_aws_feature() {
+    let output = ec2_iid(&["join", "--server", "http://127.0.0.1:1"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("built without the `aws` feature"));
+    assert_eq!(stdout(&output), "");
+}

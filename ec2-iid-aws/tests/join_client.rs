@@ -1,0 +1,334 @@
+//! `ec2_iid_aws::join` over loopback: the IMDSv2 emulator (`support/imds.rs`) serves the
+//! committed fixtures, and fake join servers (axum on 127.0.0.1) answer with scripted statuses.
+//! Every test is bounded by a short deadline.
+#![expect(
+    clippy::indexing_slicing,
+    clippy::unwrap_used,
+    reason = "test helpers fail the test on unexpected answers"
+)]
+
+#[allow(dead_code, reason = "the emulator's switches are for tests/imds.rs")]
+#[path = "support/imds.rs"]
+mod emulator;
+
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::post;
+use ec2_iid::Format;
+use ec2_iid_aws::imds::ImdsFetcher;
+use ec2_iid_aws::join::{JoinClient, JoinError};
+use emulator::{FIXTURES, ImdsServer, PKCS7, RSA2048};
+use http_body_util::Full;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio_rustls::TlsAcceptor;
+
+/// The test TLS CA and the `127.0.0.1` certificate it signed (`data/tls/README.md`).
+const TLS_CA: &[u8] = include_bytes!("data/tls/ca.pem");
+const TLS_CERT: &[u8] = include_bytes!("data/tls/server.pem");
+const TLS_KEY: &[u8] = include_bytes!("data/tls/server.key");
+/// A CA that did not sign the server's certificate.
+const OTHER_CA: &[u8] = include_bytes!("../../tests/data/testca/testca.pem");
+
+/// What a fake join server answers, in order; the last answer repeats.
+type Script = Vec<(u16, Option<&'static str>, &'static str)>;
+
+const JOINED: &str = r#"{"host_id":"123456789012-i-0123456789abcdef0","matched_rule":0}"#;
+const NO_RULE: &str = r#"{"error":"no_rule_matched","request_id":"1-0"}"#;
+const UNAVAILABLE: &str = r#"{"error":"lookup_unavailable","request_id":"1-1"}"#;
+
+#[derive(Debug, Default)]
+struct Seen {
+    bodies: Vec<Vec<u8>>,
+}
+
+/// A fake join server; returns its URL and what it received.
+async fn join_server(script: Script) -> (String, Arc<Mutex<Seen>>) {
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let state = (Arc::new(script), Arc::clone(&seen));
+    let app = Router::new().route("/join", post(answer)).with_state(state);
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    (url, seen)
+}
+
+async fn answer(
+    State((script, seen)): State<(Arc<Script>, Arc<Mutex<Seen>>)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    assert_eq!(headers[header::CONTENT_TYPE], "text/plain");
+    let n = {
+        let mut seen = seen.lock().unwrap();
+        seen.bodies.push(body.to_vec());
+        seen.bodies.len() - 1
+    };
+    let (status, retry_after, text) = *script.get(n).or(script.last()).unwrap();
+    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
+    if let Some(secs) = retry_after {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, secs.parse().unwrap());
+    }
+    response
+}
+
+fn fixture(path: &str) -> &'static [u8] {
+    FIXTURES.iter().find(|(p, _)| *p == path).unwrap().1
+}
+
+fn fetcher(url: &str) -> ImdsFetcher {
+    ImdsFetcher::builder()
+        .endpoint(url)
+        .connect_timeout(Duration::from_millis(300))
+        .read_timeout(Duration::from_millis(500))
+        .timeout(Duration::from_secs(3))
+        .max_attempts(1)
+        .build()
+        .unwrap()
+}
+
+fn client(server: &str, imds: &str, deadline: Duration) -> JoinClient {
+    JoinClient::builder(server)
+        .fetcher(fetcher(imds))
+        .deadline(deadline)
+        .build()
+        .unwrap()
+}
+
+/// A loopback URL nothing listens on (a port that was free a moment ago).
+fn closed_url() -> String {
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
+    format!("http://{}", listener.local_addr().unwrap())
+}
+
+#[tokio::test]
+async fn retries_503_then_joins() {
+    let imds = ImdsServer::start().await;
+    let script = vec![
+        (503, None, UNAVAILABLE),
+        (503, Some("0"), UNAVAILABLE),
+        (200, None, JOINED),
+    ];
+    let (url, seen) = join_server(script).await;
+    let joined = client(&url, &imds.url, Duration::from_secs(10))
+        .join()
+        .await
+        .unwrap();
+    assert_eq!(joined.body(), JOINED);
+    assert_eq!(joined.host_id(), Some("123456789012-i-0123456789abcdef0"));
+    assert_eq!(joined.matched_rule(), Some(0));
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.bodies.len(), 3);
+    assert!(seen.bodies.iter().all(|b| b == fixture(RSA2048)));
+}
+
+#[tokio::test]
+async fn pkcs7_text_is_the_body() {
+    let imds = ImdsServer::start().await;
+    let (url, seen) = join_server(vec![(200, None, JOINED)]).await;
+    JoinClient::builder(&url)
+        .fetcher(fetcher(&imds.url))
+        .format(Format::Pkcs7)
+        .deadline(Duration::from_secs(10))
+        .build()
+        .unwrap()
+        .join()
+        .await
+        .unwrap();
+    assert_eq!(seen.lock().unwrap().bodies, [fixture(PKCS7)]);
+}
+
+#[tokio::test]
+async fn refusal_is_not_retried() {
+    let imds = ImdsServer::start().await;
+    for (status, kind) in [
+        (403, "no_rule_matched"),
+        (400, "malformed"),
+        (413, "too_large"),
+    ] {
+        let body = if status == 403 { NO_RULE } else { "nope" };
+        let (url, seen) = join_server(vec![(status, None, body), (200, None, JOINED)]).await;
+        let err = client(&url, &imds.url, Duration::from_secs(10))
+            .join()
+            .await
+            .unwrap_err();
+        let JoinError::Refused {
+            status: got,
+            kind: got_kind,
+            body: got_body,
+            ..
+        } = err
+        else {
+            unreachable!("{status}: {err:?}")
+        };
+        assert_eq!(
+            (got, got_kind.as_str(), got_body.as_str()),
+            (status, kind, body)
+        );
+        assert_eq!(seen.lock().unwrap().bodies.len(), 1, "{status}: retried");
+    }
+}
+
+#[tokio::test]
+async fn other_statuses_are_not_retried() {
+    let imds = ImdsServer::start().await;
+    let failed = r#"{"error":"lookup_failed","request_id":"1-2"}"#;
+    let (url, seen) = join_server(vec![(500, None, failed)]).await;
+    let err = client(&url, &imds.url, Duration::from_secs(10))
+        .join()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&err, JoinError::UnexpectedStatus { status: 500, body, .. } if body == failed),
+        "{err:?}"
+    );
+    assert_eq!(seen.lock().unwrap().bodies.len(), 1);
+}
+
+#[tokio::test]
+async fn closed_server_gives_up_by_the_deadline() {
+    let imds = ImdsServer::start().await;
+    let started = Instant::now();
+    let err = client(&closed_url(), &imds.url, Duration::from_secs(1))
+        .join()
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(2), "took {elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(900),
+        "gave up early: {elapsed:?}"
+    );
+    let JoinError::GaveUp { attempts, last, .. } = &err else {
+        unreachable!("{err:?}")
+    };
+    assert!(*attempts >= 2, "{err}");
+    assert!(last.contains("onnect"), "{err}");
+    assert!(
+        err.to_string().starts_with("gave up on http://127.0.0.1:"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn retry_after_beyond_the_deadline_gives_up_at_once() {
+    let imds = ImdsServer::start().await;
+    let (url, seen) = join_server(vec![(503, Some("30"), UNAVAILABLE)]).await;
+    let started = Instant::now();
+    let err = client(&url, &imds.url, Duration::from_secs(3))
+        .join()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2));
+    assert!(
+        matches!(&err, JoinError::GaveUp { attempts: 1, last, .. } if last.contains("503")),
+        "{err:?}"
+    );
+    assert_eq!(seen.lock().unwrap().bodies.len(), 1);
+}
+
+#[tokio::test]
+async fn imds_failure_is_reported_without_a_request() {
+    let (url, seen) = join_server(vec![(200, None, JOINED)]).await;
+    let err = client(&url, &closed_url(), Duration::from_secs(5))
+        .join()
+        .await
+        .unwrap_err();
+    assert!(matches!(err, JoinError::Imds(_)), "{err:?}");
+    assert!(err.to_string().contains("IMDS unreachable"), "{err}");
+    assert!(seen.lock().unwrap().bodies.is_empty());
+}
+
+/// An `https://` join server with the test TLS certificate, answering 200; returns its URL and
+/// the number of requests it answered.
+async fn https_join_server() -> (String, Arc<AtomicU32>) {
+    let certs = CertificateDer::pem_slice_iter(TLS_CERT)
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(TLS_KEY).unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let url = format!("https://{}", listener.local_addr().unwrap());
+    let answered = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&answered);
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, counter) = (acceptor.clone(), Arc::clone(&counter));
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let service = service_fn(move |_request| {
+                    counter.fetch_add(1, Ordering::SeqCst);
+                    let body = Full::new(Bytes::from_static(JOINED.as_bytes()));
+                    async move { Ok::<_, Infallible>(hyper::Response::new(body)) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    (url, answered)
+}
+
+fn https_client(server: &str, imds: &str, ca: &[u8]) -> JoinClient {
+    JoinClient::builder(server)
+        .fetcher(fetcher(imds))
+        .ca_certificates_pem(ca)
+        .deadline(Duration::from_secs(5))
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn https_joins_with_the_servers_ca() {
+    let imds = ImdsServer::start().await;
+    let (url, answered) = https_join_server().await;
+    let joined = https_client(&url, &imds.url, TLS_CA).join().await.unwrap();
+    assert_eq!(joined.body(), JOINED);
+    assert_eq!(answered.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn https_untrusted_certificate_is_not_retried() {
+    let imds = ImdsServer::start().await;
+    let (url, answered) = https_join_server().await;
+    let started = Instant::now();
+    let err = https_client(&url, &imds.url, OTHER_CA)
+        .join()
+        .await
+        .unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(2), "retried: {err}");
+    assert!(matches!(err, JoinError::Tls { .. }), "{err:?}");
+    let message = err.to_string();
+    assert!(message.contains("UnknownIssuer"), "{message}");
+    assert!(message.ends_with("check the server's certificate, or trust its CA"));
+    assert_eq!(answered.load(Ordering::SeqCst), 0);
+}

@@ -1,0 +1,107 @@
+//! `ec2-iid join`: fetch this instance's identity document from IMDS and send it to a join
+//! server (`ec2_iid_aws::join`), retrying 503 answers and connection errors until the deadline.
+
+use core::time::Duration;
+use std::process::ExitCode;
+
+use ec2_iid::{Format, parse_go_duration};
+use ec2_iid_aws::imds::ImdsFetcher;
+use ec2_iid_aws::join::{JoinClient, JoinConfigError, JoinError};
+
+use crate::out;
+
+/// Exit codes of `join`.
+pub(crate) const EXIT_CODES: &str = "Exit codes: 0 joined, 1 refused (400, 403, 413), 2 usage \
+error, 3 IMDS failed or the server could not be reached in time.";
+
+/// The flags of `join`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct JoinArgs {
+    /// The join server's base URL, e.g. https://join.internal:8443: the document is posted
+    /// to URL/join.
+    #[arg(long, value_name = "URL")]
+    server: String,
+
+    /// Also trust the CA certificates of this PEM file for an https:// server (default: the
+    /// system's root certificates only).
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<std::path::PathBuf>,
+
+    /// The document fetched and sent: the /rsa2048 or the /pkcs7 text (signature is not
+    /// supported: the server takes one text).
+    #[arg(long, value_name = "rsa2048|pkcs7", default_value = "rsa2048", value_parser = parse_format)]
+    format: Format,
+
+    /// The time the join may take, the IMDS fetch and the retries included, a Go duration
+    /// such as 30s or 2m.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_go_duration)]
+    deadline: Duration,
+
+    /// The IMDS endpoint (default: AWS_EC2_METADATA_SERVICE_ENDPOINT, else
+    /// http://169.254.169.254).
+    #[arg(long, value_name = "URL")]
+    imds_endpoint: Option<String>,
+}
+
+/// Joins; `Err` is a usage error (exit 2).
+///
+/// # Errors
+/// The usage error to print: an invalid `--server` or `--imds-endpoint`.
+pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
+    let fetcher = match &args.imds_endpoint {
+        Some(url) => ImdsFetcher::builder()
+            .endpoint(url)
+            .build()
+            .map_err(|e| format!("--imds-endpoint: {e}"))?,
+        None => ImdsFetcher::new(),
+    };
+    let mut builder = JoinClient::builder(&args.server);
+    if let Some(path) = &args.ca_cert {
+        let pem = std::fs::read(path).map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
+        builder = builder.ca_certificates_pem(&pem);
+    }
+    let client = builder
+        .fetcher(fetcher)
+        .format(args.format)
+        .deadline(args.deadline)
+        .build()
+        .map_err(|e| match e {
+            JoinConfigError::InvalidCaCertificates => format!("--ca-cert: {e}"),
+            e => format!("--server: {e}"),
+        })?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    Ok(match runtime.block_on(client.join()) {
+        Ok(joined) => {
+            out(joined.body());
+            ExitCode::SUCCESS
+        }
+        Err(JoinError::Refused { kind, body, .. }) => {
+            if serde_json::from_str::<serde_json::Value>(&body).is_ok() {
+                out(body);
+            }
+            eprintln!("refused: {kind}");
+            ExitCode::FAILURE
+        }
+        Err(JoinError::Config(e)) => return Err(e.to_string()),
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(3)
+        }
+    })
+}
+
+fn parse_format(text: &str) -> Result<Format, String> {
+    match text {
+        "rsa2048" => Ok(Format::Rsa2048),
+        "pkcs7" => Ok(Format::Pkcs7),
+        "signature" => Err(
+            "join sends one text: --format rsa2048 or pkcs7 (the join server \
+                            does not take the /document and /signature pair)"
+                .into(),
+        ),
+        _ => Err(format!("unsupported --format {text:?}: rsa2048 or pkcs7")),
+    }
+}
