@@ -250,14 +250,15 @@ pub fn replace_once(haystack: &[u8], needle: &[u8], replacement: &[u8]) -> Vec<u
 /// `tests/data/<rest>` of the `ec2-iid` crate, also from a workspace member's tests (there
 /// `CARGO_MANIFEST_DIR` is the member's directory, so its parent has `tests/data`).
 pub fn data_path(rest: &str) -> PathBuf {
+    // The core's `tests/data`, also from another crate of the workspace that has a
+    // `tests/data` of its own: the first one, walking up, that holds `rest`.
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = |dir: &Path| dir.join("tests").join("data");
+    let data = |dir: &Path| dir.join("tests").join("data").join(rest);
     std::iter::successors(Some(manifest), |dir| dir.parent())
         .take(2)
         .map(data)
-        .find(|dir| dir.is_dir())
+        .find(|path| path.exists())
         .unwrap_or_else(|| data(manifest))
-        .join(rest)
 }
 
 fn read_text(rest: &str) -> String {
