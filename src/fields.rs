@@ -36,7 +36,7 @@ impl Fields {
         map.retain(|name, _| !ignored.contains(&name.as_str()));
         if let Some(name) = map.keys().find(|name| !known.contains(&name.as_str())) {
             return Err(ConfigError::UnknownField {
-                field: join(at, &bounded(name).escape_debug().to_string()),
+                field: join(at, &bounded_escaped(name)),
                 did_you_mean: nearest(name, known),
             });
         }
@@ -163,6 +163,11 @@ fn kind_of(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
+}
+
+/// Untrusted text echoed in a message: at most 64 characters, control characters escaped.
+pub(crate) fn bounded_escaped(text: &str) -> String {
+    bounded(text).escape_debug().to_string()
 }
 
 /// Configuration text echoed in a message: at most 64 characters.

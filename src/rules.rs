@@ -6,7 +6,7 @@ use core::fmt;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{ConfigError, Error};
-use crate::fields::Fields;
+use crate::fields::{Fields, bounded_escaped};
 use crate::ids::{
     AccountId, AvailabilityZone, ImageId, InstanceProfileArn, InstanceType, Region, RoleArn,
     SubnetId, VpcId,
@@ -309,7 +309,7 @@ impl AllowRule {
             return Some((
                 "aws_account",
                 self.aws_account.to_string(),
-                bounded(doc.account_id.as_str()),
+                bounded_escaped(doc.account_id.as_str()),
             ));
         }
         let lists: [(&'static str, Vec<&str>, &str); 4] = [
@@ -328,7 +328,7 @@ impl AllowRule {
         ];
         lists.into_iter().find_map(|(field, allowed, value)| {
             (!allowed.is_empty() && !allowed.contains(&value))
-                .then(|| (field, allowed.join(" or "), bounded(value)))
+                .then(|| (field, allowed.join(" or "), bounded_escaped(value)))
         })
     }
 
@@ -364,11 +364,6 @@ impl<'de> Deserialize<'de> for AllowRule {
 
 fn names<T: AsRef<str>>(ids: &[T]) -> Vec<&str> {
     ids.iter().map(AsRef::as_ref).collect()
-}
-
-/// Document text in a message: at most 64 characters, escaped.
-fn bounded(value: &str) -> String {
-    crate::fields::bounded(value).escape_debug().to_string()
 }
 
 fn check_bound<T>(
@@ -562,6 +557,6 @@ mod tests {
             mismatch.to_string(),
             "rule 2: aws_regions is us-east-1, not us-west-2 or eu-west-1"
         );
-        assert_eq!(bounded(&"\n".repeat(100)), "\\n".repeat(64) + "…");
+        assert_eq!(bounded_escaped(&"\n".repeat(100)), "\\n".repeat(64) + "…");
     }
 }

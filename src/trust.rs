@@ -684,7 +684,7 @@ pub(crate) fn issuer_display(issuer: &[u8]) -> String {
     let name = x509_parser::x509::X509Name::from_der(issuer)
         .map(|(_, name)| name.to_string())
         .unwrap_or_else(|_| String::from("(unparsable name)"));
-    crate::fields::bounded(&name).escape_debug().to_string()
+    crate::fields::bounded_escaped(&name)
 }
 
 pub(crate) fn hex_upper(bytes: &[u8]) -> String {

@@ -77,15 +77,20 @@ fn entry(store: &TrustStore, format: Format, pem: &str) -> Result<Value, String>
     }))
 }
 
-fn text_line(entry: &Value) -> String {
-    let field = |name: &str| entry[name].as_str().unwrap_or_default().to_owned();
-    let regions: Vec<&str> = entry
+/// The `regions` list of a certificate's JSON entry.
+fn regions_of(entry: &Value) -> Vec<&str> {
+    entry
         .get("regions")
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
         .filter_map(Value::as_str)
-        .collect();
+        .collect()
+}
+
+fn text_line(entry: &Value) -> String {
+    let field = |name: &str| entry[name].as_str().unwrap_or_default().to_owned();
+    let regions = regions_of(entry);
     format!(
         "{:<9} {}  serial {}  not after {}  sha256 {}  {}",
         field("format"),
@@ -205,13 +210,7 @@ fn check_line(result: &Value) -> String {
         .get("format")
         .and_then(Value::as_str)
         .unwrap_or_default();
-    let regions: Vec<&str> = trusted
-        .get("regions")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let regions = regions_of(trusted);
     let what = match result.get("status").and_then(Value::as_str) {
         Some("present") => format!("already in the store ({format}: {})", regions.join(",")),
         Some("conflicting") => format!(

@@ -171,11 +171,7 @@ impl PostgresJoinRegistry {
     pub async fn migrate(&self) -> Result<(), PostgresRegistryError> {
         let op = Operation::Migrate;
         let db = |e| PostgresRegistryError::database(op, e);
-        let mut client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| PostgresRegistryError::pool(op, e))?;
+        let mut client = self.connection(op).await?;
         let tx = client.transaction().await.map_err(db)?;
         let lock_key = format!("ec2-iid-postgres migrate {}", self.sql.table);
         tx.execute("SELECT pg_advisory_xact_lock(hashtext($1))", &[&lock_key])
@@ -196,13 +192,22 @@ impl PostgresJoinRegistry {
     pub async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, PostgresRegistryError> {
         let op = Operation::PurgeExpired;
         let db = |e| PostgresRegistryError::database(op, e);
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| PostgresRegistryError::pool(op, e))?;
+        let client = self.connection(op).await?;
         let statement = client.prepare_cached(&self.sql.purge).await.map_err(db)?;
         client.execute(&statement, &[&now]).await.map_err(db)
+    }
+}
+
+impl PostgresJoinRegistry {
+    /// A connection from the pool, for `op`.
+    async fn connection(
+        &self,
+        op: Operation,
+    ) -> Result<deadpool_postgres::Object, PostgresRegistryError> {
+        self.pool
+            .get()
+            .await
+            .map_err(|e| PostgresRegistryError::pool(op, e))
     }
 }
 
@@ -220,11 +225,7 @@ impl JoinRegistry for PostgresJoinRegistry {
     async fn claim(&self, claim: &JoinClaim) -> Result<bool, PostgresRegistryError> {
         let op = Operation::Claim;
         let db = |e| PostgresRegistryError::database(op, e);
-        let client = self
-            .pool
-            .get()
-            .await
-            .map_err(|e| PostgresRegistryError::pool(op, e))?;
+        let client = self.connection(op).await?;
         let statement = client.prepare_cached(&self.sql.claim).await.map_err(db)?;
         let row = client
             .query_opt(
