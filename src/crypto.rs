@@ -23,7 +23,7 @@ use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, PublicKey};
 use sha2::Sha256;
 
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::rsa_montgomery::MontgomeryKey;
 
 /// Public exponents below this bound are verified by the Montgomery backend (by default).
@@ -81,9 +81,9 @@ impl RsaVerifyingKey {
     /// Parses a DER SubjectPublicKeyInfo holding an RSA key.
     ///
     /// # Errors
-    /// [`Error::BadCertificate`] when the bytes are not an RSA key the `rsa` crate accepts
+    /// [`ConfigError::BadCertificate`] when the bytes are not an RSA key the `rsa` crate accepts
     /// (a modulus of 1024 to 8192 bits, an odd public exponent from 3 to 2^33 - 1).
-    pub fn from_public_key_der(spki: &[u8]) -> Result<Self, Error> {
+    pub fn from_public_key_der(spki: &[u8]) -> Result<Self, ConfigError> {
         let key = parse_spki(spki)?;
         #[cfg(feature = "aws-lc-rs")]
         if let Some(aws) = Self::aws_lc(spki, &key) {
@@ -100,23 +100,26 @@ impl RsaVerifyingKey {
     /// backend, whatever the exponent. For tests and benchmarks only.
     ///
     /// # Errors
-    /// As [`from_public_key_der`](Self::from_public_key_der); also [`Error::BadCertificate`]
+    /// As [`from_public_key_der`](Self::from_public_key_der); also [`ConfigError::BadCertificate`]
     /// when the backend rejects a key the `rsa` crate accepts.
     #[doc(hidden)]
-    pub fn from_public_key_der_with_backend(spki: &[u8], backend: Backend) -> Result<Self, Error> {
+    pub fn from_public_key_der_with_backend(
+        spki: &[u8],
+        backend: Backend,
+    ) -> Result<Self, ConfigError> {
         let key = parse_spki(spki)?;
         match backend {
             Backend::Montgomery => Self::montgomery(key),
             Backend::RsaCrate => Ok(Self::rsa_crate(key)),
             #[cfg(feature = "aws-lc-rs")]
-            Backend::AwsLc => Self::aws_lc(spki, &key).ok_or(Error::BadCertificate {
+            Backend::AwsLc => Self::aws_lc(spki, &key).ok_or(ConfigError::BadCertificate {
                 reason: "RSA key rejected by AWS-LC",
             }),
         }
     }
 
     /// Prepares `key` for the Montgomery backend, reusing its Montgomery parameters.
-    fn montgomery(key: PublicKey) -> Result<Self, Error> {
+    fn montgomery(key: PublicKey) -> Result<Self, ConfigError> {
         let modulus_len = key.size();
         let mont = MontgomeryKey::new(key.n_params().clone(), key.e(), modulus_len)?;
         Ok(Self {
@@ -194,8 +197,8 @@ impl RsaVerifyingKey {
 }
 
 /// Parses an RSA SubjectPublicKeyInfo with the `rsa` crate's checks.
-fn parse_spki(spki: &[u8]) -> Result<PublicKey, Error> {
-    PublicKey::from_public_key_der(spki).map_err(|_| Error::BadCertificate {
+fn parse_spki(spki: &[u8]) -> Result<PublicKey, ConfigError> {
+    PublicKey::from_public_key_der(spki).map_err(|_| ConfigError::BadCertificate {
         reason: "not an RSA public key of 1024 to 8192 bits",
     })
 }
@@ -235,7 +238,7 @@ mod tests {
         ] {
             assert!(matches!(
                 RsaVerifyingKey::from_public_key_der(spki),
-                Err(Error::BadCertificate { .. })
+                Err(ConfigError::BadCertificate { .. })
             ));
             for backend in [Backend::Montgomery, Backend::RsaCrate] {
                 assert!(RsaVerifyingKey::from_public_key_der_with_backend(spki, backend).is_err());

@@ -27,13 +27,6 @@ pub enum Error {
         host_id: String,
     },
 
-    /// A trusted certificate could not be added: unparsable, or not a supported key.
-    #[error("invalid trusted certificate: {reason}")]
-    BadCertificate {
-        /// What is wrong with it.
-        reason: &'static str,
-    },
-
     /// The base64 text is not valid standard base64 (after removing whitespace and armour).
     #[error("invalid base64 in the signed blob")]
     Base64,
@@ -45,13 +38,6 @@ pub enum Error {
         bound: &'static str,
         /// The instance's value.
         value: String,
-    },
-
-    /// The same certificate (issuer and serial) was added twice with different keys.
-    #[error("a different certificate with serial {serial} is already trusted")]
-    ConflictingCertificate {
-        /// The serial number in hex.
-        serial: String,
     },
 
     /// The `contentType` signed attribute is not `id-data`.
@@ -281,6 +267,15 @@ pub enum Error {
         known_serial: bool,
     },
 
+    /// The trusted key that matches the signer cannot be used. Only keys parsed on first use
+    /// (the embedded AWS keys, each checked by the crate's tests) can fail here; keys added with
+    /// [`TrustStore::add_pem`](crate::TrustStore::add_pem) are refused when added.
+    #[error("the trusted key for this signer cannot be used: {reason}")]
+    UnusableTrustedKey {
+        /// Why the key was refused.
+        reason: &'static str,
+    },
+
     /// The digest algorithm is not one the format uses (SHA-256; SHA-1 or SHA-256 for `/pkcs7`),
     /// or has parameters other than NULL/absent.
     #[error("unsupported digest algorithm {oid}")]
@@ -307,14 +302,22 @@ pub enum Error {
     },
 }
 
-/// Why a configuration was refused: a token, an allow rule or a verifier builder that could
-/// admit machines it should not (or none at all). Found at setup, never per document.
+/// Why a configuration was refused: a token, an allow rule, a trusted certificate or a verifier
+/// builder that could admit machines it should not (or none at all). Found at setup, never per
+/// document.
 ///
 /// Each message names the field, where it is (`spec.allow[1].aws_regions[0]`) and what to
 /// write instead.
 #[non_exhaustive]
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum ConfigError {
+    /// A certificate could not be trusted: unparsable, or not a key its format accepts.
+    #[error("invalid trusted certificate: {reason}")]
+    BadCertificate {
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+
     /// Two builder settings set the same thing; which one should win is not guessed.
     #[error("{first} and {second} both set the {what}: set them in one place")]
     Conflict {
@@ -324,6 +327,13 @@ pub enum ConfigError {
         second: &'static str,
         /// What both set: `allow rules` or `TTL`.
         what: &'static str,
+    },
+
+    /// The same certificate (issuer and serial) was added twice with different keys.
+    #[error("a different certificate with serial {serial} is already trusted")]
+    ConflictingCertificate {
+        /// The serial number in hex.
+        serial: String,
     },
 
     /// The trust store has no certificate, so nothing could ever verify.

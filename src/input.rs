@@ -168,7 +168,7 @@ pub fn detect_cms_format(signed: &UnverifiedSignedData, trust: &TrustStore) -> F
 /// let verified = verify_input(input, &trust, &VerifyOptions::default())?;
 /// assert_eq!(verified.signer().format, Format::Signature);
 /// assert_eq!(verified.host_id(), "123456789012-i-0123456789abcdef0");
-/// # Ok::<(), ec2_iid::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors

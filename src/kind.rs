@@ -94,7 +94,8 @@ impl Error {
             Self::RegionMismatch { .. }
             | Self::SigningTimeOutsideValidity { .. }
             | Self::UnknownSigner { .. }
-            | Self::UnsupportedRegion { .. } => K::UntrustedSigner,
+            | Self::UnsupportedRegion { .. }
+            | Self::UnusableTrustedKey { .. } => K::UntrustedSigner,
             Self::AlgorithmProtectionMismatch
             | Self::ContentTypeMismatch { .. }
             | Self::DigestMismatch
@@ -113,7 +114,6 @@ impl Error {
             | Self::RootVolumeReattached { .. } => K::InstanceRejected,
             Self::AlreadyJoined { .. } => K::AlreadyJoined,
             Self::TokenExpired { .. } => K::TokenExpired,
-            Self::BadCertificate { .. } | Self::ConflictingCertificate { .. } => K::InvalidConfig,
         }
     }
 

@@ -12,7 +12,7 @@ use rsa::{Pkcs1v15Sign, PublicKey};
 use sha1::Sha1;
 
 use crate::ber::{self, Reader, TAG_INTEGER, TAG_SEQUENCE};
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::oids;
 
 const TAG_BIT_STRING: u8 = 0x03;
@@ -39,8 +39,8 @@ impl DsaVerifyingKey {
     ///
     /// The `dsa` crate then checks the sizes (1024/160, 2048/224, 2048/256, 3072/256), that `p`
     /// is odd, `1 < g < p`, and that `y` lies in the order-`q` subgroup.
-    pub(crate) fn from_spki_der(spki: &[u8]) -> Result<Self, Error> {
-        let bad = |reason| Error::BadCertificate { reason };
+    pub(crate) fn from_spki_der(spki: &[u8]) -> Result<Self, ConfigError> {
+        let bad = |reason| ConfigError::BadCertificate { reason };
         let (p, q, g, y) = dsa_spki_parts(spki).ok_or(bad("not a DER DSA public key"))?;
         if p.len() > MAX_P_LEN || q.len() > MAX_Q_LEN {
             return Err(bad("DSA parameters larger than 3072/256 bits"));
@@ -97,10 +97,11 @@ pub(crate) struct RsaSha1Key {
 
 impl RsaSha1Key {
     /// Parses a DER SubjectPublicKeyInfo holding an RSA key.
-    pub(crate) fn from_public_key_der(spki: &[u8]) -> Result<Self, Error> {
-        let key = PublicKey::from_public_key_der(spki).map_err(|_| Error::BadCertificate {
-            reason: "not an RSA key the rsa crate accepts",
-        })?;
+    pub(crate) fn from_public_key_der(spki: &[u8]) -> Result<Self, ConfigError> {
+        let key =
+            PublicKey::from_public_key_der(spki).map_err(|_| ConfigError::BadCertificate {
+                reason: "not an RSA key the rsa crate accepts",
+            })?;
         Ok(Self { key })
     }
 
@@ -356,7 +357,7 @@ mod tests {
     fn bad_public_keys() {
         let good = spki(CA_PEM);
         let err = |der: &[u8]| match DsaVerifyingKey::from_spki_der(der) {
-            Err(Error::BadCertificate { reason }) => reason,
+            Err(ConfigError::BadCertificate { reason }) => reason,
             other => panic!("{other:?}"),
         };
         assert_eq!(err(&[0x30, 0x00]), "not a DER DSA public key");
@@ -405,7 +406,7 @@ mod tests {
         let good = spki(CA_PEM);
         let (p, q, g, y) = dsa_spki_parts(&good).unwrap();
         let reason = |der: &[u8]| match DsaVerifyingKey::from_spki_der(der) {
-            Err(Error::BadCertificate { reason }) => reason,
+            Err(ConfigError::BadCertificate { reason }) => reason,
             other => panic!("{other:?}"),
         };
         let too_large = "DSA parameters larger than 3072/256 bits";
@@ -485,7 +486,7 @@ mod tests {
         );
         assert!(matches!(
             RsaSha1Key::from_public_key_der(&spki(CA_PEM)),
-            Err(Error::BadCertificate { .. })
+            Err(ConfigError::BadCertificate { .. })
         ));
     }
 }

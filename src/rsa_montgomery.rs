@@ -21,7 +21,7 @@ use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, MontyForm, MontyMultiplier, Word};
 
 use crate::crypto::RsaBackend;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 
 /// DER of `DigestInfo` for SHA-256 up to (excluding) the 32 digest bytes (RFC 8017 §9.2,
 /// note 1): `SEQUENCE { SEQUENCE { OID 2.16.840.1.101.3.4.2.1, NULL }, OCTET STRING (32) }`.
@@ -60,10 +60,14 @@ pub(crate) struct MontgomeryKey {
 impl MontgomeryKey {
     /// Prepares the key. `params` are the modulus' Montgomery parameters, `k` its length in
     /// bytes.
-    pub(crate) fn new(params: BoxedMontyParams, e: &BoxedUint, k: usize) -> Result<Self, Error> {
+    pub(crate) fn new(
+        params: BoxedMontyParams,
+        e: &BoxedUint,
+        k: usize,
+    ) -> Result<Self, ConfigError> {
         let e_bits = e.bit_width_vartime();
         if e_bits < 2 || !e.bit_vartime(0) {
-            return Err(Error::BadCertificate {
+            return Err(ConfigError::BadCertificate {
                 reason: "RSA public exponent is not an odd number of at least 3",
             });
         }

@@ -437,7 +437,7 @@ impl fmt::Display for RuleMismatch {
 /// let (index, rule) = match_allow_rules(&verified, &rules)?;
 /// assert_eq!(index, 1);
 /// assert_eq!(rule.aws_account().as_str(), "123456789012");
-/// # Ok::<(), ec2_iid::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors

@@ -104,7 +104,7 @@ pub struct Signer {
 /// let verified = verify_signature(signed, &trust)?;
 /// assert_eq!(verified.document().instance_id.as_str(), "i-0123456789abcdef0");
 /// assert_eq!(verified.signer().serial, "E1D2C3B4A5968778");
-/// # Ok::<(), ec2_iid::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors
@@ -146,7 +146,7 @@ pub fn verify_signature(
 /// let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
 /// let verified = verify_signature_with(parse_document(blob)?, &trust, &options)?;
 /// assert_eq!(verified.signer().format, Format::Pkcs7);
-/// # Ok::<(), ec2_iid::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors

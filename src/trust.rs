@@ -13,7 +13,7 @@ use x509_parser::prelude::FromDer as _;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::crypto::RsaVerifyingKey;
-use crate::error::Error;
+use crate::error::{ConfigError, Error};
 use crate::ids::Region;
 use crate::legacy::{DsaVerifyingKey, RsaSha1Key};
 
@@ -166,7 +166,7 @@ pub struct TrustedKey {
     spki: Vec<u8>,
     regions: Vec<Region>,
     certificates: Vec<TrustedCertificate>,
-    material: OnceLock<Result<KeyMaterial, Error>>,
+    material: OnceLock<Result<KeyMaterial, ConfigError>>,
 }
 
 impl TrustedKey {
@@ -216,10 +216,19 @@ impl TrustedKey {
 
     /// The parsed key, parsed on first use if it was not parsed when added.
     pub(crate) fn material(&self) -> Result<&KeyMaterial, Error> {
+        self.parsed().map_err(|refused| Error::UnusableTrustedKey {
+            reason: match refused {
+                ConfigError::BadCertificate { reason } => reason,
+                _ => "the key does not parse",
+            },
+        })
+    }
+
+    /// The parsed key, or why the trust store refuses it.
+    fn parsed(&self) -> Result<&KeyMaterial, &ConfigError> {
         self.material
             .get_or_init(|| parse_key(self.format, &self.spki))
             .as_ref()
-            .map_err(Clone::clone)
     }
 
     pub(crate) fn covers(&self, region: &Region) -> bool {
@@ -265,7 +274,7 @@ impl TrustedKey {
 ///     ["us-east-1".parse()?],
 /// )?;
 /// assert_eq!(store.len(), 1);
-/// # Ok::<(), ec2_iid::Error>(())
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone, Debug, Default)]
 pub struct TrustStore {
@@ -320,9 +329,12 @@ impl TrustStore {
     /// compare backends in one build. Not needed otherwise.
     ///
     /// # Errors
-    /// [`Error::BadCertificate`] if a key does not parse.
+    /// [`ConfigError::BadCertificate`] if a key does not parse.
     #[doc(hidden)]
-    pub fn with_rsa_backend(mut self, backend: crate::crypto::Backend) -> Result<Self, Error> {
+    pub fn with_rsa_backend(
+        mut self,
+        backend: crate::crypto::Backend,
+    ) -> Result<Self, ConfigError> {
         for key in &mut self.keys {
             let material = match parse_key(key.format, &key.spki)? {
                 KeyMaterial::Rsa { sha1, .. } => KeyMaterial::Rsa {
@@ -378,15 +390,15 @@ impl TrustStore {
     /// that key, which is not parsed again.
     ///
     /// # Errors
-    /// [`Error::BadCertificate`] for text without a certificate, an unparsable certificate, a
+    /// [`ConfigError::BadCertificate`] for text without a certificate, an unparsable certificate, a
     /// key the format does not accept (see [`TrustStore`]) or an empty region list;
-    /// [`Error::ConflictingCertificate`] for a different certificate with the same serial.
+    /// [`ConfigError::ConflictingCertificate`] for a different certificate with the same serial.
     pub fn add_pem(
         &mut self,
         format: Format,
         pem: &[u8],
         regions: impl IntoIterator<Item = Region>,
-    ) -> Result<&mut Self, Error> {
+    ) -> Result<&mut Self, ConfigError> {
         self.add_pem_with(format, pem, regions, Parse::Now)
     }
 
@@ -396,11 +408,11 @@ impl TrustStore {
         pem: &[u8],
         regions: impl IntoIterator<Item = Region>,
         parse: Parse,
-    ) -> Result<&mut Self, Error> {
+    ) -> Result<&mut Self, ConfigError> {
         let regions: Vec<Region> = regions.into_iter().collect();
         let mut found = false;
         for pem in x509_parser::pem::Pem::iter_from_buffer(pem) {
-            let pem = pem.map_err(|_| Error::BadCertificate {
+            let pem = pem.map_err(|_| ConfigError::BadCertificate {
                 reason: "invalid PEM",
             })?;
             if pem.label != "CERTIFICATE" {
@@ -412,7 +424,7 @@ impl TrustStore {
         if found {
             Ok(self)
         } else {
-            Err(Error::BadCertificate {
+            Err(ConfigError::BadCertificate {
                 reason: "no CERTIFICATE in PEM text",
             })
         }
@@ -427,7 +439,7 @@ impl TrustStore {
         format: Format,
         der: &[u8],
         regions: impl IntoIterator<Item = Region>,
-    ) -> Result<&mut Self, Error> {
+    ) -> Result<&mut Self, ConfigError> {
         self.add_der_with(format, der, regions, Parse::Now)
     }
 
@@ -437,25 +449,28 @@ impl TrustStore {
         der: &[u8],
         regions: impl IntoIterator<Item = Region>,
         parse: Parse,
-    ) -> Result<&mut Self, Error> {
+    ) -> Result<&mut Self, ConfigError> {
         let regions: Vec<Region> = regions.into_iter().collect();
         if regions.is_empty() {
-            return Err(Error::BadCertificate {
+            return Err(ConfigError::BadCertificate {
                 reason: "a certificate must be trusted for at least one region",
             });
         }
         let x509 = x509(der)?;
         let (cert, spki) = certificate_info(format, &x509, regions)?;
         if let Some((key_index, cert_index)) = self.signer_index(format, &cert.serial) {
-            let key = self.keys.get(key_index).ok_or(Error::BadCertificate {
-                reason: "trust store index out of date",
-            })?;
+            let key = self
+                .keys
+                .get(key_index)
+                .ok_or(ConfigError::BadCertificate {
+                    reason: "trust store index out of date",
+                })?;
             let same_issuer = key
                 .certificates
                 .get(cert_index)
                 .is_some_and(|existing| existing.issuer == cert.issuer);
             if !same_issuer || key.spki != spki {
-                return Err(Error::ConflictingCertificate {
+                return Err(ConfigError::ConflictingCertificate {
                     serial: cert.serial_hex(),
                 });
             }
@@ -473,7 +488,7 @@ impl TrustStore {
                     material: OnceLock::new(),
                 };
                 if parse == Parse::Now {
-                    key.material()?;
+                    key.parsed().map_err(Clone::clone)?;
                 }
                 let index = self.keys.len();
                 self.keys.push(key);
@@ -482,7 +497,7 @@ impl TrustStore {
             }
         };
         let Some(key) = self.keys.get_mut(key_index) else {
-            return Err(Error::BadCertificate {
+            return Err(ConfigError::BadCertificate {
                 reason: "trust store index out of date",
             });
         };
@@ -606,8 +621,8 @@ fn certificate_info(
     format: Format,
     cert: &X509Certificate<'_>,
     regions: Vec<Region>,
-) -> Result<(TrustedCertificate, Vec<u8>), Error> {
-    let bad = |reason| Error::BadCertificate { reason };
+) -> Result<(TrustedCertificate, Vec<u8>), ConfigError> {
+    let bad = |reason| ConfigError::BadCertificate { reason };
     let time = |t: x509_parser::time::ASN1Time| {
         DateTime::from_timestamp(t.timestamp(), 0).ok_or_else(|| bad("validity out of range"))
     };
@@ -622,8 +637,8 @@ fn certificate_info(
     Ok((trusted, cert.public_key().raw.to_vec()))
 }
 
-fn x509(der: &[u8]) -> Result<X509Certificate<'_>, Error> {
-    let bad = |reason| Error::BadCertificate { reason };
+fn x509(der: &[u8]) -> Result<X509Certificate<'_>, ConfigError> {
+    let bad = |reason| ConfigError::BadCertificate { reason };
     let (rest, cert) =
         X509Certificate::from_der(der).map_err(|_| bad("not a DER X.509 certificate"))?;
     if !rest.is_empty() {
@@ -633,8 +648,8 @@ fn x509(der: &[u8]) -> Result<X509Certificate<'_>, Error> {
 }
 
 /// Parses a DER SubjectPublicKeyInfo and checks it against the format's key policy.
-fn parse_key(format: Format, der: &[u8]) -> Result<KeyMaterial, Error> {
-    let bad = |reason| Error::BadCertificate { reason };
+fn parse_key(format: Format, der: &[u8]) -> Result<KeyMaterial, ConfigError> {
+    let bad = |reason| ConfigError::BadCertificate { reason };
     let (_, spki) =
         SubjectPublicKeyInfo::from_der(der).map_err(|_| bad("not a DER SubjectPublicKeyInfo"))?;
     let algorithm = &spki.algorithm.algorithm;
@@ -942,8 +957,8 @@ mod tests {
     fn key_policy_per_format() {
         let rsa1024 = crate::aws::SIGNATURE[0].pem.as_bytes();
         let mut store = TrustStore::empty();
-        let err = |r: Result<&mut TrustStore, Error>| match r {
-            Err(Error::BadCertificate { reason }) => reason,
+        let err = |r: Result<&mut TrustStore, ConfigError>| match r {
+            Err(ConfigError::BadCertificate { reason }) => reason,
             other => panic!("{other:?}"),
         };
         let too_small = "RSA key too small for the format (rsa2048 and pkcs7 need 2048 bits)";
@@ -974,10 +989,34 @@ mod tests {
     }
 
     #[test]
+    fn an_embedded_key_that_fails_its_first_use_refuses_the_document() {
+        // Embedded keys are parsed on first use; one that does not parse (none does: see
+        // `aws_store_has_every_region`) must refuse, not panic or pass.
+        let mut store = TrustStore::empty();
+        store
+            .add_pem_with(
+                Format::Rsa2048,
+                TEST_CA,
+                [region("us-east-1")],
+                Parse::Lazily,
+            )
+            .unwrap();
+        store.keys[0].spki = vec![0x30, 0x00];
+        let signed =
+            crate::parse_document(include_bytes!("../tests/data/gen/rsa2048.b64")).unwrap();
+        assert_eq!(
+            crate::verify_signature(signed, &store).map(|_| ()),
+            Err(Error::UnusableTrustedKey {
+                reason: "not a DER SubjectPublicKeyInfo"
+            })
+        );
+    }
+
+    #[test]
     fn bad_certificates() {
         let mut store = TrustStore::empty();
-        let err = |r: Result<&mut TrustStore, Error>| match r {
-            Err(Error::BadCertificate { reason }) => reason,
+        let err = |r: Result<&mut TrustStore, ConfigError>| match r {
+            Err(ConfigError::BadCertificate { reason }) => reason,
             other => panic!("{other:?}"),
         };
         assert_eq!(
@@ -1008,7 +1047,7 @@ mod tests {
         let again = store.add_pem(Format::Rsa2048, aws_pem, [region("us-east-1")]);
         assert_eq!(
             again.map(|_| ()),
-            Err(Error::ConflictingCertificate { serial })
+            Err(ConfigError::ConflictingCertificate { serial })
         );
     }
 

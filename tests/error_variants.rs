@@ -320,7 +320,7 @@ fn certificate_with_a_512_bit_rsa_key() {
             )
             .map(|_| ())
             .unwrap_err(),
-        Error::BadCertificate {
+        ConfigError::BadCertificate {
             reason: "not an RSA public key of 1024 to 8192 bits"
         }
     );
@@ -344,7 +344,7 @@ fn certificate_with_a_2041_bit_rsa_key() {
                 .add_der(format, &certificate, region())
                 .map(|_| ())
                 .unwrap_err(),
-            Error::BadCertificate {
+            ConfigError::BadCertificate {
                 reason: "RSA key too small for the format (rsa2048 and pkcs7 need 2048 bits)"
             },
             "{format}"
@@ -376,7 +376,7 @@ fn certificate_impersonating_a_trusted_one() {
             .add_der(Format::Rsa2048, &impostor, ["us-east-1".parse().unwrap()])
             .map(|_| ())
             .unwrap_err(),
-        Error::ConflictingCertificate {
+        ConfigError::ConflictingCertificate {
             serial: "E1D2C3B4A5968778".into()
         }
     );

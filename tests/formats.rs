@@ -11,8 +11,9 @@ mod common;
 use chrono::{DateTime, Utc};
 use common::{BlobSpec, NOW_FOR_TESTS};
 use ec2_iid::{
-    AllowRule, Error, Format, IdentityDocument, Region, SignedInput, TrustStore, VerifiedDocument,
-    Verifier, VerifyOptions, detect_cms_format, parse_document, verify_input, verify_signature,
+    AllowRule, ConfigError, Error, Format, IdentityDocument, Region, SignedInput, TrustStore,
+    VerifiedDocument, Verifier, VerifyOptions, detect_cms_format, parse_document, verify_input,
+    verify_signature,
 };
 
 const RSA_CA: &[u8] = include_bytes!("data/testca/testca.pem");
@@ -183,7 +184,7 @@ fn formats_do_not_cross() {
     for format in [Format::Rsa2048, Format::Signature] {
         assert!(matches!(
             trust.add_pem(format, DSA_CA, [region("us-east-1")]),
-            Err(Error::BadCertificate { .. })
+            Err(ConfigError::BadCertificate { .. })
         ));
     }
     // An RSA-1024 /signature key is refused for the CMS formats.
@@ -191,7 +192,7 @@ fn formats_do_not_cross() {
     for format in [Format::Rsa2048, Format::Pkcs7] {
         assert!(matches!(
             trust.add_pem(format, rsa1024, [region("af-south-1")]),
-            Err(Error::BadCertificate { .. })
+            Err(ConfigError::BadCertificate { .. })
         ));
     }
     trust
