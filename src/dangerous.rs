@@ -1,7 +1,7 @@
 //! Operations that skip verification. Never base a trust decision on their results.
 
-use crate::document::IdentityDocument;
 use crate::error::Error;
+use crate::signature::document::IdentityDocument;
 
 /// Parses document JSON **without any signature check**, e.g. to log what a rejected request
 /// claimed, or on the instance itself to compute its own host id.

@@ -5,10 +5,8 @@ use core::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{AccountId, InstanceId, Region, RoleArn};
-use crate::lookup::InstanceState;
-use crate::rules::RuleMismatch;
-use crate::trust::Format;
+use crate::ids::{AccountId, InstanceId, InstanceState, InvalidIdentifier, Region, RoleArn};
+use crate::input::Format;
 
 /// Why an identity document (or the configuration to check one) was rejected.
 ///
@@ -61,7 +59,7 @@ pub enum Error {
     /// The instance was launched longer ago than the TTL allows.
     #[error(
         "document with pendingTime {pending_time} is {} old at {now}, older than the TTL of {ttl:?}",
-        crate::kind::go_duration(now.signed_duration_since(*pending_time).to_std().unwrap_or_default())
+        crate::text::go_duration(now.signed_duration_since(*pending_time).to_std().unwrap_or_default())
     )]
     Expired {
         /// The document's `pendingTime`.
@@ -302,6 +300,13 @@ pub enum Error {
     },
 }
 
+impl From<InvalidIdentifier> for Error {
+    /// Per document, an invalid identifier is a malformed document.
+    fn from(invalid: InvalidIdentifier) -> Self {
+        Self::InvalidIdentifier { kind: invalid.kind }
+    }
+}
+
 /// Why a configuration was refused: a token, an allow rule, a trusted certificate or a verifier
 /// builder that could admit machines it should not (or none at all). Found at setup, never per
 /// document.
@@ -413,6 +418,31 @@ pub enum ConfigError {
         /// The known field nearest to it, if one is near.
         did_you_mean: Option<&'static str>,
     },
+}
+
+/// Why one allow rule did not match: the first field that failed, what the rule allows and
+/// what the document has.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct RuleMismatch {
+    /// The rule's index in the list.
+    pub rule: usize,
+    /// The field that did not match, e.g. `aws_account`.
+    pub field: &'static str,
+    /// What the rule allows, e.g. `us-west-2 or eu-west-1`.
+    pub expected: String,
+    /// What the signed document has (at most 64 characters, escaped).
+    pub actual: String,
+}
+
+impl fmt::Display for RuleMismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "rule {}: {} is {}, not {}",
+            self.rule, self.field, self.actual, self.expected
+        )
+    }
 }
 
 /// What is wrong with a BER/DER structure.

@@ -9,10 +9,17 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use crate::error::Error;
+/// A text is not a valid identifier of its kind (an account id, a region, a format, ...).
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, PartialEq, thiserror::Error)]
+#[error("invalid {kind}")]
+pub struct InvalidIdentifier {
+    /// What it should have been, e.g. `account id`.
+    pub kind: &'static str,
+}
 
 /// What every identifier type says about itself, for messages that show what to write.
-pub(crate) trait Identifier: FromStr<Err = Error> {
+pub(crate) trait Identifier: FromStr<Err = InvalidIdentifier> {
     /// What it is, e.g. `region`.
     const KIND: &'static str;
     /// A valid example, e.g. `us-east-1`.
@@ -68,14 +75,14 @@ macro_rules! id_newtype {
         }
 
         impl FromStr for $name {
-            type Err = Error;
+            type Err = InvalidIdentifier;
 
-            fn from_str(s: &str) -> Result<Self, Error> {
+            fn from_str(s: &str) -> Result<Self, InvalidIdentifier> {
                 let valid: fn(&str) -> bool = $valid;
                 if valid(s) {
                     Ok(Self(s.to_owned()))
                 } else {
-                    Err(Error::InvalidIdentifier { kind: $what })
+                    Err(InvalidIdentifier { kind: $what })
                 }
             }
         }
@@ -416,6 +423,76 @@ impl InstanceProfileArn {
     }
 }
 
+/// `State.Name` of an EC2 instance.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// `pending`: launching.
+    #[default]
+    Pending,
+    /// `running`: the only state that may join.
+    Running,
+    /// `shutting-down`.
+    ShuttingDown,
+    /// `stopped`.
+    Stopped,
+    /// `stopping`.
+    Stopping,
+    /// `terminated`.
+    Terminated,
+}
+
+impl InstanceState {
+    /// The EC2 API name, e.g. `shutting-down`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Stopped => "stopped",
+            Self::Stopping => "stopping",
+            Self::Terminated => "terminated",
+        }
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not one of EC2's instance states.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct UnknownInstanceState;
+
+impl fmt::Display for UnknownInstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown EC2 instance state")
+    }
+}
+
+impl core::error::Error for UnknownInstanceState {}
+
+impl FromStr for InstanceState {
+    type Err = UnknownInstanceState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "stopped" => Self::Stopped,
+            "stopping" => Self::Stopping,
+            "terminated" => Self::Terminated,
+            _ => return Err(UnknownInstanceState),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -427,7 +504,7 @@ mod tests {
         assert!("i-DE0F1344".parse::<InstanceId>().is_err());
         assert_eq!(
             "1234".parse::<AccountId>(),
-            Err(Error::InvalidIdentifier { kind: "account id" })
+            Err(InvalidIdentifier { kind: "account id" })
         );
         for (region, partition) in [
             ("us-east-1", Partition::Aws),
@@ -543,5 +620,25 @@ mod tests {
             .unwrap();
         assert!(exact.matches("arn:aws:iam::123456789012:instance-profile/web"));
         assert!(!exact.matches("arn:aws:iam::123456789012:instance-profile/web2"));
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for state in [
+            InstanceState::Pending,
+            InstanceState::Running,
+            InstanceState::ShuttingDown,
+            InstanceState::Stopped,
+            InstanceState::Stopping,
+            InstanceState::Terminated,
+        ] {
+            assert_eq!(state.as_str().parse::<InstanceState>(), Ok(state));
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{state}\""));
+        }
+        assert_eq!(
+            "Running".parse::<InstanceState>(),
+            Err(UnknownInstanceState)
+        );
     }
 }

@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::error::{ConfigError, Error};
+use crate::text::go_duration;
 
 /// The class of an error, with a stable snake_case name for logs, metrics and JSON.
 ///
@@ -258,33 +259,9 @@ fn age(earlier: DateTime<Utc>, later: DateTime<Utc>) -> Duration {
         .unwrap_or(Duration::MAX)
 }
 
-/// A duration as Go writes it for whole seconds: `7m12s`, `5m`, `1h0m5s` → `1h5s`.
-pub(crate) fn go_duration(d: Duration) -> String {
-    let secs = d.as_secs();
-    if secs == 0 {
-        return format!("{}ms", d.as_millis());
-    }
-    let (h, m, s) = (secs / 3600, secs / 60 % 60, secs % 60);
-    let mut text = String::new();
-    for (value, unit) in [(h, "h"), (m, "m"), (s, "s")] {
-        if value > 0 {
-            text.push_str(&format!("{value}{unit}"));
-        }
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations_read_like_go() {
-        assert_eq!(go_duration(Duration::from_secs(432)), "7m12s");
-        assert_eq!(go_duration(Duration::from_secs(300)), "5m");
-        assert_eq!(go_duration(Duration::from_secs(3605)), "1h5s");
-        assert_eq!(go_duration(Duration::from_millis(300)), "300ms");
-    }
 
     #[test]
     fn kinds_have_stable_names() {

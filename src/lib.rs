@@ -2,52 +2,46 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 
-pub mod aws;
-mod b64;
-mod ber;
+// The pipeline, one folder per stage; each stage imports only earlier ones:
+// input (what the instance sent) → cms (SignedData) → crypto and trust (keys) → signature
+// (verified bytes → document) → policy (token, rules, TTL, facts) → join (lookup, registry,
+// host id). `ids`, `text` and `error` are the vocabulary every stage shares.
+mod cms;
 pub mod crypto;
 pub mod dangerous;
-mod document;
 mod error;
-mod facts;
-mod fields;
 mod ids;
 mod input;
+mod join;
 mod kind;
-mod legacy;
-mod lookup;
-mod oids;
-mod pkcs7;
-mod registry;
-#[cfg(feature = "aws-lc-rs")]
-mod rsa_aws_lc;
-mod rsa_montgomery;
-mod rules;
+mod policy;
 mod signature;
-mod token;
+mod text;
 mod trust;
-mod ttl;
-mod verifier;
 
-pub use document::IdentityDocument;
-pub use error::{ConfigError, Error, Malformed};
-pub use facts::{MAX_ROOT_VOLUME_ATTACH_GAP_SECS, check_instance_facts};
+pub use cms::signed_data::{
+    AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData, parse_document,
+};
+pub use error::{ConfigError, Error, Malformed, RuleMismatch};
 pub use ids::{
-    AccountId, AvailabilityZone, ImageId, InstanceId, InstanceProfileArn, InstanceType, Partition,
-    Region, RoleArn, SubnetId, VpcId,
+    AccountId, AvailabilityZone, ImageId, InstanceId, InstanceProfileArn, InstanceState,
+    InstanceType, InvalidIdentifier, Partition, Region, RoleArn, SubnetId, UnknownInstanceState,
+    VpcId,
 };
-pub use input::{SignedInput, VerifyOptions, detect_cms_format, verify_input};
+pub use input::{Format, SignedInput};
+pub use join::lookup::{InstanceLookup, InstanceQuery};
+pub use join::registry::{InMemoryJoinRegistry, JoinClaim, JoinRegistry};
+pub use join::verifier::{CheckError, JoinOutcome, PendingJoin, Verifier, VerifierBuilder};
 pub use kind::ErrorKind;
-pub use lookup::{
-    InstanceFacts, InstanceLookup, InstanceQuery, InstanceState, UnknownInstanceState,
-};
-pub use pkcs7::{AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData, parse_document};
-pub use registry::{InMemoryJoinRegistry, JoinClaim, JoinRegistry};
-pub use rules::{AllowRule, RuleMismatch, match_allow_rules};
-pub use signature::{Signer, VerifiedDocument, verify_signature, verify_signature_with};
-pub use token::{
+pub use policy::facts::{InstanceFacts, MAX_ROOT_VOLUME_ATTACH_GAP_SECS, check_instance_facts};
+pub use policy::rules::{AllowRule, match_allow_rules};
+pub use policy::token::{
     DEFAULT_TTL, IidTtl, MIN_TTL, TokenMetadata, TokenResource, TokenSpec, parse_go_duration,
 };
-pub use trust::{Format, TrustStore, TrustedCertificate, TrustedKey};
-pub use ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
-pub use verifier::{CheckError, JoinOutcome, PendingJoin, Verifier, VerifierBuilder};
+pub use policy::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
+pub use signature::document::IdentityDocument;
+pub use signature::verify_input::{
+    VerifyOptions, detect_cms_format, verify_input, verify_signature_with,
+};
+pub use signature::{Signer, VerifiedDocument, verify_signature};
+pub use trust::{TrustStore, TrustedCertificate, TrustedKey, aws};

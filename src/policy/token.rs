@@ -11,8 +11,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::ConfigError;
-use crate::fields::Fields;
-use crate::rules::AllowRule;
+use crate::policy::fields::Fields;
+use crate::policy::rules::AllowRule;
 
 /// Teleport's default `aws_iid_ttl`: documents of instances launched longer ago are refused.
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);

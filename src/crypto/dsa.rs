@@ -11,9 +11,9 @@ use rsa::pkcs8::DecodePublicKey as _;
 use rsa::{Pkcs1v15Sign, PublicKey};
 use sha1::Sha1;
 
-use crate::ber::{self, Reader, TAG_INTEGER, TAG_SEQUENCE};
+use crate::cms::ber::{self, Reader, TAG_INTEGER, TAG_SEQUENCE};
+use crate::cms::oids;
 use crate::error::{ConfigError, Error};
-use crate::oids;
 
 const TAG_BIT_STRING: u8 = 0x03;
 
@@ -206,8 +206,8 @@ mod tests {
 
     use super::*;
 
-    const CA_PEM: &[u8] = include_bytes!("../tests/data/testca/testca-dsa.pem");
-    const CA_KEY: &str = include_str!("../tests/data/testca/testca-dsa.key");
+    const CA_PEM: &[u8] = include_bytes!("../../tests/data/testca/testca-dsa.pem");
+    const CA_KEY: &str = include_str!("../../tests/data/testca/testca-dsa.key");
 
     /// Made once with `openssl dgst -sha1 -sign testca-dsa.key` over [`KAT_MESSAGE`]: an
     /// independent implementation's signature (its `s` has a leading zero byte).
@@ -366,7 +366,7 @@ mod tests {
             err(&[good.clone(), vec![0]].concat()),
             "not a DER DSA public key"
         );
-        let rsa = spki(include_bytes!("../tests/data/testca/testca.pem"));
+        let rsa = spki(include_bytes!("../../tests/data/testca/testca.pem"));
         assert_eq!(err(&rsa), "not a DER DSA public key");
         // y = 1 is not in the subgroup (and below 2).
         let (p, q, g, y) = dsa_spki_parts(&good).unwrap();
@@ -461,11 +461,11 @@ mod tests {
     #[test]
     fn rsa_sha1_signatures() {
         let key = RsaSha1Key::from_public_key_der(&spki(include_bytes!(
-            "../tests/data/testca/testca.pem"
+            "../../tests/data/testca/testca.pem"
         )))
         .unwrap();
         let private =
-            rsa::PrivateKey::from_pkcs8_pem(include_str!("../tests/data/testca/testca.key"))
+            rsa::PrivateKey::from_pkcs8_pem(include_str!("../../tests/data/testca/testca.key"))
                 .unwrap();
         let digest = sha1(b"document");
         let signature = private.sign(Pkcs1v15Sign::new::<Sha1>(), &digest).unwrap();

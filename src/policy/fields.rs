@@ -10,6 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::error::ConfigError;
 use crate::ids::Identifier;
+use crate::text::{bounded, bounded_escaped};
 
 /// The fields of one object, taken one by one; what is left at the end was never asked for.
 pub(crate) struct Fields {
@@ -162,23 +163,6 @@ fn kind_of(value: &Value) -> &'static str {
         Value::String(_) => "a string",
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
-    }
-}
-
-/// Untrusted text echoed in a message: at most 64 characters, control characters escaped.
-pub(crate) fn bounded_escaped(text: &str) -> String {
-    bounded(text).escape_debug().to_string()
-}
-
-/// Configuration text echoed in a message: at most 64 characters.
-pub(crate) fn bounded(text: &str) -> String {
-    const MAX_CHARS: usize = 64;
-    if text.chars().count() <= MAX_CHARS {
-        text.to_owned()
-    } else {
-        let mut cut: String = text.chars().take(MAX_CHARS).collect();
-        cut.push('…');
-        cut
     }
 }
 

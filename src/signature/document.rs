@@ -82,7 +82,7 @@ impl IdentityDocument {
     ///
     /// ```
     /// # let doc = ec2_iid::dangerous::parse_unverified_document(
-    /// #     include_bytes!("../tests/data/gen/document.json")).unwrap();
+    /// #     include_bytes!("../../tests/data/gen/document.json")).unwrap();
     /// assert_eq!(doc.host_id(), format!("{}-{}", doc.account_id, doc.instance_id));
     /// ```
     #[must_use]

@@ -17,7 +17,7 @@ use aws_lc_rs::signature::{
     RsaParameters,
 };
 
-use crate::crypto::RsaBackend;
+use crate::crypto::backend::RsaBackend;
 use crate::error::Error;
 
 /// An RSA public key parsed by AWS-LC.

@@ -1,8 +1,8 @@
 //! The keys a verifier trusts, each for one format and a set of regions, with the certificates
 //! that publish them.
 
-use core::fmt;
-use core::str::FromStr;
+pub mod aws;
+
 use std::collections::HashMap;
 use std::sync::OnceLock;
 
@@ -13,76 +13,10 @@ use x509_parser::prelude::FromDer as _;
 use x509_parser::x509::SubjectPublicKeyInfo;
 
 use crate::crypto::RsaVerifyingKey;
+use crate::crypto::dsa::{DsaVerifyingKey, RsaSha1Key};
 use crate::error::{ConfigError, Error};
 use crate::ids::Region;
-use crate::legacy::{DsaVerifyingKey, RsaSha1Key};
-
-/// Which IMDS signature a certificate verifies (and which format a blob is in).
-///
-/// AWS signs the same document three ways with three different sets of keys; a certificate is
-/// only ever trusted for the format it was published for.
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-pub enum Format {
-    /// `/latest/dynamic/instance-identity/rsa2048`: CMS SignedData, SHA-256 + RSA-2048.
-    Rsa2048,
-    /// `/latest/dynamic/instance-identity/pkcs7`: CMS SignedData, SHA-1 + DSA-1024 (RSA-2048 in
-    /// China). Refused unless the caller opts in, see
-    /// [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1).
-    Pkcs7,
-    /// `/latest/dynamic/instance-identity/signature` over the `/document` bytes: a bare
-    /// RSASSA-PKCS1-v1_5 SHA-256 signature, RSA-1024. The key is chosen by the document's region.
-    Signature,
-}
-
-impl Format {
-    /// Every format, in declaration order.
-    pub const ALL: [Self; 3] = [Self::Rsa2048, Self::Pkcs7, Self::Signature];
-
-    /// The IMDS path suffix, e.g. `rsa2048`.
-    #[must_use]
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Rsa2048 => "rsa2048",
-            Self::Pkcs7 => "pkcs7",
-            Self::Signature => "signature",
-        }
-    }
-
-    /// Smallest RSA modulus accepted for the format, in bits: 2048, except 1024 for
-    /// `/signature`, whose keys AWS never upgraded.
-    fn min_rsa_modulus_bits(self) -> u32 {
-        match self {
-            Self::Rsa2048 | Self::Pkcs7 => 2048,
-            Self::Signature => 1024,
-        }
-    }
-}
-
-impl serde::Serialize for Format {
-    /// As [`Format::as_str`]: `rsa2048`, `pkcs7` or `signature`.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
-
-impl fmt::Display for Format {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Format {
-    type Err = Error;
-
-    /// Parses the IMDS path suffix: `rsa2048`, `pkcs7` or `signature`.
-    fn from_str(s: &str) -> Result<Self, Error> {
-        Self::ALL
-            .into_iter()
-            .find(|format| format.as_str() == s)
-            .ok_or(Error::InvalidIdentifier { kind: "format" })
-    }
-}
+use crate::input::Format;
 
 /// A key's parsed material, prepared once: when the key is added, or for the embedded AWS keys
 /// on first use.
@@ -270,7 +204,7 @@ impl TrustedKey {
 /// let mut store = TrustStore::empty();
 /// store.add_pem(
 ///     Format::Rsa2048,
-///     include_bytes!("../tests/data/testca/testca.pem"),
+///     include_bytes!("../../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?],
 /// )?;
 /// assert_eq!(store.len(), 1);
@@ -295,15 +229,15 @@ impl TrustStore {
     }
 
     /// A store with every certificate AWS publishes for instance identity signatures:
-    /// [`aws::RSA2048`](crate::aws::RSA2048), [`aws::PKCS7`](crate::aws::PKCS7) and
-    /// [`aws::SIGNATURE`](crate::aws::SIGNATURE).
+    /// [`aws::RSA2048`](aws::RSA2048), [`aws::PKCS7`](aws::PKCS7) and
+    /// [`aws::SIGNATURE`](aws::SIGNATURE).
     #[must_use]
     pub fn aws() -> Self {
         let mut store = Self::empty();
         for (format, list) in [
-            (Format::Rsa2048, crate::aws::RSA2048),
-            (Format::Pkcs7, crate::aws::PKCS7),
-            (Format::Signature, crate::aws::SIGNATURE),
+            (Format::Rsa2048, aws::RSA2048),
+            (Format::Pkcs7, aws::PKCS7),
+            (Format::Signature, aws::SIGNATURE),
         ] {
             // One add per certificate, with all the regions it is listed for.
             let mut grouped: Vec<(&str, Vec<Region>)> = Vec::new();
@@ -699,7 +633,7 @@ pub(crate) fn issuer_display(issuer: &[u8]) -> String {
     let name = x509_parser::x509::X509Name::from_der(issuer)
         .map(|(_, name)| name.to_string())
         .unwrap_or_else(|_| String::from("(unparsable name)"));
-    crate::fields::bounded_escaped(&name)
+    crate::text::bounded_escaped(&name)
 }
 
 pub(crate) fn hex_upper(bytes: &[u8]) -> String {
@@ -723,8 +657,8 @@ pub(crate) fn hex_upper(bytes: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const TEST_CA: &[u8] = include_bytes!("../tests/data/testca/testca.pem");
-    const TEST_CA_DSA: &[u8] = include_bytes!("../tests/data/testca/testca-dsa.pem");
+    const TEST_CA: &[u8] = include_bytes!("../../tests/data/testca/testca.pem");
+    const TEST_CA_DSA: &[u8] = include_bytes!("../../tests/data/testca/testca-dsa.pem");
 
     fn region(r: &str) -> Region {
         r.parse().unwrap()
@@ -955,7 +889,7 @@ mod tests {
 
     #[test]
     fn key_policy_per_format() {
-        let rsa1024 = crate::aws::SIGNATURE[0].pem.as_bytes();
+        let rsa1024 = aws::SIGNATURE[0].pem.as_bytes();
         let mut store = TrustStore::empty();
         let err = |r: Result<&mut TrustStore, ConfigError>| match r {
             Err(ConfigError::BadCertificate { reason }) => reason,
@@ -1003,7 +937,7 @@ mod tests {
             .unwrap();
         store.keys[0].spki = vec![0x30, 0x00];
         let signed =
-            crate::parse_document(include_bytes!("../tests/data/gen/rsa2048.b64")).unwrap();
+            crate::parse_document(include_bytes!("../../tests/data/gen/rsa2048.b64")).unwrap();
         assert_eq!(
             crate::verify_signature(signed, &store).map(|_| ()),
             Err(Error::UnusableTrustedKey {
@@ -1036,7 +970,7 @@ mod tests {
 
     #[test]
     fn conflicting_certificate_with_same_serial() {
-        let aws_pem = crate::aws::RSA2048[0].pem.as_bytes();
+        let aws_pem = aws::RSA2048[0].pem.as_bytes();
         let mut store = TrustStore::empty();
         store
             .add_pem(Format::Rsa2048, aws_pem, [region("us-east-1")])
@@ -1048,18 +982,6 @@ mod tests {
         assert_eq!(
             again.map(|_| ()),
             Err(ConfigError::ConflictingCertificate { serial })
-        );
-    }
-
-    #[test]
-    fn formats_parse_and_print() {
-        for format in Format::ALL {
-            assert_eq!(format.as_str().parse::<Format>(), Ok(format));
-            assert_eq!(format.to_string(), format.as_str());
-        }
-        assert_eq!(
-            "dsa2048".parse::<Format>(),
-            Err(Error::InvalidIdentifier { kind: "format" })
         );
     }
 

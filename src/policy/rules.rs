@@ -1,18 +1,16 @@
 //! Allow rules: what a token admits, parsed into checked types, and matching documents and
 //! instance facts against them (pure; the first matching rule wins).
 
-use core::fmt;
-
 use serde::{Deserialize, Deserializer, Serialize};
 
-use crate::error::{ConfigError, Error};
-use crate::fields::{Fields, bounded_escaped};
+use crate::error::{ConfigError, Error, RuleMismatch};
 use crate::ids::{
     AccountId, AvailabilityZone, ImageId, InstanceProfileArn, InstanceType, Region, RoleArn,
     SubnetId, VpcId,
 };
-use crate::lookup::InstanceFacts;
+use crate::policy::fields::Fields;
 use crate::signature::VerifiedDocument;
+use crate::text::bounded_escaped;
 use crate::trust::TrustStore;
 
 /// One allow rule: Teleport's `aws_account`, `aws_regions`, `aws_role`, plus optional bounds.
@@ -24,7 +22,7 @@ use crate::trust::TrustStore;
 /// list); an unset one matches anything. The document bounds (`aws_image_ids`,
 /// `aws_instance_types`, `aws_availability_zones`) are checked with the signature; the lookup
 /// bounds (`aws_vpc_ids`, `aws_subnet_ids`, `aws_iam_instance_profile_arns`, the latter exact
-/// or a prefix ending in `*`, as Vault does) against [`InstanceFacts`].
+/// or a prefix ending in `*`, as Vault does) against [`InstanceFacts`](crate::InstanceFacts).
 ///
 /// Deserializing refuses unknown fields (naming the nearest known one), values of the wrong
 /// shape, empty lists and Teleport's IAM-method field `aws_arn`.
@@ -331,28 +329,6 @@ impl AllowRule {
                 .then(|| (field, allowed.join(" or "), bounded_escaped(value)))
         })
     }
-
-    /// Checks the lookup bounds against what `DescribeInstances` said (a bound needs its fact).
-    pub(crate) fn check_lookup_bounds(&self, facts: &InstanceFacts) -> Result<(), Error> {
-        check_bound(
-            "aws_vpc_ids",
-            &self.aws_vpc_ids,
-            facts.vpc_id.as_deref(),
-            |a, v| a.as_str() == v,
-        )?;
-        check_bound(
-            "aws_subnet_ids",
-            &self.aws_subnet_ids,
-            facts.subnet_id.as_deref(),
-            |a, v| a.as_str() == v,
-        )?;
-        check_bound(
-            "aws_iam_instance_profile_arns",
-            &self.aws_iam_instance_profile_arns,
-            facts.iam_instance_profile_arn.as_deref(),
-            InstanceProfileArn::matches,
-        )
-    }
 }
 
 impl<'de> Deserialize<'de> for AllowRule {
@@ -366,51 +342,6 @@ fn names<T: AsRef<str>>(ids: &[T]) -> Vec<&str> {
     ids.iter().map(AsRef::as_ref).collect()
 }
 
-fn check_bound<T>(
-    bound: &'static str,
-    allowed: &[T],
-    value: Option<&str>,
-    matches: fn(&T, &str) -> bool,
-) -> Result<(), Error> {
-    if allowed.is_empty() {
-        return Ok(());
-    }
-    let value = value.ok_or(Error::MissingFact { fact: bound })?;
-    if allowed.iter().any(|a| matches(a, value)) {
-        Ok(())
-    } else {
-        Err(Error::BoundViolated {
-            bound,
-            value: crate::fields::bounded(value),
-        })
-    }
-}
-
-/// Why one allow rule did not match: the first field that failed, what the rule allows and
-/// what the document has.
-#[non_exhaustive]
-#[derive(Clone, Debug, Eq, PartialEq)]
-pub struct RuleMismatch {
-    /// The rule's index in the list.
-    pub rule: usize,
-    /// The field that did not match, e.g. `aws_account`.
-    pub field: &'static str,
-    /// What the rule allows, e.g. `us-west-2 or eu-west-1`.
-    pub expected: String,
-    /// What the signed document has (at most 64 characters, escaped).
-    pub actual: String,
-}
-
-impl fmt::Display for RuleMismatch {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "rule {}: {} is {}, not {}",
-            self.rule, self.field, self.actual, self.expected
-        )
-    }
-}
-
 /// Finds the first allow rule the signed document satisfies, Teleport's way.
 ///
 /// A rule matches when every field it sets matches the document: `aws_account`,
@@ -418,16 +349,16 @@ impl fmt::Display for RuleMismatch {
 /// field matches anything; a list matches when any entry is equal). Every rule names an
 /// account (see [`AllowRule`]), so no rule matches every document; no rules match none.
 /// Lookup bounds (VPC, subnet, instance profile) are not checked here: they need
-/// [`InstanceFacts`] and are checked by [`check_instance_facts`](crate::check_instance_facts)
+/// [`InstanceFacts`](crate::InstanceFacts) and are checked by [`check_instance_facts`](crate::check_instance_facts)
 /// for the rule returned here. The first matching rule wins even if a later one would also
 /// match; its `aws_role` is the role the lookup must assume.
 ///
 /// ```
 /// # let mut trust = ec2_iid::TrustStore::empty();
 /// # trust.add_pem(ec2_iid::Format::Rsa2048,
-/// #     include_bytes!("../tests/data/testca/testca.pem"), ["us-east-1".parse()?])?;
+/// #     include_bytes!("../../tests/data/testca/testca.pem"), ["us-east-1".parse()?])?;
 /// # let verified = ec2_iid::verify_signature(
-/// #     ec2_iid::parse_document(include_bytes!("../tests/data/gen/rsa2048.b64"))?, &trust)?;
+/// #     ec2_iid::parse_document(include_bytes!("../../tests/data/gen/rsa2048.b64"))?, &trust)?;
 /// use ec2_iid::{AllowRule, match_allow_rules};
 ///
 /// let rules = [

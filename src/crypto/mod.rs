@@ -18,13 +18,20 @@
 //! All backends accept and reject exactly the same inputs: `tests/rsa_differential.rs` checks
 //! this on the Wycheproof vectors, the real AWS samples and random corruptions.
 
+#[cfg(feature = "aws-lc-rs")]
+pub(crate) mod aws_lc;
+mod backend;
+pub(crate) mod dsa;
+pub(crate) mod montgomery;
+
 use rsa::pkcs8::DecodePublicKey;
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, PublicKey};
 use sha2::Sha256;
 
+use crate::crypto::backend::RsaBackend;
+use crate::crypto::montgomery::MontgomeryKey;
 use crate::error::{ConfigError, Error};
-use crate::rsa_montgomery::MontgomeryKey;
 
 /// Public exponents below this bound are verified by the Montgomery backend (by default).
 ///
@@ -32,13 +39,6 @@ use crate::rsa_montgomery::MontgomeryKey;
 /// bound admits every exponent in use (3, 17, 65537) while leaving long exponents, where a
 /// windowed exponentiation wins, to the `rsa` crate.
 const MONTGOMERY_MAX_EXPONENT_BITS: u32 = 17;
-
-/// How one prepared key verifies a PKCS#1 v1.5 SHA-256 signature. One implementation per
-/// backend; the semantics are those of [`RsaVerifyingKey::verify_sha256_digest`].
-pub(crate) trait RsaBackend {
-    /// Verifies `signature` over the SHA-256 `digest`.
-    fn verify_sha256_digest(&self, digest: &[u8; 32], signature: &[u8]) -> Result<(), Error>;
-}
 
 /// Which implementation verifies signatures for a key.
 ///
@@ -74,7 +74,7 @@ enum Inner {
     Montgomery(MontgomeryKey),
     RsaCrate(RsaCrateKey),
     #[cfg(feature = "aws-lc-rs")]
-    AwsLc(crate::rsa_aws_lc::AwsLcKey),
+    AwsLc(aws_lc::AwsLcKey),
 }
 
 impl RsaVerifyingKey {
@@ -141,7 +141,7 @@ impl RsaVerifyingKey {
     /// Parses `spki` again with AWS-LC; `None` if AWS-LC rejects it.
     #[cfg(feature = "aws-lc-rs")]
     fn aws_lc(spki: &[u8], key: &PublicKey) -> Option<Self> {
-        let aws = crate::rsa_aws_lc::AwsLcKey::new(spki, key.n().bit_width_vartime())?;
+        let aws = aws_lc::AwsLcKey::new(spki, key.n().bit_width_vartime())?;
         Some(Self {
             modulus_len: key.size(),
             modulus_bits: key.n().bit_width_vartime(),

@@ -20,7 +20,7 @@
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, MontyForm, MontyMultiplier, Word};
 
-use crate::crypto::RsaBackend;
+use crate::crypto::backend::RsaBackend;
 use crate::error::{ConfigError, Error};
 
 /// DER of `DigestInfo` for SHA-256 up to (excluding) the 32 digest bytes (RFC 8017 §9.2,

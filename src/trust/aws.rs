@@ -1,8 +1,8 @@
 //! AWS's published certificates for instance identity signatures, embedded in the crate.
 //!
 //! These are public facts: AWS lists them per region on its "Verify the instance identity
-//! document" pages. The PEM files under `src/certs/` were checked byte for byte against AWS's
-//! documentation and the projects that regenerate from it (see `src/certs/README.md`).
+//! document" pages. The PEM files under `src/trust/certs/` were checked byte for byte against AWS's
+//! documentation and the projects that regenerate from it (see `src/trust/certs/README.md`).
 //! [`TrustStore::aws`](crate::TrustStore::aws) trusts all of them, each list for its format:
 //! [`RSA2048`], [`PKCS7`] and [`SIGNATURE`].
 

@@ -1,21 +1,27 @@
-//! Signature verification: from an unverified SignedData (or a `/signature` pair) to a
-//! [`VerifiedDocument`].
+//! Stage 3, the signature: from an unverified SignedData (or a `/signature` pair) to a
+//! [`VerifiedDocument`]. The signer is the trusted key named by the signature's own issuer and
+//! serial (for `/signature`, the keys of the document's region); the signature is checked over
+//! the exact bytes that are then parsed as the identity document. Input: unverified bytes and a
+//! [`TrustStore`]. Output: the verified document and its [`Signer`].
+
+pub(crate) mod document;
+pub(crate) mod verify_input;
 
 use chrono::{DateTime, Utc};
 use sha1::Sha1;
 use sha2::{Digest as _, Sha256};
 use subtle::ConstantTimeEq as _;
 
-use crate::b64;
-use crate::ber;
-use crate::document::IdentityDocument;
+use crate::cms::ber;
+use crate::cms::oids;
+use crate::cms::signed_data::{AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData};
 use crate::error::Error;
 use crate::ids::Region;
-use crate::input::{VerifyOptions, detect_cms_format};
-use crate::oids;
-use crate::pkcs7::{AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData};
+use crate::input::Format;
+use crate::input::b64;
+use crate::signature::document::IdentityDocument;
 use crate::trust::{
-    Format, KeyMaterial, TrustStore, TrustedCertificate, TrustedKey, issuer_display, serial_display,
+    KeyMaterial, TrustStore, TrustedCertificate, TrustedKey, issuer_display, serial_display,
 };
 
 /// An identity document whose AWS signature was verified.
@@ -98,9 +104,9 @@ pub struct Signer {
 /// use ec2_iid::{Format, TrustStore, parse_document, verify_signature};
 ///
 /// let mut trust = TrustStore::empty();
-/// trust.add_pem(Format::Rsa2048, include_bytes!("../tests/data/testca/testca.pem"),
+/// trust.add_pem(Format::Rsa2048, include_bytes!("../../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?])?;
-/// let signed = parse_document(include_bytes!("../tests/data/gen/rsa2048.b64"))?;
+/// let signed = parse_document(include_bytes!("../../tests/data/gen/rsa2048.b64"))?;
 /// let verified = verify_signature(signed, &trust)?;
 /// assert_eq!(verified.document().instance_id.as_str(), "i-0123456789abcdef0");
 /// assert_eq!(verified.signer().serial, "E1D2C3B4A5968778");
@@ -120,46 +126,6 @@ pub fn verify_signature(
     trust: &TrustStore,
 ) -> Result<VerifiedDocument, Error> {
     verify_cms(signed, Format::Rsa2048, trust)
-}
-
-/// Verifies a parsed CMS blob of either format, detected with
-/// [`detect_cms_format`](crate::detect_cms_format): `/rsa2048` as [`verify_signature`] does,
-/// `/pkcs7` only if `options` allow it.
-///
-/// For `/pkcs7` the checks are those of [`verify_signature`] with the format's algorithms: the
-/// digest is SHA-1 (or SHA-256 with RSA, for China's RSA key), the signature `dsaWithSHA1`
-/// (strict DER `SEQUENCE { r, s }`) or RSA PKCS#1 v1.5 (`rsaEncryption`,
-/// `sha1WithRSAEncryption`, `sha256WithRSAEncryption`), and the signer is looked up among the
-/// `/pkcs7` certificates only.
-///
-/// ```
-/// use ec2_iid::{Error, Format, TrustStore, VerifyOptions, parse_document, verify_signature_with};
-///
-/// let mut trust = TrustStore::empty();
-/// trust.add_pem(Format::Pkcs7, include_bytes!("../tests/data/testca/testca-dsa.pem"),
-///     ["us-east-1".parse()?])?;
-/// let blob = include_bytes!("../tests/data/gen/pkcs7.b64");
-///
-/// let refused = verify_signature_with(parse_document(blob)?, &trust, &VerifyOptions::default());
-/// assert_eq!(refused.unwrap_err(), Error::LegacyAlgorithmRefused { format: Format::Pkcs7 });
-///
-/// let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
-/// let verified = verify_signature_with(parse_document(blob)?, &trust, &options)?;
-/// assert_eq!(verified.signer().format, Format::Pkcs7);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// # Errors
-/// [`Error::LegacyAlgorithmRefused`] for `/pkcs7` without the opt-in, otherwise as
-/// [`verify_signature`].
-pub fn verify_signature_with(
-    signed: UnverifiedSignedData,
-    trust: &TrustStore,
-    options: &VerifyOptions,
-) -> Result<VerifiedDocument, Error> {
-    let format = detect_cms_format(&signed, trust);
-    options.check_format(format)?;
-    verify_cms(signed, format, trust)
 }
 
 /// The CMS checks of [`verify_signature`] for `format` (`Rsa2048` or `Pkcs7`).

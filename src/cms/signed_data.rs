@@ -4,13 +4,13 @@ use core::ops::Range;
 
 use chrono::{DateTime, NaiveDate, Utc};
 
-use crate::b64;
-use crate::ber::{
+use crate::cms::ber::{
     self, CONSTRUCTED, Element, Reader, TAG_GENERALIZED_TIME, TAG_NULL, TAG_OID, TAG_SEQUENCE,
     TAG_SET, TAG_UTC_TIME, malformed,
 };
+use crate::cms::oids;
 use crate::error::{Error, Malformed};
-use crate::oids;
+use crate::input::b64;
 
 /// Largest blob accepted by [`parse_document`], in bytes of input (text or binary).
 ///
@@ -122,7 +122,7 @@ struct SignedAttributes {
 /// the result to [`verify_signature`](crate::verify_signature).
 ///
 /// ```
-/// let blob = include_bytes!("../tests/data/gen/rsa2048.b64");
+/// let blob = include_bytes!("../../tests/data/gen/rsa2048.b64");
 /// let signed = ec2_iid::parse_document(blob)?;
 /// assert!(signed.content().starts_with(b"{"));
 /// assert_eq!(signed.digest_algorithm().oid_string(), "2.16.840.1.101.3.4.2.1");

@@ -1,61 +1,12 @@
 //! One entry point for the three IMDS signature formats: what the caller has, and which checks
 //! it opted into.
 
+use crate::cms::oids;
+use crate::cms::signed_data::{UnverifiedSignedData, parse_document};
 use crate::error::Error;
-use crate::oids;
-use crate::pkcs7::{UnverifiedSignedData, parse_document};
-use crate::signature::{VerifiedDocument, verify_cms, verify_detached, verify_signature_with};
-use crate::trust::{Format, TrustStore};
-
-/// A signed identity document as fetched from IMDS, in one of its three formats.
-///
-/// ```
-/// use ec2_iid::SignedInput;
-///
-/// let blob = include_bytes!("../tests/data/gen/rsa2048.b64");
-/// let document = include_bytes!("../tests/data/gen/document.json");
-/// let signature = include_bytes!("../tests/data/gen/signature.b64");
-/// for input in [
-///     SignedInput::Cms(blob),
-///     SignedInput::Rsa2048(blob),
-///     SignedInput::Signature { document, signature },
-/// ] {
-///     println!("{input:?}: {:?}", input.format());
-/// }
-/// ```
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum SignedInput<'a> {
-    /// A CMS blob of either format (`/rsa2048` or `/pkcs7`), told apart by
-    /// [`detect_cms_format`]. Text or binary, as [`parse_document`] accepts.
-    Cms(&'a [u8]),
-    /// `/latest/dynamic/instance-identity/pkcs7`: refused unless
-    /// [`VerifyOptions::allow_legacy_dsa_sha1`] is set.
-    Pkcs7(&'a [u8]),
-    /// `/latest/dynamic/instance-identity/rsa2048`.
-    Rsa2048(&'a [u8]),
-    /// `/latest/dynamic/instance-identity/document` and `/signature`.
-    Signature {
-        /// The document bytes exactly as served (no trailing newline added or removed): the
-        /// signature covers these bytes, and the identity is parsed from them.
-        document: &'a [u8],
-        /// The base64 text of the signature, as served (line breaks allowed).
-        signature: &'a [u8],
-    },
-}
-
-impl SignedInput<'_> {
-    /// The format, or `None` for [`SignedInput::Cms`] (known after parsing).
-    #[must_use]
-    pub fn format(&self) -> Option<Format> {
-        match self {
-            Self::Cms(_) => None,
-            Self::Pkcs7(_) => Some(Format::Pkcs7),
-            Self::Rsa2048(_) => Some(Format::Rsa2048),
-            Self::Signature { .. } => Some(Format::Signature),
-        }
-    }
-}
+use crate::input::{Format, SignedInput};
+use crate::signature::{VerifiedDocument, verify_cms, verify_detached};
+use crate::trust::TrustStore;
 
 /// Checks a caller opts into, beyond the defaults. `Default` is the strict setting.
 ///
@@ -119,9 +70,9 @@ impl VerifyOptions {
 /// use ec2_iid::{Format, TrustStore, detect_cms_format, parse_document};
 ///
 /// let trust = TrustStore::aws();
-/// let rsa2048 = parse_document(include_bytes!("../tests/data/gen/rsa2048.b64"))?;
+/// let rsa2048 = parse_document(include_bytes!("../../tests/data/gen/rsa2048.b64"))?;
 /// assert_eq!(detect_cms_format(&rsa2048, &trust), Format::Rsa2048);
-/// let pkcs7 = parse_document(include_bytes!("../tests/data/gen/pkcs7.b64"))?;
+/// let pkcs7 = parse_document(include_bytes!("../../tests/data/gen/pkcs7.b64"))?;
 /// assert_eq!(detect_cms_format(&pkcs7, &trust), Format::Pkcs7);
 /// # Ok::<(), ec2_iid::Error>(())
 /// ```
@@ -142,6 +93,46 @@ pub fn detect_cms_format(signed: &UnverifiedSignedData, trust: &TrustStore) -> F
     }
 }
 
+/// Verifies a parsed CMS blob of either format, detected with
+/// [`detect_cms_format`](crate::detect_cms_format): `/rsa2048` as [`verify_signature`](crate::verify_signature) does,
+/// `/pkcs7` only if `options` allow it.
+///
+/// For `/pkcs7` the checks are those of [`verify_signature`](crate::verify_signature) with the format's algorithms: the
+/// digest is SHA-1 (or SHA-256 with RSA, for China's RSA key), the signature `dsaWithSHA1`
+/// (strict DER `SEQUENCE { r, s }`) or RSA PKCS#1 v1.5 (`rsaEncryption`,
+/// `sha1WithRSAEncryption`, `sha256WithRSAEncryption`), and the signer is looked up among the
+/// `/pkcs7` certificates only.
+///
+/// ```
+/// use ec2_iid::{Error, Format, TrustStore, VerifyOptions, parse_document, verify_signature_with};
+///
+/// let mut trust = TrustStore::empty();
+/// trust.add_pem(Format::Pkcs7, include_bytes!("../../tests/data/testca/testca-dsa.pem"),
+///     ["us-east-1".parse()?])?;
+/// let blob = include_bytes!("../../tests/data/gen/pkcs7.b64");
+///
+/// let refused = verify_signature_with(parse_document(blob)?, &trust, &VerifyOptions::default());
+/// assert_eq!(refused.unwrap_err(), Error::LegacyAlgorithmRefused { format: Format::Pkcs7 });
+///
+/// let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
+/// let verified = verify_signature_with(parse_document(blob)?, &trust, &options)?;
+/// assert_eq!(verified.signer().format, Format::Pkcs7);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Errors
+/// [`Error::LegacyAlgorithmRefused`] for `/pkcs7` without the opt-in, otherwise as
+/// [`verify_signature`](crate::verify_signature).
+pub fn verify_signature_with(
+    signed: UnverifiedSignedData,
+    trust: &TrustStore,
+    options: &VerifyOptions,
+) -> Result<VerifiedDocument, Error> {
+    let format = detect_cms_format(&signed, trust);
+    options.check_format(format)?;
+    verify_cms(signed, format, trust)
+}
+
 /// Verifies a signed document in any format and parses the identity it signs.
 ///
 /// * [`SignedInput::Rsa2048`]: as [`verify_signature`](crate::verify_signature).
@@ -159,11 +150,11 @@ pub fn detect_cms_format(signed: &UnverifiedSignedData, trust: &TrustStore) -> F
 /// use ec2_iid::{Format, SignedInput, TrustStore, VerifyOptions, verify_input};
 ///
 /// let mut trust = TrustStore::empty();
-/// trust.add_pem(Format::Signature, include_bytes!("../tests/data/testca/testca.pem"),
+/// trust.add_pem(Format::Signature, include_bytes!("../../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?])?;
 /// let input = SignedInput::Signature {
-///     document: include_bytes!("../tests/data/gen/document.json"),
-///     signature: include_bytes!("../tests/data/gen/signature.b64"),
+///     document: include_bytes!("../../tests/data/gen/document.json"),
+///     signature: include_bytes!("../../tests/data/gen/signature.b64"),
 /// };
 /// let verified = verify_input(input, &trust, &VerifyOptions::default())?;
 /// assert_eq!(verified.signer().format, Format::Signature);

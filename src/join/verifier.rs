@@ -8,18 +8,20 @@ use std::sync::Arc;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
-use crate::document::IdentityDocument;
 use crate::error::{ConfigError, Error};
-use crate::facts::check_instance_facts;
-use crate::input::{SignedInput, VerifyOptions, verify_input};
+use crate::input::SignedInput;
+use crate::join::lookup::{InstanceLookup, InstanceQuery};
+use crate::join::registry::{JoinClaim, JoinRegistry};
 use crate::kind::ErrorKind;
-use crate::lookup::{InstanceFacts, InstanceLookup, InstanceQuery};
-use crate::registry::{JoinClaim, JoinRegistry};
-use crate::rules::{AllowRule, match_allow_rules};
+use crate::policy::facts::InstanceFacts;
+use crate::policy::facts::check_instance_facts;
+use crate::policy::rules::{AllowRule, match_allow_rules};
+use crate::policy::token::{DEFAULT_TTL, MIN_TTL, TokenResource, TokenSpec};
+use crate::policy::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
 use crate::signature::VerifiedDocument;
-use crate::token::{DEFAULT_TTL, MIN_TTL, TokenResource, TokenSpec};
+use crate::signature::document::IdentityDocument;
+use crate::signature::verify_input::{VerifyOptions, verify_input};
 use crate::trust::TrustStore;
-use crate::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
 
 /// Verifies identity documents against a trust store and a token's rules.
 ///
@@ -34,14 +36,14 @@ use crate::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
 /// use ec2_iid::{AllowRule, Format, InstanceFacts, InstanceState, TrustStore, Verifier};
 ///
 /// let mut trust = TrustStore::empty();
-/// trust.add_pem(Format::Rsa2048, include_bytes!("../tests/data/testca/testca.pem"),
+/// trust.add_pem(Format::Rsa2048, include_bytes!("../../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?])?;
 /// let verifier = Verifier::builder(trust)
 ///     .allow(AllowRule::account("123456789012".parse()?))
 ///     .build()?;
 ///
 /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
-/// let pending = verifier.verify(include_bytes!("../tests/data/gen/rsa2048.b64"), now)?;
+/// let pending = verifier.verify(include_bytes!("../../tests/data/gen/rsa2048.b64"), now)?;
 ///
 /// // Facts from your own DescribeInstances call (or use `check_instance` with a lookup).
 /// let mut facts = InstanceFacts::new("i-0123456789abcdef0", InstanceState::Running);
@@ -57,12 +59,12 @@ use crate::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
 /// # use chrono::{TimeZone, Utc};
 /// # use ec2_iid::{AllowRule, Format, TrustStore, Verifier};
 /// # let mut trust = TrustStore::empty();
-/// # trust.add_pem(Format::Rsa2048, include_bytes!("../tests/data/testca/testca.pem"),
+/// # trust.add_pem(Format::Rsa2048, include_bytes!("../../tests/data/testca/testca.pem"),
 /// #     ["us-east-1".parse()?])?;
 /// # let verifier = Verifier::builder(trust)
 /// #     .allow(AllowRule::account("123456789012".parse()?)).build()?;
 /// # let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
-/// let pending = verifier.verify(include_bytes!("../tests/data/gen/rsa2048.b64"), now)?;
+/// let pending = verifier.verify(include_bytes!("../../tests/data/gen/rsa2048.b64"), now)?;
 /// let host_id = pending.host_id(); // error: no method `host_id` on `PendingJoin`
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -171,15 +173,15 @@ impl Verifier {
     /// use ec2_iid::{AllowRule, Format, SignedInput, TrustStore, Verifier};
     ///
     /// let mut trust = TrustStore::empty();
-    /// trust.add_pem(Format::Signature, include_bytes!("../tests/data/testca/testca.pem"),
+    /// trust.add_pem(Format::Signature, include_bytes!("../../tests/data/testca/testca.pem"),
     ///     ["us-east-1".parse()?])?;
     /// let verifier = Verifier::builder(trust)
     ///     .allow(AllowRule::account("123456789012".parse()?))
     ///     .build()?;
     /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
     /// let input = SignedInput::Signature {
-    ///     document: include_bytes!("../tests/data/gen/document.json"),
-    ///     signature: include_bytes!("../tests/data/gen/signature.b64"),
+    ///     document: include_bytes!("../../tests/data/gen/document.json"),
+    ///     signature: include_bytes!("../../tests/data/gen/signature.b64"),
     /// };
     /// let pending = verifier.verify_input(input, now)?;
     /// assert_eq!(pending.verified().signer().format, Format::Signature);

@@ -1,0 +1,35 @@
+//! Stage 1, the signed blob: base64 text (or binary) → CMS `SignedData`, read as BER with
+//! indefinite lengths, as AWS produces it. Input: untrusted bytes. Output:
+//! [`UnverifiedSignedData`](crate::UnverifiedSignedData), whose content, signed attributes,
+//! signer identity (issuer and serial) and signature are located but trusted for nothing.
+//!
+//! The subset accepted (RFC 5652; anything else is refused):
+//!
+//! ```text
+//! ContentInfo ::= SEQUENCE {
+//!   contentType  OBJECT IDENTIFIER (id-signedData),
+//!   content [0] EXPLICIT SignedData }
+//! SignedData ::= SEQUENCE {
+//!   version           INTEGER (1),
+//!   digestAlgorithms  SET OF AlgorithmIdentifier (exactly one),
+//!   encapContentInfo  SEQUENCE {
+//!     eContentType  OBJECT IDENTIFIER (id-data),
+//!     eContent [0] EXPLICIT OCTET STRING (primitive, or constructed of primitives) },
+//!   certificates [0] IMPLICIT ... OPTIONAL (skipped: the signer is found in the trust store),
+//!   crls         [1] IMPLICIT ... OPTIONAL (skipped),
+//!   signerInfos  SET OF SignerInfo (exactly one) }
+//! SignerInfo ::= SEQUENCE {
+//!   version             INTEGER (1),
+//!   sid                 IssuerAndSerialNumber,
+//!   digestAlgorithm     AlgorithmIdentifier (SHA-256; SHA-1 for /pkcs7),
+//!   signedAttrs [0]     IMPLICIT SET OF Attribute (DER: contentType, messageDigest,
+//!                       signingTime, CMSAlgorithmProtection; each at most once),
+//!   signatureAlgorithm  AlgorithmIdentifier (rsaEncryption, sha256WithRSAEncryption;
+//!                       dsaWithSHA1 for /pkcs7),
+//!   signature           OCTET STRING,
+//!   unsignedAttrs [1]   IMPLICIT ... OPTIONAL (ignored) }
+//! ```
+
+pub(crate) mod ber;
+pub(crate) mod oids;
+pub(crate) mod signed_data;
