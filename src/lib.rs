@@ -30,8 +30,10 @@ pub use ids::{
 };
 pub use input::{Format, SignedInput};
 pub use join::lookup::{InstanceLookup, InstanceQuery};
+pub use join::outcome::{CheckError, JoinOutcome};
+pub use join::pending::PendingJoin;
 pub use join::registry::{InMemoryJoinRegistry, JoinClaim, JoinRegistry};
-pub use join::verifier::{CheckError, JoinOutcome, PendingJoin, Verifier, VerifierBuilder};
+pub use join::verifier::{Verifier, VerifierBuilder};
 pub use kind::ErrorKind;
 pub use policy::facts::{InstanceFacts, MAX_ROOT_VOLUME_ATTACH_GAP_SECS, check_instance_facts};
 pub use policy::rules::{AllowRule, match_allow_rules};

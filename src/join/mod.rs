@@ -5,5 +5,7 @@
 //! Output: the outcome, or a [`CheckError`](crate::CheckError).
 
 pub(crate) mod lookup;
+pub(crate) mod outcome;
+pub(crate) mod pending;
 pub(crate) mod registry;
 pub(crate) mod verifier;

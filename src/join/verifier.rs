@@ -1,25 +1,17 @@
 //! The join check: build a [`Verifier`] once, then per request `verify` a document into a
-//! [`PendingJoin`] and check the instance into the [`JoinOutcome`] that grants the join.
+//! [`PendingJoin`] and check the instance into the [`JoinOutcome`](crate::JoinOutcome) that grants the join.
 
-use core::convert::Infallible;
-use core::fmt;
 use core::time::Duration;
 use std::sync::Arc;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::error::{ConfigError, Error};
 use crate::input::SignedInput;
-use crate::join::lookup::{InstanceLookup, InstanceQuery};
-use crate::join::registry::{JoinClaim, JoinRegistry};
-use crate::kind::ErrorKind;
-use crate::policy::facts::InstanceFacts;
-use crate::policy::facts::check_instance_facts;
+use crate::join::pending::{InstanceCheck, PendingJoin};
 use crate::policy::rules::{AllowRule, match_allow_rules};
 use crate::policy::token::{DEFAULT_TTL, MIN_TTL, TokenResource, TokenSpec};
 use crate::policy::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
-use crate::signature::VerifiedDocument;
-use crate::signature::document::IdentityDocument;
 use crate::signature::verify_input::{VerifyOptions, verify_input};
 use crate::trust::TrustStore;
 
@@ -29,7 +21,7 @@ use crate::trust::TrustStore;
 /// [`Verifier::verify`] is sync and cheap (one RSA verification) and returns a
 /// [`PendingJoin`]: signed, matched and fresh, but not yet a join. Only its instance check
 /// ([`PendingJoin::check_instance`], or [`PendingJoin::check_facts`] with facts you fetched)
-/// gives the [`JoinOutcome`] whose host id may join:
+/// gives the [`JoinOutcome`](crate::JoinOutcome) whose host id may join:
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -75,7 +67,7 @@ pub struct Verifier {
     rules: Arc<[AllowRule]>,
     ttl: Duration,
     max_future_skew: Duration,
-    root_volume_check: bool,
+    instance_check: InstanceCheck,
     expires: Option<DateTime<Utc>>,
 }
 
@@ -209,22 +201,12 @@ impl Verifier {
             now,
             self.max_future_skew,
         )?;
-        Ok(PendingJoin {
-            verifier: self,
+        Ok(PendingJoin::new(
+            &self.instance_check,
             verified,
             rule_index,
             rule,
-        })
-    }
-
-    /// How long a registry keeps the claim of a document launched at `pending_time`: until the
-    /// TTL (and the future skew) refuse the document by themselves.
-    fn claim_expiry(&self, pending_time: DateTime<Utc>) -> DateTime<Utc> {
-        let keep = self.ttl.saturating_add(self.max_future_skew);
-        TimeDelta::from_std(keep)
-            .ok()
-            .and_then(|keep| pending_time.checked_add_signed(keep))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        ))
     }
 }
 
@@ -273,7 +255,7 @@ impl VerifierBuilder {
     }
 
     /// Turns SPIRE's root-volume check on or off (default off: it needs the root device
-    /// type and attach times in [`InstanceFacts`], which `ec2-iid-aws` fetches but a minimal
+    /// type and attach times in [`InstanceFacts`](crate::InstanceFacts), which `ec2-iid-aws` fetches but a minimal
     /// lookup may not; when on, missing facts are an error).
     pub fn root_volume_check(mut self, on: bool) -> Self {
         self.root_volume_check = on;
@@ -322,7 +304,10 @@ impl VerifierBuilder {
             rules: self.rules.into(),
             ttl,
             max_future_skew: self.max_future_skew,
-            root_volume_check: self.root_volume_check,
+            instance_check: InstanceCheck {
+                root_volume_check: self.root_volume_check,
+                claim_window: ttl.saturating_add(self.max_future_skew),
+            },
             expires: self.expires,
         })
     }
@@ -366,242 +351,4 @@ impl VerifierBuilder {
 enum Setting {
     Rules,
     Ttl,
-}
-
-/// A document that passed [`Verifier::verify`] (signature, token expiry, allow rules, TTL) but
-/// not yet the instance check: **not a join**. It has no host id; check the instance with
-/// [`check_instance`](Self::check_instance), [`check_instance_once`](Self::check_instance_once)
-/// or [`check_facts`](Self::check_facts) to get the [`JoinOutcome`] that has one.
-///
-/// It borrows the verifier that made it, so its checks always use that verifier's rules and
-/// settings.
-#[derive(Clone, Debug)]
-pub struct PendingJoin<'v> {
-    verifier: &'v Verifier,
-    verified: VerifiedDocument,
-    rule_index: usize,
-    rule: &'v AllowRule,
-}
-
-impl<'v> PendingJoin<'v> {
-    /// The verified document and signer.
-    #[must_use]
-    pub fn verified(&self) -> &VerifiedDocument {
-        &self.verified
-    }
-
-    /// The signed identity document.
-    #[must_use]
-    pub fn document(&self) -> &IdentityDocument {
-        self.verified.document()
-    }
-
-    /// Index of the allow rule that matched.
-    #[must_use]
-    pub fn matched_rule(&self) -> usize {
-        self.rule_index
-    }
-
-    /// The allow rule that matched.
-    #[must_use]
-    pub fn rule(&self) -> &'v AllowRule {
-        self.rule
-    }
-
-    /// The `DescribeInstances` query: the document's account, region and instance, and the
-    /// matched rule's role.
-    #[must_use]
-    pub fn query(&self) -> InstanceQuery {
-        let doc = self.document();
-        InstanceQuery::new(
-            doc.account_id.clone(),
-            doc.instance_id.clone(),
-            doc.region.clone(),
-        )
-        .with_role_arn(self.rule.aws_role().cloned())
-    }
-
-    /// Checks instance facts you fetched yourself (sync; for batching or caching lookups);
-    /// `None` means EC2 does not know the instance.
-    ///
-    /// # Errors
-    /// As [`check_instance_facts`].
-    pub fn check_facts(&self, facts: Option<&InstanceFacts>) -> Result<JoinOutcome, Error> {
-        let root_volume_check = self.verifier.root_volume_check;
-        check_instance_facts(&self.verified, self.rule, facts, root_volume_check)?;
-        Ok(JoinOutcome {
-            host_id: self.document().host_id(),
-            matched_rule: self.rule_index,
-            rule: self.rule.clone(),
-            document: self.document().clone(),
-            facts: facts.cloned().unwrap_or_default(),
-        })
-    }
-
-    /// Asks `lookup` about the instance (assuming the matched rule's role) and checks the facts.
-    ///
-    /// # Errors
-    /// [`CheckError::Lookup`] with your lookup's error as source, or [`CheckError::Rejected`].
-    pub async fn check_instance<L: InstanceLookup>(
-        &self,
-        lookup: &L,
-    ) -> Result<JoinOutcome, CheckError<L::Error>> {
-        let facts = lookup
-            .describe_instance(&self.query())
-            .await
-            .map_err(CheckError::Lookup)?;
-        Ok(self.check_facts(facts.as_ref())?)
-    }
-
-    /// [`PendingJoin::check_instance`], then claims the host in `registry`, so that each launch
-    /// of an instance joins once (see [`JoinRegistry`] for the semantics). The claim is kept
-    /// until `pendingTime` + TTL + future skew, after which the TTL alone refuses the document.
-    ///
-    /// # Errors
-    /// As [`PendingJoin::check_instance`], plus [`Error::AlreadyJoined`] and
-    /// [`CheckError::Registry`].
-    pub async fn check_instance_once<L: InstanceLookup, R: JoinRegistry>(
-        &self,
-        lookup: &L,
-        registry: &R,
-        now: DateTime<Utc>,
-    ) -> Result<JoinOutcome, CheckError<L::Error, R::Error>> {
-        let outcome = self.check_instance(lookup).await.map_err(|e| match e {
-            CheckError::Rejected(e) => CheckError::Rejected(e),
-            CheckError::Lookup(e) => CheckError::Lookup(e),
-        })?;
-        let pending_time = outcome.document.pending_time;
-        let claim = JoinClaim::new(
-            outcome.host_id.clone(),
-            pending_time,
-            self.verifier.claim_expiry(pending_time),
-            now,
-        );
-        if registry.claim(&claim).await.map_err(CheckError::Registry)? {
-            Ok(outcome)
-        } else {
-            Err(CheckError::Rejected(Error::AlreadyJoined {
-                host_id: outcome.host_id,
-            }))
-        }
-    }
-}
-
-/// A join that passed every check, the instance check included: the only value that grants
-/// one. Made by [`PendingJoin::check_facts`], [`PendingJoin::check_instance`] and
-/// [`PendingJoin::check_instance_once`]. Serializes as
-/// `{"host_id", "matched_rule", "rule", "document", "facts"}`.
-#[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
-pub struct JoinOutcome {
-    host_id: String,
-    matched_rule: usize,
-    rule: AllowRule,
-    document: IdentityDocument,
-    facts: InstanceFacts,
-}
-
-impl JoinOutcome {
-    /// Teleport's host id, `<accountId>-<instanceId>`: the identity the host joins as.
-    #[must_use]
-    pub fn host_id(&self) -> &str {
-        &self.host_id
-    }
-
-    /// Index of the matched allow rule.
-    #[must_use]
-    pub fn matched_rule(&self) -> usize {
-        self.matched_rule
-    }
-
-    /// The matched allow rule.
-    #[must_use]
-    pub fn rule(&self) -> &AllowRule {
-        &self.rule
-    }
-
-    /// The signed identity document.
-    #[must_use]
-    pub fn document(&self) -> &IdentityDocument {
-        &self.document
-    }
-
-    /// What `DescribeInstances` said.
-    #[must_use]
-    pub fn facts(&self) -> &InstanceFacts {
-        &self.facts
-    }
-}
-
-/// Why [`PendingJoin::check_instance`] failed: a rejection, or your lookup or registry failing.
-///
-/// The lookup's and the registry's errors are kept as they are (match on them); they need only
-/// `Debug + Display`, so `anyhow::Error` and `Box<dyn Error + Send + Sync>` do as well as any
-/// error type. Display shows the cause; [`source`](core::error::Error::source) is the
-/// rejection's [`Error`] (a lookup's or registry's error may not be a `std` error).
-#[non_exhaustive]
-#[derive(Debug)]
-pub enum CheckError<L, R = Infallible> {
-    /// The instance check rejected the join.
-    Rejected(Error),
-    /// The lookup failed (throttled, denied, timed out, ...); retry later.
-    Lookup(L),
-    /// The join registry failed.
-    Registry(R),
-}
-
-impl<L, R> From<Error> for CheckError<L, R> {
-    fn from(e: Error) -> Self {
-        Self::Rejected(e)
-    }
-}
-
-impl<L: fmt::Display, R: fmt::Display> fmt::Display for CheckError<L, R> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Rejected(e) => e.fmt(f),
-            Self::Lookup(e) => write!(f, "instance lookup failed: {e}"),
-            Self::Registry(e) => write!(f, "join registry failed: {e}"),
-        }
-    }
-}
-
-impl<L, R> core::error::Error for CheckError<L, R>
-where
-    L: fmt::Debug + fmt::Display,
-    R: fmt::Debug + fmt::Display,
-{
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Rejected(e) => Some(e),
-            Self::Lookup(_) | Self::Registry(_) => None,
-        }
-    }
-}
-
-impl<L, R> CheckError<L, R> {
-    /// The class of the failure: the rejection's kind, `None` for a lookup or registry failure
-    /// (not a decision about the instance: retry).
-    #[must_use]
-    pub fn kind(&self) -> Option<ErrorKind> {
-        match self {
-            Self::Rejected(e) => Some(e.kind()),
-            Self::Lookup(_) | Self::Registry(_) => None,
-        }
-    }
-
-    /// What to change ([`Error::hint`]), or for a failed lookup or registry, to retry.
-    #[must_use]
-    pub fn hint(&self) -> Option<String> {
-        match self {
-            Self::Rejected(e) => e.hint(),
-            Self::Lookup(_) => Some(
-                "DescribeInstances did not answer (throttled, denied or unreachable): retry                  later; the document was not judged"
-                    .to_owned(),
-            ),
-            Self::Registry(_) => Some(
-                "the join registry did not answer: retry later; the instance was not judged"
-                    .to_owned(),
-            ),
-        }
-    }
 }

@@ -1,0 +1,132 @@
+//! What the instance check yields: the [`JoinOutcome`] that grants a join, or why not
+//! ([`CheckError`]).
+
+use core::convert::Infallible;
+use core::fmt;
+
+use crate::error::Error;
+use crate::kind::ErrorKind;
+use crate::policy::facts::InstanceFacts;
+use crate::policy::rules::AllowRule;
+use crate::signature::document::IdentityDocument;
+
+/// A join that passed every check, the instance check included: the only value that grants
+/// one. Made by [`PendingJoin::check_facts`](crate::PendingJoin::check_facts), [`PendingJoin::check_instance`](crate::PendingJoin::check_instance) and
+/// [`PendingJoin::check_instance_once`](crate::PendingJoin::check_instance_once). Serializes as
+/// `{"host_id", "matched_rule", "rule", "document", "facts"}`.
+#[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
+pub struct JoinOutcome {
+    // Set only by the pending join's checks (`crate::join::pending`).
+    pub(crate) host_id: String,
+    pub(crate) matched_rule: usize,
+    pub(crate) rule: AllowRule,
+    pub(crate) document: IdentityDocument,
+    pub(crate) facts: InstanceFacts,
+}
+
+impl JoinOutcome {
+    /// Teleport's host id, `<accountId>-<instanceId>`: the identity the host joins as.
+    #[must_use]
+    pub fn host_id(&self) -> &str {
+        &self.host_id
+    }
+
+    /// Index of the matched allow rule.
+    #[must_use]
+    pub fn matched_rule(&self) -> usize {
+        self.matched_rule
+    }
+
+    /// The matched allow rule.
+    #[must_use]
+    pub fn rule(&self) -> &AllowRule {
+        &self.rule
+    }
+
+    /// The signed identity document.
+    #[must_use]
+    pub fn document(&self) -> &IdentityDocument {
+        &self.document
+    }
+
+    /// What `DescribeInstances` said.
+    #[must_use]
+    pub fn facts(&self) -> &InstanceFacts {
+        &self.facts
+    }
+}
+
+/// Why [`PendingJoin::check_instance`](crate::PendingJoin::check_instance) failed: a rejection, or your lookup or registry failing.
+///
+/// The lookup's and the registry's errors are kept as they are (match on them); they need only
+/// `Debug + Display`, so `anyhow::Error` and `Box<dyn Error + Send + Sync>` do as well as any
+/// error type. Display shows the cause; [`source`](core::error::Error::source) is the
+/// rejection's [`Error`] (a lookup's or registry's error may not be a `std` error).
+#[non_exhaustive]
+#[derive(Debug)]
+pub enum CheckError<L, R = Infallible> {
+    /// The instance check rejected the join.
+    Rejected(Error),
+    /// The lookup failed (throttled, denied, timed out, ...); retry later.
+    Lookup(L),
+    /// The join registry failed.
+    Registry(R),
+}
+
+impl<L, R> From<Error> for CheckError<L, R> {
+    fn from(e: Error) -> Self {
+        Self::Rejected(e)
+    }
+}
+
+impl<L: fmt::Display, R: fmt::Display> fmt::Display for CheckError<L, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Rejected(e) => e.fmt(f),
+            Self::Lookup(e) => write!(f, "instance lookup failed: {e}"),
+            Self::Registry(e) => write!(f, "join registry failed: {e}"),
+        }
+    }
+}
+
+impl<L, R> core::error::Error for CheckError<L, R>
+where
+    L: fmt::Debug + fmt::Display,
+    R: fmt::Debug + fmt::Display,
+{
+    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
+        match self {
+            Self::Rejected(e) => Some(e),
+            Self::Lookup(_) | Self::Registry(_) => None,
+        }
+    }
+}
+
+impl<L, R> CheckError<L, R> {
+    /// The class of the failure: the rejection's kind, `None` for a lookup or registry failure
+    /// (not a decision about the instance: retry).
+    #[must_use]
+    pub fn kind(&self) -> Option<ErrorKind> {
+        match self {
+            Self::Rejected(e) => Some(e.kind()),
+            Self::Lookup(_) | Self::Registry(_) => None,
+        }
+    }
+
+    /// What to change ([`Error::hint`]), or for a failed lookup or registry, to retry.
+    #[must_use]
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            Self::Rejected(e) => e.hint(),
+            Self::Lookup(_) => Some(
+                "DescribeInstances did not answer (throttled, denied or unreachable): retry \
+                 later; the document was not judged"
+                    .to_owned(),
+            ),
+            Self::Registry(_) => Some(
+                "the join registry did not answer: retry later; the instance was not judged"
+                    .to_owned(),
+            ),
+        }
+    }
+}
