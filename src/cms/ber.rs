@@ -233,55 +233,12 @@ fn parse_element<'a>(
     if usize::from(depth) > MAX_DEPTH {
         return Err(ber_error(offset, Malformed::NestingTooDeep));
     }
-    let (&tag, rest) = input
-        .split_first()
-        .ok_or_else(|| ber_error(offset, Malformed::Truncated))?;
-    if tag & 0x1f == 0x1f {
-        return Err(ber_error(
-            offset,
-            Malformed::InvalidValue("high tag number"),
-        ));
-    }
-    let (&first, rest) = rest
-        .split_first()
-        .ok_or_else(|| ber_error(offset, Malformed::Truncated))?;
-    let header_len: u8;
-    let value_len;
-    let mut indefinite = false;
-    match first {
-        0x80 => {
-            if tag & CONSTRUCTED == 0 {
-                return Err(ber_error(offset, Malformed::BadIndefiniteLength));
-            }
-            indefinite = true;
-            header_len = 2;
-            value_len = match lengths.and_then(|l| l.get(offset)) {
-                Some(len) => len,
-                None => {
-                    let len = indefinite_value_len(rest, offset + 2, depth, lengths)?;
-                    if let Some(l) = lengths {
-                        l.record(offset, len);
-                    }
-                    len
-                }
-            };
-        }
-        0..=0x7f => {
-            header_len = 2;
-            value_len = usize::from(first);
-        }
-        0x81..=0x84 => {
-            let n = first & 0x7f;
-            let bytes = rest
-                .get(..usize::from(n))
-                .ok_or_else(|| ber_error(offset, Malformed::Truncated))?;
-            header_len = 2 + n;
-            value_len = bytes
-                .iter()
-                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
-        }
-        _ => return Err(ber_error(offset, Malformed::BadLength)),
-    }
+    let Header {
+        tag,
+        header_len,
+        value_len,
+        indefinite,
+    } = read_header(input, offset, depth, lengths)?;
     let eoc_len = if indefinite { 2 } else { 0 };
     let header = usize::from(header_len);
     let total = header
@@ -310,6 +267,78 @@ fn parse_element<'a>(
         lengths,
     };
     Ok((element, total))
+}
+
+/// An element's identifier and length octets, read but not yet checked against the input.
+struct Header {
+    tag: u8,
+    header_len: u8,
+    /// Without the end-of-contents octets of an indefinite length.
+    value_len: usize,
+    indefinite: bool,
+}
+
+/// Reads the tag (low tag numbers only) and the length: short, long (up to 4 bytes), or
+/// indefinite on a constructed element.
+fn read_header(
+    input: &[u8],
+    offset: usize,
+    depth: u8,
+    lengths: Option<&IndefiniteLengths>,
+) -> Result<Header, BerError> {
+    let truncated = || ber_error(offset, Malformed::Truncated);
+    let (&tag, rest) = input.split_first().ok_or_else(truncated)?;
+    if tag & 0x1f == 0x1f {
+        return Err(ber_error(
+            offset,
+            Malformed::InvalidValue("high tag number"),
+        ));
+    }
+    let (&first, rest) = rest.split_first().ok_or_else(truncated)?;
+    let (header_len, value_len, indefinite) = match first {
+        0x80 if tag & CONSTRUCTED == 0 => {
+            return Err(ber_error(offset, Malformed::BadIndefiniteLength));
+        }
+        0x80 => (
+            2,
+            remembered_indefinite_len(rest, offset, depth, lengths)?,
+            true,
+        ),
+        0..=0x7f => (2, usize::from(first), false),
+        0x81..=0x84 => {
+            let n = first & 0x7f;
+            let bytes = rest.get(..usize::from(n)).ok_or_else(truncated)?;
+            let len = bytes
+                .iter()
+                .fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+            (2 + n, len, false)
+        }
+        _ => return Err(ber_error(offset, Malformed::BadLength)),
+    };
+    Ok(Header {
+        tag,
+        header_len,
+        value_len,
+        indefinite,
+    })
+}
+
+/// The value length of the indefinite-length element at `offset` (whose value starts with
+/// `rest`), measured once and remembered in `lengths` for the element's later readers.
+fn remembered_indefinite_len(
+    rest: &[u8],
+    offset: usize,
+    depth: u8,
+    lengths: Option<&IndefiniteLengths>,
+) -> Result<usize, BerError> {
+    if let Some(len) = lengths.and_then(|l| l.get(offset)) {
+        return Ok(len);
+    }
+    let len = indefinite_value_len(rest, offset + 2, depth, lengths)?;
+    if let Some(l) = lengths {
+        l.record(offset, len);
+    }
+    Ok(len)
 }
 
 /// Length of an indefinite-length value: the children up to (not including) end-of-contents.
