@@ -343,42 +343,7 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let mut total: u128 = 0;
     let mut rest = rest;
     while !rest.is_empty() {
-        let int_len = rest.bytes().take_while(u8::is_ascii_digit).count();
-        let (int_part, after) = rest.split_at(int_len);
-        let (frac_part, after) = match after.strip_prefix('.') {
-            Some(after) => {
-                let n = after.bytes().take_while(u8::is_ascii_digit).count();
-                after.split_at(n)
-            }
-            None => ("", after),
-        };
-        if int_part.is_empty() && frac_part.is_empty() {
-            return Err(err("expected a number"));
-        }
-        let unit_len = after
-            .bytes()
-            .take_while(|b| !b.is_ascii_digit() && *b != b'.')
-            .count();
-        let (unit, after) = after.split_at(unit_len);
-        let unit_nanos: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(err("missing unit")),
-            _ => return Err(err("unknown unit")),
-        };
-        let whole: u128 = if int_part.is_empty() {
-            0
-        } else {
-            int_part.parse().map_err(|_| err("number too large"))?
-        };
-        let nanos = whole
-            .checked_mul(unit_nanos)
-            .and_then(|n| n.checked_add(fraction_nanos(frac_part, unit_nanos)))
-            .ok_or_else(|| err("overflow"))?;
+        let (nanos, after) = duration_term(rest).map_err(err)?;
         total = total.checked_add(nanos).ok_or_else(|| err("overflow"))?;
         if total > MAX_NANOS {
             return Err(err("overflow"));
@@ -388,6 +353,48 @@ pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
     let secs = u64::try_from(total / 1_000_000_000).map_err(|_| err("overflow"))?;
     let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| err("overflow"))?;
     Ok(Duration::new(secs, nanos))
+}
+
+/// One `<number>[.<fraction>]<unit>` term at the start of `text`: its nanoseconds and the rest,
+/// or what is wrong with it.
+fn duration_term(text: &str) -> Result<(u128, &str), &'static str> {
+    let int_len = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (int_part, after) = text.split_at(int_len);
+    let (frac_part, after) = match after.strip_prefix('.') {
+        Some(after) => {
+            let n = after.bytes().take_while(u8::is_ascii_digit).count();
+            after.split_at(n)
+        }
+        None => ("", after),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err("expected a number");
+    }
+    let unit_len = after
+        .bytes()
+        .take_while(|b| !b.is_ascii_digit() && *b != b'.')
+        .count();
+    let (unit, after) = after.split_at(unit_len);
+    let unit_nanos: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" | "μs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "" => return Err("missing unit"),
+        _ => return Err("unknown unit"),
+    };
+    let whole: u128 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().map_err(|_| "number too large")?
+    };
+    let nanos = whole
+        .checked_mul(unit_nanos)
+        .and_then(|n| n.checked_add(fraction_nanos(frac_part, unit_nanos)))
+        .ok_or("overflow")?;
+    Ok((nanos, after))
 }
 
 /// The nanoseconds of a fraction `.<digits>` of `unit_nanos`, digits past nanosecond precision
