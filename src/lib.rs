@@ -35,7 +35,11 @@ pub use join::pending::PendingJoin;
 pub use join::registry::{InMemoryJoinRegistry, JoinClaim, JoinRegistry};
 pub use join::verifier::{Verifier, VerifierBuilder};
 pub use kind::ErrorKind;
-pub use policy::facts::{InstanceFacts, MAX_ROOT_VOLUME_ATTACH_GAP_SECS, check_instance_facts};
+#[expect(deprecated, reason = "the old name stays for one release")]
+pub use policy::facts::MAX_ROOT_VOLUME_ATTACH_GAP_SECS;
+pub use policy::facts::{
+    InstanceFacts, MAX_ROOT_VOLUME_ATTACH_GAP, RootVolumeCheck, check_instance_facts,
+};
 pub use policy::rules::{AllowRule, match_allow_rules};
 pub use policy::token::{
     DEFAULT_TTL, IidTtl, MIN_TTL, TokenMetadata, TokenResource, TokenSpec, parse_go_duration,

@@ -10,7 +10,7 @@ use crate::error::Error;
 use crate::join::lookup::{InstanceLookup, InstanceQuery};
 use crate::join::outcome::{CheckError, JoinOutcome};
 use crate::join::registry::{JoinClaim, JoinRegistry};
-use crate::policy::facts::{InstanceFacts, check_instance_facts};
+use crate::policy::facts::{InstanceFacts, RootVolumeCheck, check_instance_facts};
 use crate::policy::rules::AllowRule;
 use crate::signature::VerifiedDocument;
 use crate::signature::document::IdentityDocument;
@@ -35,7 +35,7 @@ pub struct PendingJoin<'v> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct InstanceCheck {
     /// SPIRE's root-volume check ([`VerifierBuilder::root_volume_check`](crate::VerifierBuilder::root_volume_check)).
-    pub(crate) root_volume_check: bool,
+    pub(crate) root_volume: RootVolumeCheck,
     /// How long after `pendingTime` the TTL (and the future skew) still admit a document: how
     /// long a registry must keep its claim.
     pub(crate) claim_window: Duration,
@@ -110,8 +110,8 @@ impl<'v> PendingJoin<'v> {
     /// # Errors
     /// As [`check_instance_facts`].
     pub fn check_facts(&self, facts: Option<&InstanceFacts>) -> Result<JoinOutcome, Error> {
-        let root_volume_check = self.settings.root_volume_check;
-        check_instance_facts(&self.verified, self.rule, facts, root_volume_check)?;
+        let root_volume = self.settings.root_volume;
+        check_instance_facts(&self.verified, self.rule, facts, root_volume)?;
         Ok(JoinOutcome {
             host_id: self.document().host_id(),
             matched_rule: self.rule_index,

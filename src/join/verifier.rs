@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 use crate::error::{ConfigError, Error};
 use crate::input::SignedInput;
 use crate::join::pending::{InstanceCheck, PendingJoin};
+use crate::policy::facts::RootVolumeCheck;
 use crate::policy::rules::{AllowRule, match_allow_rules};
 use crate::policy::token::{DEFAULT_TTL, MIN_TTL, TokenResource, TokenSpec};
 use crate::policy::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
@@ -305,7 +306,11 @@ impl VerifierBuilder {
             ttl,
             max_future_skew: self.max_future_skew,
             instance_check: InstanceCheck {
-                root_volume_check: self.root_volume_check,
+                root_volume: if self.root_volume_check {
+                    RootVolumeCheck::Require
+                } else {
+                    RootVolumeCheck::Skip
+                },
                 claim_window: ttl.saturating_add(self.max_future_skew),
             },
             expires: self.expires,

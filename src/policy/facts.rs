@@ -1,5 +1,7 @@
 //! Checks on what `DescribeInstances` said about the instance: pure, sync.
 
+use core::time::Duration;
+
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -64,7 +66,23 @@ impl InstanceFacts {
 
 /// Largest gap SPIRE tolerates between the root EBS volume's and the primary network
 /// interface's attach times: both are attached at launch.
+pub const MAX_ROOT_VOLUME_ATTACH_GAP: Duration = Duration::from_secs(60);
+
+/// [`MAX_ROOT_VOLUME_ATTACH_GAP`] in seconds.
+#[deprecated(since = "0.1.0", note = "use MAX_ROOT_VOLUME_ATTACH_GAP, a Duration")]
 pub const MAX_ROOT_VOLUME_ATTACH_GAP_SECS: i64 = 60;
+
+/// Whether [`check_instance_facts`] runs SPIRE's root-volume anti-tamper check.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub enum RootVolumeCheck {
+    /// Not checked (Teleport's behaviour).
+    #[default]
+    Skip,
+    /// For an EBS root, the root volume must have been attached within
+    /// [`MAX_ROOT_VOLUME_ATTACH_GAP`] of the primary network interface.
+    Require,
+}
 
 /// Checks an instance's facts against its verified document and the matched rule.
 ///
@@ -72,7 +90,7 @@ pub const MAX_ROOT_VOLUME_ATTACH_GAP_SECS: i64 = 60;
 /// `running`; its owner (the reservation's `OwnerId`, required) is the document's account,
 /// which the rule admits; the rule's lookup bounds hold
 /// (`aws_vpc_ids`, `aws_subnet_ids`, `aws_iam_instance_profile_arns`; a bound needs its fact);
-/// and, if `root_volume_check` is on, SPIRE's anti-tamper check: for an EBS root, the root
+/// and, with [`RootVolumeCheck::Require`], SPIRE's anti-tamper check: for an EBS root, the root
 /// volume was attached within 60 s of the primary network interface, i.e. at launch, not
 /// swapped in later (skipped for `instance-store` roots).
 ///
@@ -87,7 +105,7 @@ pub fn check_instance_facts(
     verified: &VerifiedDocument,
     rule: &AllowRule,
     facts: Option<&InstanceFacts>,
-    root_volume_check: bool,
+    root_volume: RootVolumeCheck,
 ) -> Result<(), Error> {
     let document = verified.document();
     let facts = facts.ok_or_else(|| Error::InstanceNotFound {
@@ -113,7 +131,7 @@ pub fn check_instance_facts(
         });
     }
     check_lookup_bounds(rule, facts)?;
-    if root_volume_check {
+    if root_volume == RootVolumeCheck::Require {
         check_root_volume(facts)?;
     }
     Ok(())
@@ -135,12 +153,11 @@ fn check_root_volume(facts: &InstanceFacts) -> Result<(), Error> {
     let eni = facts.primary_eni_attach_time.ok_or(Error::MissingFact {
         fact: "primary_eni_attach_time",
     })?;
-    let gap = volume
-        .signed_duration_since(eni)
-        .num_seconds()
-        .saturating_abs();
-    if gap > MAX_ROOT_VOLUME_ATTACH_GAP_SECS {
-        return Err(Error::RootVolumeReattached { seconds: gap });
+    let gap = volume.signed_duration_since(eni).abs();
+    if gap.to_std().unwrap_or(Duration::MAX) > MAX_ROOT_VOLUME_ATTACH_GAP {
+        return Err(Error::RootVolumeReattached {
+            seconds: gap.num_seconds(),
+        });
     }
     Ok(())
 }
