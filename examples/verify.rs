@@ -212,8 +212,8 @@ fn run(args: &Args) -> Result<String, Failure> {
             check_ttl(
                 verified.document().pending_time,
                 ttl,
-                now,
                 DEFAULT_MAX_FUTURE_SKEW,
+                now,
             )?;
         }
         let host_id = verified.document().host_id();

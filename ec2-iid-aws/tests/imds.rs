@@ -67,8 +67,8 @@ fn verify(input: SignedInput<'_>, options: &VerifyOptions) -> String {
     check_ttl(
         pending,
         Duration::from_secs(300),
-        now,
         DEFAULT_MAX_FUTURE_SKEW,
+        now,
     )
     .unwrap();
     verified.host_id()

@@ -400,8 +400,8 @@ fn ttl_stage(report: &mut Report, setup: &Setup, document: &IdentityDocument) {
     let result = check_ttl(
         document.pending_time,
         ttl,
-        setup.now,
         DEFAULT_MAX_FUTURE_SKEW,
+        setup.now,
     );
     let limit = match result {
         Err(Error::PendingTimeInFuture { .. }) => {

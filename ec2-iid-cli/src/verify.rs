@@ -43,7 +43,7 @@ pub(crate) fn verdict(setup: &Setup) -> Result<Value, Error> {
         let verified = verify_input(setup.input(), &setup.trust, &setup.verify_options())?;
         if let Some(ttl) = setup.options.ttl_without_token() {
             let pending_time = verified.document().pending_time;
-            check_ttl(pending_time, ttl, setup.now, DEFAULT_MAX_FUTURE_SKEW)?;
+            check_ttl(pending_time, ttl, DEFAULT_MAX_FUTURE_SKEW, setup.now)?;
         }
         let host_id = verified.host_id();
         return Ok(report(

@@ -375,8 +375,8 @@ fn check_spec(spec: &TokenSpec) {
     let fresh = check_ttl(
         doc.pending_time,
         valid.aws_iid_ttl.get(),
-        now(),
         ec2_iid::DEFAULT_MAX_FUTURE_SKEW,
+        now(),
     )
     .is_ok();
     assert_eq!(

@@ -199,8 +199,8 @@ impl Verifier {
         check_ttl(
             verified.document().pending_time,
             self.ttl,
-            now,
             self.max_future_skew,
+            now,
         )?;
         Ok(PendingJoin::new(
             &self.instance_check,

@@ -17,7 +17,8 @@ pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(60);
 /// this check admits only freshly launched instances: a long-running instance cannot join
 /// with a TTL of minutes, however recently its document was signed.
 ///
-/// Safe for any `DateTime` and any `Duration`: no overflow, no panic.
+/// Safe for any `DateTime` and any `Duration`: no overflow, no panic. The clock comes last, as
+/// in every function of the crate that takes one.
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
@@ -26,8 +27,8 @@ pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(60);
 ///
 /// let pending = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
 /// let ttl = Duration::from_secs(300);
-/// assert!(check_ttl(pending, ttl, pending + chrono::Duration::minutes(5), DEFAULT_MAX_FUTURE_SKEW).is_ok());
-/// assert!(check_ttl(pending, ttl, pending + chrono::Duration::minutes(6), DEFAULT_MAX_FUTURE_SKEW).is_err());
+/// assert!(check_ttl(pending, ttl, DEFAULT_MAX_FUTURE_SKEW, pending + chrono::Duration::minutes(5)).is_ok());
+/// assert!(check_ttl(pending, ttl, DEFAULT_MAX_FUTURE_SKEW, pending + chrono::Duration::minutes(6)).is_err());
 /// ```
 ///
 /// # Errors
@@ -35,8 +36,8 @@ pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(60);
 pub fn check_ttl(
     pending_time: DateTime<Utc>,
     ttl: Duration,
-    now: DateTime<Utc>,
     max_future_skew: Duration,
+    now: DateTime<Utc>,
 ) -> Result<(), Error> {
     // The difference of two chrono DateTimes always fits a TimeDelta.
     let age = now.signed_duration_since(pending_time);
@@ -78,23 +79,23 @@ mod tests {
     fn boundaries() {
         let skew = DEFAULT_MAX_FUTURE_SKEW;
         let at = |secs: i64| t0() + TimeDelta::seconds(secs);
-        assert_eq!(check_ttl(t0(), TTL, at(0), skew), Ok(()));
+        assert_eq!(check_ttl(t0(), TTL, skew, at(0)), Ok(()));
         assert_eq!(
-            check_ttl(t0(), TTL, at(300), skew),
+            check_ttl(t0(), TTL, skew, at(300)),
             Ok(()),
             "inclusive, as Teleport"
         );
         assert_eq!(
-            check_ttl(t0(), TTL, at(301), skew),
+            check_ttl(t0(), TTL, skew, at(301)),
             Err(Error::Expired {
                 pending_time: t0(),
                 now: at(301),
                 ttl: TTL
             })
         );
-        assert_eq!(check_ttl(t0(), TTL, at(-60), skew), Ok(()));
+        assert_eq!(check_ttl(t0(), TTL, skew, at(-60)), Ok(()));
         assert_eq!(
-            check_ttl(t0(), TTL, at(-61), skew),
+            check_ttl(t0(), TTL, skew, at(-61)),
             Err(Error::PendingTimeInFuture {
                 pending_time: t0(),
                 now: at(-61),
@@ -105,8 +106,8 @@ mod tests {
             check_ttl(
                 t0(),
                 TTL,
-                t0() + TimeDelta::nanoseconds(300_000_000_001),
-                skew
+                skew,
+                t0() + TimeDelta::nanoseconds(300_000_000_001)
             )
             .is_err()
         );
@@ -118,14 +119,14 @@ mod tests {
         let min = DateTime::<Utc>::MIN_UTC;
         let huge = Duration::MAX;
         assert!(matches!(
-            check_ttl(min, TTL, max, TTL),
+            check_ttl(min, TTL, TTL, max),
             Err(Error::Expired { .. })
         ));
         assert!(matches!(
-            check_ttl(max, TTL, min, TTL),
+            check_ttl(max, TTL, TTL, min),
             Err(Error::PendingTimeInFuture { .. })
         ));
-        assert_eq!(check_ttl(min, huge, max, huge), Ok(()));
-        assert_eq!(check_ttl(max, huge, min, huge), Ok(()));
+        assert_eq!(check_ttl(min, huge, huge, max), Ok(()));
+        assert_eq!(check_ttl(max, huge, huge, min), Ok(()));
     }
 }
