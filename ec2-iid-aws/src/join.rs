@@ -1,7 +1,7 @@
 //! The instance side of a join: fetch the signed identity document from IMDS and `POST` it to
 //! a join server's `/join`, retrying what may pass later within a deadline.
 //!
-//! The server is the one of `examples/join_server.rs`: the body is the `/rsa2048` (or
+//! The server is `ec2-iid serve` (ec2-iid-cli): the body is the `/rsa2048` (or
 //! `/pkcs7`) text as IMDS serves it, and it answers
 //!
 //! * 200 `{"host_id": ..., "matched_rule": N}`: joined ([`Joined`]);

@@ -4,6 +4,7 @@
 use core::fmt;
 use core::time::Duration;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
@@ -14,7 +15,9 @@ use aws_smithy_async::future::timeout::Timeout;
 use aws_smithy_async::rt::sleep::{AsyncSleep, default_async_sleep};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::timeout::TimeoutConfig;
-use ec2_iid::{InstanceFacts, InstanceId, InstanceLookup, InstanceQuery, Partition, Region};
+use ec2_iid::{
+    InstanceFacts, InstanceId, InstanceLookup, InstanceQuery, Partition, Region, RoleArn,
+};
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use crate::error::{CallContext, Ec2LookupError, Operation};
@@ -85,6 +88,8 @@ struct Inner {
     /// One slot per (region, role); the slot's lock makes concurrent lookups for the same key
     /// wait for one `AssumeRole` instead of each making their own.
     clients: Mutex<HashMap<ClientKey, Arc<AsyncMutex<Option<CachedClient>>>>>,
+    /// `DescribeInstances` requests sent (each page counts).
+    describe_calls: AtomicU64,
 }
 
 /// The builder's settings, fixed at `build`.
@@ -96,6 +101,8 @@ struct Settings {
     session_name: String,
     ec2_endpoint_url: Option<String>,
     sts_endpoint_url: Option<String>,
+    /// The `ExternalId` to send when assuming a role, by role ARN.
+    external_ids: HashMap<String, String>,
 }
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq)]
@@ -169,6 +176,7 @@ impl Ec2Lookup {
             inner: Arc::new(Inner {
                 settings,
                 clients: Mutex::new(HashMap::new()),
+                describe_calls: AtomicU64::new(0),
             }),
         }
     }
@@ -179,6 +187,22 @@ impl Ec2Lookup {
         self.inner.settings.timeout
     }
 
+    /// How many `DescribeInstances` requests this lookup (and its clones) has sent, each page
+    /// of a paginated answer counted: for metrics and tests.
+    ///
+    /// ```
+    /// # let config = aws_config::SdkConfig::builder().build();
+    /// assert_eq!(ec2_iid_aws::Ec2Lookup::new(&config).describe_calls(), 0);
+    /// ```
+    #[must_use]
+    pub fn describe_calls(&self) -> u64 {
+        self.inner.describe_calls.load(Ordering::Relaxed)
+    }
+
+    fn count_describe_call(&self) {
+        self.inner.describe_calls.fetch_add(1, Ordering::Relaxed);
+    }
+
     /// Describes one instance: what [`InstanceLookup::describe_instance`] does.
     async fn describe(
         &self,
@@ -186,6 +210,7 @@ impl Ec2Lookup {
     ) -> Result<Option<InstanceFacts>, Ec2LookupError> {
         let key = ClientKey::of(query);
         let client = self.client_for(&key, query).await?;
+        self.count_describe_call();
         let result = client
             .describe_instances()
             .instance_ids(query.instance_id.as_str())
@@ -215,6 +240,7 @@ impl Ec2Lookup {
         let mut found: Vec<Option<InstanceFacts>> = vec![None; ids.len()];
         let mut next_token: Option<String> = None;
         loop {
+            self.count_describe_call();
             let output = client
                 .describe_instances()
                 .filters(filter.clone())
@@ -330,6 +356,10 @@ impl fmt::Debug for Ec2Lookup {
             .field("ec2_endpoint_url", &settings.ec2_endpoint_url)
             .field("sts_endpoint_url", &settings.sts_endpoint_url)
             .field(
+                "external_id_roles",
+                &settings.external_ids.keys().collect::<Vec<_>>(),
+            )
+            .field(
                 "partition_configs",
                 &settings
                     .partition_configs
@@ -424,6 +454,7 @@ impl Settings {
             .assume_role()
             .role_arn(role_arn)
             .role_session_name(&self.session_name)
+            .set_external_id(self.external_ids.get(role_arn).cloned())
             .send()
             .await
             .map_err(|err| {
@@ -502,6 +533,7 @@ impl Ec2LookupBuilder {
                 session_name: DEFAULT_SESSION_NAME.to_owned(),
                 ec2_endpoint_url: None,
                 sts_endpoint_url: None,
+                external_ids: HashMap::new(),
             },
         }
     }
@@ -573,6 +605,26 @@ impl Ec2LookupBuilder {
         self
     }
 
+    /// Sends `external_id` as the `ExternalId` of `sts:AssumeRole` for `role_arn`: the value
+    /// the role's trust policy requires (`sts:ExternalId` condition), which the account owner
+    /// gave to this server's operator. It is server configuration, not part of the join token.
+    /// Set again for the same role, the last value wins. 2 to 1224 characters of letters,
+    /// digits and `_+=,.@:/-`.
+    ///
+    /// ```
+    /// # let config = aws_config::SdkConfig::builder().build();
+    /// let role: ec2_iid::RoleArn = "arn:aws:iam::210987654321:role/describe".parse().unwrap();
+    /// let builder = ec2_iid_aws::Ec2Lookup::builder(&config);
+    /// assert!(builder.clone().external_id(role.clone(), "tenant-42").build().is_ok());
+    /// assert!(builder.external_id(role, "no spaces").build().is_err());
+    /// ```
+    pub fn external_id(mut self, role_arn: RoleArn, external_id: impl Into<String>) -> Self {
+        self.settings
+            .external_ids
+            .insert(role_arn.as_str().to_owned(), external_id.into());
+        self
+    }
+
     /// Uses `config` (its credentials, above all) for queries in `partition`, instead of the
     /// configuration the builder was made with.
     ///
@@ -610,13 +662,24 @@ impl Ec2LookupBuilder {
     /// # Errors
     ///
     /// [`ConfigError::ZeroTimeout`] for a zero timeout, [`ConfigError::InvalidSessionName`] for
-    /// a session name STS would refuse.
+    /// a session name STS would refuse, [`ConfigError::InvalidExternalId`] for an external id
+    /// STS would refuse.
     pub fn build(self) -> Result<Ec2Lookup, ConfigError> {
         if self.settings.timeout.is_zero() {
             return Err(ConfigError::ZeroTimeout);
         }
         if !valid_session_name(&self.settings.session_name) {
             return Err(ConfigError::InvalidSessionName);
+        }
+        if let Some((role_arn, _)) = self
+            .settings
+            .external_ids
+            .iter()
+            .find(|(_, id)| !valid_external_id(id))
+        {
+            return Err(ConfigError::InvalidExternalId {
+                role_arn: role_arn.clone(),
+            });
         }
         Ok(Ec2Lookup::from_settings(self.settings))
     }
@@ -630,10 +693,24 @@ fn valid_session_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@-".contains(&b))
 }
 
+/// STS `ExternalId`: `[\w+=,.@:/-]{2,1224}`.
+fn valid_external_id(id: &str) -> bool {
+    (2..=1224).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_+=,.@:/-".contains(&b))
+}
+
 /// An [`Ec2LookupBuilder`] setting is invalid.
 #[non_exhaustive]
 #[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
 pub enum ConfigError {
+    /// An external id is not 2 to 1224 characters of letters, digits and `_+=,.@:/-`.
+    #[error("invalid STS external id for {role_arn}: 2 to 1224 of A-Z a-z 0-9 _+=,.@:/- expected")]
+    InvalidExternalId {
+        /// The role the external id was set for.
+        role_arn: String,
+    },
     /// The STS session name is not 2 to 64 characters of letters, digits and `_+=,.@-`.
     #[error("invalid STS role session name: 2 to 64 of A-Z a-z 0-9 _+=,.@- expected")]
     InvalidSessionName,
@@ -713,6 +790,46 @@ mod tests {
         assert_eq!(lookup.timeout(), DEFAULT_TIMEOUT);
         let debug = format!("{lookup:?}");
         assert!(debug.contains("session_name: \"ec2-iid\""), "{debug}");
+    }
+
+    #[test]
+    fn external_ids_are_kept_by_role_and_validated() {
+        let config = SdkConfig::builder().build();
+        let role: RoleArn = "arn:aws:iam::210987654321:role/describe".parse().unwrap();
+        let other: RoleArn = "arn:aws:iam::210987654321:role/other".parse().unwrap();
+        let lookup = Ec2Lookup::builder(&config)
+            .external_id(role.clone(), "first")
+            .external_id(role.clone(), "tenant-42:a/b@c")
+            .external_id(other.clone(), "xy")
+            .build()
+            .unwrap();
+        let ids = &lookup.inner.settings.external_ids;
+        assert_eq!(ids.len(), 2);
+        assert_eq!(
+            ids.get(role.as_str()).map(String::as_str),
+            Some("tenant-42:a/b@c")
+        );
+        assert_eq!(ids.get(other.as_str()).map(String::as_str), Some("xy"));
+        let debug = format!("{lookup:?}");
+        assert!(debug.contains("role/describe"), "{debug}");
+        for bad in ["", "x", "has space", "ü-nicode", &"n".repeat(1225)] {
+            assert_eq!(
+                Ec2Lookup::builder(&config)
+                    .external_id(role.clone(), bad)
+                    .build()
+                    .unwrap_err(),
+                ConfigError::InvalidExternalId {
+                    role_arn: role.as_str().to_owned()
+                },
+                "{bad:?}"
+            );
+        }
+        assert!(
+            Ec2Lookup::builder(&config)
+                .external_id(role, "n".repeat(1224))
+                .build()
+                .is_ok()
+        );
     }
 
     #[test]

@@ -59,7 +59,7 @@ pub(crate) struct VerifyArgs {
 
 /// The regions one `--cert-region` names.
 #[derive(Clone, Debug)]
-pub(crate) struct RegionList(Vec<Region>);
+pub(crate) struct RegionList(pub(crate) Vec<Region>);
 
 /// The flags once checked: what the verification needs, certificates paired with their
 /// regions.
@@ -133,8 +133,9 @@ impl Options {
     }
 }
 
-/// Each `--cert` must be followed by one `--cert-region` before the next `--cert`.
-fn check_cert_order(matches: &ArgMatches) -> Result<(), String> {
+/// Each `--cert` must be followed by one `--cert-region` before the next `--cert` (also for
+/// `serve`).
+pub(crate) fn check_cert_order(matches: &ArgMatches) -> Result<(), String> {
     let indices = |id: &str, is_cert: bool| {
         matches
             .indices_of(id)
@@ -175,7 +176,7 @@ fn parse_format(text: &str) -> Result<Format, String> {
         .map_err(|_| format!("unsupported --format {text:?}: pkcs7, rsa2048 or signature"))
 }
 
-fn parse_regions(text: &str) -> Result<RegionList, String> {
+pub(crate) fn parse_regions(text: &str) -> Result<RegionList, String> {
     text.split(',')
         .map(|r| r.parse().map_err(|_| format!("invalid region {r:?}")))
         .collect::<Result<Vec<Region>, String>>()

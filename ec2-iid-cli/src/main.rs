@@ -3,8 +3,11 @@
 //! Subcommands: `verify` (JSON verdict), `explain` (one line per check), `certs list` and
 //! `certs check`. Exit codes: 0 accepted, 1 rejected, 2 usage or setup error. With the `aws`
 //! feature, `join` (on an instance: send the IMDS document to a join server; exit 0 joined,
-//! 1 refused, 2 usage, 3 IMDS failed or the server could not be reached). See the crate's
-//! README for an example session.
+//! 1 refused, 2 usage, 3 IMDS failed or the server could not be reached) and `serve` (the join
+//! server). See the crate's README for an example session.
+// The layout of `serve`'s join future (axum handler, lookup, registry, timeout, spans) nests
+// deeper than the default limit of 128 queries when clippy computes it.
+#![recursion_limit = "256"]
 
 mod args;
 mod certs;
@@ -12,6 +15,8 @@ mod explain;
 mod hint;
 #[cfg(feature = "aws")]
 mod join;
+#[cfg(feature = "aws")]
+mod serve;
 mod setup;
 mod verify;
 
@@ -57,6 +62,19 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// The join server: POST /join verifies an instance's identity document, checks the
+    /// instance with DescribeInstances and lets each launch join once; GET /metrics and
+    /// GET /healthz for the operator.
+    #[cfg(feature = "aws")]
+    #[command(after_help = serve::EXIT_CODES)]
+    Serve(serve::ServeArgs),
+    /// Not built: this binary was built without the `aws` feature.
+    #[cfg(not(feature = "aws"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Serve {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -98,15 +116,26 @@ fn main() -> ExitCode {
         Command::Join(args) => {
             join::run(args).unwrap_or_else(|message| usage_error("join", &message))
         }
-        #[cfg(not(feature = "aws"))]
-        Command::Join { .. } => {
-            eprintln!(
-                "error: this ec2-iid was built without the `aws` feature, which `join` needs: \
-                 cargo install ec2-iid-cli --features aws"
-            );
-            ExitCode::from(2)
+        #[cfg(feature = "aws")]
+        Command::Serve(args) => {
+            let sub_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
+            serve::run(args, sub_matches).unwrap_or_else(|message| usage_error("serve", &message))
         }
+        #[cfg(not(feature = "aws"))]
+        Command::Join { .. } => built_without_aws("join"),
+        #[cfg(not(feature = "aws"))]
+        Command::Serve { .. } => built_without_aws("serve"),
     }
+}
+
+/// `join` and `serve` without the `aws` feature: exit 2.
+#[cfg(not(feature = "aws"))]
+fn built_without_aws(name: &str) -> ExitCode {
+    eprintln!(
+        "error: this ec2-iid was built without the `aws` feature, which `{name}` needs: \
+         cargo install ec2-iid-cli --features aws"
+    );
+    ExitCode::from(2)
 }
 
 /// Checks the flags, reads what they name, then runs the subcommand.

@@ -86,8 +86,12 @@ impl Setup {
     }
 }
 
-/// A token resource (`kind: token`, with its expiry) or a bare spec, in YAML or JSON.
-fn read_verifier(
+/// A token resource (`kind: token`, with its expiry) or a bare spec, in YAML or JSON (also for
+/// `serve`).
+///
+/// # Errors
+/// The setup error to print: unreadable file, invalid token.
+pub(crate) fn read_verifier(
     path: &Path,
     trust: TrustStore,
     allow_legacy_dsa: bool,

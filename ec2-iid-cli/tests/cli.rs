@@ -770,3 +770,13 @@ fn join_needs_the_aws_feature() {
     assert!(stderr(&output).contains("built without the `aws` feature"));
     assert_eq!(stdout(&output), "");
 }
+
+/// Without the `aws` feature, `serve` exists only to say so (exit 2).
+#[cfg(not(feature = "aws"))]
+#[test]
+fn serve_needs_the_aws_feature() {
+    let output = ec2_iid(&["serve", "--token", "token.yaml"], None);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(stderr(&output).contains("built without the `aws` feature, which `serve` needs"));
+    assert_eq!(stdout(&output), "");
+}

@@ -1,0 +1,204 @@
+//! The HTTP side: `POST /join`, `GET /metrics`, `GET /healthz`, and what each failure answers.
+//!
+//! Refusal bodies are generic on purpose, `{"error": KIND, "request_id": ID}`: an
+//! unauthenticated caller learns nothing about the rules. The full reason and the hint go to
+//! the log (stderr), in the request's span.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse as _, Response};
+use axum::routing::{get, post};
+use chrono::{DateTime, Utc};
+use ec2_iid::{CheckError, ErrorKind, JoinOutcome, Verifier};
+use ec2_iid_aws::Ec2LookupError;
+use tracing::Instrument as _;
+
+use super::error_chain;
+use super::lookup::Lookup;
+use super::metrics::{self, Metrics};
+use super::registry::{Registry, RegistryError};
+
+/// What the requests share.
+#[derive(Debug)]
+pub(crate) struct App {
+    pub(crate) verifier: Verifier,
+    pub(crate) lookup: Lookup,
+    pub(crate) registry: Registry,
+    pub(crate) metrics: Metrics,
+    /// The time one join may take.
+    pub(crate) timeout: Duration,
+}
+
+/// Why a join did not succeed.
+#[derive(Debug)]
+enum Failure {
+    /// The body could not be read: too large, or cut off.
+    Body(BytesRejection),
+    Rejected(ec2_iid::Error),
+    Lookup(Arc<Ec2LookupError>),
+    Registry(RegistryError),
+    /// The join took longer than `--timeout`.
+    TimedOut(Duration),
+    /// A [`CheckError`] variant this server does not know (it is non-exhaustive).
+    Other(String),
+}
+
+/// The routes.
+pub(crate) fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/join", post(join))
+        .route("/metrics", get(metrics))
+        .route("/healthz", get(healthz))
+        .layer(DefaultBodyLimit::max(ec2_iid::MAX_BLOB_LEN))
+        .with_state(app)
+}
+
+/// `POST /join`: the body is the `/rsa2048` (or `/pkcs7`) text, as IMDS serves it.
+async fn join(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+    let started = Instant::now();
+    let id = request_id();
+    let span = tracing::info_span!("join", request_id = %id);
+    let (outcome, response) = async {
+        let result = match body {
+            Ok(body) => decide(&app, &body).await,
+            Err(rejection) => Err(Failure::Body(rejection)),
+        };
+        answer(result, &id)
+    }
+    .instrument(span)
+    .await;
+    app.metrics.record(outcome, started.elapsed());
+    response
+}
+
+/// Verifies the document, looks the instance up and claims it, within the timeout.
+async fn decide(app: &App, body: &[u8]) -> Result<JoinOutcome, Failure> {
+    let now = DateTime::<Utc>::from(SystemTime::now());
+    let checks = async {
+        let pending = tracing::info_span!("document")
+            .in_scope(|| app.verifier.verify(body, now))
+            .map_err(Failure::Rejected)?;
+        pending
+            .check_instance_once(&app.lookup, &app.registry, now)
+            .await
+            .map_err(|e| match e {
+                CheckError::Rejected(e) => Failure::Rejected(e),
+                CheckError::Lookup(e) => Failure::Lookup(e),
+                CheckError::Registry(e) => Failure::Registry(e),
+                e => Failure::Other(e.to_string()),
+            })
+    };
+    tokio::time::timeout(app.timeout, checks)
+        .await
+        .unwrap_or(Err(Failure::TimedOut(app.timeout)))
+}
+
+/// The answer and the outcome label of `/metrics`; the reason is logged.
+fn answer(result: Result<JoinOutcome, Failure>, id: &str) -> (&'static str, Response) {
+    let failure = match result {
+        Ok(outcome) => {
+            tracing::info!(
+                host_id = outcome.host_id(),
+                rule = outcome.matched_rule(),
+                "joined"
+            );
+            let body = serde_json::json!({
+                "host_id": outcome.host_id(),
+                "matched_rule": outcome.matched_rule(),
+            });
+            return ("joined", json(StatusCode::OK, &body));
+        }
+        Err(failure) => failure,
+    };
+    let (status, error, retry) = classify(&failure);
+    match &failure {
+        Failure::Rejected(e) => {
+            let hint = e.hint().unwrap_or_default();
+            tracing::info!(kind = error, "rejected: {e}; hint: {hint}");
+        }
+        Failure::Lookup(e) => tracing::warn!(kind = error, "lookup failed: {}", error_chain(e)),
+        Failure::Registry(e) => tracing::warn!(kind = error, "registry failed: {e}"),
+        Failure::TimedOut(timeout) => {
+            tracing::warn!(kind = error, "timed out: not answered within {timeout:?}");
+        }
+        Failure::Body(e) => tracing::info!(kind = error, "unreadable body: {e}"),
+        Failure::Other(e) => tracing::error!(kind = error, "failed: {e}"),
+    }
+    let mut response = refusal(status, error, id);
+    if retry {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    (error, response)
+}
+
+/// The status, the body's `error` (also the outcome label) and whether to send
+/// `Retry-After`: a failure that may pass later is 503.
+fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
+    match failure {
+        Failure::Body(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            (StatusCode::PAYLOAD_TOO_LARGE, "too_large", false)
+        }
+        Failure::Body(_) => (StatusCode::BAD_REQUEST, "malformed", false),
+        Failure::Rejected(e) => match e.kind() {
+            ErrorKind::Malformed => (StatusCode::BAD_REQUEST, "malformed", false),
+            kind => (StatusCode::FORBIDDEN, kind.as_str(), false),
+        },
+        Failure::Lookup(e) if e.is_transient() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "lookup_unavailable", true)
+        }
+        Failure::Lookup(_) => (StatusCode::INTERNAL_SERVER_ERROR, "lookup_failed", false),
+        Failure::Registry(e) if e.is_transient() => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "registry_unavailable",
+            true,
+        ),
+        Failure::Registry(_) => (StatusCode::INTERNAL_SERVER_ERROR, "registry_failed", false),
+        Failure::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", true),
+        Failure::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
+    }
+}
+
+/// `GET /metrics`.
+async fn metrics(State(app): State<Arc<App>>) -> Response {
+    let text = app.metrics.render(app.lookup.describe_calls());
+    ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
+}
+
+/// `GET /healthz`: the process answers.
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+/// A refusal's body: the kind and the request id, nothing a caller could learn the rules from.
+fn refusal(status: StatusCode, error: &str, id: &str) -> Response {
+    json(
+        status,
+        &serde_json::json!({ "error": error, "request_id": id }),
+    )
+}
+
+fn json(status: StatusCode, body: &serde_json::Value) -> Response {
+    let content_type = [(header::CONTENT_TYPE, "application/json")];
+    (status, content_type, body.to_string()).into_response()
+}
+
+/// A request id unique in this process: its start time and a counter, in hex.
+fn request_id() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let started = STARTED.get_or_init(|| {
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    });
+    format!("{started:x}-{:x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}

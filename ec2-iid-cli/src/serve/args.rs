@@ -1,0 +1,236 @@
+//! The flags of `serve` and the values clap cannot parse alone: the registry, external ids,
+//! certificates paired with their regions.
+
+use core::fmt;
+use core::time::Duration;
+use std::path::PathBuf;
+
+use clap::ArgMatches;
+use ec2_iid::{Region, RoleArn};
+
+use crate::args::{RegionList, check_cert_order, parse_regions};
+
+/// The flags of `serve`.
+#[derive(Clone, Debug, clap::Args)]
+pub(crate) struct ServeArgs {
+    /// The join token (a `kind: token` resource or a bare spec, YAML or JSON): its allow
+    /// rules, aws_iid_ttl and expiry decide who joins.
+    #[arg(long, value_name = "FILE")]
+    token: PathBuf,
+
+    /// Trust this PEM certificate for /rsa2048 documents as well as AWS's. Each --cert is
+    /// followed by its --cert-region.
+    #[arg(long, value_name = "PEM", action = clap::ArgAction::Append)]
+    cert: Vec<PathBuf>,
+
+    /// The comma-separated regions the preceding --cert is trusted for.
+    #[arg(long, value_name = "REGION[,REGION..]", action = clap::ArgAction::Append,
+          value_parser = parse_regions)]
+    cert_region: Vec<RegionList>,
+
+    /// Send EC2 and STS calls to URL instead of AWS's regional endpoints (an emulator such as
+    /// moto).
+    #[arg(long, value_name = "URL")]
+    endpoint_url: Option<String>,
+
+    /// The time one join may take, DescribeInstances (each AWS call) and the registry
+    /// included, in whole seconds; past it the answer is 503 with Retry-After.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    timeout: Duration,
+
+    /// The address to listen on; port 0 picks a free one (printed as `listening on ADDR`).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    listen: String,
+
+    /// Where joins are remembered, so that each instance launch joins once: memory (this
+    /// process only), postgres:URL (shared by replicas; a postgresql:// URL or key=value
+    /// settings, without TLS) or dynamodb:TABLE.
+    #[arg(long, value_name = "memory|postgres:URL|dynamodb:TABLE", default_value = "memory",
+          value_parser = RegistrySpec::parse)]
+    registry: RegistrySpec,
+
+    /// How long the first DescribeInstances query of a batch waits for others, in
+    /// milliseconds; 0 sends one call per join.
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    batch_window_ms: u64,
+
+    /// Send ID as the ExternalId when assuming ROLE_ARN (a rule's aws_role), as the role's
+    /// trust policy requires. Repeatable, one per role.
+    #[arg(long, value_name = "ROLE_ARN=ID", action = clap::ArgAction::Append,
+          value_parser = parse_external_id)]
+    external_id: Vec<ExternalId>,
+}
+
+/// Where joins are remembered (`--registry`).
+#[derive(Clone, Eq, PartialEq)]
+pub(crate) enum RegistrySpec {
+    /// In this process.
+    Memory,
+    /// A PostgreSQL database: tokio-postgres connection settings.
+    Postgres(String),
+    /// A DynamoDB table.
+    DynamoDb(String),
+}
+
+impl RegistrySpec {
+    fn parse(text: &str) -> Result<Self, String> {
+        match text.split_once(':') {
+            None if text == "memory" => Ok(Self::Memory),
+            Some(("postgres", url)) if !url.is_empty() => Ok(Self::Postgres(url.to_owned())),
+            Some(("dynamodb", table)) if !table.is_empty() => Ok(Self::DynamoDb(table.to_owned())),
+            Some((kind @ ("postgres" | "dynamodb"), _)) => {
+                Err(format!("{kind}: needs a value after the colon"))
+            }
+            None if text == "postgres" || text == "dynamodb" => {
+                Err(format!("{text}: needs a value after a colon"))
+            }
+            _ => Err("memory, postgres:URL or dynamodb:TABLE expected".into()),
+        }
+    }
+}
+
+/// Without the PostgreSQL settings, which may hold a password.
+impl fmt::Debug for RegistrySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Memory => f.write_str("Memory"),
+            Self::Postgres(_) => f.write_str("Postgres(..)"),
+            Self::DynamoDb(table) => f.debug_tuple("DynamoDb").field(table).finish(),
+        }
+    }
+}
+
+/// One `--external-id ROLE_ARN=ID`.
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub(crate) struct ExternalId {
+    pub(crate) role_arn: RoleArn,
+    pub(crate) id: String,
+}
+
+fn parse_external_id(text: &str) -> Result<ExternalId, String> {
+    let (role, id) = text
+        .split_once('=')
+        .ok_or("ROLE_ARN=ID expected (an IAM role ARN, `=`, the external id)")?;
+    let role_arn = role
+        .parse()
+        .map_err(|_| format!("{role:?} is not an IAM role ARN"))?;
+    if id.is_empty() {
+        return Err(format!("no external id after {role}="));
+    }
+    Ok(ExternalId {
+        role_arn,
+        id: id.to_owned(),
+    })
+}
+
+fn parse_secs(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(0) => Err("must be at least 1 second".into()),
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => Err("whole seconds expected".into()),
+    }
+}
+
+/// The flags once checked, certificates paired with their regions.
+#[derive(Clone, Debug)]
+pub(crate) struct ServeOptions {
+    pub(crate) token: PathBuf,
+    pub(crate) certs: Vec<(PathBuf, Vec<Region>)>,
+    pub(crate) endpoint_url: Option<String>,
+    pub(crate) timeout: Duration,
+    pub(crate) listen: String,
+    pub(crate) registry: RegistrySpec,
+    pub(crate) batch_window: Duration,
+    pub(crate) external_ids: Vec<ExternalId>,
+}
+
+impl ServeOptions {
+    /// Checks the flags clap parsed; `matches` are the subcommand's (for the order of
+    /// `--cert` and `--cert-region`).
+    ///
+    /// # Errors
+    /// The usage error to print.
+    pub(crate) fn new(args: ServeArgs, matches: &ArgMatches) -> Result<Self, String> {
+        check_cert_order(matches)?;
+        let regions = args.cert_region.into_iter().map(|list| list.0);
+        Ok(Self {
+            token: args.token,
+            certs: args.cert.into_iter().zip(regions).collect(),
+            endpoint_url: args.endpoint_url,
+            timeout: args.timeout,
+            listen: args.listen,
+            registry: args.registry,
+            batch_window: Duration::from_millis(args.batch_window_ms),
+            external_ids: args.external_id,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registry_specs() {
+        assert_eq!(RegistrySpec::parse("memory"), Ok(RegistrySpec::Memory));
+        assert_eq!(
+            RegistrySpec::parse("postgres:postgresql://u:pw@db:5432/joins"),
+            Ok(RegistrySpec::Postgres(
+                "postgresql://u:pw@db:5432/joins".into()
+            ))
+        );
+        assert_eq!(
+            RegistrySpec::parse("postgres:host=db user=u"),
+            Ok(RegistrySpec::Postgres("host=db user=u".into()))
+        );
+        assert_eq!(
+            RegistrySpec::parse("dynamodb:ec2-iid-joins"),
+            Ok(RegistrySpec::DynamoDb("ec2-iid-joins".into()))
+        );
+        for bad in [
+            "",
+            "memory:",
+            "memory:x",
+            "postgres",
+            "postgres:",
+            "dynamodb:",
+            "redis:x",
+        ] {
+            assert!(RegistrySpec::parse(bad).is_err(), "{bad:?}");
+        }
+        let debug = format!(
+            "{:?}",
+            RegistrySpec::Postgres("postgresql://u:secret@db/joins".into())
+        );
+        assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[test]
+    fn external_ids() {
+        let parsed =
+            parse_external_id("arn:aws:iam::210987654321:role/describe=tenant=42").unwrap();
+        assert_eq!(
+            parsed.role_arn.as_str(),
+            "arn:aws:iam::210987654321:role/describe"
+        );
+        // The first `=` separates: role ARNs have none.
+        assert_eq!(parsed.id, "tenant=42");
+        for bad in [
+            "",
+            "arn:aws:iam::210987654321:role/describe",
+            "arn:aws:iam::210987654321:role/describe=",
+            "not-an-arn=id",
+            "=id",
+        ] {
+            assert!(parse_external_id(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(parse_secs("20"), Ok(Duration::from_secs(20)));
+        for bad in ["0", "", "1.5", "-1", "10s"] {
+            assert!(parse_secs(bad).is_err(), "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,98 @@
+//! The join registry `--registry` names, behind one type: each backend is one variant of
+//! [`Registry`] and of [`RegistryError`], and one arm of [`Registry::open`].
+
+use core::fmt;
+
+use aws_config::SdkConfig;
+use ec2_iid::{InMemoryJoinRegistry, JoinClaim, JoinRegistry};
+use ec2_iid_postgres::{PostgresJoinRegistry, PostgresRegistryError};
+use tracing::Instrument as _;
+
+use super::args::RegistrySpec;
+use super::error_chain;
+
+/// The server's join registry.
+#[derive(Debug)]
+pub(crate) enum Registry {
+    Memory(InMemoryJoinRegistry),
+    Postgres(PostgresJoinRegistry),
+}
+
+/// A registry that did not answer.
+#[derive(Debug)]
+pub(crate) enum RegistryError {
+    Postgres(PostgresRegistryError),
+}
+
+impl Registry {
+    /// Opens the registry of `spec`; PostgreSQL's table is created if missing (`migrate`).
+    /// `config` is the AWS SDK configuration (for DynamoDB).
+    ///
+    /// # Errors
+    /// The setup error to print.
+    pub(crate) async fn open(spec: &RegistrySpec, config: &SdkConfig) -> Result<Self, String> {
+        // The DynamoDB registry will be built from it.
+        let _ = config;
+        match spec {
+            RegistrySpec::Memory => {
+                tracing::warn!(
+                    "--registry memory: joins are remembered in this process only, so each \
+                     replica (and each restart) lets an instance join again; use \
+                     --registry postgres:URL or dynamodb:TABLE with more than one replica"
+                );
+                Ok(Self::Memory(InMemoryJoinRegistry::new()))
+            }
+            RegistrySpec::Postgres(settings) => {
+                let bad =
+                    |e: &PostgresRegistryError| format!("--registry postgres: {}", error_chain(e));
+                let registry =
+                    PostgresJoinRegistry::from_config_no_tls(settings).map_err(|e| bad(&e))?;
+                registry.migrate().await.map_err(|e| bad(&e))?;
+                tracing::info!(table = registry.table(), "join registry: PostgreSQL");
+                Ok(Self::Postgres(registry))
+            }
+            RegistrySpec::DynamoDb(table) => Err(format!(
+                "--registry dynamodb:{table}: this ec2-iid has no DynamoDB join registry yet; \
+                 use memory or postgres:URL"
+            )),
+        }
+    }
+}
+
+impl RegistryError {
+    /// Whether the same claim may succeed later (503 rather than 500).
+    pub(crate) fn is_transient(&self) -> bool {
+        match self {
+            Self::Postgres(e) => e.is_transient(),
+        }
+    }
+}
+
+impl fmt::Display for RegistryError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Postgres(e) => f.write_str(&error_chain(e)),
+        }
+    }
+}
+
+impl JoinRegistry for Registry {
+    type Error = RegistryError;
+
+    async fn claim(&self, claim: &JoinClaim) -> Result<bool, RegistryError> {
+        let span = tracing::info_span!("registry", host_id = %claim.host_id);
+        async {
+            match self {
+                Self::Memory(registry) => match registry.claim(claim).await {
+                    Ok(won) => Ok(won),
+                    Err(never) => match never {},
+                },
+                Self::Postgres(registry) => {
+                    registry.claim(claim).await.map_err(RegistryError::Postgres)
+                }
+            }
+        }
+        .instrument(span)
+        .await
+    }
+}
