@@ -358,7 +358,7 @@ fn kind_of_code(code: Option<&str>, status: Option<u16>) -> Kind {
 }
 
 /// Whether an error of type `T` is in the source chain of `err` (`err` included).
-fn chain_has<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
+pub(crate) fn chain_has<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
     chain(err).any(|e| e.is::<T>())
 }
 
@@ -376,7 +376,7 @@ fn chain<'a>(
 }
 
 /// `" (Code)"` or nothing, for Display.
-fn code_suffix(code: Option<&str>) -> String {
+pub(crate) fn code_suffix(code: Option<&str>) -> String {
     code.map(|c| format!(" ({c})")).unwrap_or_default()
 }
 
