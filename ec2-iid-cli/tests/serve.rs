@@ -332,10 +332,7 @@ fn refuses_bad_flags_with_exit_2() {
     let dir = scratch_dir("flags");
     let bad_external_id = format!("{ROLE}=has space");
     let cases: [(&[&str], &str); 7] = [
-        (
-            &["--registry", "dynamodb:ec2-iid-joins"],
-            "no DynamoDB join registry yet",
-        ),
+        (&["--registry", "dynamodb:"], "needs a value"),
         (
             &["--registry", "redis:x"],
             "memory, postgres:URL or dynamodb:TABLE",
@@ -599,15 +596,12 @@ async fn admin(server: &pg::PgServer, dbname: &str) -> tokio_postgres::Client {
     client
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn two_replicas_on_one_postgres_let_one_of_20_posts_join() {
-    let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
-    let registry = database(db, "replicas", "postgres").await;
+/// Two replicas sharing `registry` get 20 concurrent posts of one document: exactly one joins.
+async fn two_replicas_let_one_of_20_posts_join(moto: &Moto, name: &str, registry: &str) {
     let ec2 = ec2_client(&moto.url).await;
     let instance = launch(&ec2, 1).await.remove(0);
-    let dir = scratch_dir("replicas");
-    let args = ["--registry", &registry];
+    let dir = scratch_dir(name);
+    let args = ["--registry", registry];
     let replicas = [
         Server::start(&dir, "a", &moto.url, &args),
         Server::start(&dir, "b", &moto.url, &args),
@@ -637,6 +631,25 @@ async fn two_replicas_on_one_postgres_let_one_of_20_posts_join() {
         let body: serde_json::Value = serde_json::from_str(body).unwrap();
         assert_eq!(body["error"], "already_joined", "{body}");
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_one_postgres_let_one_of_20_posts_join() {
+    let Some(moto) = Moto::start() else { return };
+    let Some(db) = pg::server() else { return };
+    let registry = database(db, "replicas", "postgres").await;
+    two_replicas_let_one_of_20_posts_join(&moto, "replicas-postgres", &registry).await;
+}
+
+/// The replicas create the table (`ensure_table`) at startup, both at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_one_dynamodb_table_let_one_of_20_posts_join() {
+    // moto's PutItem checks the condition and writes in two steps; AWS's is atomic.
+    let Some(moto) = Moto::start_with_atomic_put_item() else {
+        return;
+    };
+    two_replicas_let_one_of_20_posts_join(&moto, "replicas-dynamodb", "dynamodb:ec2-iid-joins")
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -28,7 +28,7 @@ pub(crate) struct ServeArgs {
           value_parser = parse_regions)]
     cert_region: Vec<RegionList>,
 
-    /// Send EC2 and STS calls to URL instead of AWS's regional endpoints (an emulator such as
+    /// Send EC2, STS and DynamoDB calls to URL instead of AWS's regional endpoints (an emulator such as
     /// moto).
     #[arg(long, value_name = "URL")]
     endpoint_url: Option<String>,

@@ -70,7 +70,12 @@ fn read_verifier_with_certs(options: &ServeOptions) -> Result<Verifier, String> 
 
 async fn serve(options: ServeOptions, verifier: Verifier) -> Result<ExitCode, String> {
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
-    let registry = Registry::open(&options.registry, &config).await?;
+    // --endpoint-url sends the registry's DynamoDB calls to the same emulator as EC2's.
+    let registry_config = match &options.endpoint_url {
+        Some(url) => config.to_builder().endpoint_url(url).build(),
+        None => config.clone(),
+    };
+    let registry = Registry::open(&options.registry, &registry_config).await?;
     let app = Arc::new(app::App {
         verifier,
         lookup: Lookup::new(ec2_lookup(&options, &config)?, options.batch_window),

@@ -5,6 +5,7 @@ use core::fmt;
 
 use aws_config::SdkConfig;
 use ec2_iid::{InMemoryJoinRegistry, JoinClaim, JoinRegistry};
+use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError};
 use ec2_iid_postgres::{PostgresJoinRegistry, PostgresRegistryError};
 use tracing::Instrument as _;
 
@@ -16,12 +17,14 @@ use super::error_chain;
 pub(crate) enum Registry {
     Memory(InMemoryJoinRegistry),
     Postgres(PostgresJoinRegistry),
+    DynamoDb(DynamoDbJoinRegistry),
 }
 
 /// A registry that did not answer.
 #[derive(Debug)]
 pub(crate) enum RegistryError {
     Postgres(PostgresRegistryError),
+    DynamoDb(DynamoDbRegistryError),
 }
 
 impl Registry {
@@ -31,8 +34,6 @@ impl Registry {
     /// # Errors
     /// The setup error to print.
     pub(crate) async fn open(spec: &RegistrySpec, config: &SdkConfig) -> Result<Self, String> {
-        // The DynamoDB registry will be built from it.
-        let _ = config;
         match spec {
             RegistrySpec::Memory => {
                 tracing::warn!(
@@ -51,10 +52,15 @@ impl Registry {
                 tracing::info!(table = registry.table(), "join registry: PostgreSQL");
                 Ok(Self::Postgres(registry))
             }
-            RegistrySpec::DynamoDb(table) => Err(format!(
-                "--registry dynamodb:{table}: this ec2-iid has no DynamoDB join registry yet; \
-                 use memory or postgres:URL"
-            )),
+            RegistrySpec::DynamoDb(table) => {
+                let registry = DynamoDbJoinRegistry::from_conf(config, table.as_str());
+                registry
+                    .ensure_table()
+                    .await
+                    .map_err(|e| format!("--registry dynamodb:{table}: {}", error_chain(&e)))?;
+                tracing::info!(table = registry.table(), "join registry: DynamoDB");
+                Ok(Self::DynamoDb(registry))
+            }
         }
     }
 }
@@ -64,6 +70,7 @@ impl RegistryError {
     pub(crate) fn is_transient(&self) -> bool {
         match self {
             Self::Postgres(e) => e.is_transient(),
+            Self::DynamoDb(e) => e.is_transient(),
         }
     }
 }
@@ -72,6 +79,7 @@ impl fmt::Display for RegistryError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Postgres(e) => f.write_str(&error_chain(e)),
+            Self::DynamoDb(e) => f.write_str(&error_chain(e)),
         }
     }
 }
@@ -89,6 +97,9 @@ impl JoinRegistry for Registry {
                 },
                 Self::Postgres(registry) => {
                     registry.claim(claim).await.map_err(RegistryError::Postgres)
+                }
+                Self::DynamoDb(registry) => {
+                    registry.claim(claim).await.map_err(RegistryError::DynamoDb)
                 }
             }
         }
