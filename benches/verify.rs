@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use ec2_iid::crypto::{Backend, RsaVerifyingKey};
 use ec2_iid::{
-    AllowRule, Format, SignedInput, TrustStore, Verifier, match_allow_rules, parse_document,
+    AllowRule, Format, SignedInput, TrustStore, Verifier, match_allow_rules, parse_signed_data,
 };
 use rsa::pkcs8::DecodePublicKey as _;
 use sha2::{Digest as _, Sha256};
@@ -63,7 +63,7 @@ fn test_ca_spki() -> Vec<u8> {
 
 /// The signed attributes as signed (tag 0xA0 -> 0x31), and the signature.
 fn signed_attributes_and_signature() -> (Vec<u8>, Vec<u8>) {
-    let signed = parse_document(BLOB).unwrap();
+    let signed = parse_signed_data(BLOB).unwrap();
     let attrs = signed.signed_attributes().unwrap();
     let mut message = vec![0x31];
     message.extend_from_slice(&attrs[1..]);
@@ -230,7 +230,7 @@ fn bench_signature_formats(c: &mut Criterion) {
 fn bench_parse(c: &mut Criterion) {
     let mut group = c.benchmark_group("parse");
     group.bench_function("base64", |b| {
-        b.iter(|| parse_document(black_box(BLOB)).unwrap())
+        b.iter(|| parse_signed_data(black_box(BLOB)).unwrap())
     });
     let der = std::fs::read(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -238,7 +238,7 @@ fn bench_parse(c: &mut Criterion) {
     ))
     .unwrap();
     group.bench_function("der", |b| {
-        b.iter(|| parse_document(black_box(&der)).unwrap())
+        b.iter(|| parse_signed_data(black_box(&der)).unwrap())
     });
     group.finish();
 }
@@ -260,7 +260,7 @@ fn bench_trust_store(c: &mut Criterion) {
 
 fn bench_rules(c: &mut Criterion) {
     let mut group = c.benchmark_group("rules");
-    let verified = ec2_iid::verify_signature(parse_document(BLOB).unwrap(), &trust()).unwrap();
+    let verified = ec2_iid::verify_signature(parse_signed_data(BLOB).unwrap(), &trust()).unwrap();
     for count in [1usize, 100] {
         // The matching rule is last: the worst case for `count` rules.
         let mut rules: Vec<AllowRule> = (0..count - 1)

@@ -13,7 +13,7 @@ use crate::text::go_duration;
 /// The class of an error, with a stable snake_case name for logs, metrics and JSON.
 ///
 /// ```
-/// let err = ec2_iid::parse_document(b"not base64 *").unwrap_err();
+/// let err = ec2_iid::parse_signed_data(b"not base64 *").unwrap_err();
 /// assert_eq!(err.kind(), ec2_iid::ErrorKind::Malformed);
 /// assert_eq!(serde_json::to_string(&err.kind())?, "\"malformed\"");
 /// # Ok::<(), serde_json::Error>(())

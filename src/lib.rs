@@ -19,8 +19,10 @@ mod signature;
 mod text;
 mod trust;
 
+#[expect(deprecated, reason = "the old name stays for one release")]
+pub use cms::signed_data::parse_document;
 pub use cms::signed_data::{
-    AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData, parse_document,
+    AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData, parse_signed_data,
 };
 pub use error::{ConfigError, Error, Malformed, RuleMismatch};
 pub use ids::{

@@ -12,7 +12,7 @@ mod shared;
 
 use ec2_iid::{
     AllowRule, Error, Format, Region, SignedInput, TrustStore, VerifiedDocument, Verifier,
-    VerifyOptions, parse_document, verify_input, verify_signature,
+    VerifyOptions, parse_signed_data, verify_input, verify_signature,
 };
 use shared::Sample;
 
@@ -23,7 +23,8 @@ fn rsa2048_samples_behave_as_indexed() {
     let mut checked = 0;
     for sample in &samples {
         for blob in [sample.blob(), sample.file("rsa2048.der")] {
-            let result = parse_document(&blob).and_then(|signed| verify_signature(signed, &trust));
+            let result =
+                parse_signed_data(&blob).and_then(|signed| verify_signature(signed, &trust));
             match sample.expect.as_str() {
                 "accept" => {
                     let verified = result.unwrap_or_else(|e| panic!("{}: {e}", sample.id));

@@ -18,7 +18,7 @@ use common::{BlobSpec, der_oid, oid, tag, test_ca, tlv, tlv_of};
 use ec2_iid::{
     AllowRule, CheckError, ConfigError, Error, Format, InMemoryJoinRegistry, InstanceFacts,
     InstanceLookup, InstanceQuery, InstanceState, Malformed, PendingJoin, TokenResource, TokenSpec,
-    TrustStore, VerifiedDocument, Verifier, parse_document, verify_signature,
+    TrustStore, VerifiedDocument, Verifier, parse_signed_data, verify_signature,
 };
 
 const ACCOUNT: &str = "123456789012";
@@ -43,7 +43,7 @@ fn spec() -> BlobSpec {
 
 fn verify(spec: &BlobSpec) -> Result<VerifiedDocument, Error> {
     verify_signature(
-        parse_document(&spec.build(&test_ca()))?,
+        parse_signed_data(&spec.build(&test_ca()))?,
         &store_for("us-east-1"),
     )
 }
@@ -138,7 +138,7 @@ fn message_digest_of_other_content() {
     assert_eq!(verify(&blob).unwrap_err(), Error::DigestMismatch);
     // The committed fixture whose content was edited after signing.
     let tampered = std::fs::read(common::data_path("gen/tampered-content.b64")).unwrap();
-    let signed = parse_document(&tampered).unwrap();
+    let signed = parse_signed_data(&tampered).unwrap();
     assert_eq!(
         verify_signature(signed, &store_for("us-east-1")).unwrap_err(),
         Error::DigestMismatch
@@ -196,7 +196,7 @@ fn signing_time_before_the_certificate() {
 
 #[test]
 fn region_not_covered_by_the_certificate() {
-    let signed = parse_document(&fixture()).unwrap();
+    let signed = parse_signed_data(&fixture()).unwrap();
     assert_eq!(
         verify_signature(signed, &store_for("eu-west-1")).unwrap_err(),
         Error::RegionMismatch {
@@ -235,7 +235,7 @@ fn signed_attributes_with_an_indefinite_length() {
         &[tag::SET, 0x82, 0x02, 0x32, tag::SEQUENCE, 0x82, 0x02, 0x2e],
     );
     assert_eq!(
-        parse_document(&blob).unwrap_err(),
+        parse_signed_data(&blob).unwrap_err(),
         Error::Malformed {
             offset: at,
             reason: Malformed::BadIndefiniteLength
@@ -247,7 +247,7 @@ fn signed_attributes_with_an_indefinite_length() {
 fn primitive_element_with_an_indefinite_length() {
     // An OID (primitive) may not use the indefinite form.
     assert_eq!(
-        parse_document(&[tag::SEQUENCE, 0x80, tag::OID, 0x80, 0, 0, 0, 0]).unwrap_err(),
+        parse_signed_data(&[tag::SEQUENCE, 0x80, tag::OID, 0x80, 0, 0, 0, 0]).unwrap_err(),
         Error::Malformed {
             offset: 2,
             reason: Malformed::BadIndefiniteLength

@@ -12,7 +12,7 @@ use chrono::{DateTime, Utc};
 use common::{BlobSpec, NOW_FOR_TESTS};
 use ec2_iid::{
     AllowRule, ConfigError, Error, Format, IdentityDocument, Region, SignedInput, TrustStore,
-    VerifiedDocument, Verifier, VerifyOptions, detect_cms_format, parse_document, verify_input,
+    VerifiedDocument, Verifier, VerifyOptions, detect_cms_format, parse_signed_data, verify_input,
     verify_signature,
 };
 
@@ -266,8 +266,9 @@ fn pkcs7_unsupported_algorithms() {
 #[test]
 fn cms_format_detection() {
     let aws = TrustStore::aws();
-    let detect =
-        |blob: &[u8], trust: &TrustStore| detect_cms_format(&parse_document(blob).unwrap(), trust);
+    let detect = |blob: &[u8], trust: &TrustStore| {
+        detect_cms_format(&parse_signed_data(blob).unwrap(), trust)
+    };
     // By signature algorithm.
     assert_eq!(detect(RSA2048, &aws), Format::Rsa2048);
     assert_eq!(detect(PKCS7, &aws), Format::Pkcs7);
@@ -477,10 +478,10 @@ fn one_document_in_every_format_is_one_identity() {
     assert_eq!(documents[0], documents[1]);
     assert_eq!(documents[0], documents[2]);
     // verify_signature is still /rsa2048 only.
-    let rsa = verify_signature(parse_document(RSA2048).unwrap(), &trust).unwrap();
+    let rsa = verify_signature(parse_signed_data(RSA2048).unwrap(), &trust).unwrap();
     assert_eq!(rsa.document(), &documents[0]);
     assert!(matches!(
-        verify_signature(parse_document(PKCS7).unwrap(), &trust),
+        verify_signature(parse_signed_data(PKCS7).unwrap(), &trust),
         Err(Error::UnsupportedDigestAlgorithm { .. })
     ));
 }

@@ -16,8 +16,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use common::{BlobSpec, replace_once, test_ca};
 use ec2_iid::{
     AllowRule, CheckError, Error, ErrorKind, Format, InstanceFacts, InstanceLookup, InstanceQuery,
-    InstanceState, SignedInput, TrustStore, Verifier, VerifyOptions, parse_document, verify_input,
-    verify_signature,
+    InstanceState, SignedInput, TrustStore, Verifier, VerifyOptions, parse_signed_data,
+    verify_input, verify_signature,
 };
 
 fn trust() -> TrustStore {
@@ -52,7 +52,7 @@ fn json_quoted_blob() {
     let text =
         String::from_utf8(std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap()).unwrap();
     let quoted = format!("{:?}", text.trim_end());
-    let (kind, hint) = refusal(parse_document(quoted.as_bytes()));
+    let (kind, hint) = refusal(parse_signed_data(quoted.as_bytes()));
     assert_eq!(kind, ErrorKind::Malformed);
     assert!(hint.contains("strip the surrounding quotes"), "{hint}");
 }
@@ -65,7 +65,7 @@ fn unknown_serial_is_a_new_certificate_tampered_issuer_is_not() {
     }
     .build(&test_ca());
     let (kind, hint) = refusal(verify_signature(
-        parse_document(&unknown).unwrap(),
+        parse_signed_data(&unknown).unwrap(),
         &trust(),
     ));
     assert_eq!(kind, ErrorKind::UntrustedSigner);
@@ -78,7 +78,7 @@ fn unknown_serial_is_a_new_certificate_tampered_issuer_is_not() {
     // The issuer edited in the SignerInfo: the serial is known, under another issuer.
     let tampered = replace_once(&fixture(), b"Seattle", b"Seattlx");
     let (kind, hint) = refusal(verify_signature(
-        parse_document(&tampered).unwrap(),
+        parse_signed_data(&tampered).unwrap(),
         &trust(),
     ));
     assert_eq!(kind, ErrorKind::UntrustedSigner);

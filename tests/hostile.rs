@@ -17,7 +17,7 @@ use std::time::Instant;
 use base64::Engine as _;
 use common::{BlobSpec, attribute, der_oid, imds_base64, oid, tag, test_ca, tlv};
 use ec2_iid::{
-    Error, Format, MAX_BLOB_LEN, Malformed, TrustStore, VerifiedDocument, parse_document,
+    Error, Format, MAX_BLOB_LEN, Malformed, TrustStore, VerifiedDocument, parse_signed_data,
     verify_signature,
 };
 
@@ -34,7 +34,7 @@ fn trust() -> TrustStore {
 }
 
 fn verify(blob: &[u8]) -> Result<VerifiedDocument, Error> {
-    verify_signature(parse_document(blob)?, &trust())
+    verify_signature(parse_signed_data(blob)?, &trust())
 }
 
 fn spec() -> BlobSpec {
@@ -484,7 +484,7 @@ fn signature_of_the_wrong_length() {
 #[test]
 fn serial_matching_no_certificate() {
     let unknown = |blob: &[u8], trust: &TrustStore| match verify_signature(
-        parse_document(blob).unwrap(),
+        parse_signed_data(blob).unwrap(),
         trust,
     ) {
         Err(Error::UnknownSigner {
@@ -800,7 +800,7 @@ fn signed_attributes_at_the_size_limit_parse_in_linear_time() {
     assert!(large.len() <= MAX_BLOB_LEN, "{}", large.len());
     let time = |blob: &[u8]| {
         let started = Instant::now();
-        assert!(parse_document(blob).is_ok());
+        assert!(parse_signed_data(blob).is_ok());
         started.elapsed()
     };
     // Up to three attempts, so that a burst of load on a shared machine cannot fail it; a

@@ -18,7 +18,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ec2_iid::{
     AllowRule, CheckError, ConfigError, Error, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
     InstanceQuery, InstanceState, PendingJoin, RoleArn, RuleMismatch, TokenResource, TokenSpec,
-    TrustStore, VerifiedDocument, Verifier, match_allow_rules, parse_document, verify_signature,
+    TrustStore, VerifiedDocument, Verifier, match_allow_rules, parse_signed_data, verify_signature,
 };
 
 fn now() -> DateTime<Utc> {
@@ -34,7 +34,7 @@ fn blob() -> Vec<u8> {
 }
 
 fn verified() -> VerifiedDocument {
-    verify_signature(parse_document(&blob()).unwrap(), &test_trust()).unwrap()
+    verify_signature(parse_signed_data(&blob()).unwrap(), &test_trust()).unwrap()
 }
 
 fn token(name: &str) -> TokenSpec {

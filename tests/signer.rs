@@ -9,7 +9,7 @@ mod common;
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use common::{BlobSpec, attribute, der_oid, oid, tag, test_ca, tlv};
-use ec2_iid::{Error, Format, TrustStore, VerifiedDocument, parse_document, verify_signature};
+use ec2_iid::{Error, Format, TrustStore, VerifiedDocument, parse_signed_data, verify_signature};
 
 fn store() -> TrustStore {
     let mut store = TrustStore::empty();
@@ -28,7 +28,7 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> DateTime<Utc> {
 }
 
 fn verify(spec: &BlobSpec) -> Result<VerifiedDocument, Error> {
-    verify_signature(parse_document(&spec.build(&test_ca()))?, &store())
+    verify_signature(parse_signed_data(&spec.build(&test_ca()))?, &store())
 }
 
 /// The fixture with `signingTime` as UTCTime text.

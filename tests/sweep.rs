@@ -30,7 +30,7 @@ use base64::Engine as _;
 use common::Expect;
 use ec2_iid::{
     Error, Format, IdentityDocument, SignedInput, Signer, TrustStore, VerifyOptions,
-    parse_document, verify_input,
+    parse_signed_data, verify_input,
 };
 
 /// What a verification yields, compared between the original and a mutant.
@@ -140,7 +140,7 @@ fn case(name: String, kind: Kind, bytes: Vec<u8>, trust: &'static TrustStore) ->
         verify(kind, &bytes, trust).unwrap_or_else(|e| panic!("{name} must verify: {e}"));
     let protected = match kind {
         Kind::Cms(_) => {
-            let signed = parse_document(&bytes).unwrap();
+            let signed = parse_signed_data(&bytes).unwrap();
             [
                 signed.signed_attributes().unwrap(),
                 signed.signature(),

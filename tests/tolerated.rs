@@ -8,7 +8,7 @@
 mod common;
 
 use common::{BlobSpec, attribute, der_oid, oid, tag, test_ca, tlv, tlv_of};
-use ec2_iid::{Error, Format, TrustStore, VerifiedDocument, parse_document, verify_signature};
+use ec2_iid::{Error, Format, TrustStore, VerifiedDocument, parse_signed_data, verify_signature};
 
 fn verify(blob: &[u8]) -> Result<VerifiedDocument, Error> {
     let mut trust = TrustStore::empty();
@@ -19,7 +19,7 @@ fn verify(blob: &[u8]) -> Result<VerifiedDocument, Error> {
             ["us-east-1".parse().unwrap()],
         )
         .unwrap();
-    verify_signature(parse_document(blob)?, &trust)
+    verify_signature(parse_signed_data(blob)?, &trust)
 }
 
 fn spec() -> BlobSpec {

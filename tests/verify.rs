@@ -11,7 +11,7 @@
 mod common;
 
 use ec2_iid::{
-    Error, Format, SignedInput, TrustStore, VerifyOptions, parse_document, verify_input,
+    Error, Format, SignedInput, TrustStore, VerifyOptions, parse_signed_data, verify_input,
     verify_signature,
 };
 use serde::Deserialize;
@@ -67,7 +67,8 @@ fn fixtures_behave_as_indexed() {
         };
         if entry.format == "rsa2048" {
             // verify_signature is the /rsa2048 entry point and agrees with verify_input.
-            let direct = parse_document(&blob).and_then(|signed| verify_signature(signed, &trust));
+            let direct =
+                parse_signed_data(&blob).and_then(|signed| verify_signature(signed, &trust));
             let general = verify_input(input, &trust, &options);
             assert_eq!(
                 direct.as_ref().map(|v| v.content()).map_err(Clone::clone),
@@ -110,7 +111,7 @@ fn region_outside_the_certificates_regions_is_rejected_after_the_signature() {
         .unwrap();
     let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
     assert_eq!(
-        verify_signature(parse_document(&blob).unwrap(), &trust).unwrap_err(),
+        verify_signature(parse_signed_data(&blob).unwrap(), &trust).unwrap_err(),
         Error::RegionMismatch {
             region: "us-east-1".parse().unwrap(),
             serial: "E1D2C3B4A5968778".into()
@@ -121,7 +122,7 @@ fn region_outside_the_certificates_regions_is_rejected_after_the_signature() {
 #[test]
 fn parsed_view_exposes_the_signed_data() {
     let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
-    let signed = parse_document(&blob).unwrap();
+    let signed = parse_signed_data(&blob).unwrap();
     let ca = common::test_ca();
     assert_eq!(signed.content(), common::document());
     assert_eq!(signed.signer_serial(), ca.serial);

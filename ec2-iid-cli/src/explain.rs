@@ -11,8 +11,8 @@ use std::process::ExitCode;
 use chrono::SecondsFormat;
 use ec2_iid::{
     AllowRule, DEFAULT_MAX_FUTURE_SKEW, Error, Format, IdentityDocument, TrustStore,
-    UnverifiedSignedData, VerifiedDocument, Verifier, check_ttl, detect_cms_format, parse_document,
-    verify_input,
+    UnverifiedSignedData, VerifiedDocument, Verifier, check_ttl, detect_cms_format,
+    parse_signed_data, verify_input,
 };
 use serde_json::Value;
 use x509_parser::prelude::FromDer as _;
@@ -189,7 +189,7 @@ fn cms_stages(report: &mut Report, setup: &Setup) -> Option<Format> {
     } else {
         "text"
     };
-    let signed = match parse_document(&setup.blob) {
+    let signed = match parse_signed_data(&setup.blob) {
         Ok(signed) => signed,
         Err(e) => {
             let stage = if e == Error::Base64 {

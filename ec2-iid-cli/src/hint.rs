@@ -1,7 +1,7 @@
 //! Hints only the command line can give: mistakes in what was passed, which the core sees only
 //! as undecodable bytes or refused algorithms.
 
-use ec2_iid::{Format, detect_cms_format, parse_document};
+use ec2_iid::{Format, detect_cms_format, parse_signed_data};
 
 use crate::setup::Setup;
 
@@ -23,7 +23,7 @@ pub(crate) fn cli_hint(setup: &Setup) -> Option<String> {
 /// `--format` names another CMS format than the blob is in (or `--document` came with a CMS
 /// blob).
 fn wrong_format(setup: &Setup) -> Option<String> {
-    let signed = parse_document(&setup.blob).ok()?;
+    let signed = parse_signed_data(&setup.blob).ok()?;
     let detected = detect_cms_format(&signed, &setup.trust);
     let given = match (&setup.document, setup.options.format) {
         (Some(_), _) => Format::Signature,

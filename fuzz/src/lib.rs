@@ -11,7 +11,7 @@ use chrono::{DateTime, TimeZone as _, Utc};
 use ec2_iid::{
     AllowRule, ConfigError, Error, Format, InstanceFacts, InstanceState, MAX_BLOB_LEN, PendingJoin,
     SignedInput, TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier, check_ttl,
-    match_allow_rules, parse_document, verify_signature,
+    match_allow_rules, parse_signed_data, verify_signature,
 };
 
 pub mod structured;
@@ -94,17 +94,17 @@ pub fn test_ca_verifier() -> &'static Verifier {
 pub fn fixture_verified() -> &'static VerifiedDocument {
     static VERIFIED: OnceLock<VerifiedDocument> = OnceLock::new();
     VERIFIED.get_or_init(|| {
-        let signed = parse_document(FIXTURE_DER).expect("fixture parses");
+        let signed = parse_signed_data(FIXTURE_DER).expect("fixture parses");
         verify_signature(signed, test_ca_store()).expect("fixture verifies")
     })
 }
 
-/// `parse_document`: no panic; text decodes exactly as the `base64` crate decodes it; on
+/// `parse_signed_data`: no panic; text decodes exactly as the `base64` crate decodes it; on
 /// success every accessor is consistent, and the base64 text of an accepted binary blob parses
 /// to the same thing.
 pub fn check_parse(data: &[u8]) {
     check_text_decoding(data);
-    let Ok(signed) = parse_document(data) else {
+    let Ok(signed) = parse_signed_data(data) else {
         return;
     };
     assert!(!signed.content_type().is_empty());
@@ -121,7 +121,7 @@ pub fn check_parse(data: &[u8]) {
     let _ = signed.algorithm_protection();
     if data.first() == Some(&0x30) && data.len() <= MAX_BLOB_LEN / 4 * 3 {
         let text = base64::engine::general_purpose::STANDARD.encode(data);
-        let again = parse_document(text.as_bytes()).expect("base64 of an accepted blob parses");
+        let again = parse_signed_data(text.as_bytes()).expect("base64 of an accepted blob parses");
         assert_eq!(again.content(), signed.content());
         assert_eq!(again.signed_attributes(), signed.signed_attributes());
         assert_eq!(again.signature(), signed.signature());
@@ -147,14 +147,14 @@ fn check_text_decoding(data: &[u8]) {
     if compact.is_empty() {
         return;
     }
-    let ours = parse_document(data);
+    let ours = parse_signed_data(data);
     match base64::engine::general_purpose::STANDARD.decode(&compact) {
         Err(_) => assert!(
             matches!(ours, Err(Error::Base64)),
             "text the reference refuses: {ours:?}"
         ),
         Ok(der) if der.first() == Some(&0x30) => {
-            let reference = parse_document(&der);
+            let reference = parse_signed_data(&der);
             match (&ours, &reference) {
                 (Ok(a), Ok(b)) => {
                     assert_eq!(a.content(), b.content());
@@ -180,7 +180,7 @@ fn check_text_decoding(data: &[u8]) {
 /// acceptable content is `document.json` (nobody else has the keys); a blob that does not
 /// parse is rejected with the parse error.
 pub fn check_verify(data: &[u8]) {
-    let parsed = parse_document(data);
+    let parsed = parse_signed_data(data);
     let pair = data.iter().position(|&b| b == 0).map(|nul| {
         let (document, rest) = data.split_at(nul);
         (document, rest.get(1..).unwrap_or_default())
@@ -190,7 +190,7 @@ pub fn check_verify(data: &[u8]) {
             Ok(join) => {
                 let signed = parsed
                     .as_ref()
-                    .expect("verify accepted a blob that parse_document rejects");
+                    .expect("verify accepted a blob that parse_signed_data rejects");
                 assert_eq!(join.verified().content(), signed.content());
                 check_join(&join, test_ca);
             }

@@ -12,7 +12,7 @@ use crate::cms::oids;
 use crate::error::{Error, Malformed};
 use crate::input::b64;
 
-/// Largest blob accepted by [`parse_document`], in bytes of input (text or binary).
+/// Largest blob accepted by [`parse_signed_data`], in bytes of input (text or binary).
 ///
 /// Real AWS blobs are about 1.5 KiB of base64; 64 KiB leaves room for embedded certificates
 /// while bounding the work and memory an untrusted request can cause.
@@ -26,7 +26,7 @@ const ARMOUR_END: &[u8] = b"-----END PKCS7-----";
 
 /// A parsed, **unverified** CMS SignedData: what the blob claims, before any signature check.
 ///
-/// Obtained from [`parse_document`]; turned into a [`VerifiedDocument`](crate::VerifiedDocument)
+/// Obtained from [`parse_signed_data`]; turned into a [`VerifiedDocument`](crate::VerifiedDocument)
 /// by [`verify_signature`](crate::verify_signature). Nothing here is trustworthy on its own.
 #[derive(Clone, Debug)]
 pub struct UnverifiedSignedData {
@@ -123,7 +123,7 @@ struct SignedAttributes {
 ///
 /// ```
 /// let blob = include_bytes!("../../tests/data/gen/rsa2048.b64");
-/// let signed = ec2_iid::parse_document(blob)?;
+/// let signed = ec2_iid::parse_signed_data(blob)?;
 /// assert!(signed.content().starts_with(b"{"));
 /// assert_eq!(signed.digest_algorithm().oid_string(), "2.16.840.1.101.3.4.2.1");
 /// # Ok::<(), ec2_iid::Error>(())
@@ -135,9 +135,18 @@ struct SignedAttributes {
 /// when the outer content type is not signedData, [`Error::MissingContent`] for a detached
 /// signature, [`Error::SignerCount`] unless there is exactly one SignerInfo, and
 /// [`Error::DuplicateAttribute`] for a repeated signed attribute.
-pub fn parse_document(blob: &[u8]) -> Result<UnverifiedSignedData, Error> {
+pub fn parse_signed_data(blob: &[u8]) -> Result<UnverifiedSignedData, Error> {
     let der = decode_blob(blob)?;
     UnverifiedSignedData::parse(der)
+}
+
+/// The former name of [`parse_signed_data`]: it returns the SignedData, not the document.
+///
+/// # Errors
+/// As [`parse_signed_data`].
+#[deprecated(note = "renamed to `parse_signed_data`")]
+pub fn parse_document(blob: &[u8]) -> Result<UnverifiedSignedData, Error> {
+    parse_signed_data(blob)
 }
 
 /// Turns base64 text, armoured text or raw BER into BER bytes.
@@ -575,6 +584,15 @@ mod tests {
         encoded.extend_from_slice(text.as_bytes());
         let element = Reader::new(&encoded).next_element().unwrap();
         parse_time(&element)
+    }
+
+    #[test]
+    #[expect(deprecated, reason = "the old name must keep working for one release")]
+    fn the_old_name_parses_as_the_new_one() {
+        let blob = include_bytes!("../../tests/data/gen/rsa2048.b64");
+        let old = parse_document(blob).unwrap();
+        assert_eq!(old.content(), parse_signed_data(blob).unwrap().content());
+        assert!(matches!(parse_document(b"*"), Err(Error::Base64)));
     }
 
     #[test]

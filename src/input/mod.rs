@@ -27,7 +27,7 @@ pub use format::Format;
 pub enum SignedInput<'a> {
     /// A CMS blob of either format (`/rsa2048` or `/pkcs7`), told apart by
     /// [`detect_cms_format`](crate::detect_cms_format). Text or binary, as
-    /// [`parse_document`](crate::parse_document) accepts.
+    /// [`parse_signed_data`](crate::parse_signed_data) accepts.
     Cms(&'a [u8]),
     /// `/latest/dynamic/instance-identity/pkcs7`: refused unless
     /// [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1) is set.

@@ -151,7 +151,7 @@ impl Verifier {
     /// `now` is the caller's clock; the crate never reads one.
     ///
     /// # Errors
-    /// Anything [`parse_document`](crate::parse_document),
+    /// Anything [`parse_signed_data`](crate::parse_signed_data),
     /// [`verify_signature_with`](crate::verify_signature_with), [`match_allow_rules`] and
     /// [`check_ttl`] report, and [`Error::TokenExpired`].
     pub fn verify(&self, blob: &[u8], now: DateTime<Utc>) -> Result<PendingJoin<'_>, Error> {

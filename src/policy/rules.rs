@@ -358,7 +358,7 @@ fn names<T: AsRef<str>>(ids: &[T]) -> Vec<&str> {
 /// # trust.add_pem(ec2_iid::Format::Rsa2048,
 /// #     include_bytes!("../../tests/data/testca/testca.pem"), ["us-east-1".parse()?])?;
 /// # let verified = ec2_iid::verify_signature(
-/// #     ec2_iid::parse_document(include_bytes!("../../tests/data/gen/rsa2048.b64"))?, &trust)?;
+/// #     ec2_iid::parse_signed_data(include_bytes!("../../tests/data/gen/rsa2048.b64"))?, &trust)?;
 /// use ec2_iid::{AllowRule, match_allow_rules};
 ///
 /// let rules = [

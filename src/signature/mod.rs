@@ -101,12 +101,12 @@ pub struct Signer {
 /// [`match_allow_rules`](crate::match_allow_rules) and [`Verifier`](crate::Verifier).
 ///
 /// ```
-/// use ec2_iid::{Format, TrustStore, parse_document, verify_signature};
+/// use ec2_iid::{Format, TrustStore, parse_signed_data, verify_signature};
 ///
 /// let mut trust = TrustStore::empty();
 /// trust.add_pem(Format::Rsa2048, include_bytes!("../../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?])?;
-/// let signed = parse_document(include_bytes!("../../tests/data/gen/rsa2048.b64"))?;
+/// let signed = parse_signed_data(include_bytes!("../../tests/data/gen/rsa2048.b64"))?;
 /// let verified = verify_signature(signed, &trust)?;
 /// assert_eq!(verified.document().instance_id.as_str(), "i-0123456789abcdef0");
 /// assert_eq!(verified.signer().serial, "E1D2C3B4A5968778");

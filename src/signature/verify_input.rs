@@ -2,7 +2,7 @@
 //! it opted into.
 
 use crate::cms::oids;
-use crate::cms::signed_data::{UnverifiedSignedData, parse_document};
+use crate::cms::signed_data::{UnverifiedSignedData, parse_signed_data};
 use crate::error::Error;
 use crate::input::{Format, SignedInput};
 use crate::signature::{VerifiedDocument, verify_cms, verify_detached};
@@ -67,12 +67,12 @@ impl VerifyOptions {
 /// all of them run in full, so detection cannot make a blob pass that the format would refuse.
 ///
 /// ```
-/// use ec2_iid::{Format, TrustStore, detect_cms_format, parse_document};
+/// use ec2_iid::{Format, TrustStore, detect_cms_format, parse_signed_data};
 ///
 /// let trust = TrustStore::aws();
-/// let rsa2048 = parse_document(include_bytes!("../../tests/data/gen/rsa2048.b64"))?;
+/// let rsa2048 = parse_signed_data(include_bytes!("../../tests/data/gen/rsa2048.b64"))?;
 /// assert_eq!(detect_cms_format(&rsa2048, &trust), Format::Rsa2048);
-/// let pkcs7 = parse_document(include_bytes!("../../tests/data/gen/pkcs7.b64"))?;
+/// let pkcs7 = parse_signed_data(include_bytes!("../../tests/data/gen/pkcs7.b64"))?;
 /// assert_eq!(detect_cms_format(&pkcs7, &trust), Format::Pkcs7);
 /// # Ok::<(), ec2_iid::Error>(())
 /// ```
@@ -104,18 +104,18 @@ pub fn detect_cms_format(signed: &UnverifiedSignedData, trust: &TrustStore) -> F
 /// `/pkcs7` certificates only.
 ///
 /// ```
-/// use ec2_iid::{Error, Format, TrustStore, VerifyOptions, parse_document, verify_signature_with};
+/// use ec2_iid::{Error, Format, TrustStore, VerifyOptions, parse_signed_data, verify_signature_with};
 ///
 /// let mut trust = TrustStore::empty();
 /// trust.add_pem(Format::Pkcs7, include_bytes!("../../tests/data/testca/testca-dsa.pem"),
 ///     ["us-east-1".parse()?])?;
 /// let blob = include_bytes!("../../tests/data/gen/pkcs7.b64");
 ///
-/// let refused = verify_signature_with(parse_document(blob)?, &trust, &VerifyOptions::default());
+/// let refused = verify_signature_with(parse_signed_data(blob)?, &trust, &VerifyOptions::default());
 /// assert_eq!(refused.unwrap_err(), Error::LegacyAlgorithmRefused { format: Format::Pkcs7 });
 ///
 /// let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
-/// let verified = verify_signature_with(parse_document(blob)?, &trust, &options)?;
+/// let verified = verify_signature_with(parse_signed_data(blob)?, &trust, &options)?;
 /// assert_eq!(verified.signer().format, Format::Pkcs7);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -163,7 +163,7 @@ pub fn verify_signature_with(
 /// ```
 ///
 /// # Errors
-/// As [`parse_document`] and [`verify_signature`](crate::verify_signature) for CMS blobs, plus
+/// As [`parse_signed_data`] and [`verify_signature`](crate::verify_signature) for CMS blobs, plus
 /// [`Error::LegacyAlgorithmRefused`]; for `/signature`: [`Error::InputTooLarge`] (over
 /// [`MAX_BLOB_LEN`](crate::MAX_BLOB_LEN) each), [`Error::Base64`], [`Error::InvalidDocument`]
 /// (no readable region, or an invalid document), [`Error::UnsupportedRegion`] and
@@ -174,12 +174,12 @@ pub fn verify_input(
     options: &VerifyOptions,
 ) -> Result<VerifiedDocument, Error> {
     match input {
-        SignedInput::Cms(blob) => verify_signature_with(parse_document(blob)?, trust, options),
+        SignedInput::Cms(blob) => verify_signature_with(parse_signed_data(blob)?, trust, options),
         SignedInput::Pkcs7(blob) => {
             options.check_format(Format::Pkcs7)?;
-            verify_cms(parse_document(blob)?, Format::Pkcs7, trust)
+            verify_cms(parse_signed_data(blob)?, Format::Pkcs7, trust)
         }
-        SignedInput::Rsa2048(blob) => verify_cms(parse_document(blob)?, Format::Rsa2048, trust),
+        SignedInput::Rsa2048(blob) => verify_cms(parse_signed_data(blob)?, Format::Rsa2048, trust),
         SignedInput::Signature {
             document,
             signature,

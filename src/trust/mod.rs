@@ -937,7 +937,7 @@ mod tests {
             .unwrap();
         store.keys[0].spki = vec![0x30, 0x00];
         let signed =
-            crate::parse_document(include_bytes!("../../tests/data/gen/rsa2048.b64")).unwrap();
+            crate::parse_signed_data(include_bytes!("../../tests/data/gen/rsa2048.b64")).unwrap();
         assert_eq!(
             crate::verify_signature(signed, &store).map(|_| ()),
             Err(Error::UnusableTrustedKey {
