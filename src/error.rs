@@ -5,7 +5,9 @@ use core::time::Duration;
 
 use chrono::{DateTime, Utc};
 
-use crate::ids::{AccountId, InstanceId, InstanceState, InvalidIdentifier, Region, RoleArn};
+use crate::ids::{
+    AccountId, InstanceId, InstanceState, InvalidIdentifier, Region, RoleArn, SerialNumber,
+};
 use crate::input::Format;
 
 /// Why an identity document (or the configuration to check one) was rejected.
@@ -201,8 +203,8 @@ pub enum Error {
     RegionMismatch {
         /// The region in the signed document.
         region: Region,
-        /// The signing certificate's serial in hex.
-        serial: String,
+        /// The signing certificate's serial.
+        serial: SerialNumber,
     },
 
     /// The root EBS volume was attached long after the primary network interface: it may have
@@ -253,8 +255,8 @@ pub enum Error {
     /// No trusted certificate matches the SignerInfo's issuer and serial number.
     #[error("no trusted certificate for signer serial {serial} (issuer {issuer})")]
     UnknownSigner {
-        /// The signer's serial number in hex, no leading zero byte, cut with `…` past 20 bytes.
-        serial: String,
+        /// The signer's serial number (printed cut with `…` past 20 bytes).
+        serial: SerialNumber,
         /// The signer's issuer as a distinguished name, at most 64 characters, escaped.
         issuer: String,
         /// Whether some trusted certificate of the format has this issuer (then a new
@@ -337,8 +339,8 @@ pub enum ConfigError {
     /// The same certificate (issuer and serial) was added twice with different keys.
     #[error("a different certificate with serial {serial} is already trusted")]
     ConflictingCertificate {
-        /// The serial number in hex.
-        serial: String,
+        /// The serial number.
+        serial: SerialNumber,
     },
 
     /// The trust store has no certificate, so nothing could ever verify.

@@ -8,6 +8,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::error::{ConfigError, Error};
+use crate::ids::SerialNumber;
 use crate::text::go_duration;
 
 /// The class of an error, with a stable snake_case name for logs, metrics and JSON.
@@ -222,7 +223,7 @@ impl Error {
 
 fn unknown_signer_hint(
     issuer: &str,
-    serial: &str,
+    serial: &SerialNumber,
     known_issuer: bool,
     known_serial: bool,
 ) -> String {

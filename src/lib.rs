@@ -27,8 +27,8 @@ pub use cms::signed_data::{
 pub use error::{ConfigError, Error, Malformed, RuleMismatch};
 pub use ids::{
     AccountId, AvailabilityZone, ImageId, InstanceId, InstanceProfileArn, InstanceState,
-    InstanceType, InvalidIdentifier, Partition, Region, RoleArn, SubnetId, UnknownInstanceState,
-    VpcId,
+    InstanceType, InvalidIdentifier, Partition, Region, RoleArn, SerialNumber, SubnetId,
+    UnknownInstanceState, VpcId,
 };
 pub use input::{Format, SignedInput};
 pub use join::lookup::{InstanceLookup, InstanceQuery};

@@ -17,8 +17,9 @@ use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use common::{BlobSpec, der_oid, oid, tag, test_ca, tlv, tlv_of};
 use ec2_iid::{
     AllowRule, CheckError, ConfigError, Error, Format, InMemoryJoinRegistry, InstanceFacts,
-    InstanceLookup, InstanceQuery, InstanceState, Malformed, PendingJoin, TokenResource, TokenSpec,
-    TrustStore, VerifiedDocument, Verifier, parse_signed_data, verify_signature,
+    InstanceLookup, InstanceQuery, InstanceState, Malformed, PendingJoin, SerialNumber,
+    TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier, parse_signed_data,
+    verify_signature,
 };
 
 const ACCOUNT: &str = "123456789012";
@@ -201,7 +202,7 @@ fn region_not_covered_by_the_certificate() {
         verify_signature(signed, &store_for("eu-west-1")).unwrap_err(),
         Error::RegionMismatch {
             region: "us-east-1".parse().unwrap(),
-            serial: "E1D2C3B4A5968778".into()
+            serial: SerialNumber::from_be_bytes(&[0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96, 0x87, 0x78])
         }
     );
 }
@@ -377,7 +378,7 @@ fn certificate_impersonating_a_trusted_one() {
             .map(|_| ())
             .unwrap_err(),
         ConfigError::ConflictingCertificate {
-            serial: "E1D2C3B4A5968778".into()
+            serial: SerialNumber::from_be_bytes(&[0xE1, 0xD2, 0xC3, 0xB4, 0xA5, 0x96, 0x87, 0x78])
         }
     );
     assert_eq!(store.len(), 1);

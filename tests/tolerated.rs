@@ -29,7 +29,7 @@ fn spec() -> BlobSpec {
 fn assert_verifies_to_the_fixture(blob: &[u8]) {
     let verified = verify(blob).unwrap();
     assert_eq!(verified.content(), common::document());
-    assert_eq!(verified.signer().serial, "E1D2C3B4A5968778");
+    assert_eq!(verified.signer().serial.to_string(), "E1D2C3B4A5968778");
 }
 
 /// The SignerInfos SET and the one SignerInfo of the default fixture start with these headers.

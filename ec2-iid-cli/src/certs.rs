@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use ec2_iid::aws::AwsCertificate;
-use ec2_iid::{Format, TrustStore, TrustedCertificate};
+use ec2_iid::{Format, SerialNumber, TrustStore, TrustedCertificate};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use x509_parser::certificate::X509Certificate;
@@ -70,7 +70,7 @@ fn entry(store: &TrustStore, format: Format, pem: &str) -> Result<Value, String>
         "regions": trusted.regions().iter().map(|r| r.as_str()).collect::<Vec<_>>(),
         "subject": cert.subject().to_string(),
         "issuer": cert.issuer().to_string(),
-        "serial": trusted.serial_hex(),
+        "serial": trusted.serial().to_string(),
         "not_before": trusted.not_before().to_rfc3339(),
         "not_after": trusted.not_after().to_rfc3339(),
         "sha256": sha256_hex(&der),
@@ -166,7 +166,7 @@ fn check_file(store: &TrustStore, path: &Path) -> Result<Vec<(Standing, Value)>,
             let value = json!({
                 "file": path.display().to_string(),
                 "subject": cert.subject().to_string(),
-                "serial": hex_upper(cert.raw_serial()),
+                "serial": SerialNumber::from_be_bytes(cert.raw_serial()).to_string(),
                 "sha256": sha256_hex(der),
                 "status": standing.as_str(),
                 "trusted_as": trusted.map(|t| json!({
@@ -248,15 +248,5 @@ fn sha256_hex(der: &[u8]) -> String {
     Sha256::digest(der)
         .iter()
         .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-/// Upper-case hex without leading zero bytes, as the core prints serial numbers.
-pub(crate) fn hex_upper(bytes: &[u8]) -> String {
-    let start = bytes.iter().position(|&b| b != 0).unwrap_or(bytes.len());
-    bytes
-        .iter()
-        .skip(start)
-        .map(|b| format!("{b:02X}"))
         .collect()
 }

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use chrono::SecondsFormat;
 use ec2_iid::{
-    AllowRule, DEFAULT_MAX_FUTURE_SKEW, Error, Format, IdentityDocument, TrustStore,
+    AllowRule, DEFAULT_MAX_FUTURE_SKEW, Error, Format, IdentityDocument, SerialNumber, TrustStore,
     UnverifiedSignedData, VerifiedDocument, Verifier, check_ttl, detect_cms_format,
     parse_signed_data, verify_input,
 };
@@ -18,7 +18,6 @@ use serde_json::Value;
 use x509_parser::prelude::FromDer as _;
 use x509_parser::x509::X509Name;
 
-use crate::certs::hex_upper;
 use crate::setup::Setup;
 use crate::verify::{self, Rejection};
 
@@ -254,7 +253,7 @@ fn cms_signer_stage(
         |_| "(unparsable issuer)".to_owned(),
         |(_, name)| name.to_string(),
     );
-    let serial = hex_upper(signed.signer_serial());
+    let serial = SerialNumber::from_be_bytes(signed.signer_serial());
     let who = format!("issuer {issuer}, serial {serial}");
     let found = trust.find(format, signed.signer_issuer(), signed.signer_serial());
     if let Some(cert) = found {

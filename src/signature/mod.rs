@@ -16,13 +16,11 @@ use crate::cms::ber;
 use crate::cms::oids;
 use crate::cms::signed_data::{AlgorithmIdentifier, MAX_BLOB_LEN, UnverifiedSignedData};
 use crate::error::Error;
-use crate::ids::Region;
+use crate::ids::{Region, SerialNumber};
 use crate::input::Format;
 use crate::input::b64;
 use crate::signature::document::IdentityDocument;
-use crate::trust::{
-    KeyMaterial, TrustStore, TrustedCertificate, TrustedKey, issuer_display, serial_display,
-};
+use crate::trust::{KeyMaterial, TrustStore, TrustedCertificate, TrustedKey, issuer_display};
 
 /// An identity document whose AWS signature was verified.
 ///
@@ -70,9 +68,9 @@ pub struct Signer {
     pub format: Format,
     /// The document's region, which the key is trusted for.
     pub region: Region,
-    /// The certificate's serial number in upper-case hex: for CMS formats the certificate the
+    /// The certificate's serial number: for CMS formats the certificate the
     /// blob names; for `/signature` the most recent certificate of the key for the region.
-    pub serial: String,
+    pub serial: SerialNumber,
     /// The `signingTime` signed attribute, if the signature had one (never for `/signature`).
     pub signing_time: Option<DateTime<Utc>>,
 }
@@ -109,7 +107,7 @@ pub struct Signer {
 /// let signed = parse_signed_data(include_bytes!("../../tests/data/gen/rsa2048.b64"))?;
 /// let verified = verify_signature(signed, &trust)?;
 /// assert_eq!(verified.document().instance_id.as_str(), "i-0123456789abcdef0");
-/// assert_eq!(verified.signer().serial, "E1D2C3B4A5968778");
+/// assert_eq!(verified.signer().serial.to_string(), "E1D2C3B4A5968778");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
@@ -254,7 +252,7 @@ fn unknown_signer(trust: &TrustStore, format: Format, signed: &UnverifiedSignedD
     let (issuer, serial) = (signed.signer_issuer(), signed.signer_serial());
     let (known_issuer, known_serial) = trust.signer_clues(format, issuer, serial);
     Error::UnknownSigner {
-        serial: serial_display(serial),
+        serial: SerialNumber::from_be_bytes(serial),
         issuer: issuer_display(issuer),
         known_issuer,
         known_serial,
@@ -409,13 +407,13 @@ fn signer_for(
     if !key.covers(&document.region) {
         return Err(Error::RegionMismatch {
             region: document.region.clone(),
-            serial: cert.serial_hex(),
+            serial: cert.serial().clone(),
         });
     }
     Ok(Signer {
         format,
         region: document.region.clone(),
-        serial: cert.serial_hex(),
+        serial: cert.serial().clone(),
         signing_time,
     })
 }

@@ -1,0 +1,237 @@
+//! Accounts and the EC2 resources rules name: instances, images, VPCs, subnets, instance
+//! types and states.
+
+use core::fmt;
+use core::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+use super::{Identifier, InvalidIdentifier, ParsedStr};
+
+id_newtype!(
+    /// A 12-digit AWS account id.
+    ///
+    /// ```
+    /// let id: ec2_iid::AccountId = "123456789012".parse().unwrap();
+    /// assert!("12345678901".parse::<ec2_iid::AccountId>().is_err());
+    /// ```
+    AccountId,
+    "account id",
+    "123456789012",
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+);
+
+id_newtype!(
+    /// An EC2 instance id: `i-` and 8 or more lowercase hex digits (17 for current instances).
+    ///
+    /// ```
+    /// let id: ec2_iid::InstanceId = "i-0c5541936caf78c12".parse().unwrap();
+    /// assert!("i-XYZ".parse::<ec2_iid::InstanceId>().is_err());
+    /// ```
+    InstanceId,
+    "instance id",
+    "i-0123456789abcdef0",
+    |s| s.strip_prefix("i-").is_some_and(|hex| {
+        (8..=32).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    })
+);
+
+/// `<prefix>-` then 8 or 17 lowercase hex digits, as EC2 writes its resource ids.
+fn is_hex_id(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix)
+        .and_then(|rest| rest.strip_prefix('-'))
+        .is_some_and(|hex| {
+            matches!(hex.len(), 8 | 17)
+                && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+}
+
+id_newtype!(
+    /// An AMI id: `ami-` and 8 or 17 lowercase hex digits.
+    ///
+    /// ```
+    /// assert!("ami-0123456789abcdef0".parse::<ec2_iid::ImageId>().is_ok());
+    /// assert!("ami-1".parse::<ec2_iid::ImageId>().is_err());
+    /// ```
+    ImageId,
+    "AMI id",
+    "ami-0123456789abcdef0",
+    |s| is_hex_id(s, "ami")
+);
+
+id_newtype!(
+    /// A VPC id: `vpc-` and 8 or 17 lowercase hex digits.
+    ///
+    /// ```
+    /// assert!("vpc-0123456789abcdef0".parse::<ec2_iid::VpcId>().is_ok());
+    /// assert!("vpc-web".parse::<ec2_iid::VpcId>().is_err());
+    /// ```
+    VpcId,
+    "VPC id",
+    "vpc-0123456789abcdef0",
+    |s| is_hex_id(s, "vpc")
+);
+
+id_newtype!(
+    /// A subnet id: `subnet-` and 8 or 17 lowercase hex digits.
+    ///
+    /// ```
+    /// assert!("subnet-0123456789abcdef0".parse::<ec2_iid::SubnetId>().is_ok());
+    /// assert!("subnet-".parse::<ec2_iid::SubnetId>().is_err());
+    /// ```
+    SubnetId,
+    "subnet id",
+    "subnet-0123456789abcdef0",
+    |s| is_hex_id(s, "subnet")
+);
+
+id_newtype!(
+    /// An EC2 instance type: `<family>.<size>` in lowercase, such as `t3.micro` or
+    /// `m7i-flex.large`.
+    ///
+    /// ```
+    /// assert!("m7i-flex.large".parse::<ec2_iid::InstanceType>().is_ok());
+    /// assert!("T3.Micro".parse::<ec2_iid::InstanceType>().is_err());
+    /// ```
+    InstanceType,
+    "instance type",
+    "t3.micro",
+    |s| {
+        let word = |w: &str| {
+            !w.is_empty() && w.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
+        };
+        s.len() <= 64
+            && s.starts_with(|c: char| c.is_ascii_lowercase())
+            && s.split_once('.').is_some_and(|(family, size)| word(family) && word(size))
+    }
+);
+
+/// `State.Name` of an EC2 instance.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Default, Eq, Hash, PartialEq, Deserialize, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum InstanceState {
+    /// `pending`: launching.
+    #[default]
+    Pending,
+    /// `running`: the only state that may join.
+    Running,
+    /// `shutting-down`.
+    ShuttingDown,
+    /// `stopped`.
+    Stopped,
+    /// `stopping`.
+    Stopping,
+    /// `terminated`.
+    Terminated,
+}
+
+impl InstanceState {
+    /// The EC2 API name, e.g. `shutting-down`.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Running => "running",
+            Self::ShuttingDown => "shutting-down",
+            Self::Stopped => "stopped",
+            Self::Stopping => "stopping",
+            Self::Terminated => "terminated",
+        }
+    }
+}
+
+impl fmt::Display for InstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The name is not one of EC2's instance states.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct UnknownInstanceState;
+
+impl fmt::Display for UnknownInstanceState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("unknown EC2 instance state")
+    }
+}
+
+impl core::error::Error for UnknownInstanceState {}
+
+impl FromStr for InstanceState {
+    type Err = UnknownInstanceState;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "pending" => Self::Pending,
+            "running" => Self::Running,
+            "shutting-down" => Self::ShuttingDown,
+            "stopped" => Self::Stopped,
+            "stopping" => Self::Stopping,
+            "terminated" => Self::Terminated,
+            _ => return Err(UnknownInstanceState),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accounts_and_instance_ids() {
+        assert!("i-de0f1344".parse::<InstanceId>().is_ok());
+        assert!("i-de0f134".parse::<InstanceId>().is_err());
+        assert!("i-DE0F1344".parse::<InstanceId>().is_err());
+        assert_eq!(
+            "1234".parse::<AccountId>(),
+            Err(InvalidIdentifier { kind: "account id" })
+        );
+    }
+
+    #[test]
+    fn rule_identifiers() {
+        for t in ["t3.micro", "u-6tb1.metal", "mac2-m2pro.metal"] {
+            assert!(t.parse::<InstanceType>().is_ok(), "{t}");
+        }
+        for bad in ["t3", ".micro", "t3.", "t3.micro.x", "3t.micro"] {
+            assert!(bad.parse::<InstanceType>().is_err(), "{bad}");
+        }
+        for id in ["vpc-1234abcd", "vpc-0123456789abcdef0"] {
+            assert!(id.parse::<VpcId>().is_ok(), "{id}");
+        }
+        for bad in [
+            "vpc-123",
+            "vpc-0123456789ABCDEF0",
+            "subnet-1234abcd",
+            "vpc1234abcd",
+        ] {
+            assert!(bad.parse::<VpcId>().is_err(), "{bad}");
+        }
+        assert!("subnet-1234abcd".parse::<SubnetId>().is_ok());
+        assert!("ami-1234abcd".parse::<ImageId>().is_ok());
+        assert!("ami-1234abc".parse::<ImageId>().is_err());
+    }
+
+    #[test]
+    fn state_names_round_trip() {
+        for state in [
+            InstanceState::Pending,
+            InstanceState::Running,
+            InstanceState::ShuttingDown,
+            InstanceState::Stopped,
+            InstanceState::Stopping,
+            InstanceState::Terminated,
+        ] {
+            assert_eq!(state.as_str().parse::<InstanceState>(), Ok(state));
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{state}\""));
+        }
+        assert_eq!(
+            "Running".parse::<InstanceState>(),
+            Err(UnknownInstanceState)
+        );
+    }
+}
