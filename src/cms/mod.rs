@@ -33,3 +33,4 @@
 pub(crate) mod ber;
 pub(crate) mod oids;
 pub(crate) mod signed_data;
+mod signer_info;

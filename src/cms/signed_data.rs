@@ -2,13 +2,13 @@
 
 use core::ops::Range;
 
-use chrono::{DateTime, NaiveDate, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::cms::ber::{
-    self, CONSTRUCTED, Element, Reader, TAG_GENERALIZED_TIME, TAG_NULL, TAG_OID, TAG_SEQUENCE,
-    TAG_SET, TAG_UTC_TIME, malformed,
+    self, CONSTRUCTED, Element, Reader, TAG_NULL, TAG_SEQUENCE, TAG_SET, malformed,
 };
 use crate::cms::oids;
+use crate::cms::signer_info::{AlgorithmSpans, SignedAttributes, SignerParts, algorithm};
 use crate::error::{Error, Malformed};
 use crate::input::b64;
 
@@ -100,20 +100,6 @@ impl Content {
     }
 }
 
-#[derive(Clone, Debug)]
-struct AlgorithmSpans {
-    oid: Range<usize>,
-    parameters: Option<Range<usize>>,
-}
-
-#[derive(Clone, Debug, Default)]
-struct SignedAttributes {
-    content_type: Option<Range<usize>>,
-    message_digest: Option<Range<usize>>,
-    signing_time: Option<DateTime<Utc>>,
-    algorithm_protection: Option<(AlgorithmSpans, Option<AlgorithmSpans>)>,
-}
-
 /// Parses a signed blob from `/latest/dynamic/instance-identity/rsa2048` (or `/pkcs7`).
 ///
 /// Accepts the base64 text IMDS serves (any line breaks, `\n` or `\r\n`, optional trailing
@@ -179,25 +165,7 @@ impl UnverifiedSignedData {
     fn parse(der: Vec<u8>) -> Result<Self, Error> {
         let lengths = ber::IndefiniteLengths::default();
         let mut outer = Reader::with_lengths(&der, &lengths);
-        let content_info = outer.expect(TAG_SEQUENCE)?;
-        if !outer.is_empty() {
-            return Err(Error::TrailingData {
-                len: outer.remaining(),
-            });
-        }
-        let mut ci = content_info.children()?;
-        let content_type = ber::oid(&ci.next_element()?)?;
-        if content_type != oids::SIGNED_DATA {
-            return Err(Error::UnexpectedContentType {
-                oid: ber::oid_to_string(content_type),
-            });
-        }
-        let mut explicit = ci.expect(CONSTRUCTED | 0xA0)?.children()?;
-        ci.finish()?;
-        let signed_data = explicit.expect(TAG_SEQUENCE)?;
-        explicit.finish()?;
-        let mut sd = signed_data.children()?;
-
+        let mut sd = signed_data(&mut outer)?.children()?;
         let version = sd.next_element()?;
         if !matches!(ber::small_integer(&version)?, Some(1..=5)) {
             return Err(malformed(
@@ -209,40 +177,13 @@ impl UnverifiedSignedData {
         while !digest_algorithms.is_empty() {
             algorithm(&digest_algorithms.next_element()?)?;
         }
-
-        let mut encap = sd.expect(TAG_SEQUENCE)?.children()?;
-        let econtent_type = span(&ber::oid_element(&encap.next_element()?)?);
-        let content = match encap.optional(CONSTRUCTED | 0xA0)? {
-            Some(explicit) => {
-                let mut inner = explicit.children()?;
-                let content = Content::parse(&inner.next_element()?)?;
-                inner.finish()?;
-                content
-            }
-            None => return Err(Error::MissingContent),
-        };
-        encap.finish()?;
-
+        let (econtent_type, content) = encapsulated_content(&sd.expect(TAG_SEQUENCE)?)?;
         // Certificates and CRLs are never trusted: the signer comes from the trust store.
         sd.optional(CONSTRUCTED | 0xA0)?;
         sd.optional(CONSTRUCTED | 0xA1)?;
-
-        let mut signer_infos = sd.expect(TAG_SET)?.children()?;
+        let signer_infos = sd.expect(TAG_SET)?;
         sd.finish()?;
-        let mut signer = None;
-        let mut count = 0usize;
-        while !signer_infos.is_empty() && count < MAX_SIGNERS {
-            let info = signer_infos.next_element()?;
-            count += 1;
-            if signer.is_none() {
-                signer = Some(info);
-            }
-        }
-        let signer = match (signer, count) {
-            (Some(signer), 1) => signer,
-            _ => return Err(Error::SignerCount { count }),
-        };
-        let parts = SignerParts::parse(&signer)?;
+        let parts = SignerParts::parse(&only_signer(&signer_infos)?)?;
         Ok(Self {
             der,
             content,
@@ -371,220 +312,71 @@ impl UnverifiedSignedData {
     }
 }
 
-/// The SignerInfo's fields, as spans into the decoded bytes.
-struct SignerParts {
-    issuer: Range<usize>,
-    serial: Range<usize>,
-    digest_algorithm: AlgorithmSpans,
-    signed_attrs: Option<Range<usize>>,
-    attributes: SignedAttributes,
-    signature_algorithm: AlgorithmSpans,
-    signature: Range<usize>,
-}
-
-impl SignerParts {
-    fn parse(signer: &Element<'_>) -> Result<Self, Error> {
-        let signer = signer.expect_tag(TAG_SEQUENCE)?;
-        let mut si = signer.children()?;
-        let version = si.next_element()?;
-        if ber::small_integer(&version)? != Some(1) {
-            // Version 3 identifies the signer by key identifier, which AWS never uses.
-            return Err(malformed(
-                version.offset,
-                Malformed::InvalidValue("SignerInfo version"),
-            ));
-        }
-        let mut sid = si.expect(TAG_SEQUENCE)?.children()?;
-        let issuer = sid.expect(TAG_SEQUENCE)?;
-        let serial = sid.next_element()?;
-        ber::integer(&serial)?;
-        sid.finish()?;
-        let digest_algorithm = algorithm(&si.next_element()?)?;
-        let signed = si.optional(CONSTRUCTED | 0xA0)?;
-        let (signed_attrs, attributes) = match signed {
-            Some(element) => {
-                let element = element.expect_definite()?;
-                (Some(raw_span(&element)), parse_attributes(&element)?)
-            }
-            None => (None, SignedAttributes::default()),
-        };
-        let signature_algorithm = algorithm(&si.next_element()?)?;
-        let signature = si.expect(ber::TAG_OCTET_STRING)?;
-        si.optional(CONSTRUCTED | 0xA1)?;
-        si.finish()?;
-        Ok(Self {
-            issuer: raw_span(&issuer),
-            serial: span(&serial),
-            digest_algorithm,
-            signed_attrs,
-            attributes,
-            signature_algorithm,
-            signature: span(&signature),
-        })
-    }
-}
-
-/// Reads the attributes AWS signs; other attributes are allowed but must not repeat either.
-fn parse_attributes(signed: &Element<'_>) -> Result<SignedAttributes, Error> {
-    let mut attrs = SignedAttributes::default();
-    let mut seen_other: Vec<&[u8]> = Vec::new();
-    let mut reader = signed.children()?;
-    while !reader.is_empty() {
-        let mut attr = reader.expect(TAG_SEQUENCE)?.children()?;
-        let oid_element = attr.expect(TAG_OID)?;
-        let oid = ber::oid(&oid_element)?;
-        let values = attr.expect(TAG_SET)?;
-        attr.finish()?;
-        let mut values_reader = values.children()?;
-        let value = values_reader.next_element()?;
-        if !values_reader.is_empty() {
-            return Err(malformed(
-                values.offset,
-                Malformed::InvalidValue("attribute value count"),
-            ));
-        }
-        let duplicate = || Error::DuplicateAttribute {
-            oid: ber::oid_to_string(oid),
-        };
-        match oid {
-            oids::CONTENT_TYPE => {
-                if attrs.content_type.is_some() {
-                    return Err(duplicate());
-                }
-                attrs.content_type = Some(span(&ber::oid_element(&value)?));
-            }
-            oids::MESSAGE_DIGEST => {
-                if attrs.message_digest.is_some() {
-                    return Err(duplicate());
-                }
-                attrs.message_digest = Some(span(&value.expect_tag(ber::TAG_OCTET_STRING)?));
-            }
-            oids::SIGNING_TIME => {
-                if attrs.signing_time.is_some() {
-                    return Err(duplicate());
-                }
-                attrs.signing_time = Some(parse_time(&value)?);
-            }
-            oids::ALGORITHM_PROTECTION => {
-                if attrs.algorithm_protection.is_some() {
-                    return Err(duplicate());
-                }
-                attrs.algorithm_protection = Some(parse_algorithm_protection(&value)?);
-            }
-            other => seen_other.push(other),
-        }
-    }
-    // Sorting finds repeats in O(n log n): a 64 KiB blob can hold thousands of tiny
-    // attributes, and a linear search per attribute made parsing it quadratic.
-    seen_other.sort_unstable();
-    if let Some(oid) = seen_other.windows(2).find_map(|pair| match pair {
-        [a, b] if a == b => Some(*a),
-        _ => None,
-    }) {
-        return Err(Error::DuplicateAttribute {
-            oid: ber::oid_to_string(oid),
+/// The SignedData SEQUENCE inside the ContentInfo, which must be all of the input.
+fn signed_data<'a>(outer: &mut Reader<'a>) -> Result<Element<'a>, Error> {
+    let content_info = outer.expect(TAG_SEQUENCE)?;
+    if !outer.is_empty() {
+        return Err(Error::TrailingData {
+            len: outer.remaining(),
         });
     }
-    Ok(attrs)
+    let mut ci = content_info.children()?;
+    let content_type = ber::oid(&ci.next_element()?)?;
+    if content_type != oids::SIGNED_DATA {
+        return Err(Error::UnexpectedContentType {
+            oid: ber::oid_to_string(content_type),
+        });
+    }
+    let mut explicit = ci.expect(CONSTRUCTED | 0xA0)?.children()?;
+    ci.finish()?;
+    let signed_data = explicit.expect(TAG_SEQUENCE)?;
+    explicit.finish()?;
+    Ok(signed_data)
 }
 
-/// CMSAlgorithmProtection ::= SEQUENCE { digestAlgorithm, [1] signatureAlgorithm OPTIONAL,
-/// [2] macAlgorithm OPTIONAL }.
-fn parse_algorithm_protection(
-    value: &Element<'_>,
-) -> Result<(AlgorithmSpans, Option<AlgorithmSpans>), Error> {
-    let mut seq = value.expect_tag(TAG_SEQUENCE)?.children()?;
-    let digest = algorithm(&seq.next_element()?)?;
-    let signature = match seq.optional(CONSTRUCTED | 0xA1)? {
-        Some(implicit) => Some(algorithm_fields(&implicit)?),
-        None => None,
+/// The EncapsulatedContentInfo's type and content; a detached signature has no content.
+fn encapsulated_content(encap: &Element<'_>) -> Result<(Range<usize>, Content), Error> {
+    let mut encap = encap.children()?;
+    let econtent_type = span(&ber::oid_element(&encap.next_element()?)?);
+    let Some(explicit) = encap.optional(CONSTRUCTED | 0xA0)? else {
+        return Err(Error::MissingContent);
     };
-    seq.optional(CONSTRUCTED | 0xA2)?;
-    seq.finish()?;
-    Ok((digest, signature))
+    let mut inner = explicit.children()?;
+    let content = Content::parse(&inner.next_element()?)?;
+    inner.finish()?;
+    encap.finish()?;
+    Ok((econtent_type, content))
 }
 
-fn algorithm(element: &Element<'_>) -> Result<AlgorithmSpans, Error> {
-    algorithm_fields(&element.expect_tag(TAG_SEQUENCE)?)
+/// The one SignerInfo; counting stops at [`MAX_SIGNERS`] so a blob of tiny SignerInfos is not
+/// walked to its end.
+fn only_signer<'a>(signer_infos: &Element<'a>) -> Result<Element<'a>, Error> {
+    let mut infos = signer_infos.children()?;
+    let mut signer = None;
+    let mut count = 0usize;
+    while !infos.is_empty() && count < MAX_SIGNERS {
+        let info = infos.next_element()?;
+        count += 1;
+        signer.get_or_insert(info);
+    }
+    match (signer, count) {
+        (Some(signer), 1) => Ok(signer),
+        _ => Err(Error::SignerCount { count }),
+    }
 }
 
-/// The fields of an AlgorithmIdentifier, whatever the (possibly implicit) outer tag.
-fn algorithm_fields(element: &Element<'_>) -> Result<AlgorithmSpans, Error> {
-    let mut seq = element.children()?;
-    let oid = span(&ber::oid_element(&seq.next_element()?)?);
-    let parameters = if seq.is_empty() {
-        None
-    } else {
-        Some(raw_span(&seq.next_element()?))
-    };
-    seq.finish()?;
-    Ok(AlgorithmSpans { oid, parameters })
-}
-
-/// Parses UTCTime (`YYMMDDHHMMSSZ`, RFC 5280 century rule) or GeneralizedTime
-/// (`YYYYMMDDHHMMSSZ`).
-fn parse_time(element: &Element<'_>) -> Result<DateTime<Utc>, Error> {
-    let invalid = || malformed(element.offset, Malformed::InvalidValue("signingTime"));
-    let (year, rest) = match (element.tag, element.value) {
-        (TAG_UTC_TIME, [y1, y2, rest @ ..]) if rest.len() == 11 => {
-            let yy = digits(&[*y1, *y2]).ok_or_else(invalid)?;
-            (if yy >= 50 { 1900 + yy } else { 2000 + yy }, rest)
-        }
-        (TAG_GENERALIZED_TIME, [y1, y2, y3, y4, rest @ ..]) if rest.len() == 11 => {
-            (digits(&[*y1, *y2, *y3, *y4]).ok_or_else(invalid)?, rest)
-        }
-        (TAG_UTC_TIME | TAG_GENERALIZED_TIME, _) => return Err(invalid()),
-        (found, _) => {
-            return Err(malformed(
-                element.offset,
-                Malformed::UnexpectedTag {
-                    expected: TAG_UTC_TIME,
-                    found,
-                },
-            ));
-        }
-    };
-    let [m1, m2, d1, d2, h1, h2, n1, n2, s1, s2, b'Z'] = rest else {
-        return Err(invalid());
-    };
-    let field = |a: u8, b: u8| digits(&[a, b]).ok_or_else(invalid);
-    let date = NaiveDate::from_ymd_opt(
-        i32::try_from(year).map_err(|_| invalid())?,
-        field(*m1, *m2)?,
-        field(*d1, *d2)?,
-    )
-    .ok_or_else(invalid)?;
-    let time = date
-        .and_hms_opt(field(*h1, *h2)?, field(*n1, *n2)?, field(*s1, *s2)?)
-        .ok_or_else(invalid)?;
-    Ok(time.and_utc())
-}
-
-fn digits(text: &[u8]) -> Option<u32> {
-    text.iter().try_fold(0u32, |acc, &b| {
-        b.is_ascii_digit().then(|| acc * 10 + u32::from(b - b'0'))
-    })
-}
-
-fn span(element: &Element<'_>) -> Range<usize> {
+pub(super) fn span(element: &Element<'_>) -> Range<usize> {
     let start = element.value_offset();
     start..start + element.value.len()
 }
 
-fn raw_span(element: &Element<'_>) -> Range<usize> {
+pub(super) fn raw_span(element: &Element<'_>) -> Range<usize> {
     element.offset..element.offset + element.raw.len()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn time(tag: u8, text: &str) -> Result<DateTime<Utc>, Error> {
-        let mut encoded = vec![tag, u8::try_from(text.len()).unwrap()];
-        encoded.extend_from_slice(text.as_bytes());
-        let element = Reader::new(&encoded).next_element().unwrap();
-        parse_time(&element)
-    }
 
     #[test]
     #[expect(deprecated, reason = "the old name must keep working for one release")]
@@ -593,33 +385,6 @@ mod tests {
         let old = parse_document(blob).unwrap();
         assert_eq!(old.content(), parse_signed_data(blob).unwrap().content());
         assert!(matches!(parse_document(b"*"), Err(Error::Base64)));
-    }
-
-    #[test]
-    fn times() {
-        assert_eq!(
-            time(TAG_UTC_TIME, "210903212649Z").unwrap().to_rfc3339(),
-            "2021-09-03T21:26:49+00:00"
-        );
-        assert_eq!(
-            time(TAG_UTC_TIME, "990101000000Z").unwrap().to_rfc3339()[..4],
-            *"1999"
-        );
-        assert_eq!(
-            time(TAG_GENERALIZED_TIME, "21950101000000Z")
-                .unwrap()
-                .to_rfc3339()[..4],
-            *"2195"
-        );
-        for bad in [
-            "210903212649",
-            "211303212649Z",
-            "2109032126490",
-            "21090321264xZ",
-        ] {
-            assert!(time(TAG_UTC_TIME, bad).is_err(), "{bad}");
-        }
-        assert!(time(TAG_OID, "210903212649Z").is_err());
     }
 
     #[test]
