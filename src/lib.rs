@@ -43,10 +43,10 @@ pub use policy::facts::{
     InstanceFacts, MAX_ROOT_VOLUME_ATTACH_GAP, RootVolumeCheck, check_instance_facts,
 };
 pub use policy::rules::{AllowRule, match_allow_rules};
-pub use policy::token::{
-    DEFAULT_TTL, IidTtl, MIN_TTL, TokenMetadata, TokenResource, TokenSpec, parse_go_duration,
+pub use policy::token::{TokenMetadata, TokenResource, TokenSpec};
+pub use policy::ttl::{
+    DEFAULT_MAX_FUTURE_SKEW, DEFAULT_TTL, IidTtl, MIN_TTL, check_ttl, parse_go_duration,
 };
-pub use policy::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
 pub use signature::document::IdentityDocument;
 pub use signature::verify_input::{
     VerifyOptions, detect_cms_format, verify_input, verify_signature_with,

@@ -11,8 +11,9 @@ use crate::input::SignedInput;
 use crate::join::pending::{InstanceCheck, PendingJoin};
 use crate::policy::facts::RootVolumeCheck;
 use crate::policy::rules::{AllowRule, match_allow_rules};
-use crate::policy::token::{DEFAULT_TTL, MIN_TTL, TokenResource, TokenSpec};
+use crate::policy::token::{TokenResource, TokenSpec};
 use crate::policy::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
+use crate::policy::ttl::{DEFAULT_TTL, MIN_TTL};
 use crate::signature::verify_input::{VerifyOptions, verify_input};
 use crate::trust::TrustStore;
 

@@ -1,10 +1,19 @@
-//! Freshness of a document: its `pendingTime` against the caller's clock.
+//! Freshness of a document: its `pendingTime` against the caller's clock, and the TTL setting
+//! (`aws_iid_ttl`) that bounds it, written as a Go duration.
 
+use core::fmt;
 use core::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::error::Error;
+
+/// Teleport's default `aws_iid_ttl`: documents of instances launched longer ago are refused.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// The shortest TTL accepted: anything shorter is a bare number read as nanoseconds.
+pub const MIN_TTL: Duration = Duration::from_secs(1);
 
 /// Teleport's allowance for a `pendingTime` ahead of the verifier's clock.
 pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(60);
@@ -61,6 +70,163 @@ pub fn check_ttl(
 /// `delta > limit` for a positive `delta`; limits beyond TimeDelta's range never are exceeded.
 fn exceeds(delta: TimeDelta, limit: Duration) -> bool {
     TimeDelta::from_std(limit).is_ok_and(|limit| delta > limit)
+}
+
+/// `aws_iid_ttl`: a Go duration string (`5m`, `90s`, `1h30m`, `1.5h`) or integer nanoseconds
+/// (Teleport's stored form). Zero means "use the default" (5 minutes).
+#[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
+pub struct IidTtl(Duration);
+
+impl IidTtl {
+    /// A TTL of `duration`.
+    #[must_use]
+    pub fn new(duration: Duration) -> Self {
+        Self(duration)
+    }
+
+    /// The TTL.
+    #[must_use]
+    pub fn get(self) -> Duration {
+        self.0
+    }
+}
+
+impl<'de> Deserialize<'de> for IidTtl {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl serde::de::Visitor<'_> for Visitor {
+            type Value = IidTtl;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a Go duration such as \"5m\", or integer nanoseconds")
+            }
+
+            fn visit_u64<E: serde::de::Error>(self, nanos: u64) -> Result<IidTtl, E> {
+                Ok(IidTtl(Duration::from_nanos(nanos)))
+            }
+
+            fn visit_i64<E: serde::de::Error>(self, nanos: i64) -> Result<IidTtl, E> {
+                u64::try_from(nanos)
+                    .map(|n| IidTtl(Duration::from_nanos(n)))
+                    .map_err(|_| E::custom("aws_iid_ttl must not be negative"))
+            }
+
+            fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<IidTtl, E> {
+                parse_go_duration(text).map(IidTtl).map_err(E::custom)
+            }
+        }
+        d.deserialize_any(Visitor)
+    }
+}
+
+impl Serialize for IidTtl {
+    /// Whole milliseconds as `<n>ms`, anything finer as `<n>ns`, so that the value parses back
+    /// exactly (a sub-millisecond TTL written as `0ms` would come back as the 5-minute default).
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.subsec_nanos().is_multiple_of(1_000_000) {
+            s.collect_str(&format_args!("{}ms", self.0.as_millis()))
+        } else {
+            s.collect_str(&format_args!("{}ns", self.0.as_nanos()))
+        }
+    }
+}
+
+/// Parses Go's `time.ParseDuration` syntax, for non-negative durations.
+///
+/// ```
+/// use core::time::Duration;
+/// assert_eq!(ec2_iid::parse_go_duration("1h30m")?, Duration::from_secs(5400));
+/// assert_eq!(ec2_iid::parse_go_duration("1.5h")?, Duration::from_secs(5400));
+/// assert!(ec2_iid::parse_go_duration("5 minutes").is_err());
+/// # Ok::<(), String>(())
+/// ```
+///
+/// # Errors
+/// A message naming what is wrong: empty, negative, missing or unknown unit, overflow.
+pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
+    let err = |what: &str| format!("invalid duration {text:?}: {what}");
+    let rest = text.strip_prefix('+').unwrap_or(text);
+    if rest.starts_with('-') {
+        return Err(err("negative"));
+    }
+    if rest == "0" {
+        return Ok(Duration::ZERO);
+    }
+    if rest.is_empty() {
+        return Err(err("empty"));
+    }
+    // Go limits durations to i64 nanoseconds (about 292 years).
+    const MAX_NANOS: u128 = 9_223_372_036_854_775_807;
+    let mut total: u128 = 0;
+    let mut rest = rest;
+    while !rest.is_empty() {
+        let (nanos, after) = duration_term(rest).map_err(err)?;
+        total = total.checked_add(nanos).ok_or_else(|| err("overflow"))?;
+        if total > MAX_NANOS {
+            return Err(err("overflow"));
+        }
+        rest = after;
+    }
+    let secs = u64::try_from(total / 1_000_000_000).map_err(|_| err("overflow"))?;
+    let nanos = u32::try_from(total % 1_000_000_000).map_err(|_| err("overflow"))?;
+    Ok(Duration::new(secs, nanos))
+}
+
+/// One `<number>[.<fraction>]<unit>` term at the start of `text`: its nanoseconds and the rest,
+/// or what is wrong with it.
+fn duration_term(text: &str) -> Result<(u128, &str), &'static str> {
+    let int_len = text.bytes().take_while(u8::is_ascii_digit).count();
+    let (int_part, after) = text.split_at(int_len);
+    let (frac_part, after) = match after.strip_prefix('.') {
+        Some(after) => {
+            let n = after.bytes().take_while(u8::is_ascii_digit).count();
+            after.split_at(n)
+        }
+        None => ("", after),
+    };
+    if int_part.is_empty() && frac_part.is_empty() {
+        return Err("expected a number");
+    }
+    let unit_len = after
+        .bytes()
+        .take_while(|b| !b.is_ascii_digit() && *b != b'.')
+        .count();
+    let (unit, after) = after.split_at(unit_len);
+    let unit_nanos: u128 = match unit {
+        "ns" => 1,
+        "us" | "µs" | "μs" => 1_000,
+        "ms" => 1_000_000,
+        "s" => 1_000_000_000,
+        "m" => 60_000_000_000,
+        "h" => 3_600_000_000_000,
+        "" => return Err("missing unit"),
+        _ => return Err("unknown unit"),
+    };
+    let whole: u128 = if int_part.is_empty() {
+        0
+    } else {
+        int_part.parse().map_err(|_| "number too large")?
+    };
+    let nanos = whole
+        .checked_mul(unit_nanos)
+        .and_then(|n| n.checked_add(fraction_nanos(frac_part, unit_nanos)))
+        .ok_or("overflow")?;
+    Ok((nanos, after))
+}
+
+/// The nanoseconds of a fraction `.<digits>` of `unit_nanos`, digits past nanosecond precision
+/// dropped (as Go does). At most `unit_nanos` (an hour in nanoseconds), so it cannot overflow.
+fn fraction_nanos(digits: &str, unit_nanos: u128) -> u128 {
+    let mut scale = unit_nanos;
+    let mut nanos: u128 = 0;
+    for digit in digits.bytes() {
+        scale /= 10;
+        if scale == 0 {
+            break;
+        }
+        nanos = nanos.saturating_add(u128::from(digit.saturating_sub(b'0')).saturating_mul(scale));
+    }
+    nanos
 }
 
 #[cfg(test)]
@@ -128,5 +294,69 @@ mod tests {
         ));
         assert_eq!(check_ttl(min, huge, huge, max), Ok(()));
         assert_eq!(check_ttl(max, huge, huge, min), Ok(()));
+    }
+
+    #[test]
+    fn go_durations() {
+        for (text, secs, nanos) in [
+            ("5m", 300, 0),
+            ("90s", 90, 0),
+            ("1h30m", 5400, 0),
+            ("1.5h", 5400, 0),
+            ("0", 0, 0),
+            ("+2s", 2, 0),
+            ("300ms", 0, 300_000_000),
+            ("1us", 0, 1_000),
+            ("1µs", 0, 1_000),
+            (".5s", 0, 500_000_000),
+            ("1.000000001s", 1, 1),
+            ("2562047h47m16.854775807s", 9_223_372_036, 854_775_807),
+        ] {
+            assert_eq!(
+                parse_go_duration(text),
+                Ok(Duration::new(secs, nanos)),
+                "{text}"
+            );
+        }
+        for bad in [
+            "",
+            "-5m",
+            "5",
+            "5 m",
+            "m",
+            "5x",
+            ".s",
+            "2562047h47m16.854775808s",
+            "1e3s",
+        ] {
+            assert!(parse_go_duration(bad).is_err(), "{bad}");
+        }
+        // Long fractions and huge numbers end in a value or an error, never a panic or a wrap.
+        let long_fraction = format!("1.{}h", "9".repeat(10_000));
+        let parsed = parse_go_duration(&long_fraction).unwrap();
+        assert!(parsed > Duration::from_secs(7199) && parsed < Duration::from_secs(7200));
+        let huge = format!("{}h", "9".repeat(38));
+        assert!(parse_go_duration(&huge).is_err());
+        let sum = "2562047h".repeat(2) + "1h";
+        assert!(parse_go_duration(&sum).is_err());
+    }
+
+    #[test]
+    fn ttl_serializes_exactly() {
+        assert_eq!(
+            serde_json::to_string(&IidTtl::new(Duration::from_secs(90))).unwrap(),
+            "\"90000ms\""
+        );
+        for ttl in [
+            Duration::from_nanos(999_999),
+            Duration::from_nanos(299_999_999_999),
+        ] {
+            let json = serde_json::to_string(&IidTtl::new(ttl)).unwrap();
+            assert_eq!(
+                serde_json::from_str::<IidTtl>(&json).unwrap().get(),
+                ttl,
+                "{json}"
+            );
+        }
     }
 }
