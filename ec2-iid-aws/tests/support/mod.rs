@@ -105,6 +105,32 @@ impl Moto {
     }
 }
 
+impl Moto {
+    /// Freezes moto (`SIGSTOP`): it keeps its state and its port, connections are accepted
+    /// by the kernel but nothing answers, as for a hung service, until [`resume`](Self::resume).
+    #[allow(dead_code, reason = "only tests/system.rs of ec2-iid-cli stops moto")]
+    pub(crate) fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Lets a [`pause`](Self::pause)d moto run again (`SIGCONT`).
+    #[allow(dead_code, reason = "only tests/system.rs of ec2-iid-cli stops moto")]
+    pub(crate) fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    #[allow(dead_code, reason = "only tests/system.rs of ec2-iid-cli stops moto")]
+    fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([signal, &self.child.id().to_string()])
+            .status();
+        assert!(
+            status.is_ok_and(|s| s.success()),
+            "kill {signal} of moto_server failed"
+        );
+    }
+}
+
 impl Drop for Moto {
     fn drop(&mut self) {
         let _ = self.child.kill();

@@ -56,7 +56,25 @@ static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
 /// The test binary's server, started on first use; `None` (after a notice) when PostgreSQL
 /// cannot run here. Fails the test instead when `CI=true`.
 pub(crate) fn server() -> Option<&'static PgServer> {
-    match SERVER.get_or_init(PgServer::start) {
+    available(SERVER.get_or_init(PgServer::start).as_ref())
+}
+
+/// A server of the caller's own, stopped and removed on drop: for a test that stops and
+/// restarts it ([`PgServer::stop`], [`PgServer::restart`]) while other tests use [`server`].
+/// `None` (after a notice) when PostgreSQL cannot run here; fails the test when `CI=true`.
+#[allow(
+    dead_code,
+    reason = "only tests/system.rs of ec2-iid-cli stops a server"
+)]
+pub(crate) fn own_server() -> Option<PgServer> {
+    let started = PgServer::start();
+    available(started.as_ref())?;
+    started.ok()
+}
+
+/// The server, or `None` after a notice; fails the test instead when `CI=true`.
+fn available<S>(started: Result<S, &String>) -> Option<S> {
+    match started {
         Ok(server) => Some(server),
         Err(why) if std::env::var("CI").is_ok_and(|ci| ci == "true") => {
             panic!("a PostgreSQL server is required in CI (CI=true): {why}")
@@ -134,31 +152,59 @@ impl PgServer {
         let mut last = String::new();
         for _ in 0..3 {
             let port = free_port()?;
-            let options = format!(
-                "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
-                 -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
-                self.dir.display()
-            );
-            let started = run(self
-                .command("pg_ctl")
-                .arg("-D")
-                .arg(&data)
-                .arg("-l")
-                .arg(self.dir.join("log"))
-                .args(["-w", "-t", "60", "-o", &options, "start"]));
-            match started {
+            match self.start_on(port) {
                 Ok(()) => {
                     self.port = port;
                     self.watchdog = Some(self.spawn_watchdog()?);
                     return Ok(());
                 }
-                Err(why) => {
-                    let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
-                    last = format!("{why}; server log:\n{log}");
-                }
+                Err(why) => last = why,
             }
         }
         Err(last)
+    }
+
+    /// `pg_ctl start` of the cluster on 127.0.0.1:`port`; the error has the server's log.
+    fn start_on(&self, port: u16) -> Result<(), String> {
+        let options = format!(
+            "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+            self.dir.display()
+        );
+        run(self
+            .command("pg_ctl")
+            .arg("-D")
+            .arg(self.dir.join("data"))
+            .arg("-l")
+            .arg(self.dir.join("log"))
+            .args(["-w", "-t", "60", "-o", &options, "start"]))
+        .map_err(|why| {
+            let log = std::fs::read_to_string(self.dir.join("log")).unwrap_or_default();
+            format!("{why}; server log:\n{log}")
+        })
+    }
+
+    /// Stops the server (`pg_ctl stop -m fast`: open connections are closed); its data stays.
+    #[allow(
+        dead_code,
+        reason = "only tests/system.rs of ec2-iid-cli stops a server"
+    )]
+    pub(crate) fn stop(&self) {
+        let mut stop = self.command("pg_ctl");
+        stop.arg("-D")
+            .arg(self.dir.join("data"))
+            .args(["-m", "fast", "-w", "-t", "60", "stop"]);
+        run(&mut stop).expect("pg_ctl stop");
+    }
+
+    /// Starts the stopped server again on the same port, with the same data.
+    #[allow(
+        dead_code,
+        reason = "only tests/system.rs of ec2-iid-cli stops a server"
+    )]
+    pub(crate) fn restart(&self) {
+        self.start_on(self.port)
+            .expect("pg_ctl start on the same port");
     }
 
     /// `bin/<program>`, through `runuser` as root, run in the temporary directory.

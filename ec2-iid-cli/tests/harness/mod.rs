@@ -1,0 +1,362 @@
+//! The harness of the tests that run `ec2-iid serve` (`tests/serve.rs`, `tests/system.rs`):
+//! the binary as a child process on 127.0.0.1:0, identity documents signed by the test CA
+//! (trusted with `--cert`) for instances launched in moto, and databases on the test
+//! PostgreSQL. It brings the support code of the other crates' tests: the core's fixture
+//! generator (`common`), the PostgreSQL harness (`pg`), moto (`support`) and the IMDSv2
+//! emulator (`emulator`).
+#![allow(
+    dead_code,
+    reason = "each including test uses a part: tests/system.rs posts through `ec2-iid join` \
+              processes, the support modules also serve the other crates' tests"
+)]
+
+#[path = "../../../tests/common/mod.rs"]
+pub(crate) mod common;
+#[path = "../../../ec2-iid-aws/tests/support/imds.rs"]
+pub(crate) mod emulator;
+#[path = "../../../ec2-iid-postgres/tests/support/mod.rs"]
+pub(crate) mod pg;
+#[path = "../../../ec2-iid-aws/tests/support/mod.rs"]
+pub(crate) mod support;
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdout, Command, Stdio};
+use std::time::{Duration, SystemTime};
+
+use aws_config::{BehaviorVersion, Region as SdkRegion};
+use aws_sdk_ec2::config::Credentials;
+use aws_sdk_ec2::types::InstanceStateName;
+use chrono::{DateTime, Utc};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+use self::common::{BlobSpec, imds_base64, test_ca};
+use self::support::OWN_ACCOUNT;
+
+pub(crate) const REGION: &str = "us-east-1";
+/// One of the AMIs moto knows.
+pub(crate) const AMI: &str = "ami-12c6146b";
+pub(crate) const ROLE: &str = "arn:aws:iam::123456789012:role/ec2-iid-describe";
+
+/// A scratch directory of this test, emptied.
+pub(crate) fn scratch_dir(test: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("serve-{test}"));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// A token allowing moto's account (through `role` when given), TTL 5m; its path.
+pub(crate) fn write_token(dir: &Path, role: Option<&str>) -> PathBuf {
+    let token = dir.join("token.yaml");
+    let role = role.map_or(String::new(), |r| format!("    aws_role: \"{r}\"\n"));
+    std::fs::write(
+        &token,
+        format!(
+            "kind: token\nversion: v2\nmetadata:\n  name: join-test\nspec:\n  roles: [Node]\n  \
+             join_method: ec2\n  aws_iid_ttl: 5m\n  allow:\n  - aws_account: \"{OWN_ACCOUNT}\"\n\
+             {role}"
+        ),
+    )
+    .unwrap();
+    token
+}
+
+/// `ec2-iid serve` with the test CA trusted for us-east-1, AWS at `endpoint_url`, dummy
+/// credentials and no IMDS.
+pub(crate) fn serve_command(token: &Path, endpoint_url: &str, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ec2-iid"));
+    command
+        .arg("serve")
+        .arg("--token")
+        .arg(token)
+        .arg("--cert")
+        .arg(common::data_path("testca/testca.pem"))
+        .args(["--cert-region", REGION])
+        .args(["--endpoint-url", endpoint_url])
+        .args(["--listen", "127.0.0.1:0"])
+        .args(extra)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null());
+    command
+}
+
+/// A running `ec2-iid serve`, killed on drop (its stderr is shown if the test failed).
+pub(crate) struct Server {
+    child: Child,
+    /// `127.0.0.1:PORT`.
+    pub(crate) addr: String,
+    log: PathBuf,
+    _stdout: BufReader<ChildStdout>,
+}
+
+impl Server {
+    /// Starts a server in `dir` (its log is `dir/<name>.log`) with `extra` flags.
+    #[allow(
+        dead_code,
+        reason = "tests/system.rs posts through `ec2-iid join` processes"
+    )]
+    pub(crate) fn start(dir: &Path, name: &str, endpoint_url: &str, extra: &[&str]) -> Self {
+        let token = write_token(dir, None);
+        Self::start_with_token(dir, name, &token, endpoint_url, extra)
+    }
+
+    pub(crate) fn start_with_token(
+        dir: &Path,
+        name: &str,
+        token: &Path,
+        endpoint_url: &str,
+        extra: &[&str],
+    ) -> Self {
+        let log = dir.join(format!("{name}.log"));
+        let mut child = serve_command(token, endpoint_url, extra)
+            .stdout(Stdio::piped())
+            .stderr(File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        stdout.read_line(&mut line).unwrap();
+        let mut server = Self {
+            child,
+            addr: String::new(),
+            log,
+            _stdout: stdout,
+        };
+        match line.trim_end().strip_prefix("listening on ") {
+            Some(addr) => server.addr = addr.to_owned(),
+            None => panic!("ec2-iid serve did not start: {line:?}"),
+        }
+        server
+    }
+
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap()
+    }
+
+    /// Checks a refusal: the body is only the kind and a request id, and the server's log has
+    /// the reason (`reason_in_log`) in that request's span.
+    pub(crate) fn refused(&self, body: &str, kind: &str, reason_in_log: &str) {
+        let answer: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(answer["error"], kind, "{body}");
+        let id = answer["request_id"].as_str().unwrap();
+        assert_eq!(answer.as_object().unwrap().len(), 2, "nothing else: {body}");
+        let log = self.log();
+        let span = format!("join{{request_id={id}}}");
+        let line = log
+            .lines()
+            .find(|line| line.contains(&span) && line.contains(reason_in_log))
+            .unwrap_or_else(|| panic!("no log line for {id} with {reason_in_log:?}:\n{log}"));
+        assert!(line.contains(kind), "{line}");
+    }
+
+    /// `POST /join` with `body`: the status and the response body.
+    #[allow(
+        dead_code,
+        reason = "tests/system.rs posts through `ec2-iid join` processes"
+    )]
+    pub(crate) async fn join(&self, body: &[u8]) -> (u16, String) {
+        let (status, _, body) = request(&self.addr, "POST", "/join", body).await;
+        (status, body)
+    }
+
+    /// `GET /metrics`.
+    pub(crate) async fn metrics(&self) -> String {
+        let (status, head, body) = request(&self.addr, "GET", "/metrics", b"").await;
+        assert_eq!(status, 200, "{body}");
+        assert!(
+            head.to_ascii_lowercase()
+                .contains("content-type: text/plain; version=0.0.4"),
+            "{head}"
+        );
+        body
+    }
+
+    /// A counter or gauge sample of `/metrics` (`name` with its labels), 0 if absent.
+    pub(crate) async fn sample(&self, name: &str) -> f64 {
+        sample(&self.metrics().await, name)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+            eprintln!("ec2-iid serve stderr ({}):\n{log}", self.log.display());
+        }
+    }
+}
+
+/// The value of the sample `name` (with its labels) in a `/metrics` text, 0 if absent.
+pub(crate) fn sample(metrics: &str, name: &str) -> f64 {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.parse().unwrap())
+}
+
+/// One HTTP/1.1 request on a new connection: the status, the response head and the body.
+pub(crate) async fn request(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String, String) {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Length: {}\r\nConnection: \
+         close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    // The server may answer a body it refuses (413) without reading it, then close: the
+    // write or the end of the read may fail with a reset, after the answer arrived.
+    let _ = stream.write_all(body).await;
+    let mut response = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(60), stream.read_to_end(&mut response))
+        .await
+        .expect("ec2-iid serve answers within 60 s");
+    if response.is_empty() {
+        read.unwrap();
+    }
+    let response = String::from_utf8(response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").unwrap();
+    let status = head.split(' ').nth(1).and_then(|s| s.parse().ok());
+    (status.unwrap(), head.to_owned(), body.to_owned())
+}
+
+/// `/rsa2048` text for an instance of `account` that started at `now`, as IMDS would serve it
+/// (signed by the test CA, not AWS).
+pub(crate) fn rsa2048(account: &str, instance_id: &str, now: DateTime<Utc>) -> String {
+    let pending_time = now.format("%Y-%m-%dT%H:%M:%SZ");
+    // AWS's field layout (see tests/data/gen/document.json).
+    let document = format!(
+        r#"{{
+  "accountId" : "{account}",
+  "architecture" : "x86_64",
+  "availabilityZone" : "{REGION}a",
+  "billingProducts" : null,
+  "devpayProductCodes" : null,
+  "marketplaceProductCodes" : null,
+  "imageId" : "{AMI}",
+  "instanceId" : "{instance_id}",
+  "instanceType" : "t2.micro",
+  "kernelId" : null,
+  "pendingTime" : "{pending_time}",
+  "privateIp" : "10.0.0.10",
+  "ramdiskId" : null,
+  "region" : "{REGION}",
+  "version" : "2017-09-30"
+}}"#
+    );
+    let spec = BlobSpec {
+        // AWS signs a few seconds after the instance starts.
+        signing_time: Some(now.format("%y%m%d%H%M%SZ").to_string()),
+        ..BlobSpec::aws_like(document.as_bytes())
+    };
+    imds_base64(&spec.build(&test_ca()))
+}
+
+pub(crate) fn now() -> DateTime<Utc> {
+    DateTime::from(SystemTime::now())
+}
+
+pub(crate) async fn ec2_client(url: &str) -> aws_sdk_ec2::Client {
+    let config = aws_config::defaults(BehaviorVersion::latest())
+        .region(SdkRegion::new(REGION))
+        .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
+        .endpoint_url(url)
+        .load()
+        .await;
+    aws_sdk_ec2::Client::new(&config)
+}
+
+/// Launches `count` instances in one call and waits until they are running; their ids.
+pub(crate) async fn launch(ec2: &aws_sdk_ec2::Client, count: i32) -> Vec<String> {
+    let out = ec2
+        .run_instances()
+        .image_id(AMI)
+        .min_count(count)
+        .max_count(count)
+        .send()
+        .await
+        .unwrap();
+    let ids: Vec<String> = out
+        .instances()
+        .iter()
+        .map(|i| i.instance_id().unwrap().to_owned())
+        .collect();
+    assert_eq!(ids.len(), usize::try_from(count).unwrap());
+    wait_for(ec2, &ids, InstanceStateName::Running).await;
+    ids
+}
+
+/// Polls `DescribeInstances` until every one of `ids` is in `state`.
+pub(crate) async fn wait_for(ec2: &aws_sdk_ec2::Client, ids: &[String], state: InstanceStateName) {
+    for _ in 0..100 {
+        let out = ec2
+            .describe_instances()
+            .set_instance_ids(Some(ids.to_vec()))
+            .send()
+            .await
+            .unwrap();
+        let in_state = out
+            .reservations()
+            .iter()
+            .flat_map(|r| r.instances())
+            .filter(|i| i.state().and_then(|s| s.name()) == Some(&state))
+            .count();
+        if in_state == ids.len() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("instances {ids:?} never became {state}");
+}
+
+/// A database of its own on the test PostgreSQL, owned by `owner` (made if missing); its
+/// `--registry` value.
+pub(crate) async fn database(server: &pg::PgServer, name: &str, owner: &str) -> String {
+    let admin = admin(server, "postgres").await;
+    // One statement per call: DROP and CREATE DATABASE refuse to run in a transaction block.
+    for statement in [
+        format!(
+            "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '{owner}') THEN \
+             CREATE ROLE {owner} LOGIN; END IF; END $$"
+        ),
+        format!("DROP DATABASE IF EXISTS {name}"),
+        format!("CREATE DATABASE {name} OWNER {owner}"),
+    ] {
+        admin.batch_execute(&statement).await.unwrap();
+    }
+    format!(
+        "postgres:postgresql://{owner}@127.0.0.1:{}/{name}",
+        server.port
+    )
+}
+
+/// A superuser connection to `dbname`.
+pub(crate) async fn admin(server: &pg::PgServer, dbname: &str) -> tokio_postgres::Client {
+    let (client, connection) = server
+        .config()
+        .dbname(dbname)
+        .connect(tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    client
+}
+
+/// The `p`th percentile of `sorted` latencies.
+pub(crate) fn percentile(sorted: &[Duration], p: usize) -> Duration {
+    let index = (sorted.len() * p / 100).min(sorted.len() - 1);
+    sorted[index]
+}
