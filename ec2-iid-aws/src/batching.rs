@@ -15,6 +15,7 @@ use std::time::Instant;
 use aws_smithy_async::rt::sleep::{AsyncSleep, SharedAsyncSleep, default_async_sleep};
 use ec2_iid::{InstanceFacts, InstanceId, InstanceLookup, InstanceQuery};
 use tokio::sync::oneshot;
+use tracing::Instrument as _;
 
 use crate::error::Ec2LookupError;
 use crate::lookup::Ec2Lookup;
@@ -150,7 +151,8 @@ impl BatchingLookup {
         if !ids.contains(&query.instance_id) {
             ids.push(query.instance_id.clone());
         }
-        let answers = self.call(query, &ids).await;
+        let span = tracing::info_span!("batch", instances = ids.len());
+        let answers = self.call(query, &ids).instrument(span).await;
         let answer_for = |index: usize| match &answers {
             Ok(facts) => Ok(facts.get(index).cloned().flatten()),
             Err(e) => Err(Arc::clone(e)),

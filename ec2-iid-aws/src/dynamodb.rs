@@ -284,6 +284,7 @@ impl JoinRegistry for DynamoDbJoinRegistry {
     /// the client's region, [`Throttled`](DynamoDbRegistryError::Throttled) after the SDK's
     /// retries. The claim did not win then; whether it was recorded is unknown only if the
     /// connection broke after the request was sent.
+    #[tracing::instrument(name = "put_item", skip_all, fields(table = %self.table))]
     async fn claim(&self, claim: &JoinClaim) -> Result<bool, DynamoDbRegistryError> {
         let pending = number(claim.pending_time.timestamp_millis());
         let put = self
@@ -307,11 +308,11 @@ impl JoinRegistry for DynamoDbJoinRegistry {
             {
                 Ok(false)
             }
-            Err(err) => Err(DynamoDbRegistryError::from_sdk(
-                err,
-                Operation::PutItem,
-                &self.table,
-            )),
+            Err(err) => {
+                let err = DynamoDbRegistryError::from_sdk(err, Operation::PutItem, &self.table);
+                tracing::warn!("PutItem failed: {err}");
+                Err(err)
+            }
         }
     }
 }

@@ -204,6 +204,11 @@ impl Ec2Lookup {
     }
 
     /// Describes one instance: what [`InstanceLookup::describe_instance`] does.
+    #[tracing::instrument(
+        name = "describe_instances",
+        skip_all,
+        fields(region = %query.region, role = query.role_arn.as_ref().map(|r| r.as_str()), instances = 1)
+    )]
     async fn describe(
         &self,
         query: &InstanceQuery,
@@ -226,6 +231,11 @@ impl Ec2Lookup {
     /// Describes several instances of the query's account, region and role in one call per
     /// page, with the `instance-id` *filter*: an unknown id is simply not in the answer (with
     /// `InstanceIds` one unknown id fails the whole call). The answer is in the order of `ids`.
+    #[tracing::instrument(
+        name = "describe_instances",
+        skip_all,
+        fields(region = %query.region, role = query.role_arn.as_ref().map(|r| r.as_str()), instances = ids.len())
+    )]
     pub(crate) async fn describe_many(
         &self,
         query: &InstanceQuery,
@@ -278,6 +288,7 @@ impl Ec2Lookup {
             endpoint_overridden: settings.ec2_endpoint_url.is_some(),
         };
         let err = Ec2LookupError::from_sdk(err, Operation::DescribeInstances, &context);
+        tracing::warn!("DescribeInstances failed: {err}");
         if key.role_arn.is_some() && matches!(err, Ec2LookupError::AccessDenied { .. }) {
             self.clients().remove(key);
         }
@@ -435,6 +446,7 @@ impl Settings {
         aws_sdk_ec2::Client::from_conf(builder.build())
     }
 
+    #[tracing::instrument(skip_all, fields(region = %query.region, role = role_arn))]
     async fn assume_role(
         &self,
         config: &SdkConfig,
@@ -463,7 +475,9 @@ impl Settings {
                     timeout: self.timeout,
                     endpoint_overridden: self.sts_endpoint_url.is_some(),
                 };
-                Ec2LookupError::from_sdk(err, Operation::AssumeRole, &context)
+                let err = Ec2LookupError::from_sdk(err, Operation::AssumeRole, &context);
+                tracing::warn!("AssumeRole failed: {err}");
+                err
             })?;
         let invalid = |reason| Ec2LookupError::InvalidResponse {
             operation: Operation::AssumeRole,

@@ -92,6 +92,16 @@ async fn answers_without_a_lookup_and_reports_an_unreachable_ec2() {
         "{head}"
     );
     server.refused(&body, "lookup_unavailable", "lookup failed");
+    // The adapter's span of the call, in the request's and the lookup's, with the failure.
+    let log = server.log();
+    assert!(
+        log.lines().any(|line| line.contains("WARN")
+            && line.contains("join{request_id=")
+            && line.contains(":lookup{")
+            && line.contains(":describe_instances{region=us-east-1")
+            && line.contains("DescribeInstances failed")),
+        "{log}"
+    );
 
     // Refused without a lookup: another account, an old document, garbage, too many bytes.
     let (status, body) = server
