@@ -5,8 +5,8 @@
 //! [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1).
 //! Verification is a public-data operation: nothing here handles a secret.
 
-use dsa::BoxedUint;
-use dsa::signature::hazmat::PrehashVerifier as _;
+use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+use crypto_bigint::{BoxedUint, MontyForm, MontyMultiplier as _, Odd};
 use rsa::pkcs8::DecodePublicKey as _;
 use rsa::{Pkcs1v15Sign, PublicKey};
 use sha1::Sha1;
@@ -24,20 +24,29 @@ const MAX_P_LEN: usize = 384;
 const MAX_Q_LEN: usize = 32;
 
 /// A DSA public key (domain parameters `p`, `q`, `g` and public value `y`), prepared once.
+///
+/// Verification computes `g^u1 · y^u2 mod p` as one simultaneous exponentiation (Shamir's
+/// trick: one squaring per bit of the longer exponent and one multiplication by `g`, `y` or
+/// the precomputed `g·y` per bit set in either), variable-time on public data, instead of the
+/// `dsa` crate's two constant-time exponentiations over the full width of `p`: an opted-in
+/// `/pkcs7` signature must not cost a server many times an `/rsa2048` one.
 #[derive(Clone, Debug)]
 pub(crate) struct DsaVerifyingKey {
-    key: dsa::VerifyingKey,
+    /// The subgroup order, a prime.
+    q: Odd<BoxedUint>,
     /// Bytes of `q` without leading zeros: the most either half of a signature may have.
     q_len: usize,
-    /// The precision `r` and `s` are decoded with, equal to `q`'s (so comparisons line up).
-    q_precision: u32,
+    /// `g`, `y` and `g·y` in Montgomery form modulo `p`.
+    g: BoxedMontyForm,
+    y: BoxedMontyForm,
+    gy: BoxedMontyForm,
 }
 
 impl DsaVerifyingKey {
     /// Parses a DER SubjectPublicKeyInfo with algorithm `id-dsa`: `p`, `q`, `g` from the
     /// algorithm parameters, `y` from the BIT STRING.
     ///
-    /// The `dsa` crate then checks the sizes (1024/160, 2048/224, 2048/256, 3072/256), that `p`
+    /// The `dsa` crate checks the sizes (1024/160, 2048/224, 2048/256, 3072/256), that `p`
     /// is odd, `1 < g < p`, and that `y` lies in the order-`q` subgroup.
     pub(crate) fn from_spki_der(spki: &[u8]) -> Result<Self, ConfigError> {
         let bad = |reason| ConfigError::BadCertificate { reason };
@@ -48,7 +57,6 @@ impl DsaVerifyingKey {
         let p = BoxedUint::from_be_slice_vartime(p);
         let q_len = q.len();
         let q = BoxedUint::from_be_slice_vartime(q);
-        let q_precision = q.bits_precision();
         // g and y are reduced modulo p, so they share p's precision (the crate requires it).
         let within_p = |bytes: &[u8]| {
             BoxedUint::from_be_slice(bytes, p.bits_precision())
@@ -56,19 +64,28 @@ impl DsaVerifyingKey {
         };
         let g = within_p(g)?;
         let y = within_p(y)?;
-        let components = dsa::Components::from_components(p, q, g)
+        let components = dsa::Components::from_components(p.clone(), q.clone(), g.clone())
             .map_err(|_| bad("unsupported or invalid DSA domain parameters"))?;
-        let key = dsa::VerifyingKey::from_components(components, y)
+        // Only the checks are wanted: verification is done below, by this key.
+        let _checked = dsa::VerifyingKey::from_components(components, y.clone())
             .map_err(|_| bad("invalid DSA public value"))?;
+        // Both are odd: the dsa crate accepted p, and q is a prime of at least 160 bits.
+        let odd = |n: BoxedUint| Odd::new(n).into_option().ok_or(bad("even DSA modulus"));
+        let params = BoxedMontyParams::new_vartime(odd(p)?);
+        let g = BoxedMontyForm::new(g, &params);
+        let y = BoxedMontyForm::new(y, &params);
+        let gy = g.mul(&y);
         Ok(Self {
-            key,
+            q: odd(q)?,
             q_len,
-            q_precision,
+            g,
+            y,
+            gy,
         })
     }
 
     /// Verifies a DER `Dss-Sig-Value ::= SEQUENCE { r INTEGER, s INTEGER }` over a SHA-1
-    /// digest.
+    /// digest (FIPS 186-4 §4.7).
     ///
     /// The encoding is checked strictly (DER, minimal, positive, nothing trailing, each value
     /// at most as long as `q`) before any arithmetic.
@@ -78,14 +95,50 @@ impl DsaVerifyingKey {
         signature: &[u8],
     ) -> Result<(), Error> {
         let (r, s) = parse_dss_signature(signature, self.q_len).ok_or(Error::InvalidSignature)?;
-        let decode = |bytes: &[u8]| BoxedUint::from_be_slice(bytes, self.q_precision).ok();
-        let signature = decode(r)
-            .zip(decode(s))
-            .and_then(|(r, s)| dsa::Signature::from_components(r, s))
+        let q = self.q.as_ref();
+        let decode = |bytes: &[u8]| {
+            BoxedUint::from_be_slice(bytes, q.bits_precision())
+                .ok()
+                .filter(|n| !bool::from(n.is_zero()) && n < q)
+        };
+        let (r, s) = decode(r).zip(decode(s)).ok_or(Error::InvalidSignature)?;
+        let w = s
+            .invert_odd_mod_vartime(&self.q)
+            .into_option()
             .ok_or(Error::InvalidSignature)?;
-        self.key
-            .verify_prehash(digest, &signature)
-            .map_err(|_| Error::InvalidSignature)
+        // z: the leftmost min(N, 160) bits of the digest.
+        let z_len = digest
+            .len()
+            .min(usize::try_from(q.bit_width_vartime() / 8).unwrap_or(0));
+        let z =
+            BoxedUint::from_be_slice(digest.get(..z_len).unwrap_or_default(), q.bits_precision())
+                .map_err(|_| Error::InvalidSignature)?;
+        let q_nz = self.q.as_nz_ref();
+        let u1 = z.rem_vartime(q_nz).mul_mod(&w, q_nz);
+        let u2 = r.mul_mod(&w, q_nz);
+        let v = self.g_u1_y_u2(&u1, &u2).retrieve().rem_vartime(q_nz);
+        if v == r {
+            Ok(())
+        } else {
+            Err(Error::InvalidSignature)
+        }
+    }
+
+    /// `g^u1 · y^u2 mod p`, left to right over the bits of both exponents at once.
+    fn g_u1_y_u2(&self, u1: &BoxedUint, u2: &BoxedUint) -> BoxedMontyForm {
+        let params = self.g.params();
+        let mut mm = <BoxedMontyForm as MontyForm>::Multiplier::from(params);
+        let mut acc = BoxedMontyForm::one(params);
+        for i in (0..u1.bit_width_vartime().max(u2.bit_width_vartime())).rev() {
+            mm.square_assign(&mut acc);
+            match (u1.bit_vartime(i), u2.bit_vartime(i)) {
+                (true, true) => mm.mul_assign(&mut acc, &self.gy),
+                (true, false) => mm.mul_assign(&mut acc, &self.g),
+                (false, true) => mm.mul_assign(&mut acc, &self.y),
+                (false, false) => {}
+            }
+        }
+        acc
     }
 }
 
@@ -255,7 +308,6 @@ mod tests {
     fn own_signatures_verify_and_any_bit_flip_fails() {
         let key = ca_key();
         let signing = dsa::SigningKey::from_pkcs8_pem(CA_KEY).unwrap();
-        assert_eq!(signing.verifying_key(), &key.key);
         let digest = sha1(b"document");
         let signature: dsa::Signature = signing.sign_digest(|d: &mut Sha1| {
             d.update(b"document");
@@ -279,6 +331,102 @@ mod tests {
             key.verify_sha1_digest(&other, &der),
             Err(Error::InvalidSignature)
         );
+    }
+
+    /// The `dsa` crate's verdict on the same digest and signature.
+    fn dsa_crate_accepts(signing: &dsa::SigningKey, digest: &[u8; 20], der: &[u8]) -> bool {
+        use dsa::signature::hazmat::PrehashVerifier as _;
+        let Ok(signature) = <dsa::Signature as der::Decode>::from_der(der) else {
+            return false;
+        };
+        signing
+            .verifying_key()
+            .verify_prehash(digest, &signature)
+            .is_ok()
+    }
+
+    /// `r` and `s` of a DER signature, as big-endian magnitudes.
+    fn r_and_s(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+        let (r, s) = parse_dss_signature(der, 32).unwrap();
+        (r.to_vec(), s.to_vec())
+    }
+
+    /// A DER signature of `r` and `s` (magnitudes): minimal, with a sign byte when needed.
+    fn dss_der(r: &[u8], s: &[u8]) -> Vec<u8> {
+        let integer = |bytes: &[u8]| {
+            let bytes = match bytes.iter().position(|&b| b != 0) {
+                Some(first) => &bytes[first..],
+                None => &[0][..],
+            };
+            let mut content = Vec::new();
+            if bytes[0] & 0x80 != 0 {
+                content.push(0);
+            }
+            content.extend_from_slice(bytes);
+            der_tlv(TAG_INTEGER, &content)
+        };
+        der_tlv(TAG_SEQUENCE, &[integer(r), integer(s)].concat())
+    }
+
+    /// Adds `delta` to a big-endian magnitude (wrapping at its width).
+    fn add(bytes: &[u8], delta: u8) -> Vec<u8> {
+        let mut out = bytes.to_vec();
+        let mut carry = delta;
+        for b in out.iter_mut().rev() {
+            let (sum, overflow) = b.overflowing_add(carry);
+            *b = sum;
+            carry = u8::from(overflow);
+        }
+        out
+    }
+
+    /// This key and the `dsa` crate agree on own signatures over many digests and on near
+    /// misses of each: `r` or `s` off by one, swapped, `q - 1`, the digest changed.
+    #[test]
+    fn agrees_with_the_dsa_crate() {
+        let key = ca_key();
+        let signing = dsa::SigningKey::from_pkcs8_pem(CA_KEY).unwrap();
+        let q = signing
+            .verifying_key()
+            .components()
+            .q()
+            .to_be_bytes_trimmed_vartime();
+        let q_minus_1 = {
+            let mut q = q.to_vec();
+            *q.last_mut().unwrap() -= 1; // q is odd
+            q
+        };
+        let mut accepted = 0;
+        for n in 0_u32..40 {
+            let message = n.to_be_bytes();
+            let digest = sha1(&message);
+            let signature: dsa::Signature = signing.sign_digest(|d: &mut Sha1| {
+                d.update(message);
+            });
+            let der = der::Encode::to_der(&signature).unwrap();
+            let (r, s) = r_and_s(&der);
+            let mut other = digest;
+            other[0] ^= 0x80;
+            let cases = [
+                (digest, der.clone()),
+                (other, der.clone()),
+                (digest, dss_der(&add(&r, 1), &s)),
+                (digest, dss_der(&r, &add(&s, 1))),
+                (digest, dss_der(&s, &r)),
+                (digest, dss_der(&q_minus_1, &s)),
+                (digest, dss_der(&r, &q_minus_1)),
+            ];
+            for (digest, der) in &cases {
+                let ours = key.verify_sha1_digest(digest, der).is_ok();
+                assert_eq!(
+                    ours,
+                    dsa_crate_accepts(&signing, digest, der),
+                    "{n}: {der:02x?}"
+                );
+                accepted += usize::from(ours);
+            }
+        }
+        assert_eq!(accepted, 40, "each own signature, and nothing else");
     }
 
     #[test]
