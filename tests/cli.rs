@@ -1,12 +1,5 @@
 //! The `verify` example's contract: flags, exit codes (0 accepted, 1 rejected, 2 usage), JSON.
-
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a panic is a test failure"
-)]
+#![cfg(test)] // clippy.toml says why
 
 mod shared;
 

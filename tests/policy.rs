@@ -1,12 +1,5 @@
 //! Allow rules, TTL, instance facts, the lookup trait and the join registry.
-
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a panic is a test failure"
-)]
+#![cfg(test)] // clippy.toml says why
 
 mod common;
 mod shared;

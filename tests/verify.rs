@@ -1,12 +1,5 @@
 //! Every generated fixture behaves as `tests/data/gen/index.json` says.
-
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a panic is a test failure"
-)]
+#![cfg(test)] // clippy.toml says why
 
 mod common;
 
