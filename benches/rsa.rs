@@ -19,12 +19,15 @@ use ec2_iid::crypto::{Backend, RsaVerifyingKey};
 
 #[path = "../tests/rsa_support/mod.rs"]
 mod rsa_support;
+#[path = "../tests/shared/mod.rs"]
+mod shared;
 
 /// The vector to measure.
 fn vector() -> rsa_support::Vector {
-    rsa_support::rsa2048_samples()
-        .and_then(|samples| {
-            samples
+    shared::samples()
+        .zip(shared::cert_index())
+        .and_then(|(samples, certs)| {
+            rsa_support::rsa2048_samples(&samples, &certs)
                 .into_iter()
                 .find(|s| s.expect == "accept")
                 .map(|s| s.vector)

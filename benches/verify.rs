@@ -24,6 +24,9 @@ use ec2_iid::{
 use rsa::pkcs8::DecodePublicKey as _;
 use sha2::{Digest as _, Sha256};
 
+#[path = "../tests/shared/mod.rs"]
+mod shared;
+
 const BLOB: &[u8] = include_bytes!("../tests/data/gen/rsa2048.b64");
 const TEST_CA: &[u8] = include_bytes!("../tests/data/testca/testca.pem");
 
@@ -152,16 +155,16 @@ fn bench_openssl(group: &mut criterion::BenchmarkGroup<'_, criterion::measuremen
 }
 
 fn bench_real_sample(group: &mut criterion::BenchmarkGroup<'_, criterion::measurement::WallTime>) {
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/aws-samples");
-    let Ok(blob) = std::fs::read(dir.join("sample-04.rsa2048.b64")) else {
-        eprintln!("notice: ../shared/aws-samples missing, skipping verify/end_to_end_real");
+    let Some(sample) = shared::sample("sample-04") else {
+        eprintln!("notice: skipping verify/end_to_end_real");
         return;
     };
+    let blob = sample.blob();
     let verifier = Verifier::builder(TrustStore::aws())
-        .allow(AllowRule::account("278576220453".parse().unwrap()))
+        .allow(AllowRule::account(sample.account_id.parse().unwrap()))
         .build()
         .unwrap();
-    let now: DateTime<Utc> = "2021-09-03T21:26:44Z".parse().unwrap();
+    let now = sample.now;
     assert!(verifier.verify(&blob, now).is_ok());
     group.bench_function("end_to_end_real", |b| {
         b.iter(|| verifier.verify(black_box(&blob), now).unwrap())
@@ -200,20 +203,14 @@ fn bench_signature_formats(c: &mut Criterion) {
         })
     });
 
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/aws-samples");
-    let (Ok(document), Ok(signature)) = (
-        std::fs::read(dir.join("sample-44.document.json")),
-        std::fs::read(dir.join("sample-44.signature.b64")),
-    ) else {
-        eprintln!("notice: ../shared/aws-samples missing, skipping signature/rsa1024");
+    let Some(sample) = shared::sample("sample-44") else {
+        eprintln!("notice: skipping signature/rsa1024");
         return;
     };
-    let account: serde_json::Value = serde_json::from_slice(&document).unwrap();
-    let pending: DateTime<Utc> = account["pendingTime"].as_str().unwrap().parse().unwrap();
+    let (document, signature) = (sample.file("document.json"), sample.blob());
+    let pending = sample.pending_time;
     let verifier = Verifier::builder(TrustStore::aws())
-        .allow(AllowRule::account(
-            account["accountId"].as_str().unwrap().parse().unwrap(),
-        ))
+        .allow(AllowRule::account(sample.account_id.parse().unwrap()))
         .build()
         .unwrap();
     let input = SignedInput::Signature {

@@ -20,6 +20,7 @@
 #![cfg(test)] // clippy.toml says why
 
 mod rsa_support;
+mod shared;
 
 use std::fmt::Display;
 
@@ -343,28 +344,14 @@ fn committed_keys_sign_and_verify() {
     }
 }
 
-/// `../shared/<name>`, or `None` with a notice; in CI (`CI=true`) a missing folder fails.
-fn shared_or_skip(name: &str) -> Option<std::path::PathBuf> {
-    let dir = rsa_support::shared_dir(name);
-    if dir.is_none() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "../shared/{name} is missing; CI must run with the shared folder beside the crate"
-        );
-        eprintln!("notice: ../shared/{name} not found, skipping the real-sample test");
-    }
-    dir
-}
-
 #[test]
 fn real_aws_samples() {
-    let (Some(samples), Some(certs)) = (shared_or_skip("aws-samples"), shared_or_skip("aws-certs"))
-    else {
+    let (Some(samples), Some(certs)) = (shared::samples(), shared::cert_index()) else {
         return;
     };
 
     // /rsa2048: SHA-256 of the signed attributes, RSA-2048.
-    let rsa2048 = rsa_support::rsa2048_samples().unwrap();
+    let rsa2048 = rsa_support::rsa2048_samples(&samples, &certs);
     assert!(!rsa2048.is_empty(), "no /rsa2048 sample found");
     let mut first_sig = None;
     for sample in &rsa2048 {
@@ -385,29 +372,19 @@ fn real_aws_samples() {
     edge_signatures(&keyset, &digest, &sig);
 
     // /signature: RSA-1024 over the document bytes.
-    let index: serde_json::Value =
-        serde_json::from_slice(&read(&samples.join("index.json"))).unwrap();
-    let cert_index: serde_json::Value =
-        serde_json::from_slice(&read(&certs.join("index.json"))).unwrap();
     let mut checked = 0;
-    for entry in index.as_array().unwrap() {
-        if entry["kind"] != "signature" {
-            continue;
-        }
-        let id = entry["id"].as_str().unwrap();
-        let expect = entry["expect"].as_str().unwrap();
-        let document = read(&samples.join(format!("{id}.document.json")));
-        let signature = read(&samples.join(format!("{id}.signature.bin")));
+    for sample in samples.iter().filter(|s| s.kind == "signature") {
+        let id = &sample.id;
+        let expect = sample.expect.as_str();
+        let document = sample.file("document.json");
+        let signature = sample.file("signature.bin");
         let digest = sha256(&document);
-        let region_cert = cert_index[entry["region"].as_str().unwrap()]["signature"]
-            .as_str()
-            .unwrap();
+        let region_cert = certs.file(&sample.region, "signature").unwrap();
         // (certificate file, expected verdict)
-        let mut certs_to_try: Vec<(String, bool)> = entry["verified_with"]
-            .as_array()
-            .unwrap()
+        let mut certs_to_try: Vec<(String, bool)> = sample
+            .verified_with
             .iter()
-            .map(|c| (c.as_str().unwrap().to_owned(), true))
+            .map(|c| (c.clone(), true))
             .collect();
         match expect {
             "accept" => certs_to_try.push((region_cert.to_owned(), true)),
@@ -417,12 +394,7 @@ fn real_aws_samples() {
             other => panic!("{id}: unknown expectation {other}"),
         }
         for (cert, should_verify) in certs_to_try {
-            let path = if samples.join(&cert).is_file() {
-                samples.join(&cert)
-            } else {
-                certs.join(&cert)
-            };
-            let spki = rsa_support::cert_spki(&read(&path));
+            let spki = rsa_support::cert_spki(&shared::cert(&cert));
             let keyset = Keyset::new(format_args!("{id} ({cert})"), &spki);
             let accepted = keyset.verdict(&digest, &signature, "document");
             assert_eq!(accepted, should_verify, "{id} with {cert}");

@@ -1,11 +1,13 @@
 //! RSA test inputs shared by `tests/rsa_differential.rs` and `benches/rsa.rs`: the committed
 //! test-CA vector, and the signed attributes and signatures of the real AWS `/rsa2048`
-//! samples in `../shared` (read in place, never copied).
+//! samples (read by `tests/shared`, which the including crate declares as `mod shared`).
 
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
+
+use crate::shared::{self, CertIndex, Sample};
 
 /// One signature to verify: a key (DER SubjectPublicKeyInfo), a SHA-256 digest, a signature.
 #[derive(Clone, Debug)]
@@ -23,12 +25,6 @@ pub(crate) struct Vector {
 /// The crate root.
 pub(crate) fn crate_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// `../shared/<name>` relative to the crate root, if that folder exists.
-pub(crate) fn shared_dir(name: &str) -> Option<PathBuf> {
-    let dir = crate_root().join("..").join("shared").join(name);
-    dir.is_dir().then_some(dir)
 }
 
 /// Reads a file, with its path in the panic message.
@@ -102,47 +98,34 @@ pub(crate) struct Rsa2048Sample {
     pub(crate) vector: Vector,
 }
 
-/// The `/rsa2048` samples of `../shared/aws-samples`, `None` if the folder or the certificates
-/// are missing.
-pub(crate) fn rsa2048_samples() -> Option<Vec<Rsa2048Sample>> {
-    let samples = shared_dir("aws-samples")?;
-    let certs = shared_dir("aws-certs")?;
-    let index: serde_json::Value =
-        serde_json::from_slice(&read(&samples.join("index.json"))).expect("index.json");
-    let cert_index: serde_json::Value =
-        serde_json::from_slice(&read(&certs.join("index.json"))).expect("certs index.json");
-    let mut out = Vec::new();
-    for entry in index.as_array().expect("sample list") {
-        if entry["kind"] != "rsa2048" {
-            continue;
-        }
-        let id = entry["id"].as_str().expect("id");
-        let expect = entry["expect"].as_str().expect("expect").to_owned();
-        let cert_file = entry["verified_with"]
-            .as_array()
-            .and_then(|v| v.first())
-            .and_then(|v| v.as_str())
-            .or_else(|| cert_index[entry["region"].as_str()?]["rsa2048"].as_str())
-            .unwrap_or_else(|| panic!("{id}: no certificate"));
-        let cert_path = if samples.join(cert_file).is_file() {
-            samples.join(cert_file)
-        } else {
-            certs.join(cert_file)
-        };
-        let der = read(&samples.join(format!("{id}.rsa2048.der")));
-        let (signed_attrs, signature) =
-            signer_info_parts(&der).unwrap_or_else(|| panic!("{id}: cannot find the SignerInfo"));
-        out.push(Rsa2048Sample {
-            expect,
-            vector: Vector {
-                name: format!("{id} ({cert_file})"),
-                spki: cert_spki(&read(&cert_path)),
-                digest: sha256(&signed_attrs),
-                signature,
-            },
-        });
-    }
-    Some(out)
+/// The `/rsa2048` samples among `samples`, each with the first certificate it verifies with
+/// or else its region's `/rsa2048` certificate in `certs`.
+pub(crate) fn rsa2048_samples(samples: &[Sample], certs: &CertIndex) -> Vec<Rsa2048Sample> {
+    samples
+        .iter()
+        .filter(|sample| sample.kind == "rsa2048")
+        .map(|sample| {
+            let id = &sample.id;
+            let cert_file = sample
+                .verified_with
+                .first()
+                .map(String::as_str)
+                .or_else(|| certs.file(&sample.region, "rsa2048"))
+                .unwrap_or_else(|| panic!("{id}: no certificate"));
+            let der = sample.file("rsa2048.der");
+            let (signed_attrs, signature) = signer_info_parts(&der)
+                .unwrap_or_else(|| panic!("{id}: cannot find the SignerInfo"));
+            Rsa2048Sample {
+                expect: sample.expect.clone(),
+                vector: Vector {
+                    name: format!("{id} ({cert_file})"),
+                    spki: cert_spki(&shared::cert(cert_file)),
+                    digest: sha256(&signed_attrs),
+                    signature,
+                },
+            }
+        })
+        .collect()
 }
 
 /// One BER element: its tag byte, its whole encoding and its content (without the
