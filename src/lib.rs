@@ -16,6 +16,8 @@ mod join;
 mod kind;
 mod policy;
 mod signature;
+#[cfg(test)]
+mod test_utils;
 mod text;
 mod trust;
 

@@ -258,6 +258,7 @@ mod tests {
     use sha1::Digest as _;
 
     use super::*;
+    use crate::test_utils::spki;
 
     const CA_PEM: &[u8] = include_bytes!("../../tests/data/testca/testca-dsa.pem");
     const CA_KEY: &str = include_str!("../../tests/data/testca/testca-dsa.key");
@@ -273,12 +274,6 @@ mod tests {
             .step_by(2)
             .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
             .collect()
-    }
-
-    fn spki(pem: &[u8]) -> Vec<u8> {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(pem).unwrap();
-        let cert = pem.parse_x509().unwrap();
-        cert.public_key().raw.to_vec()
     }
 
     fn ca_key() -> DsaVerifyingKey {

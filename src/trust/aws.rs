@@ -398,11 +398,7 @@ pub const SIGNATURE: &[AwsCertificate] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn spki(pem: &str) -> Vec<u8> {
-        let (_, pem) = x509_parser::pem::parse_x509_pem(pem.as_bytes()).unwrap();
-        pem.parse_x509().unwrap().public_key().raw.to_vec()
-    }
+    use crate::test_utils::spki;
 
     #[test]
     fn every_region_once() {

@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::error::Error;
+use crate::test_utils::spki;
 
 const TEST_CA: &[u8] = include_bytes!("../../tests/data/testca/testca.pem");
 const TEST_CA_DSA: &[u8] = include_bytes!("../../tests/data/testca/testca-dsa.pem");
@@ -216,8 +217,7 @@ fn one_certificate_in_several_formats_is_several_keys() {
             .unwrap();
     }
     assert_eq!(store.len(), 3);
-    let (_, pem) = x509_parser::pem::parse_x509_pem(TEST_CA).unwrap();
-    let spki = pem.parse_x509().unwrap().public_key().raw.to_vec();
+    let spki = spki(TEST_CA);
     for key in store.keys() {
         assert_eq!(key.subject_public_key_info(), spki);
     }
