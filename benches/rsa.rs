@@ -15,7 +15,7 @@
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
-use ec2_iid::crypto::{Backend, RsaVerifyingKey};
+use ec2_iid::internal::{self, Backend};
 
 #[path = "../tests/rsa_support/mod.rs"]
 mod rsa_support;
@@ -46,8 +46,8 @@ fn bench_rsa(c: &mut Criterion) {
         ("aws_lc", Backend::AwsLc),
     ];
     for (id, backend) in backends {
-        let key = RsaVerifyingKey::from_public_key_der_with_backend(&v.spki, backend)
-            .expect("benchmark key");
+        let key =
+            internal::from_public_key_der_with_backend(&v.spki, backend).expect("benchmark key");
         key.verify_sha256_digest(&v.digest, &v.signature)
             .expect("benchmark signature verifies");
         group.bench_function(id, |b| {

@@ -17,7 +17,7 @@ use std::time::Instant;
 
 use chrono::{DateTime, Utc};
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
-use ec2_iid::crypto::{Backend, RsaVerifyingKey};
+use ec2_iid::internal::{self, Backend};
 use ec2_iid::{
     AllowRule, Format, SignedInput, TrustStore, Verifier, match_allow_rules, parse_signed_data,
 };
@@ -46,7 +46,7 @@ fn trust() -> TrustStore {
 
 /// The verifier, with every RSA key prepared for `backend`.
 fn verifier_with(backend: Backend) -> Verifier {
-    Verifier::builder(trust().with_rsa_backend(backend).unwrap())
+    Verifier::builder(internal::with_rsa_backend(trust(), backend).unwrap())
         .allow(AllowRule::account("123456789012".parse().unwrap()))
         .build()
         .unwrap()
@@ -84,8 +84,7 @@ fn bench_verify(c: &mut Criterion) {
     let (message, signature) = signed_attributes_and_signature();
     let spki = test_ca_spki();
 
-    let key =
-        RsaVerifyingKey::from_public_key_der_with_backend(&spki, Backend::Montgomery).unwrap();
+    let key = internal::from_public_key_der_with_backend(&spki, Backend::Montgomery).unwrap();
     group.bench_function("raw_rsa", |b| {
         b.iter(|| key.verify_sha256_digest(&sha256(black_box(&message)), black_box(&signature)))
     });
@@ -110,7 +109,7 @@ fn bench_verify(c: &mut Criterion) {
 
     #[cfg(feature = "aws-lc-rs")]
     {
-        let key = RsaVerifyingKey::from_public_key_der_with_backend(&spki, Backend::AwsLc).unwrap();
+        let key = internal::from_public_key_der_with_backend(&spki, Backend::AwsLc).unwrap();
         group.bench_function("raw_rsa_aws_lc", |b| {
             b.iter(|| key.verify_sha256_digest(&sha256(black_box(&message)), black_box(&signature)))
         });
@@ -246,11 +245,7 @@ fn bench_trust_store(c: &mut Criterion) {
     // The first-use cost of the lazy store, all at once: every embedded key parsed (39 RSA-2048,
     // 21 RSA-1024, 16 DSA, 1 China RSA-2048); one document pays only for its own signer's key.
     group.bench_function("aws_every_key_parsed", |b| {
-        b.iter(|| {
-            TrustStore::aws()
-                .with_rsa_backend(Backend::Montgomery)
-                .unwrap()
-        })
+        b.iter(|| internal::with_rsa_backend(TrustStore::aws(), Backend::Montgomery).unwrap())
     });
     group.finish();
 }

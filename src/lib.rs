@@ -12,6 +12,8 @@ pub mod dangerous;
 mod error;
 mod ids;
 mod input;
+#[doc(hidden)]
+pub mod internal;
 mod join;
 mod kind;
 mod policy;

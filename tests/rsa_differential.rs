@@ -25,7 +25,8 @@ mod shared;
 use std::fmt::Display;
 
 use ec2_iid::Error;
-use ec2_iid::crypto::{Backend, RsaVerifyingKey};
+use ec2_iid::crypto::RsaVerifyingKey;
+use ec2_iid::internal::{self, Backend};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, PrivateKey, PublicKey};
@@ -57,18 +58,21 @@ impl Keyset {
         let default = RsaVerifyingKey::from_public_key_der(spki)
             .unwrap_or_else(|e| panic!("{name}: from_public_key_der: {e}"));
         assert_eq!(default.modulus_len(), reference.size(), "{name}");
-        let mut keys = vec![(format!("default ({:?})", default.backend()), default)];
+        let mut keys = vec![(
+            format!("default ({:?})", internal::backend(&default)),
+            default,
+        )];
         for &backend in BACKENDS {
-            match RsaVerifyingKey::from_public_key_der_with_backend(spki, backend) {
+            match internal::from_public_key_der_with_backend(spki, backend) {
                 Ok(key) => {
-                    assert_eq!(key.backend(), backend);
+                    assert_eq!(internal::backend(&key), backend);
                     keys.push((format!("{backend:?}"), key));
                 }
                 // AWS-LC may refuse a key the rsa crate takes; then the default must not
                 // be AWS-LC.
                 #[cfg(feature = "aws-lc-rs")]
                 Err(_) if backend == Backend::AwsLc => {
-                    assert_ne!(keys[0].1.backend(), Backend::AwsLc, "{name}");
+                    assert_ne!(internal::backend(&keys[0].1), Backend::AwsLc, "{name}");
                     eprintln!("note: {name}: AWS-LC rejects the key; pure Rust verifies it");
                 }
                 Err(e) => panic!("{name}: {backend:?} rejects the key: {e}"),
@@ -326,7 +330,7 @@ fn committed_keys_sign_and_verify() {
         );
         let keyset = Keyset::new(name, &spki);
         assert_eq!(
-            keyset.keys[0].1.backend(),
+            internal::backend(&keyset.keys[0].1),
             backend,
             "{name}: default backend"
         );

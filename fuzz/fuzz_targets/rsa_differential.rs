@@ -12,7 +12,8 @@
 #![no_main]
 
 use core::convert::Infallible;
-use ec2_iid::crypto::{Backend, RsaVerifyingKey};
+use ec2_iid::crypto::RsaVerifyingKey;
+use ec2_iid::internal::{self, Backend};
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::traits::PublicKeyParts as _;
 use rsa::{BoxedUint, PrivateKey};
@@ -38,7 +39,7 @@ fn keys() -> &'static Keys {
         let cert = pem.parse_x509().expect("test CA certificate");
         let spki = cert.public_key().raw;
         let key = |backend| {
-            RsaVerifyingKey::from_public_key_der_with_backend(spki, backend).expect("key")
+            internal::from_public_key_der_with_backend(spki, backend).expect("key")
         };
         Keys {
             montgomery: key(Backend::Montgomery),

@@ -20,7 +20,7 @@
 
 #[cfg(feature = "aws-lc-rs")]
 pub(crate) mod aws_lc;
-mod backend;
+pub(crate) mod backend;
 pub(crate) mod dsa;
 pub(crate) mod montgomery;
 
@@ -29,7 +29,7 @@ use rsa::traits::PublicKeyParts;
 use rsa::{Pkcs1v15Sign, PublicKey};
 use sha2::Sha256;
 
-use crate::crypto::backend::RsaBackend;
+use crate::crypto::backend::{Backend, RsaBackend};
 use crate::crypto::montgomery::MontgomeryKey;
 use crate::error::{ConfigError, Error};
 
@@ -39,24 +39,6 @@ use crate::error::{ConfigError, Error};
 /// bound admits every exponent in use (3, 17, 65537) while leaving long exponents, where a
 /// windowed exponentiation wins, to the `rsa` crate.
 const MONTGOMERY_MAX_EXPONENT_BITS: u32 = 17;
-
-/// Which implementation verifies signatures for a key.
-///
-/// Not part of the stable API: it exists so that tests and benchmarks can run every backend
-/// on the same key.
-#[doc(hidden)]
-#[non_exhaustive]
-#[derive(Clone, Copy, Debug, Eq, PartialEq)]
-pub enum Backend {
-    /// Pure-Rust Montgomery exponentiation (crypto-bigint).
-    Montgomery,
-    /// `rsa::PublicKey::verify` with `Pkcs1v15Sign`.
-    RsaCrate,
-    /// AWS-LC through `aws-lc-rs`.
-    #[cfg(feature = "aws-lc-rs")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "aws-lc-rs")))]
-    AwsLc,
-}
 
 /// An RSA public key prepared once for PKCS#1 v1.5 SHA-256 verification.
 #[derive(Clone, Debug)]
@@ -97,13 +79,10 @@ impl RsaVerifyingKey {
     }
 
     /// Like [`from_public_key_der`](Self::from_public_key_der), but verifies with the given
-    /// backend, whatever the exponent. For tests and benchmarks only.
+    /// backend, whatever the exponent ([`internal::from_public_key_der_with_backend`]).
     ///
-    /// # Errors
-    /// As [`from_public_key_der`](Self::from_public_key_der); also [`ConfigError::BadCertificate`]
-    /// when the backend rejects a key the `rsa` crate accepts.
-    #[doc(hidden)]
-    pub fn from_public_key_der_with_backend(
+    /// [`internal::from_public_key_der_with_backend`]: crate::internal::from_public_key_der_with_backend
+    pub(crate) fn from_public_key_der_with_backend(
         spki: &[u8],
         backend: Backend,
     ) -> Result<Self, ConfigError> {
@@ -149,10 +128,10 @@ impl RsaVerifyingKey {
         })
     }
 
-    /// The backend that verifies signatures for this key. For tests and benchmarks only.
-    #[doc(hidden)]
-    #[must_use]
-    pub fn backend(&self) -> Backend {
+    /// The backend that verifies signatures for this key ([`internal::backend`]).
+    ///
+    /// [`internal::backend`]: crate::internal::backend
+    pub(crate) fn backend(&self) -> Backend {
         match self.inner {
             Inner::Montgomery(_) => Backend::Montgomery,
             Inner::RsaCrate(_) => Backend::RsaCrate,

@@ -100,15 +100,12 @@ impl TrustStore {
         store
     }
 
-    /// Parses every RSA key now, with `backend`: for benchmarks and differential tests that
-    /// compare backends in one build. Not needed otherwise.
+    /// Parses every RSA key now, with `backend` ([`internal::with_rsa_backend`]).
     ///
-    /// # Errors
-    /// [`ConfigError::BadCertificate`] if a key does not parse.
-    #[doc(hidden)]
-    pub fn with_rsa_backend(
+    /// [`internal::with_rsa_backend`]: crate::internal::with_rsa_backend
+    pub(crate) fn with_rsa_backend(
         mut self,
-        backend: crate::crypto::Backend,
+        backend: crate::crypto::backend::Backend,
     ) -> Result<Self, ConfigError> {
         for key in self.index.keys_mut() {
             let material = match parse_key(key.format, &key.spki)? {

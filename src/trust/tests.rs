@@ -190,7 +190,7 @@ fn adding_the_same_certificate_merges_regions() {
 
 #[test]
 fn with_rsa_backend_prepares_every_rsa_key() {
-    use crate::crypto::Backend;
+    use crate::crypto::backend::Backend;
     let aws = TrustStore::aws();
     let store = aws.clone().with_rsa_backend(Backend::RsaCrate).unwrap();
     assert_eq!(store.len(), aws.len());
