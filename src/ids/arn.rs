@@ -6,6 +6,7 @@ use core::str::FromStr;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::AccountId;
+use super::inline::{IdText, InlineStr};
 use super::{Identifier, InvalidIdentifier, ParsedStr};
 
 /// `arn:<partition>:iam::<account>:<kind>/<path/name>`: the account and the name's start.
@@ -49,15 +50,17 @@ id_newtype!(
     RoleArn,
     "IAM role ARN",
     "arn:aws:iam::123456789012:role/describe-instances",
-    |s| split_iam_arn(s, "role").is_some_and(|(_, name)| is_iam_name(name))
+    |s| split_iam_arn(s, "role").is_some_and(|(_, name)| is_iam_name(name)),
+    String
 );
 
 impl RoleArn {
     /// The account the role belongs to.
     #[must_use]
     pub fn account(&self) -> AccountId {
-        let account = split_iam_arn(&self.0, "role").map_or("", |(account, _)| account);
-        AccountId(account.to_owned())
+        let account =
+            split_iam_arn(&self.0, "role").and_then(|(account, _)| InlineStr::new(account));
+        AccountId(account.unwrap_or(InlineStr::EMPTY))
     }
 }
 
@@ -83,7 +86,8 @@ id_newtype!(
             Some(prefix) => is_iam_name(prefix.strip_suffix('/').unwrap_or(prefix)),
             None => is_iam_name(name),
         })
-    }
+    },
+    String
 );
 
 impl InstanceProfileArn {

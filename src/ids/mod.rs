@@ -52,12 +52,15 @@ impl<T: FromStr> serde::de::Visitor<'_> for ParsedStr<T> {
     }
 }
 
-/// Defines a validated string newtype with `FromStr`, `Display`, `AsRef<str>` and serde.
+/// Defines a validated string newtype with `FromStr`, `Display`, `AsRef<str>` and serde, its
+/// text kept in `$text` (an `InlineStr` as long as the rule's longest value, or a `String`).
 macro_rules! id_newtype {
-    ($(#[$meta:meta])* $name:ident, $what:literal, $example:literal, $valid:expr) => {
+    (
+        $(#[$meta:meta])* $name:ident, $what:literal, $example:literal, $valid:expr, $text:ty
+    ) => {
         $(#[$meta])*
         #[derive(Clone, Debug, Eq, Hash, Ord, PartialEq, PartialOrd)]
-        pub struct $name(pub(in crate::ids) String);
+        pub struct $name(pub(in crate::ids) $text);
 
         impl Identifier for $name {
             const KIND: &'static str = $what;
@@ -68,7 +71,7 @@ macro_rules! id_newtype {
             /// The id as text.
             #[must_use]
             pub fn as_str(&self) -> &str {
-                &self.0
+                self.0.text()
             }
         }
 
@@ -77,23 +80,23 @@ macro_rules! id_newtype {
 
             fn from_str(s: &str) -> Result<Self, InvalidIdentifier> {
                 let valid: fn(&str) -> bool = $valid;
-                if valid(s) {
-                    Ok(Self(s.to_owned()))
-                } else {
-                    Err(InvalidIdentifier { kind: $what })
-                }
+                valid(s)
+                    .then(|| <$text as IdText>::from_text(s))
+                    .flatten()
+                    .map(Self)
+                    .ok_or(InvalidIdentifier { kind: $what })
             }
         }
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.write_str(self.as_str())
             }
         }
 
         impl AsRef<str> for $name {
             fn as_ref(&self) -> &str {
-                &self.0
+                self.as_str()
             }
         }
 
@@ -105,13 +108,14 @@ macro_rules! id_newtype {
 
         impl Serialize for $name {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.0)
+                s.serialize_str(self.as_str())
             }
         }
     };
 }
 
 mod arn;
+mod inline;
 mod region;
 mod resource;
 mod serial;
@@ -124,3 +128,130 @@ pub use resource::{
 };
 pub use serial::SerialNumber;
 pub(crate) use serial::significant_bytes;
+
+#[cfg(test)]
+mod tests {
+    use core::fmt::Debug;
+    use core::hash::Hash;
+    use std::hash::{BuildHasher, RandomState};
+
+    use serde::Serialize;
+    use serde::de::DeserializeOwned;
+
+    use super::*;
+
+    /// The longest valid `T` parses and comes back as it was, through `Display`, `as_str` and
+    /// JSON; one byte longer is refused.
+    fn longest_fits<T>(longest: &str, too_long: &str)
+    where
+        T: Identifier
+            + AsRef<str>
+            + Debug
+            + fmt::Display
+            + Eq
+            + Hash
+            + Serialize
+            + DeserializeOwned,
+    {
+        assert_eq!(too_long.len(), longest.len() + 1);
+        let id: T = longest.parse().unwrap();
+        assert_eq!(id.as_ref(), longest);
+        assert_eq!(id.to_string(), longest);
+        assert_eq!(
+            format!("{id:?}"),
+            format!("{}({longest:?})", short_name::<T>())
+        );
+        let json = serde_json::to_string(&id).unwrap();
+        assert_eq!(json, format!("\"{longest}\""));
+        assert_eq!(serde_json::from_str::<T>(&json).unwrap(), id);
+        let hasher = RandomState::new();
+        assert_eq!(hasher.hash_one(&id), hasher.hash_one(longest));
+        assert_eq!(
+            too_long.parse::<T>().map(|id| id.to_string()),
+            Err(InvalidIdentifier { kind: T::KIND })
+        );
+        assert!(serde_json::from_str::<T>(&format!("\"{too_long}\"")).is_err());
+    }
+
+    fn short_name<T>() -> &'static str {
+        let name = core::any::type_name::<T>();
+        name.rsplit("::").next().unwrap()
+    }
+
+    #[test]
+    fn the_longest_valid_ids_fit_and_longer_are_refused() {
+        let hex = |n: usize| "0123456789abcdef".repeat(3)[..n].to_owned();
+        longest_fits::<AccountId>("123456789012", "1234567890123");
+        longest_fits::<InstanceId>(&format!("i-{}", hex(32)), &format!("i-{}", hex(33)));
+        longest_fits::<ImageId>(&format!("ami-{}", hex(17)), &format!("ami-{}", hex(18)));
+        longest_fits::<VpcId>(&format!("vpc-{}", hex(17)), &format!("vpc-{}", hex(18)));
+        longest_fits::<SubnetId>(
+            &format!("subnet-{}", hex(17)),
+            &format!("subnet-{}", hex(18)),
+        );
+        longest_fits::<InstanceType>(
+            &format!("t3.{}", "x".repeat(61)),
+            &format!("t3.{}", "x".repeat(62)),
+        );
+        longest_fits::<Region>(
+            &format!("us-{}-1", "e".repeat(27)),
+            &format!("us-{}-1", "e".repeat(28)),
+        );
+        longest_fits::<AvailabilityZone>(
+            &format!("us-east-1{}", "a".repeat(23)),
+            &format!("us-east-1{}", "a".repeat(24)),
+        );
+        // ARNs keep a `String`: IAM bounds them, not this crate's storage.
+        let role = format!("arn:aws:iam::123456789012:role/{}", "r".repeat(993));
+        longest_fits::<RoleArn>(&role, &format!("{role}r"));
+    }
+
+    #[test]
+    fn ids_order_and_compare_as_their_text() {
+        let texts = [
+            "i-0123456789abcdef0",
+            "i-de0f1344",
+            "i-0123456789abcdef",
+            "i-ffffffff",
+            "i-0123456789abcdef01234567890abcde",
+        ];
+        let mut ids: Vec<InstanceId> = texts.iter().map(|t| t.parse().unwrap()).collect();
+        let mut strings = texts.to_vec();
+        ids.sort();
+        strings.sort_unstable();
+        assert_eq!(
+            ids.iter().map(InstanceId::as_str).collect::<Vec<_>>(),
+            strings
+        );
+
+        let regions = [
+            "us-west-2",
+            "eu-west-1",
+            "us-east-1",
+            "us-gov-west-1",
+            "us-east-2",
+        ];
+        let mut parsed: Vec<Region> = regions.iter().map(|r| r.parse().unwrap()).collect();
+        let mut strings = regions.to_vec();
+        parsed.sort();
+        strings.sort_unstable();
+        assert_eq!(
+            parsed.iter().map(Region::as_str).collect::<Vec<_>>(),
+            strings
+        );
+
+        let (a, b): (AccountId, AccountId) = (
+            "123456789012".parse().unwrap(),
+            "123456789012".parse().unwrap(),
+        );
+        assert_eq!(a, b);
+        assert_eq!(a.clone(), b);
+        assert_ne!(a, "210987654321".parse().unwrap());
+    }
+
+    #[test]
+    fn a_roles_account_is_its_arn_account() {
+        let role: RoleArn = "arn:aws:iam::210987654321:role/r".parse().unwrap();
+        assert_eq!(role.account(), "210987654321".parse().unwrap());
+    }
+}

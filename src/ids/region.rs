@@ -5,6 +5,7 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::inline::{IdText, InlineStr};
 use super::{Identifier, InvalidIdentifier, ParsedStr};
 
 id_newtype!(
@@ -18,14 +19,15 @@ id_newtype!(
     Region,
     "region",
     "us-east-1",
-    is_region
+    is_region,
+    InlineStr<MAX_LEN>
 );
 
 impl Region {
     /// The AWS partition the region belongs to, from its name.
     #[must_use]
     pub fn partition(&self) -> Partition {
-        Partition::of_region(&self.0)
+        Partition::of_region(self.as_str())
     }
 }
 
@@ -75,6 +77,10 @@ impl fmt::Display for Partition {
     }
 }
 
+/// The longest region or availability zone accepted (AWS's are shorter); also their inline
+/// capacity.
+const MAX_LEN: usize = 32;
+
 /// `<letters>(-<letters>)+-<digits>`: `us-east-1`, `us-gov-west-1`, `eusc-de-east-1`. Every AWS
 /// region has this shape; `us-east1` or `useast-1` do not.
 fn is_region(s: &str) -> bool {
@@ -82,9 +88,10 @@ fn is_region(s: &str) -> bool {
 }
 
 /// The length of the region at the start of `s`, if one is there: letters-only words joined by
-/// `-`, at least two of them, then `-` and one or two digits.
+/// `-`, at least two of them, then `-` and one or two digits; `None` if `s` is longer than
+/// `MAX_LEN`.
 fn region_prefix_len(s: &str) -> Option<usize> {
-    if s.len() > 32 {
+    if s.len() > MAX_LEN {
         return None;
     }
     let mut words = 0;
@@ -127,7 +134,8 @@ id_newtype!(
             zone.split('-').all(|w| !w.is_empty() && w.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9')))
         });
         zone_letters || local_zone
-    }
+    },
+    InlineStr<MAX_LEN>
 );
 
 #[cfg(test)]

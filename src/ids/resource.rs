@@ -6,6 +6,7 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use super::inline::{IdText, InlineStr};
 use super::{Identifier, InvalidIdentifier, ParsedStr};
 
 id_newtype!(
@@ -18,7 +19,8 @@ id_newtype!(
     AccountId,
     "account id",
     "123456789012",
-    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+    |s| s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit()),
+    InlineStr<12>
 );
 
 id_newtype!(
@@ -33,7 +35,8 @@ id_newtype!(
     "i-0123456789abcdef0",
     |s| s.strip_prefix("i-").is_some_and(|hex| {
         (8..=32).contains(&hex.len()) && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    })
+    }),
+    InlineStr<{ "i-".len() + 32 }>
 );
 
 /// `<prefix>-` then 8 or 17 lowercase hex digits, as EC2 writes its resource ids.
@@ -56,7 +59,8 @@ id_newtype!(
     ImageId,
     "AMI id",
     "ami-0123456789abcdef0",
-    |s| is_hex_id(s, "ami")
+    |s| is_hex_id(s, "ami"),
+    InlineStr<{ "ami-".len() + 17 }>
 );
 
 id_newtype!(
@@ -69,7 +73,8 @@ id_newtype!(
     VpcId,
     "VPC id",
     "vpc-0123456789abcdef0",
-    |s| is_hex_id(s, "vpc")
+    |s| is_hex_id(s, "vpc"),
+    InlineStr<{ "vpc-".len() + 17 }>
 );
 
 id_newtype!(
@@ -82,7 +87,8 @@ id_newtype!(
     SubnetId,
     "subnet id",
     "subnet-0123456789abcdef0",
-    |s| is_hex_id(s, "subnet")
+    |s| is_hex_id(s, "subnet"),
+    InlineStr<{ "subnet-".len() + 17 }>
 );
 
 id_newtype!(
@@ -100,11 +106,15 @@ id_newtype!(
         let word = |w: &str| {
             !w.is_empty() && w.bytes().all(|b| matches!(b, b'a'..=b'z' | b'0'..=b'9' | b'-'))
         };
-        s.len() <= 64
+        s.len() <= MAX_INSTANCE_TYPE_LEN
             && s.starts_with(|c: char| c.is_ascii_lowercase())
             && s.split_once('.').is_some_and(|(family, size)| word(family) && word(size))
-    }
+    },
+    InlineStr<MAX_INSTANCE_TYPE_LEN>
 );
+
+/// The longest instance type accepted (AWS's are far shorter); also its inline capacity.
+const MAX_INSTANCE_TYPE_LEN: usize = 64;
 
 /// `State.Name` of an EC2 instance.
 #[non_exhaustive]
