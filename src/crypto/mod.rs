@@ -100,7 +100,7 @@ impl RsaVerifyingKey {
     /// Prepares `key` for the Montgomery backend, reusing its Montgomery parameters.
     fn montgomery(key: PublicKey) -> Result<Self, ConfigError> {
         let modulus_len = key.size();
-        let mont = MontgomeryKey::new(key.n_params().clone(), key.e(), modulus_len)?;
+        let mont = MontgomeryKey::new(key.n_params().modulus(), key.e(), modulus_len)?;
         Ok(Self {
             modulus_len,
             modulus_bits: key.n().bit_width_vartime(),
