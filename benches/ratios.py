@@ -22,6 +22,12 @@ GOALS = [
     ("verify/openssl_pkcs7", "verify/end_to_end_aws_lc", ">=", 1.4),
     ("verify/raw_rsa_crate", "verify/raw_rsa", ">=", 1.8),
     ("verify/openssl_pkcs7", "verify/end_to_end", ">=", 1.1),
+    # Issue #19's goals.
+    ("verify/raw_rsa", "verify/raw_rsa_aws_lc", "<=", 1.2),
+    ("verify/openssl_pkcs7", "verify/end_to_end", ">=", 1.4),
+    ("signature/dsa", "verify/end_to_end", "<=", 6.0),
+    # parallel_2 is the time per document with two threads: the ratio is the speed-up.
+    ("verify/end_to_end", "verify/parallel_2", ">=", 1.85),
     # Per-iteration times: 2 threads do twice the documents, so scaling = 2 * t1 / t2.
     ("throughput/1_threads", "throughput/2_threads", ">=", 1.85),
 ]

@@ -106,6 +106,23 @@ fn bench_verify(c: &mut Criterion) {
     group.bench_function("end_to_end", |b| {
         b.iter(|| verifier.verify(black_box(BLOB), now).unwrap())
     });
+    // Time per document with two threads sharing one `Verifier`, each verifying `iters`
+    // documents: `end_to_end / parallel_2` is the two-thread speed-up (2.0 without contention).
+    group.bench_function("parallel_2", |b| {
+        b.iter_custom(|iters| {
+            let start = Instant::now();
+            std::thread::scope(|scope| {
+                for _ in 0..2 {
+                    scope.spawn(|| {
+                        for _ in 0..iters {
+                            black_box(verifier.verify(black_box(BLOB), now).unwrap());
+                        }
+                    });
+                }
+            });
+            start.elapsed() / 2
+        })
+    });
 
     #[cfg(feature = "aws-lc-rs")]
     {
