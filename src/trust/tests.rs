@@ -69,7 +69,7 @@ fn aws_store_has_every_region() {
 }
 
 #[test]
-fn aws_store_dedupes_keys_and_unites_regions() {
+fn aws_pkcs7_keys_unite_regions() {
     let store = TrustStore::aws();
     // The global DSA certificate: one key, one certificate, 19 regions incl. GovCloud.
     let dsa = key_of(&store, Format::Pkcs7, "96BA48D9E55E1A67");
@@ -89,7 +89,11 @@ fn aws_store_dedupes_keys_and_unites_regions() {
         cn.material(),
         Ok(KeyMaterial::Rsa { sha1: Some(_), .. })
     ));
+}
 
+#[test]
+fn aws_signature_certificates_share_one_key() {
+    let store = TrustStore::aws();
     // /signature: 17 regional 2024 certificates and the 2014 global one share a key.
     let global = key_of(&store, Format::Signature, "A9CBE1410330DFC5");
     assert_eq!(global.certificates().len(), 18);
@@ -122,7 +126,11 @@ fn aws_store_dedupes_keys_and_unites_regions() {
         "2014-06-05T14:28:02+00:00"
     );
     assert_eq!(global.not_after().to_rfc3339(), "2029-04-28T17:34:01+00:00");
+}
 
+#[test]
+fn aws_superseded_certificates_count_once_and_every_region_has_a_key() {
+    let store = TrustStore::aws();
     // Superseded certificates with the same key count once.
     for (r, certs) in [
         ("ap-south-2", 2),
