@@ -259,30 +259,13 @@ fn primitive_element_with_an_indefinite_length() {
 /// A certificate shaped like the test CA's but with `spki` as its key (unsigned: the signature
 /// bits are filler, as a trust store never checks a self-signature).
 fn certificate_with_key(spki: &[u8]) -> Vec<u8> {
-    let ca = test_ca();
-    let sig_alg = common::algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
-    let validity = tlv_of(
-        tag::SEQUENCE,
-        &[
-            &tlv(tag::UTC_TIME, b"100101000000Z"),
-            &tlv(tag::UTC_TIME, b"300101000000Z"),
-        ],
-    );
-    let tbs = tlv_of(
-        tag::SEQUENCE,
-        &[
-            &tlv(tag::CTX0, &common::small_int(2)),
-            &tlv(tag::INTEGER, &[0x01, 0x02]),
-            &sig_alg,
-            &ca.issuer_der,
-            &validity,
-            &ca.issuer_der,
-            spki,
-        ],
-    );
-    tlv_of(
-        tag::SEQUENCE,
-        &[&tbs, &sig_alg, &tlv(tag::BIT_STRING, &[0x00, 0xAB, 0xCD])],
+    common::self_named_certificate(
+        &[0x01, 0x02],
+        &test_ca().issuer_der,
+        &tlv(tag::UTC_TIME, b"300101000000Z"),
+        spki,
+        &[],
+        |_| vec![0xAB, 0xCD],
     )
 }
 

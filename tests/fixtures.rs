@@ -7,7 +7,6 @@
 
 mod common;
 
-use base64::Engine as _;
 use cms::cert::CertificateChoices;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{SignedData, SignerIdentifier};
@@ -90,16 +89,7 @@ fn blob_of(file: &str, bytes: &[u8]) -> Vec<u8> {
     if file.ends_with(".der") {
         return bytes.to_vec();
     }
-    let text = std::str::from_utf8(bytes).unwrap();
-    let b64: String = text
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .flat_map(str::chars)
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(b64)
-        .unwrap()
+    common::decode_base64_text(bytes)
 }
 
 /// cms 0.3.0-rc.0 hands a constructed eContent back as an `Any` with the primitive tag and the

@@ -10,7 +10,7 @@ mod common;
 use std::time::Instant;
 
 use base64::Engine as _;
-use common::{BlobSpec, attribute, der_oid, imds_base64, oid, tag, test_ca, tlv};
+use common::{BlobSpec, attribute, der_oid, imds_base64, oid, position, tag, test_ca, tlv};
 use ec2_iid::{
     Error, Format, MAX_BLOB_LEN, Malformed, TrustStore, VerifiedDocument, parse_signed_data,
     verify_signature,
@@ -47,18 +47,6 @@ fn fixture() -> Vec<u8> {
 
 fn malformed(offset: usize, reason: Malformed) -> Error {
     Error::Malformed { offset, reason }
-}
-
-/// Where `needle` occurs in `haystack`; it must occur exactly once.
-fn position(haystack: &[u8], needle: &[u8]) -> usize {
-    let hits: Vec<usize> = haystack
-        .windows(needle.len())
-        .enumerate()
-        .filter(|(_, w)| *w == needle)
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(hits.len(), 1, "needle must occur once");
-    hits[0]
 }
 
 /// The document text with one replacement.

@@ -105,20 +105,6 @@ fn aws_store() -> &'static TrustStore {
     STORE.get_or_init(TrustStore::aws)
 }
 
-/// Standard base64 with ASCII whitespace and PEM armour lines removed.
-fn decode_text(bytes: &[u8]) -> Vec<u8> {
-    let text: String = std::str::from_utf8(bytes)
-        .unwrap()
-        .lines()
-        .filter(|line| !line.starts_with("-----"))
-        .flat_map(str::chars)
-        .filter(|c| !c.is_ascii_whitespace())
-        .collect();
-    base64::engine::general_purpose::STANDARD
-        .decode(text)
-        .unwrap()
-}
-
 /// The only occurrence of `needle` in `haystack`, if it occurs exactly once.
 fn unique_range(haystack: &[u8], needle: &[u8]) -> Option<Range<usize>> {
     let mut hits = haystack
@@ -164,7 +150,10 @@ fn signature_case(document: &[u8], signature_text: &[u8]) -> (Kind, Vec<u8>) {
     let kind = Kind::Signature {
         document_len: document.len(),
     };
-    (kind, [document, &decode_text(signature_text)].concat())
+    (
+        kind,
+        [document, &common::decode_base64_text(signature_text)].concat(),
+    )
 }
 
 fn cases() -> Vec<Case> {
@@ -176,11 +165,17 @@ fn cases() -> Vec<Case> {
         }
         let (kind, bytes) = match fixture.format {
             "signature" => signature_case(&document, &fixture.bytes),
-            "pkcs7" => (Kind::Cms(Format::Pkcs7), decode_text(&fixture.bytes)),
+            "pkcs7" => (
+                Kind::Cms(Format::Pkcs7),
+                common::decode_base64_text(&fixture.bytes),
+            ),
             _ if fixture.file.ends_with(".der") => {
                 (Kind::Cms(Format::Rsa2048), fixture.bytes.clone())
             }
-            _ => (Kind::Cms(Format::Rsa2048), decode_text(&fixture.bytes)),
+            _ => (
+                Kind::Cms(Format::Rsa2048),
+                common::decode_base64_text(&fixture.bytes),
+            ),
         };
         // rsa2048.{b64,der,pem} and the CRLF form are one blob.
         if cases.iter().any(|c| c.kind == kind && c.bytes == bytes) {

@@ -221,6 +221,18 @@ pub fn retag_as_set(signed_attrs: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Where `needle` occurs in `haystack`; it must occur exactly once.
+pub fn position(haystack: &[u8], needle: &[u8]) -> usize {
+    let hits: Vec<usize> = haystack
+        .windows(needle.len())
+        .enumerate()
+        .filter(|(_, w)| *w == needle)
+        .map(|(i, _)| i)
+        .collect();
+    assert_eq!(hits.len(), 1, "needle must occur exactly once");
+    hits[0]
+}
+
 /// Replaces the only occurrence of `needle` in `haystack` with `replacement` (same length).
 ///
 /// Panics unless `needle` occurs exactly once and the lengths agree: a fixture edited "after
@@ -231,15 +243,9 @@ pub fn replace_once(haystack: &[u8], needle: &[u8], replacement: &[u8]) -> Vec<u
         replacement.len(),
         "replace_once must keep the length"
     );
-    let hits: Vec<usize> = haystack
-        .windows(needle.len())
-        .enumerate()
-        .filter(|(_, w)| *w == needle)
-        .map(|(i, _)| i)
-        .collect();
-    assert_eq!(hits.len(), 1, "needle must occur exactly once");
+    let at = position(haystack, needle);
     let mut out = haystack.to_vec();
-    out[hits[0]..hits[0] + needle.len()].copy_from_slice(replacement);
+    out[at..at + needle.len()].copy_from_slice(replacement);
     out
 }
 
@@ -388,14 +394,6 @@ pub fn attacker_cert(ca: &TestCa) -> Vec<u8> {
         .to_public_key()
         .to_public_key_der()
         .expect("SPKI of the attacker key");
-    let sig_alg = algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
-    let validity = tlv_of(
-        tag::SEQUENCE,
-        &[
-            &tlv(tag::UTC_TIME, b"100101000000Z"),
-            &tlv(tag::GENERALIZED_TIME, b"21950101000000Z"),
-        ],
-    );
     // basicConstraints, critical, CA:TRUE, pathlen 0
     let basic_constraints = tlv_of(
         tag::SEQUENCE,
@@ -408,21 +406,44 @@ pub fn attacker_cert(ca: &TestCa) -> Vec<u8> {
             ),
         ],
     );
-    let tbs = tlv_of(
+    self_named_certificate(
+        &ca.serial,
+        &ca.issuer_der,
+        &tlv(tag::GENERALIZED_TIME, b"21950101000000Z"),
+        spki.as_bytes(),
+        &[&tlv(tag::CTX3, &tlv(tag::SEQUENCE, &basic_constraints))],
+        |tbs| rsa_sign(&key, tbs),
+    )
+}
+
+/// An X.509 v3 certificate with issuer and subject `name`, valid from 2010-01-01 to
+/// `not_after`, claiming sha256WithRSAEncryption; `sign` makes the signature bits of the
+/// TBSCertificate (or filler, where no one checks them).
+pub fn self_named_certificate(
+    serial: &[u8],
+    name: &[u8],
+    not_after: &[u8],
+    spki: &[u8],
+    extensions: &[&[u8]],
+    sign: impl FnOnce(&[u8]) -> Vec<u8>,
+) -> Vec<u8> {
+    let sig_alg = algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
+    let validity = tlv_of(
         tag::SEQUENCE,
-        &[
-            &tlv(tag::CTX0, &small_int(2)),
-            &tlv(tag::INTEGER, &ca.serial),
-            &sig_alg,
-            &ca.issuer_der,
-            &validity,
-            &ca.issuer_der,
-            spki.as_bytes(),
-            &tlv(tag::CTX3, &tlv(tag::SEQUENCE, &basic_constraints)),
-        ],
+        &[&tlv(tag::UTC_TIME, b"100101000000Z"), not_after],
     );
+    let fields: [&[u8]; 7] = [
+        &tlv(tag::CTX0, &small_int(2)),
+        &tlv(tag::INTEGER, serial),
+        &sig_alg,
+        name,
+        &validity,
+        name,
+        spki,
+    ];
+    let tbs = tlv_of(tag::SEQUENCE, &[&fields[..], extensions].concat());
     let mut bits = vec![0x00]; // no unused bits
-    bits.extend(rsa_sign(&key, &tbs));
+    bits.extend(sign(&tbs));
     tlv_of(
         tag::SEQUENCE,
         &[&tbs, &sig_alg, &tlv(tag::BIT_STRING, &bits)],
@@ -763,6 +784,21 @@ pub fn base64_lines(der: &[u8]) -> Vec<String> {
         .chunks(76)
         .map(|line| String::from_utf8(line.to_vec()).expect("base64 is ASCII"))
         .collect()
+}
+
+/// The bytes of standard base64 text, with ASCII whitespace and PEM armour lines removed: the
+/// inverse of [`imds_base64`] and [`pem_pkcs7`].
+pub fn decode_base64_text(bytes: &[u8]) -> Vec<u8> {
+    let text: String = std::str::from_utf8(bytes)
+        .expect("base64 text")
+        .lines()
+        .filter(|line| !line.starts_with("-----"))
+        .flat_map(str::chars)
+        .filter(|c| !c.is_ascii_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(text)
+        .expect("valid base64")
 }
 
 /// IMDS base64 with `-----BEGIN PKCS7-----` armour and a trailing newline, as the AWS docs tell
