@@ -12,6 +12,8 @@
     reason = "test helpers fail the test on unexpected answers"
 )]
 
+#[path = "../../tests/common/registries.rs"]
+mod registries;
 mod support;
 
 use core::error::Error as _;
@@ -23,6 +25,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select, TimeToLiveStatus};
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError, Operation};
+use registries::claim_all;
 use support::{Moto, OWN_ACCOUNT, free_port};
 
 const REGION: &str = "us-east-1";
@@ -61,26 +64,6 @@ async fn registries(moto: &Moto, table: &str) -> Vec<DynamoDbJoinRegistry> {
         .collect();
     registries[0].ensure_table().await.unwrap();
     registries
-}
-
-/// Makes all `claims` at once, claim `i` through registry `i % CLIENTS`; returns how many won.
-async fn claim_all(registries: &[DynamoDbJoinRegistry], claims: Vec<JoinClaim>) -> usize {
-    let tasks: Vec<_> = registries
-        .iter()
-        .cycle()
-        .zip(claims)
-        .map(|(registry, claim)| {
-            let registry = registry.clone();
-            tokio::spawn(async move { registry.claim(&claim).await })
-        })
-        .collect();
-    let mut wins = 0;
-    for task in tasks {
-        if task.await.unwrap().unwrap() {
-            wins += 1;
-        }
-    }
-    wins
 }
 
 /// Makes all `claims` with at most `workers` in flight; returns how many won.

@@ -1,11 +1,14 @@
 //! Exactly once across replicas: concurrent claims through separate pools, as separate
 //! processes sharing the database would make them.
 
+#[path = "../../tests/common/registries.rs"]
+mod registries;
 mod support;
 
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
-use ec2_iid::{JoinClaim, JoinRegistry as _};
+use ec2_iid::JoinClaim;
 use ec2_iid_postgres::PostgresJoinRegistry;
+use registries::claim_all;
 
 /// Replicas, each with a pool of its own.
 const REPLICAS: usize = 4;
@@ -22,27 +25,6 @@ async fn replicas(pg: &support::PgServer, table: &str) -> Vec<PostgresJoinRegist
         replicas.push(pg.registry(table, POOL_SIZE).await);
     }
     replicas
-}
-
-/// Makes every claim at once, claim `i` through replica `i % REPLICAS`; returns how many won.
-#[expect(clippy::unwrap_used, reason = "a test helper: an error fails the test")]
-async fn claim_all(replicas: &[PostgresJoinRegistry], claims: Vec<JoinClaim>) -> usize {
-    let tasks: Vec<_> = replicas
-        .iter()
-        .cycle()
-        .zip(claims)
-        .map(|(registry, claim)| {
-            let registry = registry.clone();
-            tokio::spawn(async move { registry.claim(&claim).await })
-        })
-        .collect();
-    let mut wins = 0;
-    for task in tasks {
-        if task.await.unwrap().unwrap() {
-            wins += 1;
-        }
-    }
-    wins
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
