@@ -87,6 +87,31 @@ async fn launch(ec2: &aws_sdk_ec2::Client) -> (Instance, String) {
     (out.instances()[0].clone(), owner)
 }
 
+/// The role the cross-account tests' rules name, in [`OTHER_ACCOUNT`].
+fn other_account_role() -> String {
+    format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe")
+}
+
+/// A lookup of an instance in [`OTHER_ACCOUNT`] through [`other_account_role`].
+fn other_account_query() -> InstanceQuery {
+    query(OTHER_ACCOUNT, "i-0123456789abcdef0")
+        .with_role_arn(Some(other_account_role().parse().unwrap()))
+}
+
+/// Asserts that a lookup timed out assuming the role.
+fn assert_assume_role_timed_out(err: &Ec2LookupError) {
+    assert!(
+        matches!(
+            err,
+            Ec2LookupError::Timeout {
+                operation: Operation::AssumeRole,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+}
+
 fn query(account: &str, instance_id: &str) -> InstanceQuery {
     InstanceQuery::new(
         account.parse().unwrap(),
@@ -213,7 +238,7 @@ async fn unknown_instance_is_none() {
 async fn cross_account_lookup_assumes_the_role() {
     let Some(moto) = Moto::start() else { return };
     let config = sdk_config().await;
-    let role = format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe");
+    let role = other_account_role();
     // moto runs calls made with assumed-role credentials in the role's account.
     let (instance, owner) = launch(&assumed_ec2_client(&config, &moto.url, &role).await).await;
     assert_eq!(owner, OTHER_ACCOUNT);
@@ -295,23 +320,11 @@ async fn silent_endpoint_times_out() {
     }
     assert!(err.is_transient());
 
-    let role = format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe");
     let err = lookup
-        .describe_instance(
-            &query(OTHER_ACCOUNT, "i-0123456789abcdef0").with_role_arn(Some(role.parse().unwrap())),
-        )
+        .describe_instance(&other_account_query())
         .await
         .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            Ec2LookupError::Timeout {
-                operation: Operation::AssumeRole,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    assert_assume_role_timed_out(&err);
 }
 
 #[tokio::test]
@@ -323,8 +336,7 @@ async fn lookups_waiting_for_one_assume_role_are_bounded_too() {
         .timeout(Duration::from_secs(1))
         .build()
         .unwrap();
-    let role = format!("arn:aws:iam::{OTHER_ACCOUNT}:role/ec2-iid-describe");
-    let q = query(OTHER_ACCOUNT, "i-0123456789abcdef0").with_role_arn(Some(role.parse().unwrap()));
+    let q = other_account_query();
 
     // Six lookups for one role: one assumes it, the others wait for it, each at most 1 s, and
     // none queues behind all the others' timeouts (which would take 6 s).
@@ -336,17 +348,7 @@ async fn lookups_waiting_for_one_assume_role_are_bounded_too() {
         })
         .collect();
     for task in tasks {
-        let err = task.await.unwrap().unwrap_err();
-        assert!(
-            matches!(
-                err,
-                Ec2LookupError::Timeout {
-                    operation: Operation::AssumeRole,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert_assume_role_timed_out(&task.await.unwrap().unwrap_err());
     }
     assert!(
         started.elapsed() < Duration::from_millis(4500),
