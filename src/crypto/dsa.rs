@@ -1,8 +1,10 @@
 //! Legacy signature primitives for `/pkcs7`: DSA with SHA-1, and RSA PKCS#1 v1.5 with SHA-1.
 //!
-//! Both are weak by today's standards (SHA-1 collisions are practical; DSA-1024 offers about 80
-//! bits of security) and are only reached when the caller opts in with
-//! [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1).
+//! Only reached when the caller opts in with
+//! [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1),
+//! which says why `/pkcs7` is refused by default. Input: a DER SubjectPublicKeyInfo from a
+//! trusted certificate, a SHA-1 digest and the signature as transmitted. Output: whether the
+//! signature verifies.
 //! Verification is a public-data operation: nothing here handles a secret.
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
