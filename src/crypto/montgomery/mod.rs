@@ -45,8 +45,6 @@ pub(crate) struct MontgomeryKey {
     width: Width,
     /// The public exponent, odd and at least 3.
     e: u64,
-    /// Bit length of `e` (at least 2).
-    e_bits: u32,
     /// The modulus length in bytes (`k` in RFC 8017).
     k: usize,
     /// `EM` without its last 32 bytes: `00 01 FF..FF 00 || DigestInfo prefix`, `k - 32`
@@ -110,10 +108,13 @@ impl<const L: usize> Prepared<L> {
         &self,
         signature: &[u8],
         e: u64,
-        e_bits: u32,
         k: usize,
         expected: impl Iterator<Item = u8>,
     ) -> bool {
+        // I2OSP(m, k): the limbs' big-endian form has `8·L - k` leading bytes, all zero.
+        let Some(pad) = (8 * L).checked_sub(k) else {
+            return false;
+        };
         let Some(s) = from_be_bytes::<L>(signature) else {
             return false;
         };
@@ -121,20 +122,17 @@ impl<const L: usize> Prepared<L> {
         if !less_than(&s, self.modulus.limbs()) {
             return false;
         }
-        let m = self.public_op(&s, e, e_bits);
-        // I2OSP(m, k): the limbs' big-endian form has `8·L - k` leading bytes, all zero.
+        let m = self.public_op(&s, e);
         let mut bytes = be_bytes(&m);
-        let Some(pad) = (8 * L).checked_sub(k) else {
-            return false;
-        };
         bytes.by_ref().take(pad).all(|b| b == 0) && bytes.eq(expected)
     }
 
     /// `s^e mod n` as a plain residue, for `s < n`. Internal value `s`, standing for
     /// `s·R^-1`; after exponent bits `j` the accumulator holds `s^j·R^(1-j)` (squaring and
     /// multiplying each divide by R once).
-    fn public_op(&self, s: &[u64; L], e: u64, e_bits: u32) -> [u64; L] {
+    fn public_op(&self, s: &[u64; L], e: u64) -> [u64; L] {
         let mut acc = *s;
+        let e_bits = u64::BITS - e.leading_zeros();
         for i in (0..e_bits.saturating_sub(1)).rev() {
             acc = self.modulus.mul(&acc, &acc);
             if (e >> i) & 1 == 1 {
@@ -193,7 +191,6 @@ impl MontgomeryKey {
         Ok(Self {
             width,
             e: e_small,
-            e_bits,
             k,
             em_prefix: em_prefix(k),
         })
@@ -201,8 +198,8 @@ impl MontgomeryKey {
 
     /// Whether `s^e mod n` for the big-endian `signature`, as `k` bytes, equals `expected`.
     fn recovers(&self, signature: &[u8], expected: impl Iterator<Item = u8>) -> bool {
-        let (e, e_bits, k) = (self.e, self.e_bits, self.k);
-        with_prepared!(&self.width, key => key.recovers(signature, e, e_bits, k, expected))
+        let (e, k) = (self.e, self.k);
+        with_prepared!(&self.width, key => key.recovers(signature, e, k, expected))
     }
 }
 
@@ -298,7 +295,6 @@ mod tests {
             let key = MontgomeryKey {
                 width,
                 e: 65537,
-                e_bits: 17,
                 k: 4,
                 em_prefix: None,
             };
