@@ -6,55 +6,116 @@
 //! public (modulus, signature, result), so the code is variable-time: it branches on carries
 //! and on the final comparison with `n`.
 
-/// A sum of up to 2^64 limb products: a column of a product-scanning multiplication.
+/// A sum of up to 2^64 limb products, three limbs wide: one column of a product-scanning
+/// multiplication.
 ///
-/// The products' low and high halves are summed separately, so adding one is two independent
-/// add-with-carry pairs and no carry flag has to be saved between them.
-#[derive(Default)]
+/// Adding a product is one add and two add-with-carry, and consecutive products depend on
+/// each other only through single-cycle additions, so the multiplier sets the pace.
+#[derive(Clone, Copy, Default)]
 struct Accumulator {
-    /// The sum of the low halves.
-    low: u128,
-    /// The sum of the high halves, worth 2^64 each.
-    high: u128,
+    low: u64,
+    mid: u64,
+    high: u64,
 }
 
 impl Accumulator {
     /// Adds `a·b`.
-    #[expect(
-        clippy::as_conversions,
-        clippy::cast_possible_truncation,
-        reason = "splitting a u128 into its two u64 halves is what the truncation is for"
-    )]
     #[inline(always)]
     fn mac(&mut self, a: u64, b: u64) {
-        let product = u128::from(a) * u128::from(b);
-        self.low += u128::from(product as u64);
-        self.high += product >> 64;
+        let (low, high) = a.carrying_mul(b, 0);
+        self.add_wide(low, high);
+    }
+
+    /// Adds `low + high·2^64`.
+    #[inline(always)]
+    fn add_wide(&mut self, low: u64, high: u64) {
+        let (sum, carry) = self.low.overflowing_add(low);
+        let (mid, carry) = self.mid.carrying_add(high, carry);
+        self.low = sum;
+        self.mid = mid;
+        self.high += u64::from(carry);
     }
 
     /// Adds another column sum.
     #[inline(always)]
     fn add(&mut self, other: &Self) {
-        self.low += other.low;
+        self.add_wide(other.low, other.mid);
         self.high += other.high;
     }
 
     /// The lowest limb of the sum.
-    #[expect(
-        clippy::as_conversions,
-        clippy::cast_possible_truncation,
-        reason = "the low u64 half of a u128 is what the truncation is for"
-    )]
     #[inline(always)]
     fn low(&self) -> u64 {
-        self.low as u64
+        self.low
     }
 
     /// Drops the lowest limb (done, or zero by the choice of `m_k`): divides by 2^64.
     #[inline(always)]
     fn shift(&mut self) {
-        self.low = (self.low >> 64) + self.high;
+        self.low = self.mid;
+        self.mid = self.high;
         self.high = 0;
+    }
+}
+
+/// Adds `x[0]·y[len-1] + x[1]·y[len-2] + …`, the products of one column, for `x` and `y` of
+/// the same length.
+///
+/// Even and odd steps go to two sums, so that neither waits for the other's additions.
+#[inline(always)]
+fn add_column(acc: &mut Accumulator, x: &[u64], y: &[u64]) {
+    let (x_pairs, x_rest) = x.as_chunks::<2>();
+    let (y_rest, y_pairs) = y.as_rchunks::<2>();
+    let mut odd = Accumulator::default();
+    for ([x0, x1], [y1, y0]) in x_pairs.iter().zip(y_pairs.iter().rev()) {
+        acc.mac(*x0, *y0);
+        odd.mac(*x1, *y1);
+    }
+    for (x_i, y_i) in x_rest.iter().zip(y_rest) {
+        acc.mac(*x_i, *y_i);
+    }
+    acc.add(&odd);
+}
+
+/// `a²` as its low and high `L` limbs.
+///
+/// Row by row, each product `a_i·a_j` with `i < j` is computed once; the sum is then doubled
+/// and the squares `a_i²` added: about half the products of a general multiplication.
+#[expect(
+    clippy::indexing_slicing,
+    reason = "row i covers limbs 2i+1 to i+L-1 and its carry limb i+L, all below 2L"
+)]
+fn square<const L: usize>(a: &[u64; L]) -> [[u64; L]; 2] {
+    let mut t = [[0_u64; L]; 2];
+    let t_flat = t.as_flattened_mut();
+    for (i, &a_i) in a.iter().enumerate() {
+        let mut carry = 0;
+        for (t_k, &a_j) in t_flat[2 * i + 1..i + L].iter_mut().zip(&a[i + 1..]) {
+            // a_i·a_j + t_k first, off the carry chain; then the carry.
+            let (low, high) = a_i.carrying_mul(a_j, *t_k);
+            let (low, overflow) = low.overflowing_add(carry);
+            *t_k = low;
+            carry = high + u64::from(overflow);
+        }
+        t_flat[i + L] = carry;
+    }
+    double_and_add_squares(t_flat, a);
+    t
+}
+
+/// `2·t + Σ a_i²·2^(128·i)` in place: the last step of [`square`], given the sum `t` of the
+/// products `a_i·a_j` with `i < j` (below `a²/2`, so nothing is lost).
+fn double_and_add_squares(t: &mut [u64], a: &[u64]) {
+    let mut shifted_out = 0;
+    let mut carry = false;
+    for ([t0, t1], &a_i) in t.as_chunks_mut::<2>().0.iter_mut().zip(a) {
+        let (low, high) = a_i.carrying_mul(a_i, 0);
+        let doubled0 = (*t0 << 1) | shifted_out;
+        let doubled1 = (*t1 << 1) | (*t0 >> 63);
+        shifted_out = *t1 >> 63;
+        let (sum0, c) = doubled0.carrying_add(low, carry);
+        let (sum1, c) = doubled1.carrying_add(high, c);
+        (*t0, *t1, carry) = (sum0, sum1, c);
     }
 }
 
@@ -93,15 +154,12 @@ impl<const L: usize> Modulus<L> {
     /// `a·b·R⁻¹ mod n` for `a, b < n`.
     ///
     /// Product scanning (Koç, Acar and Kaliski's FIPS): limb `k` of `a·b + m·n` is summed
-    /// column by column into wide accumulators, and `m_k` is chosen as soon as column `k` is
-    /// complete so that the column is zero. Each step of a column is one multiply and two
-    /// independent add-with-carry pairs, with no carry to pass along a row: faster here than
-    /// the row-wise CIOS form on u128, whose carries form one serial chain per row. (A
-    /// dedicated squaring with the cross products doubled was slower in this form, so
-    /// squaring is `mul(a, a)`.)
+    /// column by column, and `m_k` is chosen as soon as column `k` is complete so that the
+    /// column is zero. There is no carry to pass along a row, as in the row-wise CIOS form,
+    /// whose carries form one serial chain.
     #[expect(
         clippy::indexing_slicing,
-        reason = "columns k < 2L index arrays of length L at i and k - i, both below L"
+        reason = "columns k < 2L index arrays of length L from k + 1 - L to k, all below L"
     )]
     pub(crate) fn mul(&self, a: &[u64; L], b: &[u64; L]) -> [u64; L] {
         let n = &self.n;
@@ -112,11 +170,8 @@ impl<const L: usize> Modulus<L> {
         let mut acc = Accumulator::default();
         for k in 0..L {
             let mut mn = Accumulator::default();
-            for i in 0..k {
-                acc.mac(a[i], b[k - i]);
-                mn.mac(m[i], n[k - i]);
-            }
-            acc.mac(a[k], b[0]);
+            add_column(&mut acc, &a[..=k], &b[..=k]);
+            add_column(&mut mn, &m[..k], &n[1..=k]);
             acc.add(&mn);
             m[k] = acc.low().wrapping_mul(self.n0_inv);
             acc.mac(m[k], n[0]);
@@ -124,10 +179,8 @@ impl<const L: usize> Modulus<L> {
         }
         for k in L..(2 * L) {
             let mut mn = Accumulator::default();
-            for i in (k + 1 - L)..L {
-                acc.mac(a[i], b[k - i]);
-                mn.mac(m[i], n[k - i]);
-            }
+            add_column(&mut acc, &a[k + 1 - L..], &b[k + 1 - L..]);
+            add_column(&mut mn, &m[k + 1 - L..], &n[k + 1 - L..]);
             acc.add(&mn);
             t[k - L] = acc.low();
             acc.shift();
@@ -135,15 +188,46 @@ impl<const L: usize> Modulus<L> {
         self.reduce_once(t, acc.low())
     }
 
+    /// `a²·R⁻¹ mod n` for `a < n`: the same as `mul(a, a)`, with [`square`]'s half of the
+    /// products and then a separate reduction.
+    pub(crate) fn square(&self, a: &[u64; L]) -> [u64; L] {
+        self.reduce(&square(a))
+    }
+
+    /// `t·R⁻¹ mod n` for `t < n·R`, given as its low and high `L` limbs: Montgomery
+    /// reduction, by product scanning as in [`Self::mul`].
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "columns k < 2L index arrays of length L from k + 1 - L to k, all below L"
+    )]
+    fn reduce(&self, t: &[[u64; L]; 2]) -> [u64; L] {
+        let n = &self.n;
+        let [t_low, t_high] = t;
+        let mut m = [0_u64; L];
+        let mut u = [0_u64; L];
+        let mut acc = Accumulator::default();
+        for k in 0..L {
+            add_column(&mut acc, &m[..k], &n[1..=k]);
+            acc.add_wide(t_low[k], 0);
+            m[k] = acc.low().wrapping_mul(self.n0_inv);
+            acc.mac(m[k], n[0]);
+            acc.shift();
+        }
+        for k in L..(2 * L) {
+            add_column(&mut acc, &m[k + 1 - L..], &n[k + 1 - L..]);
+            acc.add_wide(t_high[k - L], 0);
+            u[k - L] = acc.low();
+            acc.shift();
+        }
+        self.reduce_once(u, acc.low())
+    }
+
     /// `t + top·R` reduced below `n`, given that it is below `2n`.
     fn reduce_once(&self, mut t: [u64; L], top: u64) -> [u64; L] {
         if top != 0 || !less_than(&t, &self.n) {
             let mut borrow = false;
             for (t_j, &n_j) in t.iter_mut().zip(&self.n) {
-                let (x, b1) = t_j.overflowing_sub(n_j);
-                let (y, b2) = x.overflowing_sub(u64::from(borrow));
-                *t_j = y;
-                borrow = b1 | b2;
+                (*t_j, borrow) = t_j.borrowing_sub(n_j, borrow);
             }
         }
         t
@@ -237,6 +321,8 @@ mod tests {
                 let expected: [u64; L] = from_boxed(&mont(a).mul(&mont(b)).into_montgomery());
                 assert_eq!(modulus.mul(a, b), expected, "{a:x?} · {b:x?}");
             }
+            let expected: [u64; L] = from_boxed(&mont(a).square().into_montgomery());
+            assert_eq!(modulus.square(a), expected, "{a:x?}²");
         }
     }
 

@@ -134,7 +134,7 @@ impl<const L: usize> Prepared<L> {
         let mut acc = *s;
         let e_bits = u64::BITS - e.leading_zeros();
         for i in (0..e_bits.saturating_sub(1)).rev() {
-            acc = self.modulus.mul(&acc, &acc);
+            acc = self.modulus.square(&acc);
             if (e >> i) & 1 == 1 {
                 acc = self.modulus.mul(&acc, s);
             }
