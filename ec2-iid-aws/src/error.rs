@@ -4,15 +4,12 @@ use core::error::Error as StdError;
 use core::fmt;
 use core::time::Duration;
 
-use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
 use ec2_iid::{Partition, Region};
 
-/// A boxed error from the AWS SDK, kept as the `source` of an [`Ec2LookupError`].
-type Source = Box<dyn StdError + Send + Sync + 'static>;
+use crate::sdk_error::{Source, Transport, chain, chain_has, code_suffix};
 
 /// The AWS API call that failed.
 #[non_exhaustive]
@@ -221,34 +218,15 @@ impl Ec2LookupError {
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
         let code = err.code().map(str::to_owned);
-        let status = err.raw_response().map(|r| r.status().as_u16());
-        let kind = match &err {
-            SdkError::TimeoutError(_) => Kind::Timeout,
-            SdkError::DispatchFailure(failure) => {
-                if failure.is_timeout() {
-                    Kind::Timeout
-                } else if chain_has::<CredentialsError>(&err) {
-                    Kind::Credentials
-                } else if !context.endpoint_overridden && chain_has_dns_failure(&err) {
-                    Kind::UnknownRegion
-                } else if failure.is_io()
-                    || failure.as_other() == Some(RetryErrorKind::TransientError)
-                {
-                    Kind::Connection
-                } else {
-                    Kind::Other
-                }
+        let kind = match Transport::of(&err) {
+            Transport::Connection | Transport::Other if region_unknown(&err, context) => {
+                Kind::UnknownRegion
             }
-            SdkError::ConstructionFailure(_) => {
-                if chain_has::<CredentialsError>(&err) {
-                    Kind::Credentials
-                } else if chain_has::<ResolveEndpointError>(&err) {
-                    Kind::UnknownRegion
-                } else {
-                    Kind::Other
-                }
-            }
-            _ => kind_of_code(code.as_deref(), status),
+            Transport::Connection => Kind::Connection,
+            Transport::Credentials => Kind::Credentials,
+            Transport::Other => Kind::Other,
+            Transport::Response { status } => kind_of_code(code.as_deref(), status),
+            Transport::Timeout => Kind::Timeout,
         };
         let source: Source = Box::new(err);
         match kind {
@@ -357,9 +335,18 @@ fn kind_of_code(code: Option<&str>, status: Option<u16>) -> Kind {
     }
 }
 
-/// Whether an error of type `T` is in the source chain of `err` (`err` included).
-pub(crate) fn chain_has<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
-    chain(err).any(|e| e.is::<T>())
+/// Whether a request that got no answer failed on the query's region: the name of its endpoint
+/// does not resolve (unless the caller set the endpoint: then the name is the caller's), or the
+/// SDK has no endpoint for it.
+fn region_unknown<E>(err: &SdkError<E, HttpResponse>, context: &CallContext<'_>) -> bool
+where
+    E: StdError + 'static,
+{
+    match err {
+        SdkError::DispatchFailure(_) => !context.endpoint_overridden && chain_has_dns_failure(err),
+        SdkError::ConstructionFailure(_) => chain_has::<ResolveEndpointError>(err),
+        _ => false,
+    }
 }
 
 /// Whether the source chain of `err` has a failed name lookup: the HTTP client's connect error
@@ -368,28 +355,14 @@ fn chain_has_dns_failure(err: &(dyn StdError + 'static)) -> bool {
     chain(err).any(|e| e.to_string().starts_with("dns error"))
 }
 
-/// `err` and its sources, outermost first.
-fn chain<'a>(
-    err: &'a (dyn StdError + 'static),
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    core::iter::successors(Some(err), |&e| e.source())
-}
-
-/// `" (Code)"` or nothing, for Display.
-pub(crate) fn code_suffix(code: Option<&str>) -> String {
-    code.map(|c| format!(" ({c})")).unwrap_or_default()
-}
-
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
     use aws_sdk_sts::operation::assume_role::AssumeRoleError;
     use aws_smithy_runtime_api::client::result::ConnectorError;
-    use aws_smithy_runtime_api::http::StatusCode;
-    use aws_smithy_types::body::SdkBody;
-    use aws_smithy_types::error::ErrorMetadata;
 
     use super::*;
+    use crate::sdk_error::test_errors::{self, no_credentials};
 
     fn context(region: &Region, endpoint_overridden: bool) -> CallContext<'_> {
         CallContext {
@@ -400,14 +373,7 @@ mod tests {
     }
 
     fn service_error(code: &str, status: u16) -> SdkError<DescribeInstancesError, HttpResponse> {
-        let meta = ErrorMetadata::builder()
-            .code(code)
-            .message("from a test")
-            .build();
-        SdkError::service_error(
-            DescribeInstancesError::generic(meta),
-            HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty()),
-        )
+        test_errors::service_error(DescribeInstancesError::generic, code, status)
     }
 
     fn classify(err: SdkError<DescribeInstancesError, HttpResponse>) -> Ec2LookupError {
@@ -461,13 +427,7 @@ mod tests {
     #[test]
     fn assume_role_denied_and_region_disabled() {
         let region: Region = "ap-east-2".parse().unwrap();
-        let sts = |code: &str| {
-            let meta = ErrorMetadata::builder().code(code).build();
-            SdkError::<_, HttpResponse>::service_error(
-                AssumeRoleError::generic(meta),
-                HttpResponse::new(StatusCode::try_from(403).unwrap(), SdkBody::empty()),
-            )
-        };
+        let sts = |code: &str| test_errors::service_error(AssumeRoleError::generic, code, 403);
         let err = Ec2LookupError::from_sdk(
             sts("AccessDenied"),
             Operation::AssumeRole,
@@ -557,11 +517,7 @@ mod tests {
             err.to_string(),
             "ec2:DescribeInstances: timed out (limit 3s)"
         );
-        let creds = CredentialsError::not_loaded("no providers in chain provided credentials");
-        let err = classify(SdkError::dispatch_failure(ConnectorError::other(
-            Box::new(creds),
-            None,
-        )));
+        let err = classify(no_credentials());
         assert!(matches!(err, Ec2LookupError::Credentials { .. }), "{err:?}");
     }
 }

@@ -48,8 +48,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use ec2_iid::{Format, MAX_BLOB_LEN, SignedInput};
 
-/// A boxed error from `aws-config`'s IMDS client, kept as the `source` of an [`ImdsError`].
-type Source = Box<dyn StdError + Send + Sync + 'static>;
+use crate::sdk_error::{Source, chain, chain_has};
 
 /// The environment variable that turns IMDS off for AWS SDKs, honoured by every fetch.
 pub const DISABLED_ENV: &str = "AWS_EC2_METADATA_DISABLED";
@@ -538,18 +537,6 @@ fn token_failure(status: Option<u16>) -> String {
         Some(status) => format!("the token request was refused with HTTP {status}"),
         None => "the token request got no answer".to_owned(),
     }
-}
-
-/// Whether an error of type `T` is in the source chain of `err` (`err` included).
-fn chain_has<T: StdError + 'static>(err: &(dyn StdError + 'static)) -> bool {
-    chain(err).any(|e| e.is::<T>())
-}
-
-/// `err` and its sources, outermost first.
-fn chain<'a>(
-    err: &'a (dyn StdError + 'static),
-) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
-    core::iter::successors(Some(err), |&e| e.source())
 }
 
 #[cfg(test)]

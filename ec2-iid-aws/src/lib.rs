@@ -11,6 +11,7 @@ mod facts;
 pub mod imds;
 pub mod join;
 mod lookup;
+mod sdk_error;
 
 pub use batching::{BatchingLookup, DEFAULT_BATCH_WINDOW, DEFAULT_THROTTLE_DEADLINE, MAX_BATCH};
 pub use error::{Ec2LookupError, Operation};

@@ -4,15 +4,10 @@ use core::error::Error as StdError;
 use core::fmt;
 use core::time::Duration;
 
-use aws_credential_types::provider::error::CredentialsError;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
 
-use crate::error::{chain_has, code_suffix};
-
-/// A boxed error from the AWS SDK, kept as the `source` of a [`DynamoDbRegistryError`].
-type Source = Box<dyn StdError + Send + Sync + 'static>;
+use crate::sdk_error::{Source, Transport, code_suffix};
 
 /// The DynamoDB API call that failed.
 #[non_exhaustive]
@@ -263,27 +258,12 @@ impl DynamoDbRegistryError {
         E: ProvideErrorMetadata + StdError + Send + Sync + 'static,
     {
         let code = err.code().map(str::to_owned);
-        let status = err.raw_response().map(|r| r.status().as_u16());
-        let kind = match &err {
-            SdkError::TimeoutError(_) => Kind::Timeout,
-            SdkError::DispatchFailure(failure) => {
-                if failure.is_timeout() {
-                    Kind::Timeout
-                } else if chain_has::<CredentialsError>(&err) {
-                    Kind::Credentials
-                } else if failure.is_io()
-                    || failure.as_other() == Some(RetryErrorKind::TransientError)
-                {
-                    Kind::Connection
-                } else {
-                    Kind::Other
-                }
-            }
-            SdkError::ConstructionFailure(_) if chain_has::<CredentialsError>(&err) => {
-                Kind::Credentials
-            }
-            SdkError::ConstructionFailure(_) => Kind::Other,
-            _ => kind_of_code(code.as_deref(), status),
+        let kind = match Transport::of(&err) {
+            Transport::Connection => Kind::Connection,
+            Transport::Credentials => Kind::Credentials,
+            Transport::Other => Kind::Other,
+            Transport::Response { status } => kind_of_code(code.as_deref(), status),
+            Transport::Timeout => Kind::Timeout,
         };
         let table = table.to_owned();
         let source: Source = Box::new(err);
@@ -397,21 +377,12 @@ fn kind_of_code(code: Option<&str>, status: Option<u16>) -> Kind {
 mod tests {
     use aws_sdk_dynamodb::operation::put_item::PutItemError;
     use aws_smithy_runtime_api::client::result::ConnectorError;
-    use aws_smithy_runtime_api::http::StatusCode;
-    use aws_smithy_types::body::SdkBody;
-    use aws_smithy_types::error::ErrorMetadata;
 
     use super::*;
+    use crate::sdk_error::test_errors::{self, no_credentials};
 
     fn service_error(code: &str, status: u16) -> SdkError<PutItemError, HttpResponse> {
-        let meta = ErrorMetadata::builder()
-            .code(code)
-            .message("from a test")
-            .build();
-        SdkError::service_error(
-            PutItemError::generic(meta),
-            HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::empty()),
-        )
+        test_errors::service_error(PutItemError::generic, code, status)
     }
 
     fn classify(err: SdkError<PutItemError, HttpResponse>) -> DynamoDbRegistryError {
@@ -522,11 +493,7 @@ mod tests {
             err.to_string(),
             "dynamodb:PutItem on table \"joins\": timed out"
         );
-        let creds = CredentialsError::not_loaded("no providers in chain provided credentials");
-        let err = classify(SdkError::dispatch_failure(ConnectorError::other(
-            Box::new(creds),
-            None,
-        )));
+        let err = classify(no_credentials());
         assert!(
             matches!(err, DynamoDbRegistryError::Credentials { .. }),
             "{err:?}"
