@@ -6,11 +6,7 @@
 //! with its `PutItem` made atomic as DynamoDB's is: moto's own checks a condition and stores
 //! the item in two steps, so concurrent claims could both win there
 //! ([`Moto::start_with_atomic_put_item`]).
-#![expect(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    reason = "test helpers fail the test on unexpected answers"
-)]
+#![cfg(test)] // clippy.toml says why
 
 #[path = "../../tests/common/registries.rs"]
 mod registries;

@@ -1,11 +1,7 @@
 //! `ec2_iid_aws::join` over loopback: the IMDSv2 emulator (`support/imds.rs`) serves the
 //! committed fixtures, and fake join servers (axum on 127.0.0.1) answer with scripted statuses.
 //! Every test is bounded by a short deadline.
-#![expect(
-    clippy::indexing_slicing,
-    clippy::unwrap_used,
-    reason = "test helpers fail the test on unexpected answers"
-)]
+#![cfg(test)] // clippy.toml says why
 
 #[allow(dead_code, reason = "the emulator's switches are for tests/imds.rs")]
 #[path = "support/imds.rs"]

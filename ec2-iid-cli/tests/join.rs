@@ -1,14 +1,7 @@
 //! `ec2-iid join` (built with `--features aws`) over loopback: the IMDSv2 emulator of
 //! ec2-iid-aws's tests serves the committed fixtures, and fake join servers (axum on 127.0.0.1)
 //! answer with scripted statuses. Exit codes: 0 joined, 1 refused, 2 usage, 3 gave up.
-
-#![allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::panic,
-    clippy::indexing_slicing,
-    reason = "test code: a panic is a test failure"
-)]
+#![cfg(test)] // clippy.toml says why
 
 #[allow(
     dead_code,

@@ -1,5 +1,6 @@
 //! Exactly once across replicas: concurrent claims through separate pools, as separate
 //! processes sharing the database would make them.
+#![cfg(test)] // clippy.toml says why
 
 #[path = "../../tests/common/registries.rs"]
 mod registries;
