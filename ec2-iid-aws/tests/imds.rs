@@ -20,7 +20,7 @@ use ec2_iid::{
     check_ttl, verify_input,
 };
 use ec2_iid_aws::imds::{ImdsError, ImdsFetcher};
-use emulator::{DOCUMENT, FIXTURES, ImdsServer, PKCS7, RSA2048, SIGNATURE};
+use emulator::{DOCUMENT, ImdsServer, PKCS7, RSA2048, SIGNATURE, fixture};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const TEST_CA: &[u8] = include_bytes!("../../tests/data/testca/testca.pem");
@@ -40,10 +40,6 @@ fn fetcher_with_attempts(url: &str, attempts: u32) -> ImdsFetcher {
         .max_attempts(attempts)
         .build()
         .unwrap()
-}
-
-fn fixture(path: &str) -> &'static [u8] {
-    FIXTURES.iter().find(|(p, _)| *p == path).unwrap().1
 }
 
 /// The test CAs, trusted for `us-east-1` (the fixtures' region) in every format.

@@ -6,23 +6,21 @@
 #[allow(dead_code, reason = "the emulator's switches are for tests/imds.rs")]
 #[path = "support/imds.rs"]
 mod emulator;
+#[path = "support/fake_server.rs"]
+mod fake_server;
 
 use std::convert::Infallible;
-use std::net::{Ipv4Addr, TcpListener};
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
 use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::{IntoResponse as _, Response};
-use axum::routing::post;
 use ec2_iid::Format;
 use ec2_iid_aws::imds::ImdsFetcher;
 use ec2_iid_aws::join::{JoinClient, JoinError};
-use emulator::{FIXTURES, ImdsServer, PKCS7, RSA2048};
+use emulator::{ImdsServer, PKCS7, RSA2048, fixture};
+use fake_server::{JOINED, NO_RULE, UNAVAILABLE, closed_url, join_server};
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
@@ -37,56 +35,6 @@ const TLS_CERT: &[u8] = include_bytes!("data/tls/server.pem");
 const TLS_KEY: &[u8] = include_bytes!("data/tls/server.key");
 /// A CA that did not sign the server's certificate.
 const OTHER_CA: &[u8] = include_bytes!("../../tests/data/testca/testca.pem");
-
-/// What a fake join server answers, in order; the last answer repeats.
-type Script = Vec<(u16, Option<&'static str>, &'static str)>;
-
-const JOINED: &str = r#"{"host_id":"123456789012-i-0123456789abcdef0","matched_rule":0}"#;
-const NO_RULE: &str = r#"{"error":"no_rule_matched","request_id":"1-0"}"#;
-const UNAVAILABLE: &str = r#"{"error":"lookup_unavailable","request_id":"1-1"}"#;
-
-#[derive(Debug, Default)]
-struct Seen {
-    bodies: Vec<Vec<u8>>,
-}
-
-/// A fake join server; returns its URL and what it received.
-async fn join_server(script: Script) -> (String, Arc<Mutex<Seen>>) {
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let state = (Arc::new(script), Arc::clone(&seen));
-    let app = Router::new().route("/join", post(answer)).with_state(state);
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
-}
-
-async fn answer(
-    State((script, seen)): State<(Arc<Script>, Arc<Mutex<Seen>>)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Response {
-    assert_eq!(headers[header::CONTENT_TYPE], "text/plain");
-    let n = {
-        let mut seen = seen.lock().unwrap();
-        seen.bodies.push(body.to_vec());
-        seen.bodies.len() - 1
-    };
-    let (status, retry_after, text) = *script.get(n).or(script.last()).unwrap();
-    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, secs.parse().unwrap());
-    }
-    response
-}
-
-fn fixture(path: &str) -> &'static [u8] {
-    FIXTURES.iter().find(|(p, _)| *p == path).unwrap().1
-}
 
 fn fetcher(url: &str) -> ImdsFetcher {
     ImdsFetcher::builder()
@@ -107,12 +55,6 @@ fn client(server: &str, imds: &str, deadline: Duration) -> JoinClient {
         .unwrap()
 }
 
-/// A loopback URL nothing listens on (a port that was free a moment ago).
-fn closed_url() -> String {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
-}
-
 #[tokio::test]
 async fn retries_503_then_joins() {
     let imds = ImdsServer::start().await;
@@ -130,8 +72,8 @@ async fn retries_503_then_joins() {
     assert_eq!(joined.host_id(), Some("123456789012-i-0123456789abcdef0"));
     assert_eq!(joined.matched_rule(), Some(0));
     let seen = seen.lock().unwrap();
-    assert_eq!(seen.bodies.len(), 3);
-    assert!(seen.bodies.iter().all(|b| b == fixture(RSA2048)));
+    assert_eq!(seen.len(), 3);
+    assert!(seen.iter().all(|b| b == fixture(RSA2048)));
 }
 
 #[tokio::test]
@@ -147,7 +89,7 @@ async fn pkcs7_text_is_the_body() {
         .join()
         .await
         .unwrap();
-    assert_eq!(seen.lock().unwrap().bodies, [fixture(PKCS7)]);
+    assert_eq!(*seen.lock().unwrap(), [fixture(PKCS7)]);
 }
 
 #[tokio::test]
@@ -177,7 +119,7 @@ async fn refusal_is_not_retried() {
             (got, got_kind.as_str(), got_body.as_str()),
             (status, kind, body)
         );
-        assert_eq!(seen.lock().unwrap().bodies.len(), 1, "{status}: retried");
+        assert_eq!(seen.lock().unwrap().len(), 1, "{status}: retried");
     }
 }
 
@@ -194,7 +136,7 @@ async fn other_statuses_are_not_retried() {
         matches!(&err, JoinError::UnexpectedStatus { status: 500, body, .. } if body == failed),
         "{err:?}"
     );
-    assert_eq!(seen.lock().unwrap().bodies.len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -236,7 +178,7 @@ async fn retry_after_beyond_the_deadline_gives_up_at_once() {
         matches!(&err, JoinError::GaveUp { attempts: 1, last, .. } if last.contains("503")),
         "{err:?}"
     );
-    assert_eq!(seen.lock().unwrap().bodies.len(), 1);
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }
 
 #[tokio::test]
@@ -248,7 +190,7 @@ async fn imds_failure_is_reported_without_a_request() {
         .unwrap_err();
     assert!(matches!(err, JoinError::Imds(_)), "{err:?}");
     assert!(err.to_string().contains("IMDS unreachable"), "{err}");
-    assert!(seen.lock().unwrap().bodies.is_empty());
+    assert!(seen.lock().unwrap().is_empty());
 }
 
 /// An `https://` join server with the test TLS certificate, answering 200; returns its URL and

@@ -9,55 +9,14 @@
 )]
 #[path = "../../ec2-iid-aws/tests/support/imds.rs"]
 mod emulator;
+#[path = "../../ec2-iid-aws/tests/support/fake_server.rs"]
+mod fake_server;
 
-use std::net::{Ipv4Addr, TcpListener};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{StatusCode, header};
-use axum::response::{IntoResponse as _, Response};
-use axum::routing::post;
-use emulator::{FIXTURES, ImdsServer, RSA2048};
-
-const JOINED: &str = r#"{"host_id":"123456789012-i-0123456789abcdef0","matched_rule":0}"#;
-const NO_RULE: &str = r#"{"error":"no_rule_matched","request_id":"1-0"}"#;
-const UNAVAILABLE: &str = r#"{"error":"lookup_unavailable","request_id":"1-1"}"#;
-
-/// What a fake join server answers, in order (status, Retry-After, body); the last repeats.
-type Script = Vec<(u16, Option<&'static str>, &'static str)>;
-type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
-
-async fn join_server(script: Script) -> (String, Seen) {
-    let seen = Seen::default();
-    let state = (Arc::new(script), Arc::clone(&seen));
-    let app = Router::new().route("/join", post(answer)).with_state(state);
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
-}
-
-async fn answer(State((script, seen)): State<(Arc<Script>, Seen)>, body: Bytes) -> Response {
-    let n = {
-        let mut seen = seen.lock().unwrap();
-        seen.push(body.to_vec());
-        seen.len() - 1
-    };
-    let (status, retry_after, text) = *script.get(n).or(script.last()).unwrap();
-    let mut response = (StatusCode::from_u16(status).unwrap(), text).into_response();
-    if let Some(secs) = retry_after {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, secs.parse().unwrap());
-    }
-    response
-}
+use emulator::{ImdsServer, RSA2048, fixture};
+use fake_server::{JOINED, NO_RULE, UNAVAILABLE, closed_url, join_server};
 
 /// Runs `ec2-iid join ARGS` off the runtime's threads (the servers keep answering).
 async fn join(args: &[&str]) -> Output {
@@ -83,12 +42,6 @@ fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
-/// A loopback URL nothing listens on (a port that was free a moment ago).
-fn closed_url() -> String {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
-    format!("http://{}", listener.local_addr().unwrap())
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn joins_after_two_503s() {
     let imds = ImdsServer::start().await;
@@ -102,10 +55,9 @@ async fn joins_after_two_503s() {
     let output = join(&[&args[..], &["--deadline", "10s"]].concat()).await;
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_eq!(stdout(&output), format!("{JOINED}\n"));
-    let rsa2048 = FIXTURES.iter().find(|(p, _)| *p == RSA2048).unwrap().1;
     let seen = seen.lock().unwrap();
     assert_eq!(seen.len(), 3);
-    assert!(seen.iter().all(|body| body == rsa2048));
+    assert!(seen.iter().all(|body| body == fixture(RSA2048)));
 }
 
 #[tokio::test(flavor = "multi_thread")]

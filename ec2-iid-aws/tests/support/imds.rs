@@ -60,6 +60,11 @@ pub(crate) const FIXTURES: [(&str, &[u8]); 4] = [
     ),
 ];
 
+/// The committed fixture IMDS serves at `path` (one of the four above).
+pub(crate) fn fixture(path: &str) -> &'static [u8] {
+    FIXTURES.iter().find(|(p, _)| *p == path).unwrap().1
+}
+
 /// What the emulator has seen, for assertions.
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub(crate) struct Counts {
