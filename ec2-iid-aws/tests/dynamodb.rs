@@ -18,27 +18,18 @@ use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
 use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::{AttributeValue, Select, TimeToLiveStatus};
-use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
+use chrono::TimeDelta;
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError, Operation};
-use registries::claim_all;
+use registries::{claim, claim_all, launch_and_restart_race, t};
 use support::{Moto, OWN_ACCOUNT, free_port};
 
 const REGION: &str = "us-east-1";
 /// Clients (each with its own connections) that claims are spread over, as replicas would.
 const CLIENTS: usize = 4;
 
-fn t(minutes: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
-}
-
 fn host(i: usize) -> String {
     format!("{OWN_ACCOUNT}-i-{i:017x}")
-}
-
-/// A claim for `host` launched at minute `launched`, kept 6 minutes, made at minute `now`.
-fn claim(host: &str, launched: i64, now: i64) -> JoinClaim {
-    JoinClaim::new(host, t(launched), t(launched + 6), t(now))
 }
 
 /// A DynamoDB client for `url`: dummy credentials, one attempt (no retry hides an error).
@@ -217,26 +208,9 @@ async fn one_host_claimed_64_times_at_once_wins_once_then_a_restart_wins_once() 
         return;
     };
     let registries = registries(&moto, "one_host").await;
-    let launch = |launched: i64, now: i64| vec![claim(&host(1), launched, now); 64];
+    launch_and_restart_race(&registries, &host(1)).await;
     assert_eq!(
-        claim_all(&registries, launch(0, 1)).await,
-        1,
-        "first launch"
-    );
-    assert_eq!(claim_all(&registries, launch(0, 2)).await, 0, "replays");
-    assert_eq!(claim_all(&registries, launch(3, 4)).await, 1, "restart");
-    assert_eq!(
-        claim_all(&registries, launch(3, 5)).await,
-        0,
-        "replays of the restart"
-    );
-    assert_eq!(
-        claim_all(&registries, launch(0, 5)).await,
-        0,
-        "the original launch"
-    );
-    assert_eq!(
-        claim_all(&registries, launch(2, 5)).await,
+        claim_all(&registries, vec![claim(&host(1), 2, 5); 64]).await,
         0,
         "an older launch than the stored one"
     );

@@ -1,22 +1,17 @@
 //! The registry's semantics against a real PostgreSQL server, and one test per error variant.
 #![cfg(test)] // clippy.toml says why
 
+#[allow(dead_code, reason = "the races are for tests/replicas.rs")]
+#[path = "../../tests/common/registries.rs"]
+mod registries;
 mod support;
 
 use core::error::Error as _;
 
-use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
+use chrono::TimeDelta;
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_postgres::{DEFAULT_TABLE, Operation, PostgresJoinRegistry, PostgresRegistryError};
-
-fn t(minutes: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
-}
-
-/// A claim for `host` launched at minute `launched`, kept 6 minutes, made at minute `now`.
-fn claim(host: &str, launched: i64, now: i64) -> JoinClaim {
-    JoinClaim::new(host, t(launched), t(launched + 6), t(now))
-}
+use registries::{claim, t};
 
 async fn count(registry: &PostgresJoinRegistry) -> i64 {
     let client = registry.pool().get().await.unwrap();

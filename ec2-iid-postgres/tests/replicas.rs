@@ -6,19 +6,13 @@
 mod registries;
 mod support;
 
-use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
-use ec2_iid::JoinClaim;
 use ec2_iid_postgres::PostgresJoinRegistry;
-use registries::claim_all;
+use registries::{claim, claim_all, launch_and_restart_race, t};
 
 /// Replicas, each with a pool of its own.
 const REPLICAS: usize = 4;
 /// Connections per replica.
 const POOL_SIZE: usize = 8;
-
-fn t(minutes: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
-}
 
 async fn replicas(pg: &support::PgServer, table: &str) -> Vec<PostgresJoinRegistry> {
     let mut replicas = Vec::new();
@@ -32,22 +26,9 @@ async fn replicas(pg: &support::PgServer, table: &str) -> Vec<PostgresJoinRegist
 async fn one_host_claimed_64_times_at_once_wins_once_then_a_restart_wins_once() {
     let Some(pg) = support::server() else { return };
     let replicas = replicas(pg, "one_host").await;
-    let launch = |launched: i64, now: i64| {
-        vec![JoinClaim::new("123456789012-i-0abc", t(launched), t(launched + 6), t(now)); 64]
-    };
-    assert_eq!(claim_all(&replicas, launch(0, 1)).await, 1, "first launch");
-    assert_eq!(claim_all(&replicas, launch(0, 2)).await, 0, "replays");
-    assert_eq!(claim_all(&replicas, launch(3, 4)).await, 1, "restart");
-    assert_eq!(
-        claim_all(&replicas, launch(3, 5)).await,
-        0,
-        "replays of the restart"
-    );
-    assert_eq!(
-        claim_all(&replicas, launch(0, 5)).await,
-        0,
-        "the older launch"
-    );
+    let host = "123456789012-i-0abc";
+    launch_and_restart_race(&replicas, host).await;
+    let launch = |launched: i64, now: i64| vec![claim(host, launched, now); 64];
     // Two newer launches racing (the stored record has expired too): the newest wins exactly
     // once; the other one wins once at most, only if it lands before the newest.
     let mut mixed = launch(10, 11);
@@ -67,7 +48,7 @@ async fn a_thousand_hosts_at_once_all_win_once() {
     let replicas = replicas(pg, "thousand_hosts").await;
     let claims = |now: i64| {
         (0..1000)
-            .map(|i| JoinClaim::new(format!("123456789012-i-{i:017x}"), t(0), t(6), t(now)))
+            .map(|i| claim(&format!("123456789012-i-{i:017x}"), 0, now))
             .collect::<Vec<_>>()
     };
     assert_eq!(claim_all(&replicas, claims(1)).await, 1000);
@@ -76,7 +57,7 @@ async fn a_thousand_hosts_at_once_all_win_once() {
     let restarts: Vec<_> = (0..2000)
         .map(|i| {
             let host = format!("123456789012-i-{:017x}", i / 2);
-            JoinClaim::new(host, t(3), t(9), t(4))
+            claim(&host, 3, 4)
         })
         .collect();
     assert_eq!(claim_all(&replicas, restarts).await, 1000);

@@ -1,9 +1,20 @@
-//! Racing claims against a [`JoinRegistry`], for the registry crates' tests (ec2-iid-aws's
-//! DynamoDB, ec2-iid-postgres's replicas), included by `#[path]`. Not part of `common`: it needs
-//! tokio, which the core's tests do not.
+//! Claims, and claims raced against a [`JoinRegistry`], for the registry crates' tests
+//! (ec2-iid-aws's DynamoDB, ec2-iid-postgres's registry and replicas), included by `#[path]`.
+//! Not part of `common`: it needs tokio, which the core's tests do not.
 #![cfg(test)] // clippy.toml says why
 
+use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use ec2_iid::{JoinClaim, JoinRegistry};
+
+/// Minute `minutes` of the registry tests' clock (0 is 2026-11-01 12:00 UTC).
+pub(crate) fn t(minutes: i64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
+}
+
+/// A claim for `host` launched at minute `launched`, kept 6 minutes, made at minute `now`.
+pub(crate) fn claim(host: &str, launched: i64, now: i64) -> JoinClaim {
+    JoinClaim::new(host, t(launched), t(launched + 6), t(now))
+}
 
 /// Makes all `claims` at once, claim `i` through registry `i % registries.len()`; returns how
 /// many won.
@@ -27,4 +38,27 @@ where
         }
     }
     wins
+}
+
+/// `host` launched at minute 0 and restarted at minute 3, each launch and its replays claimed
+/// 64 times at once through `registries`: the launch and the restart win exactly once, no
+/// replay wins, nor the original launch after the restart.
+pub(crate) async fn launch_and_restart_race<R>(registries: &[R], host: &str)
+where
+    R: JoinRegistry + Clone + Send + Sync + 'static,
+{
+    let launch = |launched: i64, now: i64| vec![claim(host, launched, now); 64];
+    assert_eq!(claim_all(registries, launch(0, 1)).await, 1, "first launch");
+    assert_eq!(claim_all(registries, launch(0, 2)).await, 0, "replays");
+    assert_eq!(claim_all(registries, launch(3, 4)).await, 1, "restart");
+    assert_eq!(
+        claim_all(registries, launch(3, 5)).await,
+        0,
+        "replays of the restart"
+    );
+    assert_eq!(
+        claim_all(registries, launch(0, 5)).await,
+        0,
+        "the original launch"
+    );
 }
