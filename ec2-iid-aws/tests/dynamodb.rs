@@ -21,7 +21,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select, TimeToLiveStatus};
 use chrono::TimeDelta;
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError, Operation};
-use registries::{claim, claim_all, launch_and_restart_race, t};
+use registries::{claim, claim_all, launch_and_restart_race, set_up_at_once, t};
 use support::{Moto, OWN_ACCOUNT, free_port};
 
 const REGION: &str = "us-east-1";
@@ -241,14 +241,7 @@ async fn ensure_table_tolerates_an_existing_table_and_enables_ttl_once() {
     let registries = registries(&moto, "ensure").await;
     assert!(registries[0].claim(&claim(&host(1), 0, 1)).await.unwrap());
     // Again, from every client at once: the table and its record stay.
-    let runs: Vec<_> = registries
-        .iter()
-        .cloned()
-        .map(|r| tokio::spawn(async move { r.ensure_table().await }))
-        .collect();
-    for run in runs {
-        run.await.unwrap().unwrap();
-    }
+    set_up_at_once(&registries, |r| async move { r.ensure_table().await }).await;
     assert_eq!(count(&registries[0]).await, 1);
     assert!(!registries[1].claim(&claim(&host(1), 0, 2)).await.unwrap());
     let ttl = registries[0]

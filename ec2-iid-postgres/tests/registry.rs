@@ -1,7 +1,6 @@
 //! The registry's semantics against a real PostgreSQL server, and one test per error variant.
 #![cfg(test)] // clippy.toml says why
 
-#[allow(dead_code, reason = "the races are for tests/replicas.rs")]
 #[path = "../../tests/common/registries.rs"]
 mod registries;
 mod support;
@@ -11,7 +10,7 @@ use core::error::Error as _;
 use chrono::TimeDelta;
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_postgres::{DEFAULT_TABLE, Operation, PostgresJoinRegistry, PostgresRegistryError};
-use registries::{claim, t};
+use registries::{claim, set_up_at_once, t};
 
 async fn count(registry: &PostgresJoinRegistry) -> i64 {
     let client = registry.pool().get().await.unwrap();
@@ -91,14 +90,7 @@ async fn migrate_is_idempotent_and_concurrent_runs_do_not_race() {
                 .unwrap()
         })
         .collect();
-    let runs: Vec<_> = replicas
-        .iter()
-        .cloned()
-        .map(|r| tokio::spawn(async move { r.migrate().await }))
-        .collect();
-    for run in runs {
-        run.await.unwrap().unwrap();
-    }
+    set_up_at_once(&replicas, |r| async move { r.migrate().await }).await;
     let client = registry.pool().get().await.unwrap();
     let indexes: Vec<String> = client
         .query(

@@ -1,6 +1,7 @@
 //! Claims, and claims raced against a [`JoinRegistry`], for the registry crates' tests
 //! (ec2-iid-aws's DynamoDB, ec2-iid-postgres's registry and replicas), included by `#[path]`.
 //! Not part of `common`: it needs tokio, which the core's tests do not.
+#![allow(dead_code, reason = "each including test crate uses a part")]
 #![cfg(test)] // clippy.toml says why
 
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
@@ -61,4 +62,23 @@ where
         0,
         "the original launch"
     );
+}
+
+/// Replicas starting at once: `setup` (creating or migrating the table) runs on every one of
+/// `registries` at once, a task each, and every run succeeds.
+pub(crate) async fn set_up_at_once<R, F, Fut, E>(registries: &[R], setup: F)
+where
+    R: Clone,
+    F: Fn(R) -> Fut,
+    Fut: Future<Output = Result<(), E>> + Send + 'static,
+    E: core::fmt::Debug + Send + 'static,
+{
+    let runs: Vec<_> = registries
+        .iter()
+        .cloned()
+        .map(|registry| tokio::spawn(setup(registry)))
+        .collect();
+    for run in runs {
+        run.await.unwrap().unwrap();
+    }
 }
