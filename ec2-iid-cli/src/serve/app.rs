@@ -20,6 +20,7 @@ use ec2_iid::{CheckError, ErrorKind, JoinOutcome, Verifier};
 use ec2_iid_aws::Ec2LookupError;
 use tracing::Instrument as _;
 
+use super::bounded::{Bounded, BoundedError};
 use super::error_chain;
 use super::lookup::Lookup;
 use super::metrics::{self, Metrics};
@@ -32,7 +33,7 @@ pub(crate) struct App {
     pub(crate) lookup: Lookup,
     pub(crate) registry: Registry,
     pub(crate) metrics: Metrics,
-    /// The time one join may take.
+    /// The time the lookup, and then the registry, may take to answer.
     pub(crate) timeout: Duration,
 }
 
@@ -44,7 +45,7 @@ enum Failure {
     Rejected(ec2_iid::Error),
     Lookup(Arc<Ec2LookupError>),
     Registry(RegistryError),
-    /// The join took longer than `--timeout`.
+    /// The lookup or the registry did not answer within `--timeout`.
     TimedOut(Duration),
     /// A [`CheckError`] variant this server does not know (it is non-exhaustive).
     Other(String),
@@ -78,26 +79,32 @@ async fn join(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) 
     response
 }
 
-/// Verifies the document, looks the instance up and claims it, within the timeout.
+/// Verifies the document, looks the instance up and claims it; the lookup and the claim are
+/// each bounded by the timeout ([`Bounded`]).
 async fn decide(app: &App, body: &[u8]) -> Result<JoinOutcome, Failure> {
     let now = DateTime::<Utc>::from(SystemTime::now());
-    let checks = async {
-        let pending = tracing::info_span!("document")
-            .in_scope(|| app.verifier.verify(body, now))
-            .map_err(Failure::Rejected)?;
-        pending
-            .check_instance_once(&app.lookup, &app.registry, now)
-            .await
-            .map_err(|e| match e {
-                CheckError::Rejected(e) => Failure::Rejected(e),
-                CheckError::Lookup(e) => Failure::Lookup(e),
-                CheckError::Registry(e) => Failure::Registry(e),
-                e => Failure::Other(e.to_string()),
-            })
+    let pending = tracing::info_span!("document")
+        .in_scope(|| app.verifier.verify(body, now))
+        .map_err(Failure::Rejected)?;
+    let lookup = Bounded {
+        inner: &app.lookup,
+        timeout: app.timeout,
     };
-    tokio::time::timeout(app.timeout, checks)
+    let registry = Bounded {
+        inner: &app.registry,
+        timeout: app.timeout,
+    };
+    pending
+        .check_instance_once(&lookup, &registry, now)
         .await
-        .unwrap_or(Err(Failure::TimedOut(app.timeout)))
+        .map_err(|e| match e {
+            CheckError::Rejected(e) => Failure::Rejected(e),
+            CheckError::Lookup(BoundedError::Failed(e)) => Failure::Lookup(e),
+            CheckError::Registry(BoundedError::Failed(e)) => Failure::Registry(e),
+            CheckError::Lookup(BoundedError::TimedOut(timeout))
+            | CheckError::Registry(BoundedError::TimedOut(timeout)) => Failure::TimedOut(timeout),
+            e => Failure::Other(e.to_string()),
+        })
 }
 
 /// The answer and the outcome label of `/metrics`; the reason is logged.

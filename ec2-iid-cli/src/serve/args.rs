@@ -33,8 +33,9 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "URL")]
     endpoint_url: Option<String>,
 
-    /// The time one join may take, DescribeInstances (each AWS call) and the registry
-    /// included, in whole seconds; past it the answer is 503 with Retry-After.
+    /// The time the instance lookup may take, and then the registry claim, each on its own
+    /// (also each AWS call's limit), in whole seconds; past it the answer is 503 with
+    /// Retry-After.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     timeout: Duration,
 

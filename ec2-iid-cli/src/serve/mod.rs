@@ -15,6 +15,7 @@
 
 mod app;
 mod args;
+mod bounded;
 mod lookup;
 mod metrics;
 mod registry;
