@@ -9,8 +9,8 @@
 /// A sum of up to 2^64 limb products, three limbs wide: one column of a product-scanning
 /// multiplication.
 ///
-/// Adding a product is one add and two add-with-carry, and consecutive products depend on
-/// each other only through single-cycle additions, so the multiplier sets the pace.
+/// Adding a product is one add and two add-with-carry (summing the products' low and high
+/// halves in two u128 took four).
 #[derive(Clone, Copy, Default)]
 struct Accumulator {
     low: u64,
