@@ -58,16 +58,17 @@ impl Accumulator {
     }
 }
 
-/// Adds `x[0]·y[len-1] + x[1]·y[len-2] + …`, the products of one column, for `x` and `y` of
-/// the same length.
+/// Adds `x[0]·y[0] + x[1]·y[1] + …` for `x` and `y` of the same length: the products of
+/// one column, given the column's second factors in reverse order.
 ///
-/// Even and odd steps go to two sums, so that neither waits for the other's additions.
+/// Both slices run forward, so one index drives the loop; even and odd steps go to two sums,
+/// so that neither waits for the other's additions.
 #[inline(always)]
-fn add_column(acc: &mut Accumulator, x: &[u64], y: &[u64]) {
+fn add_products(acc: &mut Accumulator, x: &[u64], y: &[u64]) {
     let (x_pairs, x_rest) = x.as_chunks::<2>();
-    let (y_rest, y_pairs) = y.as_rchunks::<2>();
+    let (y_pairs, y_rest) = y.as_chunks::<2>();
     let mut odd = Accumulator::default();
-    for ([x0, x1], [y1, y0]) in x_pairs.iter().zip(y_pairs.iter().rev()) {
+    for ([x0, x1], [y0, y1]) in x_pairs.iter().zip(y_pairs) {
         acc.mac(*x0, *y0);
         odd.mac(*x1, *y1);
     }
@@ -123,6 +124,9 @@ fn double_and_add_squares(t: &mut [u64], a: &[u64]) {
 #[derive(Clone, Debug)]
 pub(crate) struct Modulus<const L: usize> {
     n: [u64; L],
+    /// `n`'s limbs from the most significant: a column's products `m_i·n_(k-i)` then take
+    /// both factors in increasing address order.
+    n_rev: [u64; L],
     /// `-n⁻¹ mod 2^64`: the factor that clears the lowest limb in each reduction step.
     n0_inv: u64,
 }
@@ -140,8 +144,11 @@ impl<const L: usize> Modulus<L> {
         for _ in 0..5 {
             inv = inv.wrapping_mul(2_u64.wrapping_sub(n0.wrapping_mul(inv)));
         }
+        let mut n_rev = n;
+        n_rev.reverse();
         Some(Self {
             n,
+            n_rev,
             n0_inv: inv.wrapping_neg(),
         })
     }
@@ -159,10 +166,12 @@ impl<const L: usize> Modulus<L> {
     /// whose carries form one serial chain.
     #[expect(
         clippy::indexing_slicing,
-        reason = "columns k < 2L index arrays of length L from k + 1 - L to k, all below L"
+        reason = "column k < 2L takes limbs max(0, k + 1 - L) to min(k, L - 1) of the factors, and the matching ones of the reversed factors: all below L"
     )]
     pub(crate) fn mul(&self, a: &[u64; L], b: &[u64; L]) -> [u64; L] {
-        let n = &self.n;
+        let (n, n_rev) = (&self.n, &self.n_rev);
+        let mut b_rev = *b;
+        b_rev.reverse();
         let mut m = [0_u64; L];
         let mut t = [0_u64; L];
         // Two sums per column, one for a·b and one for m·n, so that the two products of a
@@ -170,8 +179,8 @@ impl<const L: usize> Modulus<L> {
         let mut acc = Accumulator::default();
         for k in 0..L {
             let mut mn = Accumulator::default();
-            add_column(&mut acc, &a[..=k], &b[..=k]);
-            add_column(&mut mn, &m[..k], &n[1..=k]);
+            add_products(&mut acc, &a[..=k], &b_rev[L - 1 - k..]);
+            add_products(&mut mn, &m[..k], &n_rev[L - 1 - k..L - 1]);
             acc.add(&mn);
             m[k] = acc.low().wrapping_mul(self.n0_inv);
             acc.mac(m[k], n[0]);
@@ -179,8 +188,8 @@ impl<const L: usize> Modulus<L> {
         }
         for k in L..(2 * L) {
             let mut mn = Accumulator::default();
-            add_column(&mut acc, &a[k + 1 - L..], &b[k + 1 - L..]);
-            add_column(&mut mn, &m[k + 1 - L..], &n[k + 1 - L..]);
+            add_products(&mut acc, &a[k + 1 - L..], &b_rev[..2 * L - 1 - k]);
+            add_products(&mut mn, &m[k + 1 - L..], &n_rev[..2 * L - 1 - k]);
             acc.add(&mn);
             t[k - L] = acc.low();
             acc.shift();
@@ -198,23 +207,23 @@ impl<const L: usize> Modulus<L> {
     /// reduction, by product scanning as in [`Self::mul`].
     #[expect(
         clippy::indexing_slicing,
-        reason = "columns k < 2L index arrays of length L from k + 1 - L to k, all below L"
+        reason = "column k < 2L takes limbs max(0, k + 1 - L) to min(k, L - 1) of the factors, and the matching ones of the reversed factors: all below L"
     )]
     fn reduce(&self, t: &[[u64; L]; 2]) -> [u64; L] {
-        let n = &self.n;
+        let (n, n_rev) = (&self.n, &self.n_rev);
         let [t_low, t_high] = t;
         let mut m = [0_u64; L];
         let mut u = [0_u64; L];
         let mut acc = Accumulator::default();
         for k in 0..L {
-            add_column(&mut acc, &m[..k], &n[1..=k]);
+            add_products(&mut acc, &m[..k], &n_rev[L - 1 - k..L - 1]);
             acc.add_wide(t_low[k], 0);
             m[k] = acc.low().wrapping_mul(self.n0_inv);
             acc.mac(m[k], n[0]);
             acc.shift();
         }
         for k in L..(2 * L) {
-            add_column(&mut acc, &m[k + 1 - L..], &n[k + 1 - L..]);
+            add_products(&mut acc, &m[k + 1 - L..], &n_rev[..2 * L - 1 - k]);
             acc.add_wide(t_high[k - L], 0);
             u[k - L] = acc.low();
             acc.shift();
