@@ -7,8 +7,7 @@
 //! signature verifies.
 //! Verification is a public-data operation: nothing here handles a secret.
 
-use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
-use crypto_bigint::{BoxedUint, MontyForm, MontyMultiplier as _, Odd};
+use crypto_bigint::{BoxedUint, Odd};
 use rsa::pkcs8::DecodePublicKey as _;
 use rsa::{Pkcs1v15Sign, PublicKey};
 use sha1::Sha1;
@@ -16,6 +15,10 @@ use sha1::Sha1;
 use crate::cms::ber::{self, Reader, TAG_INTEGER, TAG_SEQUENCE};
 use crate::cms::oids;
 use crate::error::{ConfigError, Error};
+
+use self::shamir::Bases;
+
+mod shamir;
 
 const TAG_BIT_STRING: u8 = 0x03;
 
@@ -27,21 +30,18 @@ const MAX_Q_LEN: usize = 32;
 
 /// A DSA public key (domain parameters `p`, `q`, `g` and public value `y`), prepared once.
 ///
-/// Verification computes `g^u1 · y^u2 mod p` as one simultaneous exponentiation (Shamir's
-/// trick: one squaring per bit of the longer exponent and one multiplication by `g`, `y` or
-/// the precomputed `g·y` per bit set in either), variable-time on public data, instead of the
-/// `dsa` crate's two constant-time exponentiations over the full width of `p`: an opted-in
-/// `/pkcs7` signature must not cost a server many times an `/rsa2048` one.
+/// Verification computes `g^u1 · y^u2 mod p` as one simultaneous exponentiation on
+/// fixed-size limbs ([`shamir`]), variable-time on public data, instead of the `dsa` crate's
+/// two constant-time exponentiations over the full width of `p`: an opted-in `/pkcs7`
+/// signature must not cost a server many times an `/rsa2048` one.
 #[derive(Clone, Debug)]
 pub(crate) struct DsaVerifyingKey {
     /// The subgroup order, a prime.
     q: Odd<BoxedUint>,
     /// Bytes of `q` without leading zeros: the most either half of a signature may have.
     q_len: usize,
-    /// `g`, `y` and `g·y` in Montgomery form modulo `p`.
-    g: BoxedMontyForm,
-    y: BoxedMontyForm,
-    gy: BoxedMontyForm,
+    /// `g`, `y` and `g·y` modulo `p`, prepared for the exponentiation.
+    bases: Bases,
 }
 
 impl DsaVerifyingKey {
@@ -73,16 +73,12 @@ impl DsaVerifyingKey {
             .map_err(|_| bad("invalid DSA public value"))?;
         // Both are odd: the dsa crate accepted p, and q is a prime of at least 160 bits.
         let odd = |n: BoxedUint| Odd::new(n).into_option().ok_or(bad("even DSA modulus"));
-        let params = BoxedMontyParams::new_vartime(odd(p)?);
-        let g = BoxedMontyForm::new(g, &params);
-        let y = BoxedMontyForm::new(y, &params);
-        let gy = g.mul(&y);
+        let bases =
+            Bases::new(&odd(p)?, &g, &y).ok_or(bad("DSA parameters larger than 3072 bits"))?;
         Ok(Self {
             q: odd(q)?,
             q_len,
-            g,
-            y,
-            gy,
+            bases,
         })
     }
 
@@ -118,29 +114,12 @@ impl DsaVerifyingKey {
         let q_nz = self.q.as_nz_ref();
         let u1 = z.rem_vartime(q_nz).mul_mod(&w, q_nz);
         let u2 = r.mul_mod(&w, q_nz);
-        let v = self.g_u1_y_u2(&u1, &u2).retrieve().rem_vartime(q_nz);
+        let v = self.bases.g_u1_y_u2(&u1, &u2).rem_vartime(q_nz);
         if v == r {
             Ok(())
         } else {
             Err(Error::InvalidSignature)
         }
-    }
-
-    /// `g^u1 · y^u2 mod p`, left to right over the bits of both exponents at once.
-    fn g_u1_y_u2(&self, u1: &BoxedUint, u2: &BoxedUint) -> BoxedMontyForm {
-        let params = self.g.params();
-        let mut mm = <BoxedMontyForm as MontyForm>::Multiplier::from(params);
-        let mut acc = BoxedMontyForm::one(params);
-        for i in (0..u1.bit_width_vartime().max(u2.bit_width_vartime())).rev() {
-            mm.square_assign(&mut acc);
-            match (u1.bit_vartime(i), u2.bit_vartime(i)) {
-                (true, true) => mm.mul_assign(&mut acc, &self.gy),
-                (true, false) => mm.mul_assign(&mut acc, &self.g),
-                (false, true) => mm.mul_assign(&mut acc, &self.y),
-                (false, false) => {}
-            }
-        }
-        acc
     }
 }
 

@@ -16,7 +16,7 @@
 //! precomputed `R^e mod n` turns that into the plain `s^e mod n`: one multiplication instead
 //! of two.
 
-mod arith;
+pub(crate) mod arith;
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, MontyForm, MontyMultiplier, Odd, Resize as _};
