@@ -231,6 +231,47 @@ impl<const L: usize> Modulus<L> {
         self.reduce_once(u, acc.low())
     }
 
+    /// `a·b·2^(-64·S) mod n` for a short `a` (`S ≤ L` limbs) and `b < n`: Montgomery
+    /// multiplication by `S` limbs, about `2·S·L` limb products instead of `2·L²`.
+    #[expect(
+        clippy::indexing_slicing,
+        reason = "column k < L + S takes a_i, m_i for i < min(k + 1, S) and b, n at k - i, \
+                  below L because i ≥ k + 1 - L"
+    )]
+    pub(crate) fn mul_short<const S: usize>(&self, a: &[u64; S], b: &[u64; L]) -> [u64; L] {
+        let n = &self.n;
+        let mut m = [0_u64; S];
+        let mut t = [0_u64; L];
+        let mut acc = Accumulator::default();
+        for k in 0..L + S {
+            for i in (k + 1).saturating_sub(L)..S.min(k + 1) {
+                acc.mac(a[i], b[k - i]);
+                if i < k {
+                    acc.mac(m[i], n[k - i]);
+                }
+            }
+            if k < S {
+                m[k] = acc.low().wrapping_mul(self.n0_inv);
+                acc.mac(m[k], n[0]);
+            } else {
+                t[k - S] = acc.low();
+            }
+            acc.shift();
+        }
+        // (a·b + m·n) / 2^(64·S) < (2^(64·S)·n + 2^(64·S)·n) / 2^(64·S) = 2n.
+        self.reduce_once(t, acc.low())
+    }
+
+    /// `a + b mod n` for `a, b < n`.
+    pub(crate) fn add(&self, a: &[u64; L], b: &[u64; L]) -> [u64; L] {
+        let mut sum = *a;
+        let mut carry = false;
+        for (s_j, &b_j) in sum.iter_mut().zip(b) {
+            (*s_j, carry) = s_j.carrying_add(b_j, carry);
+        }
+        self.reduce_once(sum, u64::from(carry))
+    }
+
     /// `t + top·R` reduced below `n`, given that it is below `2n`.
     fn reduce_once(&self, mut t: [u64; L], top: u64) -> [u64; L] {
         if top != 0 || !less_than(&t, &self.n) {
@@ -332,6 +373,38 @@ mod tests {
             }
             let expected: [u64; L] = from_boxed(&mont(a).square().into_montgomery());
             assert_eq!(modulus.square(a), expected, "{a:x?}²");
+        }
+        // Plain residues now: `x` as a form whose plain value is `x`.
+        let plain = |x: &[u64; L]| BoxedMontyForm::new(to_boxed(x), &params);
+        // 2^(64·limbs) mod n, by doubling 1.
+        let two_pow = |limbs: usize| {
+            let one: [u64; L] = from_be_bytes(&[1]).unwrap();
+            (0..64 * limbs)
+                .fold(plain(&one), |acc, _| acc.clone() + acc)
+                .retrieve()
+        };
+        let (short_2, short_4) = (two_pow(2), two_pow(4));
+        for a in &values {
+            for b in &values {
+                let expected: [u64; L] = from_boxed(&(plain(a) + plain(b)).retrieve());
+                assert_eq!(modulus.add(a, b), expected, "{a:x?} + {b:x?}");
+                let a2: [u64; 2] = core::array::from_fn(|i| a.get(i).copied().unwrap_or(0));
+                let a4: [u64; 4] = core::array::from_fn(|i| a.get(i).copied().unwrap_or(0));
+                let widen = |short: &[u64]| -> [u64; L] {
+                    core::array::from_fn(|i| short.get(i).copied().unwrap_or(0))
+                };
+                // mul_short(a, b)·2^(64·S) ≡ a·b (mod n).
+                for (short, scale, ours) in [
+                    (widen(&a2), &short_2, modulus.mul_short(&a2, b)),
+                    (widen(&a4), &short_4, modulus.mul_short(&a4, b)),
+                ] {
+                    assert!(less_than(&ours, &n), "reduced");
+                    let lhs =
+                        (plain(&ours) * BoxedMontyForm::new(scale.clone(), &params)).retrieve();
+                    let rhs = (plain(&short) * plain(b)).retrieve();
+                    assert_eq!(lhs, rhs, "{short:x?} ·short {b:x?}");
+                }
+            }
         }
     }
 

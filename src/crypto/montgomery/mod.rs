@@ -1,27 +1,29 @@
 //! Pure-Rust RSASSA-PKCS1-v1_5 SHA-256 verification: `s^e mod n` by square-and-multiply in
-//! Montgomery form, then a byte-for-byte comparison with the expected encoding.
+//! Montgomery form, compared with the expected encoding in the same form.
 //!
 //! Input: a prepared public key and an untrusted signature and digest. Output: accept or
 //! [`Error::InvalidSignature`]. Everything here is public data, so variable time is fine; for
-//! e = 65537 a verification is 16 squarings and 2 multiplications.
+//! e = 65537 a verification is 16 squarings, 1 multiplication and a short one by the digest.
 //!
 //! Per key, once: the modulus goes into a fixed number of 64-bit limbs (16, 32, 48, 64 or 128:
 //! the smallest that holds it, so RSA-2048 is exactly 32) with its Montgomery constant, and
-//! `R^e mod n` is computed with crypto-bigint. Per verification, [`arith`] works on stack
-//! arrays of that size: no heap, and loop bounds the compiler knows.
+//! the constants below are computed with crypto-bigint. Per verification, [`arith`] works on
+//! stack arrays of that size: no heap, and loop bounds the compiler knows.
 //!
 //! No conversion into or out of the Montgomery domain: the signature `s` is used as the
 //! internal value of a Montgomery element as it is (standing for `s·R^-1`), so the
-//! exponentiation yields the internal value `s^e·R^(1-e)`, and one multiplication by the
-//! precomputed `R^e mod n` turns that into the plain `s^e mod n`: one multiplication instead
-//! of two.
+//! exponentiation yields `s^e·R^(1-e) mod n`. Instead of multiplying that by `R^(e-1)`, the
+//! expected encoded message `EM` is brought to `EM·R^(1-e)`: `EM` is a per-key constant
+//! except for its last 32 bytes, the digest `D`, so this is a precomputed `EM₀·R^(1-e)` plus
+//! `D·R^(1-e)`, a multiplication by 4 limbs. Both sides are reduced below `n`, and `EM < n`
+//! (its first byte is zero), so they are equal exactly when `s^e mod n = EM`.
 
 pub(crate) mod arith;
 
 use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
 use crypto_bigint::{BoxedUint, MontyForm, MontyMultiplier, Odd, Resize as _};
 
-use self::arith::{Modulus, be_bytes, from_be_bytes, less_than};
+use self::arith::{Modulus, from_be_bytes, less_than};
 use crate::crypto::backend::RsaBackend;
 use crate::error::{ConfigError, Error};
 
@@ -38,20 +40,24 @@ const SHA256_LEN: usize = 32;
 /// Minimum padding string length (RFC 8017 §9.2 step 3: at least 8 bytes of 0xFF).
 const MIN_PS_LEN: usize = 8;
 
+/// `2^256`, big-endian: the weight of the digest's lowest byte's neighbour in `EM`.
+const TWO_POW_256: [u8; 33] = {
+    let mut bytes = [0; 33];
+    bytes[0] = 1;
+    bytes
+};
+
 /// An RSA public key prepared for Montgomery exponentiation.
 #[derive(Clone, Debug)]
 pub(crate) struct MontgomeryKey {
-    /// The modulus and its constants, at the key's limb count.
-    width: Width,
+    /// The modulus and its constants, at the key's limb count; `None` when the modulus is too
+    /// short for a SHA-256 encoding, so that every signature is rejected (RFC 8017 §9.2 step 3,
+    /// "intended encoded message length too short").
+    width: Option<Width>,
     /// The public exponent, odd and at least 3.
     e: u64,
     /// The modulus length in bytes (`k` in RFC 8017).
     k: usize,
-    /// `EM` without its last 32 bytes: `00 01 FF..FF 00 || DigestInfo prefix`, `k - 32`
-    /// bytes; `None` when the modulus is too short for a SHA-256 encoding, so that every
-    /// signature is rejected (RFC 8017 §9.2 step 3, "intended encoded message length too
-    /// short").
-    em_prefix: Option<Box<[u8]>>,
 }
 
 /// A key's constants at one of the supported limb counts (boxed: the large ones would make
@@ -78,43 +84,46 @@ macro_rules! with_prepared {
     };
 }
 
-/// The modulus in `L` limbs and `R^e mod n` for `R = 2^(64·L)`.
+/// The modulus in `L` limbs and the expected encoding's constants for `R = 2^(64·L)`.
 #[derive(Clone, Debug)]
 struct Prepared<const L: usize> {
     modulus: Modulus<L>,
-    /// An internal value `R^e mod n`: multiplying the exponentiation's internal value
-    /// `s^e·R^(1-e)` by it yields the plain `s^e mod n`.
-    r_pow_e: [u64; L],
+    /// `EM₀·R^(1-e) mod n`, for `EM₀` the expected encoding with the digest bytes zero.
+    em_zero: [u64; L],
+    /// `2^256·R^(1-e) mod n`: [`Modulus::mul_short`] of the digest by it, which divides by
+    /// `2^256`, is `D·R^(1-e) mod n`.
+    digest_factor: [u64; L],
 }
 
 impl<const L: usize> Prepared<L> {
-    /// `None` if `n` needs more than `L` limbs.
-    fn new(n: &Odd<BoxedUint>, e: &BoxedUint, e_bits: u32) -> Option<Self> {
+    /// `None` if `n` needs more than `L` limbs; `em_zero` is the `k`-byte encoding with the
+    /// digest bytes zero (below `n`, as is `2^256`).
+    fn new(n: &Odd<BoxedUint>, e: &BoxedUint, e_bits: u32, em_zero: &[u8]) -> Option<Self> {
         let bits = 64 * u32::try_from(L).ok()?;
         let modulus = Modulus::new(from_be_bytes(&n.to_be_bytes())?)?;
         let params = BoxedMontyParams::new_vartime(n.try_resize(bits)?);
         if params.bits_precision() != bits {
             return None;
         }
+        let scale = r_pow_one_minus_e(&params, e, e_bits);
+        let scaled = |big_endian: &[u8]| {
+            let x = BoxedUint::from_be_slice(big_endian, bits).ok()?;
+            from_be_bytes(
+                &(BoxedMontyForm::new(x, &params) * &scale)
+                    .retrieve()
+                    .to_be_bytes(),
+            )
+        };
         Some(Self {
             modulus,
-            r_pow_e: from_be_bytes(&r_pow_e(&params, e, e_bits).to_be_bytes())?,
+            em_zero: scaled(em_zero)?,
+            digest_factor: scaled(&TWO_POW_256)?,
         })
     }
 
-    /// Whether the `k` big-endian bytes of `s^e mod n` equal `expected`, for the big-endian
-    /// `signature`; false if `signature` is not below `n`.
-    fn recovers(
-        &self,
-        signature: &[u8],
-        e: u64,
-        k: usize,
-        expected: impl Iterator<Item = u8>,
-    ) -> bool {
-        // I2OSP(m, k): the limbs' big-endian form has `8·L - k` leading bytes, all zero.
-        let Some(pad) = (8 * L).checked_sub(k) else {
-            return false;
-        };
+    /// Whether `s^e mod n` equals the encoding of `digest`, for the big-endian `signature`;
+    /// false if `signature` is not below `n`.
+    fn verifies(&self, signature: &[u8], e: u64, digest: &[u8; SHA256_LEN]) -> bool {
         let Some(s) = from_be_bytes::<L>(signature) else {
             return false;
         };
@@ -122,15 +131,20 @@ impl<const L: usize> Prepared<L> {
         if !less_than(&s, self.modulus.limbs()) {
             return false;
         }
-        let m = self.public_op(&s, e);
-        let mut bytes = be_bytes(&m);
-        bytes.by_ref().take(pad).all(|b| b == 0) && bytes.eq(expected)
+        let Some(d) = from_be_bytes::<4>(digest) else {
+            return false;
+        };
+        let em = self.modulus.add(
+            &self.em_zero,
+            &self.modulus.mul_short(&d, &self.digest_factor),
+        );
+        self.power(&s, e) == em
     }
 
-    /// `s^e mod n` as a plain residue, for `s < n`. Internal value `s`, standing for
-    /// `s·R^-1`; after exponent bits `j` the accumulator holds `s^j·R^(1-j)` (squaring and
-    /// multiplying each divide by R once).
-    fn public_op(&self, s: &[u64; L], e: u64) -> [u64; L] {
+    /// `s^e·R^(1-e) mod n`, for `s < n`. Internal value `s`, standing for `s·R^-1`; after
+    /// exponent bits `j` the accumulator holds `s^j·R^(1-j)` (squaring and multiplying each
+    /// divide by R once).
+    fn power(&self, s: &[u64; L], e: u64) -> [u64; L] {
         let mut acc = *s;
         let e_bits = u64::BITS - e.leading_zeros();
         for i in (0..e_bits.saturating_sub(1)).rev() {
@@ -139,37 +153,38 @@ impl<const L: usize> Prepared<L> {
                 acc = self.modulus.mul(&acc, s);
             }
         }
-        self.modulus.mul(&acc, &self.r_pow_e)
+        acc
     }
 }
 
-/// `R^e mod n` for the `R` of `params`, computed once per key.
-fn r_pow_e(params: &BoxedMontyParams, e: &BoxedUint, e_bits: u32) -> BoxedUint {
-    // `one`'s internal value is R mod n. Raising its Montgomery form to e gives R^e mod n
-    // as a plain residue.
-    let r_mod_n = BoxedMontyForm::one(params).to_montgomery();
+/// `R^(1-e) mod n` for the `R` of `params`, computed once per key.
+fn r_pow_one_minus_e(params: &BoxedMontyParams, e: &BoxedUint, e_bits: u32) -> BoxedMontyForm {
+    // The form with internal value 1 stands for R^-1; raised to e and multiplied by the form of
+    // R (whose internal value is R² mod n, and `one`'s is R mod n), it is R^(1-e).
+    let bits = params.bits_precision();
+    let r_inv = BoxedMontyForm::from_montgomery(BoxedUint::one_with_precision(bits), params);
+    let r = BoxedMontyForm::new(BoxedMontyForm::one(params).to_montgomery(), params);
     let mut mm = <BoxedMontyForm as MontyForm>::Multiplier::from(params);
-    let base = BoxedMontyForm::new(r_mod_n, params);
-    let mut acc = base.clone();
+    let mut acc = r_inv.clone();
     for i in (0..e_bits.saturating_sub(1)).rev() {
         mm.square_assign(&mut acc);
         if e.bit_vartime(i) {
-            mm.mul_assign(&mut acc, &base);
+            mm.mul_assign(&mut acc, &r_inv);
         }
     }
-    acc.retrieve()
+    acc * &r
 }
 
 impl Width {
     /// The smallest supported width that holds `n`.
-    fn new(n: &Odd<BoxedUint>, e: &BoxedUint, e_bits: u32) -> Option<Self> {
+    fn new(n: &Odd<BoxedUint>, e: &BoxedUint, e_bits: u32, em_zero: &[u8]) -> Option<Self> {
         let limbs = n.bit_width_vartime().div_ceil(64);
         match limbs {
-            0..=16 => Prepared::new(n, e, e_bits).map(|p| Self::L16(Box::new(p))),
-            17..=32 => Prepared::new(n, e, e_bits).map(|p| Self::L32(Box::new(p))),
-            33..=48 => Prepared::new(n, e, e_bits).map(|p| Self::L48(Box::new(p))),
-            49..=64 => Prepared::new(n, e, e_bits).map(|p| Self::L64(Box::new(p))),
-            65..=128 => Prepared::new(n, e, e_bits).map(|p| Self::L128(Box::new(p))),
+            0..=16 => Prepared::new(n, e, e_bits, em_zero).map(|p| Self::L16(Box::new(p))),
+            17..=32 => Prepared::new(n, e, e_bits, em_zero).map(|p| Self::L32(Box::new(p))),
+            33..=48 => Prepared::new(n, e, e_bits, em_zero).map(|p| Self::L48(Box::new(p))),
+            49..=64 => Prepared::new(n, e, e_bits, em_zero).map(|p| Self::L64(Box::new(p))),
+            65..=128 => Prepared::new(n, e, e_bits, em_zero).map(|p| Self::L128(Box::new(p))),
             _ => None,
         }
     }
@@ -185,21 +200,18 @@ impl MontgomeryKey {
                 reason: "RSA public exponent is not an odd number from 3 to 2^64 - 1",
             });
         };
-        let width = Width::new(n, e, e_bits).ok_or(ConfigError::BadCertificate {
-            reason: "RSA modulus larger than 8192 bits",
-        })?;
+        let width = encoded_message(k, &[0; SHA256_LEN])
+            .map(|em_zero| {
+                Width::new(n, e, e_bits, &em_zero).ok_or(ConfigError::BadCertificate {
+                    reason: "RSA modulus larger than 8192 bits",
+                })
+            })
+            .transpose()?;
         Ok(Self {
             width,
             e: e_small,
             k,
-            em_prefix: em_prefix(k),
         })
-    }
-
-    /// Whether `s^e mod n` for the big-endian `signature`, as `k` bytes, equals `expected`.
-    fn recovers(&self, signature: &[u8], expected: impl Iterator<Item = u8>) -> bool {
-        let (e, k) = (self.e, self.k);
-        with_prepared!(&self.width, key => key.recovers(signature, e, k, expected))
     }
 }
 
@@ -209,11 +221,11 @@ impl RsaBackend for MontgomeryKey {
         if signature.len() != self.k {
             return Err(Error::InvalidSignature);
         }
-        let Some(em_prefix) = &self.em_prefix else {
+        let Some(width) = &self.width else {
             return Err(Error::InvalidSignature);
         };
-        let expected = em_prefix.iter().chain(digest).copied();
-        if self.recovers(signature, expected) {
+        let e = self.e;
+        if with_prepared!(width, key => key.verifies(signature, e, digest)) {
             Ok(())
         } else {
             Err(Error::InvalidSignature)
@@ -221,20 +233,21 @@ impl RsaBackend for MontgomeryKey {
     }
 }
 
-/// Builds `00 01 PS 00 || DigestInfo prefix` for a `k`-byte modulus: the expected encoded
-/// message (RFC 8017 §9.2) without the digest.
-fn em_prefix(k: usize) -> Option<Box<[u8]>> {
+/// `EM = 00 01 PS 00 || DigestInfo` for a `k`-byte modulus and a SHA-256 `digest` (RFC 8017
+/// §9.2); `None` if `k` leaves fewer than 8 bytes of padding.
+fn encoded_message(k: usize, digest: &[u8; SHA256_LEN]) -> Option<Vec<u8>> {
     let t_len = SHA256_DIGEST_INFO_PREFIX.len() + SHA256_LEN;
     let ps_len = k.checked_sub(t_len + 3)?;
     if ps_len < MIN_PS_LEN {
         return None;
     }
-    let mut out = Vec::with_capacity(k - SHA256_LEN);
+    let mut out = Vec::with_capacity(k);
     out.extend_from_slice(&[0x00, 0x01]);
     out.resize(2 + ps_len, 0xff);
     out.push(0x00);
     out.extend_from_slice(&SHA256_DIGEST_INFO_PREFIX);
-    Some(out.into_boxed_slice())
+    out.extend_from_slice(digest);
+    Some(out)
 }
 
 #[cfg(test)]
@@ -242,79 +255,138 @@ mod tests {
     use super::*;
 
     #[test]
-    fn em_prefix_layout() {
-        let p = em_prefix(256).unwrap();
-        assert_eq!(p.len(), 256 - 32);
-        assert_eq!(&p[..2], &[0x00, 0x01]);
-        assert!(p[2..256 - 32 - 20].iter().all(|&b| b == 0xff));
-        assert_eq!(p[256 - 32 - 20], 0x00);
-        assert_eq!(&p[256 - 32 - 19..], &SHA256_DIGEST_INFO_PREFIX);
+    fn encoded_message_layout() {
+        let em = encoded_message(256, &[0xab; 32]).unwrap();
+        assert_eq!(em.len(), 256);
+        assert_eq!(&em[..2], &[0x00, 0x01]);
+        assert!(em[2..256 - 32 - 20].iter().all(|&b| b == 0xff));
+        assert_eq!(em[256 - 32 - 20], 0x00);
+        assert_eq!(&em[256 - 32 - 19..256 - 32], &SHA256_DIGEST_INFO_PREFIX);
+        assert_eq!(&em[256 - 32..], &[0xab; 32]);
     }
 
     #[test]
-    fn em_prefix_too_short() {
+    fn encoded_message_too_short() {
         // tLen = 51; k must be at least tLen + 11 = 62.
-        assert!(em_prefix(61).is_none());
-        assert_eq!(em_prefix(62).unwrap().len(), 30);
-        assert!(em_prefix(0).is_none());
+        assert!(encoded_message(61, &[0; 32]).is_none());
+        assert_eq!(encoded_message(62, &[0; 32]).unwrap().len(), 62);
+        assert!(encoded_message(0, &[0; 32]).is_none());
     }
 
-    fn odd(n: u32) -> Odd<BoxedUint> {
+    fn odd(n: u64) -> Odd<BoxedUint> {
         Odd::new(BoxedUint::from(n)).unwrap()
     }
 
-    #[test]
-    fn tiny_modulus_arithmetic() {
-        // n = 3233 = 61 * 53: 65^17 mod 3233 = 2790 (the textbook example), and with e = 3,
-        // 100^3 mod 3233.
-        let key = MontgomeryKey::new(&odd(3233), &BoxedUint::from(17_u32), 2).unwrap();
-        assert!(key.recovers(&[0, 65], 2790_u16.to_be_bytes().into_iter()));
-        assert!(!key.recovers(&[0, 65], 2791_u16.to_be_bytes().into_iter()));
-        let key = MontgomeryKey::new(&odd(3233), &BoxedUint::from(3_u32), 2).unwrap();
-        let cube = u16::try_from(1_000_000_u32 % 3233).unwrap();
-        assert!(key.recovers(&[0, 100], cube.to_be_bytes().into_iter()));
-        // s = n and s > n are not representatives.
-        assert!(!key.recovers(&3233_u16.to_be_bytes(), [0, 0].into_iter()));
-        assert!(!key.recovers(&3234_u16.to_be_bytes(), 1_u16.to_be_bytes().into_iter()));
+    fn params_at(n: u64, bits: u32) -> BoxedMontyParams {
+        BoxedMontyParams::new_vartime(odd(n).try_resize(bits).unwrap())
+    }
+
+    /// `base^exp mod n`, the slow way.
+    fn pow_mod(base: u64, exp: u64, n: u64) -> u64 {
+        (0..exp).fold(1, |acc, _| {
+            u64::try_from(u128::from(acc) * u128::from(base) % u128::from(n)).unwrap()
+        })
     }
 
     #[test]
-    fn every_width_computes_the_same_power() {
-        // The same small modulus at each width: R differs, s^e mod n does not.
-        let n = odd(0xffff_fff1);
+    fn r_pow_one_minus_e_inverts_r_pow_e_minus_1() {
+        for (n, e, bits) in [
+            (3233, 17_u64, 1024),
+            (0xffff_fff1, 65537, 2048),
+            (3233, 3, 4096),
+        ] {
+            let params = params_at(n, bits);
+            let r = BoxedMontyForm::new(BoxedMontyForm::one(&params).to_montgomery(), &params);
+            let e_big = BoxedUint::from(e);
+            let scale = r_pow_one_minus_e(&params, &e_big, e_big.bit_width_vartime());
+            let product = scale * r.pow(&BoxedUint::from(e - 1));
+            assert_eq!(
+                product.retrieve(),
+                BoxedUint::one_with_precision(bits),
+                "{n}, {e}"
+            );
+        }
+    }
+
+    /// `power` at each width, for the same small modulus: `R` differs, so the result is
+    /// checked as `s^e·R^(1-e)`, with `R^(1-e)` from crypto-bigint.
+    fn power_at<const L: usize>(n: u64, s: u64, e: u64) {
+        let bits = 64 * u32::try_from(L).unwrap();
+        let key = Prepared::<L> {
+            modulus: Modulus::new(from_be_bytes(&n.to_be_bytes()).unwrap()).unwrap(),
+            em_zero: [0; L],
+            digest_factor: [0; L],
+        };
+        let s_limbs = from_be_bytes::<L>(&s.to_be_bytes()).unwrap();
+        let params = params_at(n, bits);
+        let e_big = BoxedUint::from(e);
+        let plain = BoxedUint::from(pow_mod(s, e, n)).try_resize(bits).unwrap();
+        let expected = BoxedMontyForm::new(plain, &params)
+            * r_pow_one_minus_e(&params, &e_big, e_big.bit_width_vartime());
+        let expected = from_be_bytes::<L>(&expected.retrieve().to_be_bytes()).unwrap();
+        assert_eq!(
+            key.power(&s_limbs, e),
+            expected,
+            "{n}: {s}^{e} at {L} limbs"
+        );
+    }
+
+    #[test]
+    fn power_at_every_width() {
+        for (n, s, e) in [
+            (3233, 65, 17),
+            (3233, 100, 3),
+            (0xffff_fff1, 0x1234_5678, 65537),
+        ] {
+            power_at::<16>(n, s, e);
+            power_at::<32>(n, s, e);
+            power_at::<48>(n, s, e);
+            power_at::<64>(n, s, e);
+            power_at::<128>(n, s, e);
+        }
+    }
+
+    #[test]
+    fn widths_follow_the_modulus() {
         let e = BoxedUint::from(65537_u32);
-        let expected = {
-            let (s, n) = (0x1234_5678_u64, 0xffff_fff1_u64);
-            let mut r = 1_u64;
-            for _ in 0..65537 {
-                r = r * s % n;
+        let width = |bits: u32| {
+            let n = BoxedUint::one_with_precision(bits)
+                .shl_vartime(bits - 1)
+                .unwrap();
+            let n = Odd::new(n.wrapping_add(BoxedUint::one())).unwrap();
+            let key = MontgomeryKey::new(&n, &e, usize::try_from(bits / 8).unwrap()).unwrap();
+            match key.width {
+                Some(Width::L16(_)) => 16,
+                Some(Width::L32(_)) => 32,
+                Some(Width::L48(_)) => 48,
+                Some(Width::L64(_)) => 64,
+                Some(Width::L128(_)) => 128,
+                None => 0,
             }
-            r
         };
-        let check = |width: Width| {
-            let key = MontgomeryKey {
-                width,
-                e: 65537,
-                k: 4,
-                em_prefix: None,
-            };
-            let expected = u32::try_from(expected).unwrap().to_be_bytes();
-            assert!(key.recovers(&0x1234_5678_u32.to_be_bytes(), expected.into_iter()));
-        };
-        let e_bits = e.bit_width_vartime();
-        check(Width::L16(Box::new(Prepared::new(&n, &e, e_bits).unwrap())));
-        check(Width::L32(Box::new(Prepared::new(&n, &e, e_bits).unwrap())));
-        check(Width::L48(Box::new(Prepared::new(&n, &e, e_bits).unwrap())));
-        check(Width::L64(Box::new(Prepared::new(&n, &e, e_bits).unwrap())));
-        check(Width::L128(Box::new(
-            Prepared::new(&n, &e, e_bits).unwrap(),
-        )));
+        assert_eq!(width(1024), 16);
+        assert_eq!(width(2048), 32);
+        assert_eq!(width(3072), 48);
+        assert_eq!(width(4096), 64);
+        assert_eq!(width(8192), 128);
+        // Too short for a SHA-256 encoding: every signature is refused.
+        assert_eq!(width(256), 0);
     }
 
     #[test]
-    fn rejects_even_or_tiny_exponent() {
+    fn refuses_what_it_cannot_verify() {
+        let key = MontgomeryKey::new(&odd(3233), &BoxedUint::from(17_u32), 2).unwrap();
+        assert_eq!(
+            key.verify_sha256_digest(&[0; 32], &[0, 65]),
+            Err(Error::InvalidSignature)
+        );
         for e in [0_u32, 1, 2, 65536] {
             assert!(MontgomeryKey::new(&odd(3233), &BoxedUint::from(e), 2).is_err());
         }
+        let n = BoxedUint::one_with_precision(8256)
+            .shl_vartime(8255)
+            .unwrap();
+        let n = Odd::new(n.wrapping_add(BoxedUint::one())).unwrap();
+        assert!(MontgomeryKey::new(&n, &BoxedUint::from(3_u32), 1032).is_err());
     }
 }
