@@ -19,12 +19,6 @@ use rsa::traits::PublicKeyParts as _;
 use rsa::{BoxedUint, PrivateKey};
 use std::sync::OnceLock;
 
-/// DER of `DigestInfo` for SHA-256 without the digest (RFC 8017 §9.2, note 1).
-const DIGEST_INFO_PREFIX: [u8; 19] = [
-    0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05,
-    0x00, 0x04, 0x20,
-];
-
 struct Keys {
     montgomery: RsaVerifyingKey,
     rsa_crate: RsaVerifyingKey,
@@ -85,13 +79,7 @@ libfuzzer_sys::fuzz_target!(|data: &[u8]| {
         return;
     }
     let k = keys.montgomery.modulus_len();
-    let mut em = vec![0xff; k];
-    em[0] = 0x00;
-    em[1] = 0x01;
-    let t = k - 32 - DIGEST_INFO_PREFIX.len();
-    em[t - 1] = 0x00;
-    em[t..k - 32].copy_from_slice(&DIGEST_INFO_PREFIX);
-    em[k - 32..].copy_from_slice(digest);
+    let mut em = ec2_iid_fuzz::sha256_encoded_message(k, digest);
     let valid = em.clone();
     for pair in rest.chunks_exact(2).take(16) {
         let position = usize::from(pair[0]) % k;

@@ -29,6 +29,24 @@ pub const TEST_CA_SERIAL: &str = "E1D2C3B4A5968778";
 /// The DSA test CA's serial.
 pub const DSA_TEST_CA_SERIAL: &str = "D5A1C3B4A5968779";
 
+/// EMSA-PKCS1-v1_5 for SHA-256 (RFC 8017 §9.2): `00 01 FF..FF 00 || DigestInfo || digest`,
+/// `k` bytes, for the RSA targets to sign or corrupt. `k` must be at least 62.
+pub fn sha256_encoded_message(k: usize, digest: &[u8; 32]) -> Vec<u8> {
+    /// DER of `DigestInfo` for SHA-256 without the digest (RFC 8017 §9.2, note 1).
+    const DIGEST_INFO_PREFIX: [u8; 19] = [
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ];
+    let mut em = vec![0xff; k];
+    em[0] = 0x00;
+    em[1] = 0x01;
+    let t = k - 32 - DIGEST_INFO_PREFIX.len();
+    em[t - 1] = 0x00;
+    em[t..k - 32].copy_from_slice(&DIGEST_INFO_PREFIX);
+    em[k - 32..].copy_from_slice(digest);
+    em
+}
+
 /// The fixed clock: the fixtures' `pendingTime` + 1 minute, 2026-11-01T12:01:00Z.
 pub fn now() -> DateTime<Utc> {
     static NOW: OnceLock<DateTime<Utc>> = OnceLock::new();

@@ -40,7 +40,8 @@ const SHA256_LEN: usize = 32;
 /// Minimum padding string length (RFC 8017 §9.2 step 3: at least 8 bytes of 0xFF).
 const MIN_PS_LEN: usize = 8;
 
-/// `2^256`, big-endian: the weight of the digest's lowest byte's neighbour in `EM`.
+/// `2^256`, big-endian: a factor of the digest constant, so that it cancels the division by
+/// `2^256` in [`Modulus::mul_short`] by the digest's 4 limbs.
 const TWO_POW_256: [u8; 33] = {
     let mut bytes = [0; 33];
     bytes[0] = 1;
