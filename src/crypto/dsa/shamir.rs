@@ -6,10 +6,11 @@
 //! variable-time on public data. The bases are prepared once per key, at the width of `p`:
 //! 16, 32 or 48 limbs for DSA's 1024, 2048 and 3072 bits.
 
-use crypto_bigint::modular::{BoxedMontyForm, BoxedMontyParams};
+use crypto_bigint::modular::BoxedMontyForm;
 use crypto_bigint::{BoxedUint, Odd, Resize as _};
 
-use crate::crypto::montgomery::arith::{Modulus, be_bytes, from_be_bytes};
+use crate::crypto::montgomery::arith::{Modulus, be_bytes};
+use crate::crypto::montgomery::{limbs, modulus_and_params};
 
 /// `g`, `y` and `g·y` modulo `p`, at the smallest width that holds `p` (boxed: a 3072-bit
 /// key's bases would make every key that large).
@@ -55,20 +56,17 @@ pub(super) struct FixedBases<const L: usize> {
 impl<const L: usize> FixedBases<L> {
     /// `None` if `p` needs more than `L` limbs, or `g` or `y` is not below `p`.
     fn new(p: &Odd<BoxedUint>, g: &BoxedUint, y: &BoxedUint) -> Option<Self> {
-        let bits = 64 * u32::try_from(L).ok()?;
-        let params = BoxedMontyParams::new_vartime(p.clone().try_resize(bits)?);
-        if params.bits_precision() != bits || g >= p.as_ref() || y >= p.as_ref() {
+        if g >= p.as_ref() || y >= p.as_ref() {
             return None;
         }
-        let limbs = |x: BoxedUint| from_be_bytes::<L>(&x.to_be_bytes());
+        let (modulus, params) = modulus_and_params(p)?;
         let internal = |x: &BoxedUint| {
-            let form = BoxedMontyForm::new(x.clone().try_resize(bits)?, &params);
-            limbs(form.to_montgomery())
+            let x = x.clone().try_resize(params.bits_precision())?;
+            limbs(&BoxedMontyForm::new(x, &params).to_montgomery())
         };
-        let modulus = Modulus::new(limbs(p.as_ref().clone())?)?;
         let (g, y) = (internal(g)?, internal(y)?);
         Some(Self {
-            one: limbs(BoxedMontyForm::one(&params).to_montgomery())?,
+            one: limbs(&BoxedMontyForm::one(&params).to_montgomery())?,
             gy: modulus.mul(&g, &y),
             modulus,
             g,
@@ -89,18 +87,15 @@ impl<const L: usize> FixedBases<L> {
             };
             acc = self.modulus.mul(&acc, factor);
         }
-        // Multiplying by a plain 1 divides by R: the plain value of `acc`.
-        let mut unit = [0; L];
-        if let Some(low) = unit.first_mut() {
-            *low = 1;
-        }
-        let plain: Vec<u8> = be_bytes(&self.modulus.mul(&acc, &unit)).collect();
+        let plain: Vec<u8> = be_bytes(&self.modulus.retrieve(&acc)).collect();
         BoxedUint::from_be_slice_vartime(&plain)
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use crypto_bigint::modular::BoxedMontyParams;
+
     use super::*;
 
     /// A fixed-seed xorshift generator: reproducible values without a dependency.

@@ -203,6 +203,11 @@ impl<const L: usize> Modulus<L> {
         self.reduce(&square(a))
     }
 
+    /// The plain value `a·R⁻¹ mod n` of the internal value `a < n`.
+    pub(crate) fn retrieve(&self, a: &[u64; L]) -> [u64; L] {
+        self.reduce(&[*a, [0; L]])
+    }
+
     /// `t·R⁻¹ mod n` for `t < n·R`, given as its low and high `L` limbs: Montgomery
     /// reduction, by product scanning as in [`Self::mul`].
     #[expect(
@@ -373,6 +378,8 @@ mod tests {
             }
             let expected: [u64; L] = from_boxed(&mont(a).square().into_montgomery());
             assert_eq!(modulus.square(a), expected, "{a:x?}²");
+            let expected: [u64; L] = from_boxed(&mont(a).retrieve());
+            assert_eq!(modulus.retrieve(a), expected, "{a:x?}·R⁻¹");
         }
         // Plain residues now: `x` as a form whose plain value is `x`.
         let plain = |x: &[u64; L]| BoxedMontyForm::new(to_boxed(x), &params);

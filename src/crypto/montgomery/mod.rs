@@ -100,20 +100,11 @@ impl<const L: usize> Prepared<L> {
     /// `None` if `n` needs more than `L` limbs; `em_zero` is the `k`-byte encoding with the
     /// digest bytes zero (below `n`, as is `2^256`).
     fn new(n: &Odd<BoxedUint>, e: &BoxedUint, e_bits: u32, em_zero: &[u8]) -> Option<Self> {
-        let bits = 64 * u32::try_from(L).ok()?;
-        let modulus = Modulus::new(from_be_bytes(&n.to_be_bytes())?)?;
-        let params = BoxedMontyParams::new_vartime(n.try_resize(bits)?);
-        if params.bits_precision() != bits {
-            return None;
-        }
+        let (modulus, params) = modulus_and_params(n)?;
         let scale = r_pow_one_minus_e(&params, e, e_bits);
         let scaled = |big_endian: &[u8]| {
-            let x = BoxedUint::from_be_slice(big_endian, bits).ok()?;
-            from_be_bytes(
-                &(BoxedMontyForm::new(x, &params) * &scale)
-                    .retrieve()
-                    .to_be_bytes(),
-            )
+            let x = BoxedUint::from_be_slice(big_endian, params.bits_precision()).ok()?;
+            limbs(&(BoxedMontyForm::new(x, &params) * &scale).retrieve())
         };
         Some(Self {
             modulus,
@@ -156,6 +147,22 @@ impl<const L: usize> Prepared<L> {
         }
         acc
     }
+}
+
+/// `n` as a [`Modulus`] of `L` limbs, with crypto-bigint's parameters for the same
+/// `R = 2^(64·L)` to compute per-key constants with; `None` if `n` needs more than `L` limbs.
+pub(crate) fn modulus_and_params<const L: usize>(
+    n: &Odd<BoxedUint>,
+) -> Option<(Modulus<L>, BoxedMontyParams)> {
+    let bits = 64 * u32::try_from(L).ok()?;
+    let modulus = Modulus::new(limbs(n)?)?;
+    let params = BoxedMontyParams::new_vartime(n.try_resize(bits)?);
+    (params.bits_precision() == bits).then_some((modulus, params))
+}
+
+/// The `L` limbs of a crypto-bigint integer; `None` if it needs more.
+pub(crate) fn limbs<const L: usize>(x: &BoxedUint) -> Option<[u64; L]> {
+    from_be_bytes(&x.to_be_bytes())
 }
 
 /// `R^(1-e) mod n` for the `R` of `params`, computed once per key.
