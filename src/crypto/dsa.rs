@@ -73,8 +73,8 @@ impl DsaVerifyingKey {
             .map_err(|_| bad("invalid DSA public value"))?;
         // Both are odd: the dsa crate accepted p, and q is a prime of at least 160 bits.
         let odd = |n: BoxedUint| Odd::new(n).into_option().ok_or(bad("even DSA modulus"));
-        let bases =
-            Bases::new(&odd(p)?, &g, &y).ok_or(bad("DSA parameters larger than 3072 bits"))?;
+        let bases = Bases::new(&odd(p)?, &g, &y)
+            .ok_or(bad("unsupported or invalid DSA domain parameters"))?;
         Ok(Self {
             q: odd(q)?,
             q_len,
