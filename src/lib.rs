@@ -38,7 +38,7 @@ pub use input::{Format, SignedInput};
 pub use join::lookup::{InstanceLookup, InstanceQuery};
 pub use join::outcome::{CheckError, JoinOutcome};
 pub use join::pending::PendingJoin;
-pub use join::registry::{InMemoryJoinRegistry, JoinClaim, JoinRegistry};
+pub use join::registry::{ClaimRecord, InMemoryJoinRegistry, JoinClaim, JoinRegistry};
 pub use join::verifier::{Verifier, VerifierBuilder};
 pub use kind::ErrorKind;
 #[expect(deprecated, reason = "the old name stays for one release")]

@@ -730,9 +730,12 @@ fn second_join_of_the_same_host_is_refused() {
     let join = joined(&verifier);
     let lookup = FixedLookup(Some(running()));
     let registry = InMemoryJoinRegistry::new();
-    let first = common::now_or_never(join.check_instance_once(&lookup, &registry, now())).unwrap();
+    let once = |requester| {
+        common::now_or_never(join.check_instance_once(&lookup, &registry, requester, now()))
+    };
+    let first = once([1; 32]).unwrap();
     assert_eq!(first.host_id(), HOST_ID);
-    let second = common::now_or_never(join.check_instance_once(&lookup, &registry, now()));
+    let second = once([2; 32]);
     assert!(
         matches!(
             &second,
@@ -742,7 +745,7 @@ fn second_join_of_the_same_host_is_refused() {
     );
     // After the host left, it may join again.
     assert!(registry.release(HOST_ID));
-    assert!(common::now_or_never(join.check_instance_once(&lookup, &registry, now())).is_ok());
+    assert!(once([2; 32]).is_ok());
 }
 
 // ------------------------------------------------------------------------------------------------

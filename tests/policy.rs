@@ -9,9 +9,10 @@ use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ec2_iid::{
-    AllowRule, CheckError, ConfigError, Error, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
-    InstanceQuery, InstanceState, PendingJoin, RoleArn, RuleMismatch, TokenResource, TokenSpec,
-    TrustStore, VerifiedDocument, Verifier, match_allow_rules, parse_signed_data, verify_signature,
+    AllowRule, CheckError, ClaimRecord, ConfigError, Error, InMemoryJoinRegistry, InstanceFacts,
+    InstanceLookup, InstanceQuery, InstanceState, JoinClaim, JoinRegistry, PendingJoin, RoleArn,
+    RuleMismatch, TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier,
+    match_allow_rules, parse_signed_data, verify_signature,
 };
 
 fn now() -> DateTime<Utc> {
@@ -512,26 +513,100 @@ fn each_launch_joins_once() {
         ..FakeLookup::default()
     };
     let registry = InMemoryJoinRegistry::new();
-    let first = common::now_or_never(join.check_instance_once(&lookup, &registry, now())).unwrap();
+    let once = |requester: u8, at| {
+        common::now_or_never(join.check_instance_once(&lookup, &registry, [requester; 32], at))
+    };
+    let first = once(1, now()).unwrap();
     assert_eq!(first.host_id(), "123456789012-i-0123456789abcdef0");
-    match common::now_or_never(join.check_instance_once(&lookup, &registry, now())) {
+    assert_eq!(lookup.queries.lock().unwrap().len(), 1);
+    match once(2, now()) {
         Err(CheckError::Rejected(Error::AlreadyJoined { host_id })) => {
             assert_eq!(host_id, first.host_id());
         }
         other => panic!("{other:?}"),
     }
+    assert_eq!(
+        lookup.queries.lock().unwrap().len(),
+        1,
+        "a replay is refused before the lookup"
+    );
+    assert!(once(1, now()).is_ok(), "the same requester again: a retry");
     // The claim is kept until pendingTime + TTL + skew, then the record may go.
     let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
     let expiry = pending + TimeDelta::minutes(6);
-    let late = common::now_or_never(join.check_instance_once(
-        &lookup,
-        &registry,
-        expiry - TimeDelta::seconds(1),
-    ));
-    assert!(late.is_err(), "still kept a second before expiry");
-    assert!(common::now_or_never(join.check_instance_once(&lookup, &registry, expiry)).is_ok());
+    assert!(
+        once(3, expiry - TimeDelta::seconds(1)).is_err(),
+        "still kept a second before expiry"
+    );
+    assert!(once(3, expiry).is_ok());
     assert!(registry.release(first.host_id()));
-    assert!(common::now_or_never(join.check_instance_once(&lookup, &registry, now())).is_ok());
+    assert!(once(4, now()).is_ok());
+}
+
+/// A registry over an in-memory one whose claims fail: after recording (`lost_answer`, as
+/// when a connection breaks after the write) or without; `reads` counts record reads.
+#[derive(Debug, Default)]
+struct FailingClaims {
+    inner: InMemoryJoinRegistry,
+    lost_answer: bool,
+    reads: Mutex<usize>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("the fake registry failed")]
+struct RegistryDown;
+
+impl JoinRegistry for FailingClaims {
+    type Error = RegistryDown;
+
+    async fn claim(&self, claim: &JoinClaim) -> Result<bool, RegistryDown> {
+        if self.lost_answer {
+            let _ = self.inner.claim(claim).await;
+        }
+        Err(RegistryDown)
+    }
+
+    async fn record(
+        &self,
+        host_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimRecord>, RegistryDown> {
+        *self.reads.lock().unwrap() += 1;
+        Ok(self.inner.record(host_id, now).await.unwrap())
+    }
+}
+
+#[test]
+fn a_claim_that_failed_is_read_back_before_answering() {
+    let verifier = verifier_with(AllowRule::account("123456789012".parse().unwrap()));
+    let join = verifier.verify(&blob(), now()).unwrap();
+    let lookup = FakeLookup {
+        answer: Some(running()),
+        ..FakeLookup::default()
+    };
+    // The write happened, its answer was lost: the read back finds this requester's record.
+    let lost = FailingClaims {
+        lost_answer: true,
+        ..FailingClaims::default()
+    };
+    let outcome = common::now_or_never(join.check_instance_once(&lookup, &lost, [1; 32], now()));
+    assert_eq!(
+        outcome.unwrap().host_id(),
+        "123456789012-i-0123456789abcdef0"
+    );
+    assert_eq!(
+        *lost.reads.lock().unwrap(),
+        2,
+        "before the lookup and after the claim"
+    );
+    // Nothing was written: the claim's error, and nothing stored blocks a retry.
+    let down = FailingClaims::default();
+    let failed = common::now_or_never(join.check_instance_once(&lookup, &down, [1; 32], now()));
+    assert!(
+        matches!(failed, Err(CheckError::Registry(RegistryDown))),
+        "{failed:?}"
+    );
+    assert!(down.inner.is_empty());
 }
 
 #[test]
@@ -642,7 +717,7 @@ fn lookups_may_fail_with_anyhow_or_boxed_errors() {
         ..FakeLookup::default()
     };
     let outcome =
-        common::now_or_never(join.check_instance_once(&lookup, &registry, now())).unwrap();
+        common::now_or_never(join.check_instance_once(&lookup, &registry, [1; 32], now())).unwrap();
     let anyhow_err: anyhow::Error =
         CheckError::<Throttled>::Rejected(Error::InvalidSignature).into();
     assert_eq!(anyhow_err.to_string(), "invalid signature");

@@ -33,8 +33,11 @@ use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
     ScalarAttributeType, TableStatus, TimeToLiveSpecification, TimeToLiveStatus,
 };
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::primitives::Blob;
 use chrono::{DateTime, Utc};
-use ec2_iid::{JoinClaim, JoinRegistry};
+use ec2_iid::{ClaimRecord, JoinClaim, JoinRegistry};
 
 pub use self::error::{DynamoDbRegistryError, Operation};
 
@@ -45,10 +48,16 @@ const PENDING_TIME: &str = "pending_time";
 /// When the record may go: the claim's `expires_at`, a number of seconds since the Unix epoch
 /// (rounded up), the table's TTL attribute.
 const EXPIRES_AT: &str = "expires_at";
+/// Who claimed: the claim's `requester`, 32 bytes (binary); absent when it has none.
+const REQUESTER: &str = "requester";
 
 /// The claim's condition: no record, an expired one, or one of an older launch
 /// ([`JoinClaim::wins_over`]).
 const CONDITION: &str = "attribute_not_exists(host_id) OR expires_at <= :now OR pending_time < :pt";
+/// [`CONDITION`] for a claim with a requester: also the same launch claimed by the same
+/// requester again.
+const CONDITION_WITH_REQUESTER: &str = "attribute_not_exists(host_id) OR expires_at <= :now \
+     OR pending_time < :pt OR (pending_time = :pt AND requester = :rq)";
 
 /// How long [`DynamoDbJoinRegistry::ensure_table`] waits for the table to become `ACTIVE`.
 const ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
@@ -57,19 +66,23 @@ const ACTIVE_POLL: Duration = Duration::from_millis(500);
 
 /// A [`JoinRegistry`] in a DynamoDB table, shared by every replica that uses the table.
 ///
-/// One item per host, with three attributes:
+/// One item per host, with four attributes:
 ///
 /// | attribute | type | value |
 /// |---|---|---|
 /// | `host_id` | string, the partition key | the claim's `host_id` |
 /// | `pending_time` | number | the launch (`pendingTime`), in **milliseconds** since the Unix epoch |
 /// | `expires_at` | number | when the record may go, in **seconds** since the Unix epoch, rounded up: the table's TTL attribute |
+/// | `requester` | binary, absent without one | the claim's `requester` (32 bytes) |
 ///
 /// A claim is one `PutItem` with the condition
 /// `attribute_not_exists(host_id) OR expires_at <= :now OR pending_time < :pt`, where `:now`
-/// is the claim's `now` in seconds (rounded down) and `:pt` its `pending_time` in milliseconds:
-/// the write happens only when no record exists, the stored one expired, or the claim is of a
-/// newer launch ([`JoinClaim::wins_over`]). DynamoDB checks the condition and writes in one
+/// is the claim's `now` in seconds (rounded down) and `:pt` its `pending_time` in milliseconds,
+/// and for a claim with a requester also `OR (pending_time = :pt AND requester = :rq)`: the
+/// write happens only when no record exists, the stored one expired, the claim is of a newer
+/// launch, or the same requester claims the same launch again ([`JoinClaim::wins_over`]). The
+/// last makes the SDK's own retries of a write whose answer was lost succeed instead of
+/// failing the condition. [`record`](JoinRegistry::record) is a strongly consistent `GetItem`. DynamoDB checks the condition and writes in one
 /// step, so concurrent claims of a host from any number of processes have exactly one winner.
 /// A failed condition (`ConditionalCheckFailedException`) is the answer `Ok(false)`.
 ///
@@ -81,7 +94,7 @@ const ACTIVE_POLL: Duration = Duration::from_millis(500);
 /// DynamoDB's TTL deletes expired items in the background, usually within days; until then they
 /// block nothing. The registry is cheap to clone (the client is shared) and `Send + Sync`.
 ///
-/// IAM: `dynamodb:PutItem` on the table for claims; [`ensure_table`](Self::ensure_table) also
+/// IAM: `dynamodb:PutItem` and `dynamodb:GetItem` on the table for claims; [`ensure_table`](Self::ensure_table) also
 /// needs `dynamodb:CreateTable`, `dynamodb:DescribeTable`, `dynamodb:DescribeTimeToLive` and
 /// `dynamodb:UpdateTimeToLive`.
 #[derive(Clone, Debug)]
@@ -287,7 +300,7 @@ impl JoinRegistry for DynamoDbJoinRegistry {
     #[tracing::instrument(name = "put_item", skip_all, fields(table = %self.table))]
     async fn claim(&self, claim: &JoinClaim) -> Result<bool, DynamoDbRegistryError> {
         let pending = number(claim.pending_time.timestamp_millis());
-        let put = self
+        let mut put = self
             .client
             .put_item()
             .table_name(&self.table)
@@ -296,9 +309,15 @@ impl JoinRegistry for DynamoDbJoinRegistry {
             .item(EXPIRES_AT, number(seconds_rounded_up(claim.expires_at)))
             .condition_expression(CONDITION)
             .expression_attribute_values(":now", number(claim.now.timestamp()))
-            .expression_attribute_values(":pt", pending)
-            .send()
-            .await;
+            .expression_attribute_values(":pt", pending);
+        if let Some(requester) = claim.requester {
+            let requester = AttributeValue::B(Blob::new(requester));
+            put = put
+                .item(REQUESTER, requester.clone())
+                .condition_expression(CONDITION_WITH_REQUESTER)
+                .expression_attribute_values(":rq", requester);
+        }
+        let put = put.send().await;
         match put {
             Ok(_) => Ok(true),
             Err(err)
@@ -315,6 +334,47 @@ impl JoinRegistry for DynamoDbJoinRegistry {
             }
         }
     }
+
+    /// Reads the host's item with a strongly consistent `GetItem`; an item expired at `now`
+    /// (by the condition's rule, in whole seconds) is `None`, as is one that is not a record.
+    ///
+    /// # Errors
+    ///
+    /// A [`DynamoDbRegistryError`] if DynamoDB did not answer the read.
+    #[tracing::instrument(name = "get_item", skip_all, fields(table = %self.table))]
+    async fn record(
+        &self,
+        host_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimRecord>, DynamoDbRegistryError> {
+        let got = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .key(HOST_ID, AttributeValue::S(host_id.to_owned()))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| DynamoDbRegistryError::from_sdk(e, Operation::GetItem, &self.table))?;
+        let record = got.item().and_then(record_of);
+        Ok(record.filter(|r| r.expires_at.timestamp() > now.timestamp()))
+    }
+}
+
+/// The claim an item records; `None` for an item without the number attributes (not written
+/// by this registry), which blocks nothing.
+fn record_of(item: &HashMap<String, AttributeValue>) -> Option<ClaimRecord> {
+    let integer = |name| match item.get(name) {
+        Some(AttributeValue::N(n)) => n.parse::<i64>().ok(),
+        _ => None,
+    };
+    let pending_time = DateTime::from_timestamp_millis(integer(PENDING_TIME)?)?;
+    let expires_at = DateTime::from_timestamp(integer(EXPIRES_AT)?, 0)?;
+    let requester = match item.get(REQUESTER) {
+        Some(AttributeValue::B(blob)) => blob.as_ref().try_into().ok(),
+        _ => None,
+    };
+    Some(ClaimRecord::new(pending_time, expires_at, requester))
 }
 
 /// A DynamoDB number.
@@ -352,10 +412,36 @@ mod tests {
 
     #[test]
     fn the_condition_is_the_core_crates_rule() {
-        // JoinClaim::wins_over: `stored_expires_at <= now || stored_pending_time < pending_time`.
+        // JoinClaim::wins_over: expired, a newer launch, or the same launch and requester.
         assert!(CONDITION.starts_with("attribute_not_exists(host_id) OR "));
         assert!(CONDITION.contains(&format!("{EXPIRES_AT} <= :now")));
         assert!(CONDITION.contains(&format!("{PENDING_TIME} < :pt")));
+        assert!(CONDITION_WITH_REQUESTER.starts_with(CONDITION));
+        assert!(
+            CONDITION_WITH_REQUESTER
+                .ends_with(&format!(" OR ({PENDING_TIME} = :pt AND {REQUESTER} = :rq)"))
+        );
         assert_eq!(number(-5), AttributeValue::N("-5".to_owned()));
+    }
+
+    #[test]
+    fn items_read_back_as_records() {
+        let item = |requester: Option<AttributeValue>| {
+            let mut item = HashMap::from([
+                (HOST_ID.to_owned(), AttributeValue::S("h".to_owned())),
+                (PENDING_TIME.to_owned(), number(1_500)),
+                (EXPIRES_AT.to_owned(), number(7)),
+            ]);
+            item.extend(requester.map(|r| (REQUESTER.to_owned(), r)));
+            item
+        };
+        let record = record_of(&item(Some(AttributeValue::B(Blob::new([3; 32]))))).unwrap();
+        assert_eq!(record.pending_time.timestamp_millis(), 1_500);
+        assert_eq!(record.expires_at.timestamp(), 7);
+        assert_eq!(record.requester, Some([3; 32]));
+        assert_eq!(record_of(&item(None)).unwrap().requester, None);
+        let short = AttributeValue::B(Blob::new([3; 31]));
+        assert_eq!(record_of(&item(Some(short))).unwrap().requester, None);
+        assert_eq!(record_of(&HashMap::new()), None, "not a record");
     }
 }

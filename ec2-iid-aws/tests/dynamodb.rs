@@ -21,7 +21,9 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select, TimeToLiveStatus};
 use chrono::TimeDelta;
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError, Operation};
-use registries::{claim, claim_all, launch_and_restart_race, set_up_at_once, t};
+use registries::{
+    claim, claim_all, launch_and_restart_race, requester_and_record, set_up_at_once, t,
+};
 use support::{Moto, OWN_ACCOUNT, free_port};
 
 const REGION: &str = "us-east-1";
@@ -160,6 +162,15 @@ async fn first_wins_replays_and_older_launches_refused_a_restart_wins_once() {
     );
     assert!(registry.claim(&claim(&host(2), 0, 5)).await.unwrap());
     assert_eq!(count(&registry).await, 2);
+}
+
+#[tokio::test]
+async fn a_requester_claims_its_launch_again_and_reads_its_record_back() {
+    let Some(moto) = Moto::start_with_atomic_put_item() else {
+        return;
+    };
+    let registry = registries(&moto, "requester").await.remove(0);
+    requester_and_record(&registry, &host(1)).await;
 }
 
 #[tokio::test]

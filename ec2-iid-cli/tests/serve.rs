@@ -206,10 +206,20 @@ async fn joins_a_running_instance_once() {
         "{log}"
     );
 
-    // Once: the same document is refused.
-    let (status, body) = server.join(document.as_bytes()).await;
-    assert_eq!(status, 403, "{body}");
-    server.refused(&body, "already_joined", "has already joined");
+    // Once: the same document is refused, before any DescribeInstances call.
+    let calls = server
+        .sample("ec2_iid_describe_instances_calls_total")
+        .await;
+    assert_eq!(calls, 1.0);
+    for _ in 0..20 {
+        let (status, body) = server.join(document.as_bytes()).await;
+        assert_eq!(status, 403, "{body}");
+        server.refused(&body, "already_joined", "has already joined");
+    }
+    let calls_after = server
+        .sample("ec2_iid_describe_instances_calls_total")
+        .await;
+    assert_eq!(calls_after, calls, "replays cost no EC2 call");
 
     // A stopped instance and an unknown one are refused.
     let (status, body) = server
@@ -235,13 +245,20 @@ async fn joins_a_running_instance_once() {
         ),
         2.0
     );
-    // One call per lookup here: the joins came one after the other.
+    assert_eq!(
+        sample(&metrics, "ec2_iid_joins_total{outcome=\"already_joined\"}"),
+        REPLAYS
+    );
+    // One call per lookup here (the joins came one after the other), none for the replays.
     assert_eq!(
         sample(&metrics, "ec2_iid_describe_instances_calls_total"),
-        4.0
+        3.0
     );
-    check_histogram(&metrics, 4.0);
+    check_histogram(&metrics, 3.0 + REPLAYS);
 }
+
+/// How many times `joins_a_running_instance_once` replays a document that joined.
+const REPLAYS: f64 = 20.0;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn assumes_the_rules_role_with_its_external_id() {

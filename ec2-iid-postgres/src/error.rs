@@ -17,6 +17,8 @@ pub enum Operation {
     Migrate,
     /// [`purge_expired`](crate::PostgresJoinRegistry::purge_expired): deleting expired records.
     PurgeExpired,
+    /// [`record`](ec2_iid::JoinRegistry::record): reading a host's record.
+    Record,
 }
 
 impl Operation {
@@ -31,6 +33,7 @@ impl Operation {
             Self::Claim => "claim",
             Self::Migrate => "migrate",
             Self::PurgeExpired => "purge expired",
+            Self::Record => "record",
         }
     }
 }

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, Pool};
-use ec2_iid::{JoinClaim, JoinRegistry};
+use ec2_iid::{ClaimRecord, JoinClaim, JoinRegistry};
 use tokio_postgres::NoTls;
 
 use crate::error::{Operation, PostgresRegistryError};
@@ -20,9 +20,10 @@ pub const MAX_TABLE_NAME_LEN: usize = 48;
 /// across every replica (and process) that shares the database.
 ///
 /// One row per host: `host_id text PRIMARY KEY, pending_time timestamptz, expires_at
-/// timestamptz`, with an index on `expires_at` ([`migrate`](Self::migrate) creates both). A
-/// claim is one statement, an `INSERT ... ON CONFLICT (host_id) DO UPDATE ... WHERE` that
-/// replaces the row only when the stored record expired or the claim is of a newer launch
+/// timestamptz, requester bytea`, with an index on `expires_at` ([`migrate`](Self::migrate)
+/// creates both). A claim is one statement, an `INSERT ... ON CONFLICT (host_id) DO UPDATE ...
+/// WHERE` that replaces the row only when the stored record expired, the claim is of a newer
+/// launch, or it is the same launch claimed again by the same requester
 /// ([`JoinClaim::wins_over`]), and reports whether it wrote. The primary key's row lock makes
 /// concurrent claims of one host serialize, whichever connection they come from, so exactly one
 /// of them wins.
@@ -36,7 +37,7 @@ pub const MAX_TABLE_NAME_LEN: usize = 48;
 /// The registry is cheap to clone (the pool is shared) and `Send + Sync`.
 ///
 /// ```no_run
-/// use ec2_iid::{JoinClaim, JoinRegistry};
+/// use ec2_iid::{ClaimRecord, JoinClaim, JoinRegistry};
 /// use ec2_iid_postgres::PostgresJoinRegistry;
 ///
 /// # async fn run(claim: JoinClaim) -> Result<(), ec2_iid_postgres::PostgresRegistryError> {
@@ -60,6 +61,7 @@ pub struct PostgresJoinRegistry {
 struct Sql {
     table: String,
     claim: String,
+    record: String,
     create_table: String,
     purge: String,
 }
@@ -71,18 +73,27 @@ impl Sql {
         Self {
             table: table.to_owned(),
             claim: format!(
-                "INSERT INTO \"{table}\" AS t (host_id, pending_time, expires_at) \
-                 VALUES ($1, $2, $3) \
+                "INSERT INTO \"{table}\" AS t (host_id, pending_time, expires_at, requester) \
+                 VALUES ($1, $2, $3, $5) \
                  ON CONFLICT (host_id) DO UPDATE \
-                 SET pending_time = EXCLUDED.pending_time, expires_at = EXCLUDED.expires_at \
+                 SET pending_time = EXCLUDED.pending_time, expires_at = EXCLUDED.expires_at, \
+                 requester = EXCLUDED.requester \
                  WHERE t.expires_at <= $4 OR t.pending_time < EXCLUDED.pending_time \
+                 OR (t.pending_time = EXCLUDED.pending_time AND t.requester = EXCLUDED.requester) \
                  RETURNING host_id"
             ),
+            record: format!(
+                "SELECT pending_time, expires_at, requester FROM \"{table}\" \
+                 WHERE host_id = $1 AND expires_at > $2"
+            ),
+            // `ADD COLUMN IF NOT EXISTS`: tables made before the requester column gain it.
             create_table: format!(
                 "CREATE TABLE IF NOT EXISTS \"{table}\" (\
                  host_id text PRIMARY KEY, \
                  pending_time timestamptz NOT NULL, \
-                 expires_at timestamptz NOT NULL); \
+                 expires_at timestamptz NOT NULL, \
+                 requester bytea); \
+                 ALTER TABLE \"{table}\" ADD COLUMN IF NOT EXISTS requester bytea; \
                  CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON \"{table}\" (expires_at)"
             ),
             purge: format!("DELETE FROM \"{table}\" WHERE expires_at <= $1"),
@@ -235,11 +246,42 @@ impl JoinRegistry for PostgresJoinRegistry {
                     &claim.pending_time,
                     &claim.expires_at,
                     &claim.now,
+                    &claim.requester.as_ref().map(<[u8; 32]>::as_slice),
                 ],
             )
             .await
             .map_err(db)?;
         Ok(row.is_some())
+    }
+
+    /// Reads the host's record that has not expired at `now`, in one statement.
+    ///
+    /// # Errors
+    ///
+    /// As [`claim`](Self::claim).
+    async fn record(
+        &self,
+        host_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimRecord>, PostgresRegistryError> {
+        let op = Operation::Record;
+        let db = |e| PostgresRegistryError::database(op, e);
+        let client = self.connection(op).await?;
+        let statement = client.prepare_cached(&self.sql.record).await.map_err(db)?;
+        let Some(row) = client
+            .query_opt(&statement, &[&host_id, &now])
+            .await
+            .map_err(db)?
+        else {
+            return Ok(None);
+        };
+        let requester: Option<Vec<u8>> = row.try_get(2).map_err(db)?;
+        Ok(Some(ClaimRecord::new(
+            row.try_get(0).map_err(db)?,
+            row.try_get(1).map_err(db)?,
+            // A value of another length is no requester's: it never matches.
+            requester.and_then(|bytes| bytes.try_into().ok()),
+        )))
     }
 }
 

@@ -10,7 +10,7 @@ use core::error::Error as _;
 use chrono::TimeDelta;
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_postgres::{DEFAULT_TABLE, Operation, PostgresJoinRegistry, PostgresRegistryError};
-use registries::{claim, set_up_at_once, t};
+use registries::{claim, requester_and_record, set_up_at_once, t};
 
 async fn count(registry: &PostgresJoinRegistry) -> i64 {
     let client = registry.pool().get().await.unwrap();
@@ -48,6 +48,13 @@ async fn first_wins_replay_and_older_refused_newer_launch_wins_once() {
         "another host"
     );
     assert_eq!(count(&registry).await, 2);
+}
+
+#[tokio::test]
+async fn a_requester_claims_its_launch_again_and_reads_its_record_back() {
+    let Some(pg) = support::server() else { return };
+    let registry = pg.registry("requester", 2).await;
+    requester_and_record(&registry, "h").await;
 }
 
 #[tokio::test]

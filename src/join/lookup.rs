@@ -87,11 +87,13 @@ impl InstanceQuery {
 ///
 /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
 /// let pending = verifier.verify(include_bytes!("../../tests/data/gen/rsa2048.b64"), now)?;
-/// let outcome = block_on(pending.check_instance_once(&FakeEc2, &registry, now))
+/// // Who asks: 32 bytes unique to the request (random), or a digest of the requester's key.
+/// let (requester, replayer) = ([1; 32], [2; 32]);
+/// let outcome = block_on(pending.check_instance_once(&FakeEc2, &registry, requester, now))
 ///     .expect("a running instance joins");
 /// assert_eq!(outcome.host_id(), "123456789012-i-0123456789abcdef0");
 /// // The same launch of the instance cannot join twice.
-/// assert!(block_on(pending.check_instance_once(&FakeEc2, &registry, now)).is_err());
+/// assert!(block_on(pending.check_instance_once(&FakeEc2, &registry, replayer, now)).is_err());
 ///
 /// // Any executor works (tokio, smol, ...); this one suffices for futures that never wait.
 /// fn block_on<F: std::future::Future>(f: F) -> F::Output {

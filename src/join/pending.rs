@@ -136,9 +136,20 @@ impl<'v> PendingJoin<'v> {
         Ok(self.check_facts(facts.as_ref())?)
     }
 
-    /// [`PendingJoin::check_instance`], then claims the host in `registry`, so that each launch
-    /// of an instance joins once (see [`JoinRegistry`] for the semantics). The claim is kept
-    /// until `pendingTime` + TTL + future skew, after which the TTL alone refuses the document.
+    /// [`PendingJoin::check_instance`], then claims the host in `registry` for `requester`, so
+    /// that each launch of an instance joins once (see [`JoinRegistry`] for the semantics). The
+    /// claim is kept until `pendingTime` + TTL + future skew, after which the TTL alone refuses
+    /// the document.
+    ///
+    /// `requester` identifies who asks (see [`JoinClaim::requester`]): 32 bytes unique to the
+    /// request (random), or a digest of the requester's public key. Three registry calls, so
+    /// that neither replays nor failures cost more than they must:
+    /// 1. the host's record is read first: a replay of a launch that already joined is
+    ///    refused as [`Error::AlreadyJoined`] without asking `lookup` (no EC2 call);
+    /// 2. after the instance check, the claim: the only step that grants;
+    /// 3. if the claim failed, the record is read again: a claim that was recorded after all
+    ///    (its answer was lost) grants; otherwise the claim's error is returned and nothing
+    ///    of this claim is stored, so a retry is not refused as a replay.
     ///
     /// # Errors
     /// As [`PendingJoin::check_instance`], plus [`Error::AlreadyJoined`] and
@@ -147,25 +158,46 @@ impl<'v> PendingJoin<'v> {
         &self,
         lookup: &L,
         registry: &R,
+        requester: [u8; 32],
         now: DateTime<Utc>,
     ) -> Result<JoinOutcome, CheckError<L::Error, R::Error>> {
+        let claim = self.claim(requester, now);
+        let stored = registry.record(&claim.host_id, now).await;
+        if stored
+            .map_err(CheckError::Registry)?
+            .is_some_and(|stored| !claim.wins_over(&stored))
+        {
+            return Err(already_joined(claim));
+        }
         let outcome = self.check_instance(lookup).await.map_err(|e| match e {
             CheckError::Rejected(e) => CheckError::Rejected(e),
             CheckError::Lookup(e) => CheckError::Lookup(e),
         })?;
-        let pending_time = outcome.document.pending_time;
-        let claim = JoinClaim::new(
-            outcome.host_id.clone(),
-            pending_time,
-            self.settings.claim_expiry(pending_time),
-            now,
-        );
-        if registry.claim(&claim).await.map_err(CheckError::Registry)? {
-            Ok(outcome)
-        } else {
-            Err(CheckError::Rejected(Error::AlreadyJoined {
-                host_id: outcome.host_id,
-            }))
+        match registry.claim(&claim).await {
+            Ok(true) => Ok(outcome),
+            Ok(false) => Err(already_joined(claim)),
+            Err(e) => match registry.record(&claim.host_id, now).await {
+                Ok(Some(stored)) if claim.is_recorded_in(&stored) => Ok(outcome),
+                _ => Err(CheckError::Registry(e)),
+            },
         }
     }
+
+    /// The claim `requester` makes at `now` for this document's host and launch.
+    fn claim(&self, requester: [u8; 32], now: DateTime<Utc>) -> JoinClaim {
+        let document = self.document();
+        JoinClaim::new(
+            document.host_id(),
+            document.pending_time,
+            self.settings.claim_expiry(document.pending_time),
+            now,
+        )
+        .with_requester(requester)
+    }
+}
+
+fn already_joined<L, R>(claim: JoinClaim) -> CheckError<L, R> {
+    CheckError::Rejected(Error::AlreadyJoined {
+        host_id: claim.host_id,
+    })
 }

@@ -7,7 +7,8 @@ use std::sync::{Mutex, PoisonError};
 
 use chrono::{DateTime, Utc};
 
-/// What a join asks a [`JoinRegistry`] to record: the host, its launch, and how long to keep it.
+/// What a join asks a [`JoinRegistry`] to record: the host, its launch, who asks, and how long
+/// to keep it.
 ///
 /// [`PendingJoin::check_instance_once`](crate::PendingJoin::check_instance_once) makes one
 /// from the checked document; the public constructor is for testing registry implementations.
@@ -16,8 +17,10 @@ use chrono::{DateTime, Utc};
 /// use chrono::{TimeDelta, TimeZone, Utc};
 /// let launched = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
 /// let claim = ec2_iid::JoinClaim::new("123456789012-i-0123456789abcdef0", launched,
-///     launched + TimeDelta::minutes(6), launched + TimeDelta::minutes(1));
+///     launched + TimeDelta::minutes(6), launched + TimeDelta::minutes(1))
+///     .with_requester([7; 32]);
 /// assert!(claim.expires_at > claim.now);
+/// assert_eq!(claim.requester, Some([7; 32]));
 /// ```
 #[non_exhaustive]
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -32,10 +35,58 @@ pub struct JoinClaim {
     pub expires_at: DateTime<Utc>,
     /// The caller's clock at the claim; records with `expires_at <= now` are expired.
     pub now: DateTime<Utc>,
+    /// Who claims, as 32 opaque bytes the registry stores with the record (a value unique to
+    /// the request, or a digest of the requester's public key). The same requester claiming
+    /// the same launch again wins again, so a claim retried after a lost answer (by the
+    /// caller, a driver or an SDK) is not refused as a replay, and a caller whose claim
+    /// failed with an unknown outcome can read the record back and see whether it was
+    /// recorded. `None` never matches: every repeat is a replay.
+    pub requester: Option<[u8; 32]>,
+}
+
+/// A host's stored claim, as [`JoinRegistry::record`] reads it back.
+///
+/// ```
+/// use chrono::{TimeDelta, TimeZone, Utc};
+/// use ec2_iid::{ClaimRecord, JoinClaim};
+/// let launched = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
+/// let claim = JoinClaim::new("123456789012-i-0123456789abcdef0", launched,
+///     launched + TimeDelta::minutes(6), launched + TimeDelta::minutes(1))
+///     .with_requester([7; 32]);
+/// let stored = ClaimRecord::new(launched, launched + TimeDelta::minutes(6), Some([7; 32]));
+/// assert!(claim.is_recorded_in(&stored));
+/// assert!(claim.wins_over(&stored), "the same requester may claim its launch again");
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+pub struct ClaimRecord {
+    /// The claimed launch's `pendingTime`.
+    pub pending_time: DateTime<Utc>,
+    /// When the record may be forgotten.
+    pub expires_at: DateTime<Utc>,
+    /// The requester of the claim that wrote it.
+    pub requester: Option<[u8; 32]>,
+}
+
+impl ClaimRecord {
+    /// A record of a launch at `pending_time`, kept until `expires_at`, written by `requester`.
+    #[must_use]
+    pub fn new(
+        pending_time: DateTime<Utc>,
+        expires_at: DateTime<Utc>,
+        requester: Option<[u8; 32]>,
+    ) -> Self {
+        Self {
+            pending_time,
+            expires_at,
+            requester,
+        }
+    }
 }
 
 impl JoinClaim {
-    /// A claim for `host_id` launched at `pending_time`, kept until `expires_at`, made at `now`.
+    /// A claim for `host_id` launched at `pending_time`, kept until `expires_at`, made at `now`,
+    /// by no particular requester ([`with_requester`](Self::with_requester) names one).
     #[must_use]
     pub fn new(
         host_id: impl Into<String>,
@@ -48,18 +99,41 @@ impl JoinClaim {
             pending_time,
             expires_at,
             now,
+            requester: None,
         }
     }
 
-    /// Whether this claim wins against a stored record of the same host: the record expired,
-    /// or this claim is of a newer launch. Every [`JoinRegistry`] decides this way, atomically.
+    /// The same claim made by `requester` (see [`JoinClaim::requester`]).
     #[must_use]
-    pub fn wins_over(
-        &self,
-        stored_pending_time: DateTime<Utc>,
-        stored_expires_at: DateTime<Utc>,
-    ) -> bool {
-        stored_expires_at <= self.now || stored_pending_time < self.pending_time
+    pub fn with_requester(mut self, requester: [u8; 32]) -> Self {
+        self.requester = Some(requester);
+        self
+    }
+
+    /// Whether this claim wins against the stored record of the same host: the record expired,
+    /// this claim is of a newer launch, or it is the same launch claimed by the same requester
+    /// again. Every [`JoinRegistry`] decides this way, atomically.
+    #[must_use]
+    pub fn wins_over(&self, stored: &ClaimRecord) -> bool {
+        stored.expires_at <= self.now
+            || stored.pending_time < self.pending_time
+            || self.is_recorded_in(stored)
+    }
+
+    /// Whether `stored` is this claim's own record: the same launch, written by this claim's
+    /// requester. After a claim failed with an unknown outcome, this tells from the record
+    /// read back whether the claim was recorded.
+    #[must_use]
+    pub fn is_recorded_in(&self, stored: &ClaimRecord) -> bool {
+        self.requester.is_some()
+            && stored.requester == self.requester
+            && stored.pending_time == self.pending_time
+    }
+
+    /// This claim's record, as a registry stores it.
+    #[must_use]
+    pub fn record(&self) -> ClaimRecord {
+        ClaimRecord::new(self.pending_time, self.expires_at, self.requester)
     }
 }
 
@@ -68,7 +142,9 @@ impl JoinClaim {
 /// The semantics every implementation must keep, atomically (one statement or one
 /// compare-and-swap, never read-then-write), also across processes sharing the store:
 /// - the first claim of a host wins (`Ok(true)`);
-/// - a claim with the same `pending_time` as the stored one is a replay: refused (`Ok(false)`);
+/// - a claim with the same `pending_time` as the stored one is a replay: refused (`Ok(false)`),
+///   unless the stored one has the same [`requester`](JoinClaim::requester): then it wins
+///   again (a retry);
 /// - a claim with a *newer* `pending_time` (the instance was stopped and started) wins and
 ///   replaces the record; an older one is refused;
 /// - a record whose `expires_at <= claim.now` counts as absent, and may be deleted.
@@ -82,6 +158,19 @@ pub trait JoinRegistry {
 
     /// Records the claim if it wins ([`JoinClaim::wins_over`]); `Ok(true)` if it did.
     fn claim(&self, claim: &JoinClaim) -> impl Future<Output = Result<bool, Self::Error>> + Send;
+
+    /// The record of `host_id` not yet expired at `now`, read consistently: it reflects every
+    /// claim that returned before the read started.
+    ///
+    /// [`PendingJoin::check_instance_once`](crate::PendingJoin::check_instance_once) reads it
+    /// twice: before the lookup, so that replays are refused without an EC2 call, and after a
+    /// claim that failed, to learn whether the claim was recorded after all. Only
+    /// [`claim`](Self::claim) grants.
+    fn record(
+        &self,
+        host_id: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<ClaimRecord>, Self::Error>> + Send;
 }
 
 /// A [`JoinRegistry`] in memory: for tests, examples and single-process servers.
@@ -95,15 +184,9 @@ pub struct InMemoryJoinRegistry {
 
 #[derive(Debug, Default)]
 struct Records {
-    by_host: HashMap<String, Record>,
+    by_host: HashMap<String, ClaimRecord>,
     /// `(expires_at, host_id)` of every record, oldest first, to purge without a scan.
     by_expiry: BTreeSet<(DateTime<Utc>, String)>,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Record {
-    pending_time: DateTime<Utc>,
-    expires_at: DateTime<Utc>,
 }
 
 impl InMemoryJoinRegistry {
@@ -158,18 +241,12 @@ impl Records {
     fn claim(&mut self, claim: &JoinClaim) -> bool {
         self.purge(claim.now);
         if let Some(stored) = self.by_host.get(&claim.host_id)
-            && !claim.wins_over(stored.pending_time, stored.expires_at)
+            && !claim.wins_over(stored)
         {
             return false;
         }
         self.remove(&claim.host_id);
-        self.by_host.insert(
-            claim.host_id.clone(),
-            Record {
-                pending_time: claim.pending_time,
-                expires_at: claim.expires_at,
-            },
-        );
+        self.by_host.insert(claim.host_id.clone(), claim.record());
         self.by_expiry
             .insert((claim.expires_at, claim.host_id.clone()));
         true
@@ -181,6 +258,16 @@ impl JoinRegistry for InMemoryJoinRegistry {
 
     async fn claim(&self, claim: &JoinClaim) -> Result<bool, Infallible> {
         Ok(self.lock().claim(claim))
+    }
+
+    async fn record(
+        &self,
+        host_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimRecord>, Infallible> {
+        let records = self.lock();
+        let stored = records.by_host.get(host_id);
+        Ok(stored.filter(|r| r.expires_at > now).copied())
     }
 }
 
@@ -222,5 +309,41 @@ mod tests {
         assert!(records.remove("x"));
         assert!(!records.remove("x"));
         assert!(records.by_expiry.is_empty());
+    }
+
+    #[test]
+    fn the_same_requester_wins_its_launch_again_others_do_not() {
+        let mut records = Records::default();
+        let mine = claim("h", 0, 1).with_requester([1; 32]);
+        assert!(records.claim(&mine));
+        assert!(records.claim(&mine), "a retry of the same claim");
+        assert!(!records.claim(&claim("h", 0, 2).with_requester([2; 32])));
+        assert!(
+            !records.claim(&claim("h", 0, 2)),
+            "no requester never matches"
+        );
+        let stored = records.by_host["h"];
+        assert!(mine.is_recorded_in(&stored));
+        assert!(!claim("h", 0, 1).is_recorded_in(&stored));
+        let relaunched = claim("h", 3, 4).with_requester([1; 32]);
+        assert!(!relaunched.is_recorded_in(&stored), "another launch");
+    }
+
+    #[test]
+    fn record_reads_back_what_is_not_expired() {
+        let registry = InMemoryJoinRegistry::new();
+        let mine = claim("h", 0, 1).with_requester([1; 32]);
+        let read = |now| {
+            let future = core::pin::pin!(registry.record("h", t(now)));
+            let waker = core::task::Waker::noop();
+            match future.poll(&mut core::task::Context::from_waker(waker)) {
+                core::task::Poll::Ready(Ok(record)) => record,
+                _ => unreachable!("the in-memory registry never waits"),
+            }
+        };
+        assert_eq!(read(1), None);
+        assert!(registry.lock().claim(&mine));
+        assert_eq!(read(5), Some(mine.record()));
+        assert_eq!(read(6), None, "expired at minute 6");
     }
 }

@@ -82,3 +82,23 @@ where
         run.await.unwrap().unwrap();
     }
 }
+
+/// The record a registry reads back and the requester rule, against `registry`: a claim's own
+/// requester may claim its launch again and finds its record; another requester, or none, is
+/// refused; an expired record is not read back.
+pub(crate) async fn requester_and_record<R: JoinRegistry>(registry: &R, host: &str) {
+    let mine = claim(host, 0, 1).with_requester([1; 32]);
+    assert_eq!(registry.record(host, t(1)).await.unwrap(), None);
+    assert!(registry.claim(&mine).await.unwrap());
+    let stored = registry.record(host, t(2)).await.unwrap().unwrap();
+    assert_eq!(stored, mine.record());
+    assert!(mine.is_recorded_in(&stored));
+    assert!(
+        registry.claim(&mine).await.unwrap(),
+        "the same requester again"
+    );
+    let theirs = claim(host, 0, 2).with_requester([2; 32]);
+    assert!(!registry.claim(&theirs).await.unwrap(), "another requester");
+    assert!(!registry.claim(&claim(host, 0, 2)).await.unwrap(), "none");
+    assert_eq!(registry.record(host, t(6)).await.unwrap(), None, "expired");
+}

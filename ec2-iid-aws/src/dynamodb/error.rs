@@ -19,6 +19,9 @@ pub enum Operation {
     DescribeTable,
     /// `dynamodb:DescribeTimeToLive`, from `ensure_table`.
     DescribeTimeToLive,
+    /// `dynamodb:GetItem`: the consistent read of a
+    /// [`record`](ec2_iid::JoinRegistry::record).
+    GetItem,
     /// `dynamodb:PutItem`: the conditional write of a
     /// [`claim`](ec2_iid::JoinRegistry::claim).
     PutItem,
@@ -39,6 +42,7 @@ impl Operation {
             Self::CreateTable => "dynamodb:CreateTable",
             Self::DescribeTable => "dynamodb:DescribeTable",
             Self::DescribeTimeToLive => "dynamodb:DescribeTimeToLive",
+            Self::GetItem => "dynamodb:GetItem",
             Self::PutItem => "dynamodb:PutItem",
             Self::UpdateTimeToLive => "dynamodb:UpdateTimeToLive",
         }

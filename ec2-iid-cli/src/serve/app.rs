@@ -79,8 +79,11 @@ async fn join(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) 
     response
 }
 
-/// Verifies the document, looks the instance up and claims it; the lookup and the claim are
-/// each bounded by the timeout ([`Bounded`]).
+/// Verifies the document, looks the instance up and claims it for a requester unique to this
+/// request; each registry call and the lookup are bounded by the timeout ([`Bounded`]). A
+/// replay is refused before the lookup, and a claim that failed is read back before the
+/// answer (see `PendingJoin::check_instance_once`), so that a 503 never leaves a record that
+/// refuses the instance's retry.
 async fn decide(app: &App, body: &[u8]) -> Result<JoinOutcome, Failure> {
     let now = DateTime::<Utc>::from(SystemTime::now());
     let pending = tracing::info_span!("document")
@@ -95,7 +98,7 @@ async fn decide(app: &App, body: &[u8]) -> Result<JoinOutcome, Failure> {
         timeout: app.timeout,
     };
     pending
-        .check_instance_once(&lookup, &registry, now)
+        .check_instance_once(&lookup, &registry, requester()?, now)
         .await
         .map_err(|e| match e {
             CheckError::Rejected(e) => Failure::Rejected(e),
@@ -196,6 +199,14 @@ fn refusal(status: StatusCode, error: &str, id: &str) -> Response {
 fn json(status: StatusCode, body: &serde_json::Value) -> Response {
     let content_type = [(header::CONTENT_TYPE, "application/json")];
     (status, content_type, body.to_string()).into_response()
+}
+
+/// 32 random bytes: the claim's requester, so that the server can tell its own claim's record
+/// from a concurrent replay's.
+fn requester() -> Result<[u8; 32], Failure> {
+    let mut bytes = [0; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Failure::Other(format!("no randomness: {e}")))?;
+    Ok(bytes)
 }
 
 /// A request id unique in this process: its start time and a counter, in hex.

@@ -10,7 +10,8 @@
 use core::fmt;
 use core::time::Duration;
 
-use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery, JoinClaim, JoinRegistry};
+use chrono::{DateTime, Utc};
+use ec2_iid::{ClaimRecord, InstanceFacts, InstanceLookup, InstanceQuery, JoinClaim, JoinRegistry};
 
 /// A lookup or a registry whose every call is bounded by `timeout`.
 #[derive(Debug)]
@@ -65,11 +66,18 @@ impl<T: JoinRegistry + Sync> JoinRegistry for Bounded<'_, T> {
     async fn claim(&self, claim: &JoinClaim) -> Result<bool, Self::Error> {
         self.bound(self.inner.claim(claim)).await
     }
+
+    async fn record(
+        &self,
+        host_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimRecord>, Self::Error> {
+        self.bound(self.inner.record(host_id, now)).await
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use chrono::{DateTime, Utc};
     use ec2_iid::InMemoryJoinRegistry;
 
     use super::*;
@@ -86,6 +94,15 @@ mod tests {
         async fn claim(&self, claim: &JoinClaim) -> Result<bool, Self::Error> {
             tokio::time::sleep(self.delay).await;
             self.inner.claim(claim).await
+        }
+
+        async fn record(
+            &self,
+            host_id: &str,
+            now: DateTime<Utc>,
+        ) -> Result<Option<ClaimRecord>, Self::Error> {
+            tokio::time::sleep(self.delay).await;
+            self.inner.record(host_id, now).await
         }
     }
 

@@ -2,9 +2,12 @@
 //! [`Registry`] and of [`RegistryError`], and one arm of [`Registry::open`].
 
 use core::fmt;
+use core::time::Duration;
 
 use aws_config::SdkConfig;
-use ec2_iid::{InMemoryJoinRegistry, JoinClaim, JoinRegistry};
+use aws_config::timeout::TimeoutConfig;
+use chrono::{DateTime, Utc};
+use ec2_iid::{ClaimRecord, InMemoryJoinRegistry, JoinClaim, JoinRegistry};
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError};
 use ec2_iid_postgres::{PostgresJoinRegistry, PostgresRegistryError};
 use tracing::Instrument as _;
@@ -29,11 +32,16 @@ pub(crate) enum RegistryError {
 
 impl Registry {
     /// Opens the registry of `spec`; PostgreSQL's table is created if missing (`migrate`).
-    /// `config` is the AWS SDK configuration (for DynamoDB).
+    /// `config` is the AWS SDK configuration (for DynamoDB); `timeout` is the server's bound on
+    /// each registry call.
     ///
     /// # Errors
     /// The setup error to print.
-    pub(crate) async fn open(spec: &RegistrySpec, config: &SdkConfig) -> Result<Self, String> {
+    pub(crate) async fn open(
+        spec: &RegistrySpec,
+        config: &SdkConfig,
+        timeout: Duration,
+    ) -> Result<Self, String> {
         match spec {
             RegistrySpec::Memory => {
                 tracing::warn!(
@@ -53,7 +61,11 @@ impl Registry {
                 Ok(Self::Postgres(registry))
             }
             RegistrySpec::DynamoDb(table) => {
-                let registry = DynamoDbJoinRegistry::from_conf(config, table.as_str());
+                let config = config
+                    .to_builder()
+                    .timeout_config(sdk_timeouts(timeout))
+                    .build();
+                let registry = DynamoDbJoinRegistry::from_conf(&config, table.as_str());
                 registry
                     .ensure_table()
                     .await
@@ -63,6 +75,17 @@ impl Registry {
             }
         }
     }
+}
+
+/// The DynamoDB client's own bounds, below the server's `timeout`: the SDK gives up (each
+/// attempt within a third of it, all its retries within 3/4) before the server does, so the
+/// server still has time to read the record back and learn whether a write whose answer was
+/// lost was recorded, before it answers.
+fn sdk_timeouts(timeout: Duration) -> TimeoutConfig {
+    TimeoutConfig::builder()
+        .operation_attempt_timeout(timeout / 3)
+        .operation_timeout(timeout.saturating_mul(3) / 4)
+        .build()
 }
 
 impl RegistryError {
@@ -86,6 +109,32 @@ impl fmt::Display for RegistryError {
 
 impl JoinRegistry for Registry {
     type Error = RegistryError;
+
+    async fn record(
+        &self,
+        host_id: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<ClaimRecord>, RegistryError> {
+        let span = tracing::info_span!("registry_read", host_id = %host_id);
+        async {
+            match self {
+                Self::Memory(registry) => match registry.record(host_id, now).await {
+                    Ok(record) => Ok(record),
+                    Err(never) => match never {},
+                },
+                Self::Postgres(registry) => registry
+                    .record(host_id, now)
+                    .await
+                    .map_err(RegistryError::Postgres),
+                Self::DynamoDb(registry) => registry
+                    .record(host_id, now)
+                    .await
+                    .map_err(RegistryError::DynamoDb),
+            }
+        }
+        .instrument(span)
+        .await
+    }
 
     async fn claim(&self, claim: &JoinClaim) -> Result<bool, RegistryError> {
         let span = tracing::info_span!("registry", host_id = %claim.host_id);
