@@ -340,11 +340,12 @@ fn refusal_kind(status: StatusCode, text: &str) -> String {
 /// `text` from a join server (an answer's body, a refusal's kind, a message quoting it) made
 /// safe to print or log: its first [`MAX_PRINTED_CHARS`] characters (then `...`), every
 /// control character (C0 including ESC, DEL, C1) written as a `\u00XX` escape, so that no
-/// terminal escape sequence gets through.
+/// terminal escape sequence gets through, and so are the bidirectional controls (`\u202e`
+/// and the like), which would reorder what a reader sees.
 ///
 /// Valid JSON stays valid JSON with the same value unless it is cut: raw control characters
-/// can only be whitespace outside its strings (written as spaces) or DEL and C1 inside them
-/// (where `\u00XX` is JSON's own escape). Bidirectional and other format characters are kept.
+/// can only be whitespace outside its strings (written as spaces) or DEL, C1 and the
+/// bidirectional controls inside them (where `\uXXXX` is JSON's own escape).
 ///
 /// ```
 /// use ec2_iid_aws::join::printable;
@@ -360,7 +361,9 @@ pub fn printable(text: &str) -> String {
     for c in chars.by_ref().take(MAX_PRINTED_CHARS) {
         match c {
             '\t' | '\n' | '\r' if json => out.push(' '),
-            c if c.is_control() => out.push_str(&format!("\\u{:04x}", u32::from(c))),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
             c => out.push(c),
         }
     }
@@ -368,6 +371,14 @@ pub fn printable(text: &str) -> String {
         out.push_str("...");
     }
     out
+}
+
+/// Whether `c` changes the direction of the text around it (Unicode's `Bidi_Control`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
 }
 
 /// Whether `host` (a URL's, IPv6 in brackets or not) is this host: `localhost`, `127.0.0.0/8`,
@@ -784,6 +795,9 @@ mod tests {
         let value = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
         assert_eq!(value(&shown), value(body));
         assert_eq!(printable(r#"{"a":"\u001b"}"#), r#"{"a":"\u001b"}"#);
+        let bidi = "{\"a\":\"x\u{202e}y\u{2066}\u{61c}\"}";
+        assert_eq!(printable(bidi), r#"{"a":"x\u202ey\u2066\u061c"}"#);
+        assert_eq!(value(&printable(bidi)), value(bidi));
     }
 
     #[test]
@@ -840,6 +854,8 @@ mod tests {
             "http://[2001:db8::1]",
             "http://localhost.example",
             "http://0.0.0.0",
+            "http://127.0.0.1@192.0.2.1",
+            "http://127.0.0.1.example",
         ] {
             let err = build(server, false).unwrap_err();
             assert_eq!(

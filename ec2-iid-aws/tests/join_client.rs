@@ -307,8 +307,9 @@ async fn a_stalled_refusal_body_is_still_a_refusal() {
         .unwrap_err();
     let elapsed = started.elapsed();
     assert!(elapsed >= ANSWER_READ_TIMEOUT, "{elapsed:?}");
+    // Well before the 10 s deadline: the status decided.
     assert!(
-        elapsed < ANSWER_READ_TIMEOUT + Duration::from_secs(1),
+        elapsed < ANSWER_READ_TIMEOUT + Duration::from_secs(4),
         "{elapsed:?}"
     );
     assert!(
