@@ -58,7 +58,8 @@ pub(crate) struct JoinArgs {
 /// Joins; `Err` is a usage error (exit 2).
 ///
 /// # Errors
-/// The usage error to print: an invalid `--server` or `--imds-endpoint`.
+/// The usage error to print: an invalid `--server` (or an `http://` one off this host without
+/// `--insecure-http`), `--imds-endpoint` or `--ca-cert`.
 pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
     let fetcher = match &args.imds_endpoint {
         Some(url) => ImdsFetcher::builder()
