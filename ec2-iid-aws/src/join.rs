@@ -9,38 +9,51 @@
 //!   ([`JoinError::Refused`]);
 //! * 503, optionally with `Retry-After` (whole seconds): retried.
 //!
-//! Connection errors and 503 answers are retried with full-jitter exponential backoff
-//! ([`INITIAL_BACKOFF`] doubling up to [`MAX_BACKOFF`], or the server's `Retry-After`) until
-//! the deadline ([`DEFAULT_DEADLINE`]) is spent (a `Retry-After` beyond it ends the join at
-//! once): then [`JoinError::GaveUp`]. Any other status
-//! is [`JoinError::UnexpectedStatus`]. A request whose answer is lost after the server let the
-//! instance join is retried too, and the retry is refused as `already_joined`.
+//! The status decides: at most [`MAX_ANSWER_LEN`] bytes of an answer's body are read (within
+//! [`ANSWER_READ_TIMEOUT`]), so an oversized, slow or cut body does not turn a refusal into a
+//! retry. Connection errors and 503 answers are retried, never sooner than [`MIN_BACKOFF`]
+//! after the last attempt (whatever `Retry-After` says: `Retry-After: 0` must not become a
+//! flood): the pause is the server's `Retry-After` or [`MIN_BACKOFF`] plus full-jitter
+//! exponential backoff ([`INITIAL_BACKOFF`] doubling up to [`MAX_BACKOFF`]), whichever is
+//! longer. Retries end at the deadline ([`DEFAULT_DEADLINE`]; a `Retry-After` beyond it ends
+//! the join at once) or after [`DEFAULT_MAX_ATTEMPTS`] requests: then [`JoinError::GaveUp`].
+//! Any other status is [`JoinError::UnexpectedStatus`], not retried. A request whose answer
+//! is lost after the server let the instance join is retried too, and the retry is refused
+//! as `already_joined`.
 //!
 //! `/signature` is not supported: the server takes one text, and the `/document` +
 //! `/signature` pair has no agreed body yet ([`JoinConfigError::UnsupportedFormat`]).
 //!
 //! `https://` servers are checked against the system's root certificates (as
 //! `rustls-native-certs` finds them) and any [`JoinClientBuilder::ca_certificates_pem`]; a
-//! certificate that does not verify is [`JoinError::Tls`], not retried.
+//! certificate that does not verify is [`JoinError::Tls`], not retried. Plain `http://` is
+//! refused ([`JoinConfigError::InsecureHttp`]) unless the server is on this host (`localhost`,
+//! `127.0.0.0/8`, `::1`) or [`JoinClientBuilder::allow_insecure_http`] says otherwise: the
+//! document is a bearer proof until the server has used it, so anyone on the path could read
+//! it and race it to the server.
+//!
+//! What a server sends is untrusted: pass it through [`printable`] before printing or logging
+//! it ([`JoinError`]'s messages already do).
 //!
 //! ```no_run
-//! use ec2_iid_aws::join::JoinClient;
+//! use ec2_iid_aws::join::{JoinClient, printable};
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //! let client = JoinClient::builder("https://join.internal:8443").build()?;
 //! let joined = client.join().await?;
-//! println!("{}", joined.body());
+//! println!("{}", printable(joined.body()));
 //! # Ok(())
 //! # }
 //! ```
 
 use core::time::Duration;
+use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
+use std::time::SystemTime;
 
 use ec2_iid::{Format, SignedInput};
-use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Bytes;
+use http_body_util::{BodyExt as _, Full};
+use hyper::body::{Bytes, Incoming};
 use hyper::{Method, Request, StatusCode, Uri, header};
 use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
@@ -48,26 +61,38 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
+use tokio::time::Instant;
 
 use crate::imds::{ImdsError, ImdsFetcher};
 
 /// The default time a join may take, IMDS and retries included: 60 s.
 pub const DEFAULT_DEADLINE: Duration = Duration::from_secs(60);
 
-/// The first backoff's upper bound: 200 ms.
+/// The default number of requests a join may make: 100 (the deadline usually ends it first).
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 100;
+
+/// The least pause between two requests, whatever the server's `Retry-After` says: 250 ms.
+pub const MIN_BACKOFF: Duration = Duration::from_millis(250);
+
+/// The first jitter's upper bound, added to [`MIN_BACKOFF`]: 200 ms.
 pub const INITIAL_BACKOFF: Duration = Duration::from_millis(200);
 
-/// The largest backoff bound: 5 s.
+/// The largest jitter bound: 5 s.
 pub const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// The largest part of a server's answer read: 64 KiB (the server's answers are a few dozen
+/// bytes); the rest is dropped, and the status decides.
+pub const MAX_ANSWER_LEN: usize = 64 * 1024;
+
+/// The longest an answer's body is waited for once its status is in: 2 s; then the status
+/// decides with what came.
+pub const ANSWER_READ_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// The most characters of a server's text that [`printable`] keeps: 1024.
+pub const MAX_PRINTED_CHARS: usize = 1024;
 
 /// The least time left for an attempt to be worth making: 100 ms.
 const MIN_ATTEMPT: Duration = Duration::from_millis(100);
-
-/// The largest server answer read: 64 KiB (the server's answers are a few dozen bytes).
-const MAX_ANSWER_LEN: usize = 64 * 1024;
-
-/// The most characters of a server's answer quoted in a message.
-const MAX_EXCERPT_CHARS: usize = 200;
 
 /// The longest refusal kind kept from a server's answer.
 const MAX_KIND_LEN: usize = 64;
@@ -79,6 +104,8 @@ pub struct JoinClient {
     fetcher: ImdsFetcher,
     format: Format,
     deadline: Duration,
+    max_attempts: u32,
+    insecure_http: bool,
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
@@ -89,12 +116,14 @@ pub struct JoinClientBuilder {
     fetcher: Option<ImdsFetcher>,
     format: Format,
     deadline: Duration,
+    max_attempts: u32,
+    allow_insecure_http: bool,
     ca_certificates: Vec<CertificateDer<'static>>,
     ca_error: Option<JoinConfigError>,
 }
 
 impl JoinClient {
-    /// A builder for the join server at `server` (e.g. `http://join.internal:8080`; the
+    /// A builder for the join server at `server` (e.g. `https://join.internal:8443`; the
     /// client posts to `{server}/join`).
     #[must_use]
     pub fn builder(server: impl Into<String>) -> JoinClientBuilder {
@@ -103,6 +132,8 @@ impl JoinClient {
             fetcher: None,
             format: Format::Rsa2048,
             deadline: DEFAULT_DEADLINE,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            allow_insecure_http: false,
             ca_certificates: Vec::new(),
             ca_error: None,
         }
@@ -114,23 +145,30 @@ impl JoinClient {
         &self.url
     }
 
+    /// Whether the document goes over plain `http://` to another host than this one, as
+    /// [`JoinClientBuilder::allow_insecure_http`] allowed: worth a warning.
+    #[must_use]
+    pub fn is_insecure_http(&self) -> bool {
+        self.insecure_http
+    }
+
     /// Fetches the document from IMDS and posts it, retrying 503 answers and connection
-    /// errors until the deadline.
+    /// errors until the deadline or the last allowed attempt.
     ///
     /// # Errors
     /// [`JoinError::Imds`] if the document could not be fetched, [`JoinError::Refused`] for a
     /// 400, 403 or 413 answer, [`JoinError::UnexpectedStatus`] for another status than 200
     /// and 503, [`JoinError::Tls`] when an `https://` server's certificate does not verify,
-    /// [`JoinError::GaveUp`] when the deadline passed.
+    /// [`JoinError::GaveUp`] when the deadline passed or no attempt is left.
     pub async fn join(&self) -> Result<Joined, JoinError> {
-        let started = Instant::now();
+        let until = Instant::now() + self.deadline;
         let gave_up = |attempts, last| JoinError::GaveUp {
             url: self.url.to_string(),
             attempts,
             deadline: self.deadline,
             last,
         };
-        let signed = tokio::time::timeout(self.deadline, self.fetcher.fetch(self.format))
+        let signed = tokio::time::timeout_at(until, self.fetcher.fetch(self.format))
             .await
             .map_err(|_| gave_up(0, "fetching the document from IMDS took too long".into()))??;
         let body = match signed.input() {
@@ -142,58 +180,59 @@ impl JoinClient {
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let remaining = self.deadline.saturating_sub(started.elapsed());
-            let attempt = tokio::time::timeout(remaining, self.post(body.clone())).await;
-            let (last, retry_after) = match attempt {
-                Err(_) => return Err(gave_up(attempts, "no answer in time".into())),
-                Ok(Ok(Answer::Joined(joined))) => return Ok(joined),
-                Ok(Ok(Answer::Final(err))) => return Err(err),
-                Ok(Ok(Answer::Unavailable(retry_after))) => {
+            let (last, retry_after) = match self.post(body.clone(), until).await {
+                Attempt::Joined(joined) => return Ok(joined),
+                Attempt::Final(err) => return Err(err),
+                Attempt::TimedOut => return Err(gave_up(attempts, "no answer in time".into())),
+                Attempt::Unavailable(retry_after) => {
                     ("HTTP 503 Service Unavailable".to_owned(), retry_after)
                 }
-                Ok(Err(last)) => (last, None),
+                Attempt::Failed(last) => (last, None),
             };
-            let remaining = self.deadline.saturating_sub(started.elapsed());
+            if attempts >= self.max_attempts {
+                let last = format!("{last} (no attempt left: at most {attempts})");
+                return Err(gave_up(attempts, last));
+            }
+            let remaining = until.saturating_duration_since(Instant::now());
             // The server's Retry-After is honoured, so one beyond the deadline ends the join;
-            // our own backoff is cut at the deadline, and an attempt needs MIN_ATTEMPT left.
+            // never sooner than MIN_BACKOFF, whatever it says (`Retry-After: 0` must not
+            // become a flood); the pause is cut at the deadline, and an attempt needs
+            // MIN_ATTEMPT left.
             let wait = match retry_after {
                 Some(wait) if wait >= remaining => return Err(gave_up(attempts, last)),
-                Some(wait) => wait,
-                None => backoff.next().min(remaining),
+                Some(wait) => wait.max(backoff.next()),
+                None => backoff.next(),
             };
-            tokio::time::sleep(wait).await;
-            if self.deadline.saturating_sub(started.elapsed()) < MIN_ATTEMPT {
+            tokio::time::sleep(wait.min(remaining)).await;
+            if until.saturating_duration_since(Instant::now()) < MIN_ATTEMPT {
                 return Err(gave_up(attempts, last));
             }
         }
     }
 
-    /// One `POST`: the answer sorted, or the transport error's text (retried).
-    async fn post(&self, body: Bytes) -> Result<Answer, String> {
-        match self.send(body).await {
-            Err(Failure::Tls(reason)) => Ok(Answer::Final(JoinError::Tls {
-                url: self.url.to_string(),
-                reason,
-            })),
-            Err(Failure::Transport(text)) => Err(text),
-            Ok(answer) => Ok(answer),
-        }
-    }
-
-    async fn send(&self, body: Bytes) -> Result<Answer, Failure> {
+    /// One `POST`, its answer sorted by status. The answer's head must come by `until`; its
+    /// body is read up to [`MAX_ANSWER_LEN`] bytes, for at most [`ANSWER_READ_TIMEOUT`].
+    async fn post(&self, body: Bytes, until: Instant) -> Attempt {
         let request = Request::builder()
             .method(Method::POST)
             .uri(self.url.clone())
             .header(header::CONTENT_TYPE, "text/plain")
-            .body(Full::new(body))
-            .map_err(|e| Failure::Transport(e.to_string()))?;
-        let response = self.http.request(request).await.map_err(|e| {
-            if chain(&e).any(is_tls_error) {
-                Failure::Tls(error_chain(&e))
-            } else {
-                Failure::Transport(error_chain(&e))
+            .body(Full::new(body));
+        let request = match request {
+            Ok(request) => request,
+            Err(e) => return Attempt::Failed(e.to_string()),
+        };
+        let response = match tokio::time::timeout_at(until, self.http.request(request)).await {
+            Err(_) => return Attempt::TimedOut,
+            Ok(Err(e)) if chain(&e).any(is_tls_error) => {
+                return Attempt::Final(JoinError::Tls {
+                    url: self.url.to_string(),
+                    reason: error_chain(&e),
+                });
             }
-        })?;
+            Ok(Err(e)) => return Attempt::Failed(error_chain(&e)),
+            Ok(Ok(response)) => response,
+        };
         let status = response.status();
         let retry_after = response
             .headers()
@@ -201,36 +240,41 @@ impl JoinClient {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let answer = Limited::new(response.into_body(), MAX_ANSWER_LEN)
-            .collect()
-            .await
-            .map_err(|e| Failure::Transport(format!("reading the answer: {e}")))?
-            .to_bytes();
+        let read_until = until.min(Instant::now() + ANSWER_READ_TIMEOUT);
+        let answer = read_prefix(response.into_body(), read_until).await;
         let text = String::from_utf8_lossy(&answer).trim_end().to_owned();
-        Ok(match status {
-            StatusCode::OK => Answer::Joined(Joined::new(text)),
-            StatusCode::SERVICE_UNAVAILABLE => Answer::Unavailable(retry_after),
+        match status {
+            StatusCode::OK => Attempt::Joined(Joined::new(text)),
+            StatusCode::SERVICE_UNAVAILABLE => Attempt::Unavailable(retry_after),
             StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN | StatusCode::PAYLOAD_TOO_LARGE => {
-                Answer::Final(JoinError::Refused {
+                Attempt::Final(JoinError::Refused {
                     status: status.as_u16(),
                     kind: refusal_kind(status, &text),
                     body: text,
                 })
             }
-            _ => Answer::Final(JoinError::UnexpectedStatus {
+            _ => Attempt::Final(JoinError::UnexpectedStatus {
                 status: status.as_u16(),
                 body: text,
             }),
-        })
+        }
     }
 }
 
-/// Why a request got no answer.
-enum Failure {
-    /// The TLS handshake failed (the server's certificate): retrying would not help.
-    Tls(String),
-    /// Anything else: retried.
-    Transport(String),
+/// The first [`MAX_ANSWER_LEN`] bytes of `body`, or what came of them by `until` or before the
+/// body failed: the status decides, the body only says more.
+async fn read_prefix(mut body: Incoming, until: Instant) -> Vec<u8> {
+    let mut read = Vec::new();
+    while read.len() < MAX_ANSWER_LEN {
+        let Ok(Some(Ok(frame))) = tokio::time::timeout_at(until, body.frame()).await else {
+            break;
+        };
+        if let Ok(data) = frame.into_data() {
+            let room = MAX_ANSWER_LEN.saturating_sub(read.len());
+            read.extend_from_slice(data.get(..room).unwrap_or(&data));
+        }
+    }
+    read
 }
 
 /// Whether `err` is rustls's, directly or inside `io::Error`s (tokio-rustls wraps it in one,
@@ -258,11 +302,18 @@ fn chain<'a>(
     core::iter::successors(Some(err), |&e| e.source())
 }
 
-/// What one answer means for the loop.
-enum Answer {
+/// What one attempt means for the loop.
+enum Attempt {
+    /// 200.
     Joined(Joined),
+    /// Not retried: a refusal, another status, a TLS failure.
     Final(JoinError),
+    /// 503, with the server's `Retry-After`.
     Unavailable(Option<Duration>),
+    /// No answer (connection refused, reset, ...): retried.
+    Failed(String),
+    /// No answer by the deadline.
+    TimedOut,
 }
 
 /// The refusal's kind: the answer's `error` field if it is a short identifier, else one named
@@ -286,26 +337,60 @@ fn refusal_kind(status: StatusCode, text: &str) -> String {
     })
 }
 
-/// At most [`MAX_EXCERPT_CHARS`] characters of a server's answer, control characters escaped:
-/// for messages, which must not carry a whole page or terminal escapes.
-fn excerpt(text: &str) -> String {
-    let mut out: String = text
-        .chars()
-        .take(MAX_EXCERPT_CHARS)
-        .flat_map(|c| {
-            let escaped = c
-                .is_control()
-                .then(|| c.escape_default().collect::<String>());
-            escaped
-                .unwrap_or_else(|| c.to_string())
-                .chars()
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    if text.chars().nth(MAX_EXCERPT_CHARS).is_some() {
+/// `text` from a join server (an answer's body, a refusal's kind, a message quoting it) made
+/// safe to print or log: its first [`MAX_PRINTED_CHARS`] characters (then `...`), every
+/// control character (C0 including ESC, DEL, C1) written as a `\u00XX` escape, so that no
+/// terminal escape sequence gets through, and so are the bidirectional controls (`\u202e`
+/// and the like), which would reorder what a reader sees.
+///
+/// Valid JSON stays valid JSON with the same value unless it is cut: raw control characters
+/// can only be whitespace outside its strings (written as spaces) or DEL, C1 and the
+/// bidirectional controls inside them (where `\uXXXX` is JSON's own escape).
+///
+/// ```
+/// use ec2_iid_aws::join::printable;
+///
+/// assert_eq!(printable("\u{1b}[2Jgone"), "\\u001b[2Jgone");
+/// assert_eq!(printable("{\"host_id\":\"\u{9b}x\"}\n"), r#"{"host_id":"\u009bx"} "#);
+/// ```
+#[must_use]
+pub fn printable(text: &str) -> String {
+    let json = serde_json::from_str::<serde_json::Value>(text).is_ok();
+    let mut out = String::with_capacity(text.len().min(MAX_PRINTED_CHARS));
+    let mut chars = text.chars();
+    for c in chars.by_ref().take(MAX_PRINTED_CHARS) {
+        match c {
+            '\t' | '\n' | '\r' if json => out.push(' '),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{:04x}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    if chars.next().is_some() {
         out.push_str("...");
     }
     out
+}
+
+/// Whether `c` changes the direction of the text around it (Unicode's `Bidi_Control`).
+fn is_bidi_control(c: char) -> bool {
+    matches!(
+        c,
+        '\u{061c}' | '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// Whether `host` (a URL's, IPv6 in brackets or not) is this host: `localhost`, `127.0.0.0/8`,
+/// `::1` (or `::ffff:127.x.y.z`).
+fn is_loopback(host: &str) -> bool {
+    let host = host.strip_prefix('[').unwrap_or(host);
+    let host = host.strip_suffix(']').unwrap_or(host);
+    host.eq_ignore_ascii_case("localhost")
+        || host.eq_ignore_ascii_case("localhost.")
+        || host
+            .parse::<IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback())
 }
 
 /// `err` and its sources, joined with `: `.
@@ -355,6 +440,24 @@ impl JoinClientBuilder {
         self
     }
 
+    /// The most requests a join makes (at least 1), for a long deadline. Default:
+    /// [`DEFAULT_MAX_ATTEMPTS`].
+    #[must_use]
+    pub fn max_attempts(mut self, max_attempts: u32) -> Self {
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// Send the document over plain `http://` to another host than this one (`localhost`,
+    /// `127.0.0.0/8`, `::1`), where anyone on the path can read it and race it to the server.
+    /// Default: `false`, and [`build`](Self::build) refuses such a server
+    /// ([`JoinConfigError::InsecureHttp`]); [`JoinClient::is_insecure_http`] then says to warn.
+    #[must_use]
+    pub fn allow_insecure_http(mut self, allow: bool) -> Self {
+        self.allow_insecure_http = allow;
+        self
+    }
+
     /// The client. No request is made yet.
     ///
     /// # Errors
@@ -362,7 +465,8 @@ impl JoinClientBuilder {
     /// `https://` URL, [`JoinConfigError::UnsupportedFormat`] for another format than
     /// `rsa2048` and `pkcs7`, [`JoinConfigError::InvalidCaCertificates`] for PEM without a
     /// valid certificate, [`JoinConfigError::NoRootCertificates`] for an `https://` server
-    /// when no certificate is trusted.
+    /// when no certificate is trusted, [`JoinConfigError::InsecureHttp`] for an `http://`
+    /// server on another host unless [`allow_insecure_http`](Self::allow_insecure_http).
     pub fn build(self) -> Result<JoinClient, JoinConfigError> {
         if !matches!(self.format, Format::Rsa2048 | Format::Pkcs7) {
             return Err(JoinConfigError::UnsupportedFormat);
@@ -382,6 +486,12 @@ impl JoinClientBuilder {
         if base.authority().is_none() || base.query().is_some() {
             return Err(invalid());
         }
+        let insecure_http = !https && !base.host().is_some_and(is_loopback);
+        if insecure_http && !self.allow_insecure_http {
+            return Err(JoinConfigError::InsecureHttp {
+                server: self.server.clone(),
+            });
+        }
         let url = format!("{}/join", self.server.trim_end_matches('/'))
             .parse()
             .map_err(|_| invalid())?;
@@ -399,6 +509,8 @@ impl JoinClientBuilder {
             fetcher: self.fetcher.unwrap_or_default(),
             format: self.format,
             deadline: self.deadline,
+            max_attempts: self.max_attempts,
+            insecure_http,
             http: Client::builder(TokioExecutor::new()).build(connector),
         })
     }
@@ -496,6 +608,18 @@ pub enum JoinConfigError {
          CA certificates (e.g. the ca-certificates package) or pass the server's CA"
     )]
     NoRootCertificates,
+    /// An `http://` server on another host than this one, and
+    /// [`JoinClientBuilder::allow_insecure_http`] not set: anyone on the path could read the
+    /// document and race it to the server.
+    #[non_exhaustive]
+    #[error(
+        "refusing plain http:// to {server:?}, not this host: anyone on the path could read the \
+         identity document and join with it first; use https://, or allow insecure HTTP"
+    )]
+    InsecureHttp {
+        /// The server as given.
+        server: String,
+    },
     /// rustls refused the TLS settings.
     #[non_exhaustive]
     #[error("TLS settings refused: {reason}")]
@@ -513,43 +637,52 @@ pub enum JoinError {
     #[error(transparent)]
     Config(#[from] JoinConfigError),
     /// The identity document could not be fetched from IMDS; the message says what to check.
-    #[error("fetching the identity document: {0}")]
+    #[error("fetching the identity document: {}", printable(&.0.to_string()))]
     Imds(#[from] ImdsError),
     /// The server refused the document (400, 403 or 413); retrying would not help.
     #[non_exhaustive]
-    #[error("refused: {kind} (HTTP {status})")]
+    #[error("refused: {} (HTTP {status})", printable(kind))]
     Refused {
         /// 400, 403 or 413.
         status: u16,
         /// The answer's `error` (e.g. `no_rule_matched`, `already_joined`), or `malformed`,
         /// `refused`, `too_large` after the status when it has none.
         kind: String,
-        /// The answer as sent (at most 64 KiB).
+        /// The answer as sent (at most [`MAX_ANSWER_LEN`] bytes read; [`printable`] before
+        /// printing it).
         body: String,
     },
     /// The server answered another status than 200, 400, 403, 413 and 503 (e.g. 500 for its
     /// own configuration error).
     #[non_exhaustive]
-    #[error("the join server answered HTTP {status}: {}", excerpt(body))]
+    #[error("the join server answered HTTP {status}: {}", printable(body))]
     UnexpectedStatus {
         /// The HTTP status.
         status: u16,
-        /// The answer as sent (at most 64 KiB; the message quotes its first 200 characters).
+        /// The answer as sent (at most [`MAX_ANSWER_LEN`] bytes read; the message quotes it
+        /// through [`printable`]).
         body: String,
     },
     /// The TLS handshake with an `https://` server failed, e.g. its certificate does not
     /// verify against the trusted roots; not retried.
     #[non_exhaustive]
-    #[error("TLS with {url} failed: {reason}: check the server's certificate, or trust its CA")]
+    #[error(
+        "TLS with {url} failed: {}: check the server's certificate, or trust its CA",
+        printable(reason)
+    )]
     Tls {
         /// The URL posted to.
         url: String,
         /// What rustls said.
         reason: String,
     },
-    /// The deadline passed while the server was unreachable or unavailable.
+    /// The deadline passed, or no attempt was left, while the server was unreachable or
+    /// unavailable.
     #[non_exhaustive]
-    #[error("gave up on {url} after {attempts} attempt(s) within {deadline:?}: {last}")]
+    #[error(
+        "gave up on {url} after {attempts} attempt(s) within {deadline:?}: {}",
+        printable(last)
+    )]
     GaveUp {
         /// The URL posted to.
         url: String,
@@ -562,7 +695,8 @@ pub enum JoinError {
     },
 }
 
-/// Full-jitter exponential backoff: the n-th wait is uniform in `[0, min(MAX, INITIAL·2ⁿ)]`.
+/// Exponential backoff above a floor: the n-th wait is [`MIN_BACKOFF`] plus a full jitter,
+/// uniform in `[0, min(MAX, INITIAL·2ⁿ)]`, so it is never shorter than the floor.
 #[derive(Debug)]
 struct Backoff {
     bound: Duration,
@@ -588,9 +722,9 @@ impl Backoff {
         self.state ^= self.state >> 7;
         self.state ^= self.state << 17;
         let bound_ms = u64::try_from(self.bound.as_millis()).unwrap_or(u64::MAX);
-        let wait = Duration::from_millis(self.state % bound_ms.saturating_add(1));
+        let jitter = Duration::from_millis(self.state % bound_ms.saturating_add(1));
         self.bound = (self.bound * 2).min(MAX_BACKOFF);
-        wait
+        MIN_BACKOFF + jitter
     }
 }
 
@@ -603,7 +737,11 @@ mod tests {
         let mut backoff = Backoff::new();
         let mut bound = INITIAL_BACKOFF;
         for _ in 0..10 {
-            assert!(backoff.next() <= bound);
+            let wait = backoff.next();
+            assert!(
+                MIN_BACKOFF <= wait && wait <= MIN_BACKOFF + bound,
+                "{wait:?}"
+            );
             bound = (bound * 2).min(MAX_BACKOFF);
         }
         assert_eq!(backoff.bound, MAX_BACKOFF);
@@ -631,11 +769,114 @@ mod tests {
     }
 
     #[test]
-    fn excerpts_are_bounded_and_escaped() {
-        assert_eq!(excerpt("oops\u{1b}[2J\n"), "oops\\u{1b}[2J\\n");
-        let long = "x".repeat(MAX_EXCERPT_CHARS + 1);
-        assert_eq!(excerpt(&long), format!("{}...", &long[..MAX_EXCERPT_CHARS]));
-        assert_eq!(excerpt(&long[1..]), long[1..]);
+    fn printable_escapes_controls_and_is_bounded() {
+        assert_eq!(
+            printable("oops\u{1b}[2J\n\u{7f}\u{85}é"),
+            r"oops\u001b[2J\u000a\u007f\u0085é"
+        );
+        let long = "x".repeat(MAX_PRINTED_CHARS + 1);
+        assert_eq!(
+            printable(&long),
+            format!("{}...", &long[..MAX_PRINTED_CHARS])
+        );
+        assert_eq!(printable(&long[1..]), long[1..]);
+        let escapes = "\u{1b}".repeat(MAX_PRINTED_CHARS + 1);
+        assert_eq!(
+            printable(&escapes),
+            format!("{}...", r"\u001b".repeat(MAX_PRINTED_CHARS))
+        );
+    }
+
+    #[test]
+    fn printable_json_stays_json_with_the_same_value() {
+        let body = "{\n\t\"host_id\": \"a\u{9b}31m\u{7f}\",\r\n \"n\": 1}";
+        let shown = printable(body);
+        assert!(!shown.chars().any(char::is_control), "{shown}");
+        let value = |text: &str| serde_json::from_str::<serde_json::Value>(text).unwrap();
+        assert_eq!(value(&shown), value(body));
+        assert_eq!(printable(r#"{"a":"\u001b"}"#), r#"{"a":"\u001b"}"#);
+        let bidi = "{\"a\":\"x\u{202e}y\u{2066}\u{61c}\"}";
+        assert_eq!(printable(bidi), r#"{"a":"x\u202ey\u2066\u061c"}"#);
+        assert_eq!(value(&printable(bidi)), value(bidi));
+    }
+
+    #[test]
+    fn messages_carry_no_control_characters() {
+        let errors = [
+            JoinError::Refused {
+                status: 403,
+                kind: "k\u{1b}".into(),
+                body: "\u{1b}[2J".into(),
+            },
+            JoinError::UnexpectedStatus {
+                status: 500,
+                body: "\u{1b}]0;x\u{7}\u{9b}".into(),
+            },
+            JoinError::Tls {
+                url: "https://h/join".into(),
+                reason: "\u{1b}[1m".into(),
+            },
+            JoinError::GaveUp {
+                url: "http://h/join".into(),
+                attempts: 1,
+                deadline: DEFAULT_DEADLINE,
+                last: "\r\u{1b}[K".into(),
+            },
+        ];
+        for err in errors {
+            let message = err.to_string();
+            assert!(!message.chars().any(char::is_control), "{message:?}");
+            assert!(message.contains(r"\u001b"), "{message}");
+        }
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback_unless_allowed() {
+        let build = |server: &str, allow| {
+            JoinClient::builder(server)
+                .allow_insecure_http(allow)
+                .build()
+                .map(|c| c.is_insecure_http())
+        };
+        for server in [
+            "http://127.0.0.1:8080",
+            "http://127.3.2.1",
+            "http://[::1]:8080",
+            "http://localhost:8080",
+            "http://LOCALHOST.",
+            "http://[::ffff:127.0.0.1]",
+        ] {
+            assert_eq!(build(server, false), Ok(false), "{server}");
+        }
+        for server in [
+            "http://192.0.2.1:8080",
+            "http://join.internal",
+            "http://[2001:db8::1]",
+            "http://localhost.example",
+            "http://0.0.0.0",
+            "http://127.0.0.1@192.0.2.1",
+            "http://127.0.0.1.example",
+        ] {
+            let err = build(server, false).unwrap_err();
+            assert_eq!(
+                err,
+                JoinConfigError::InsecureHttp {
+                    server: server.into()
+                }
+            );
+            assert!(err.to_string().contains("use https://"), "{err}");
+            assert_eq!(build(server, true), Ok(true), "{server}");
+        }
+        let https = JoinClient::builder("https://192.0.2.1")
+            .ca_certificates_pem(include_bytes!("../tests/data/tls/ca.pem"));
+        assert_eq!(https.build().map(|c| c.is_insecure_http()), Ok(false));
+    }
+
+    #[test]
+    fn max_attempts_is_at_least_one() {
+        let builder = JoinClient::builder("http://127.0.0.1:1");
+        assert_eq!(builder.clone().max_attempts(0).max_attempts, 1);
+        assert_eq!(builder.max_attempts(7).max_attempts, 7);
     }
 
     #[test]

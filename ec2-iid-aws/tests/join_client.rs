@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use axum::body::Bytes;
 use ec2_iid::Format;
 use ec2_iid_aws::imds::ImdsFetcher;
-use ec2_iid_aws::join::{JoinClient, JoinError};
+use ec2_iid_aws::join::{ANSWER_READ_TIMEOUT, JoinClient, JoinError, MAX_ANSWER_LEN, MIN_BACKOFF};
 use emulator::{ImdsServer, PKCS7, RSA2048, fixture};
 use fake_server::{JOINED, NO_RULE, UNAVAILABLE, closed_url, join_server};
 use http_body_util::Full;
@@ -27,6 +27,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use rustls::pki_types::pem::PemObject as _;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio_rustls::TlsAcceptor;
 
 /// The test TLS CA and the `127.0.0.1` certificate it signed (`data/tls/README.md`).
@@ -179,6 +180,158 @@ async fn retry_after_beyond_the_deadline_gives_up_at_once() {
         "{err:?}"
     );
     assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn retry_after_zero_still_waits_the_floor() {
+    let imds = ImdsServer::start().await;
+    let (url, seen) = join_server(vec![(503, Some("0"), UNAVAILABLE)]).await;
+    let started = Instant::now();
+    let err = client(&url, &imds.url, Duration::from_secs(2))
+        .join()
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(3), "took {elapsed:?}");
+    let posts = u32::try_from(seen.lock().unwrap().len()).unwrap();
+    let most = 1 + u32::try_from(elapsed.as_millis() / MIN_BACKOFF.as_millis()).unwrap();
+    assert!((2..=most).contains(&posts), "{posts} POSTs in {elapsed:?}");
+    assert!(
+        matches!(&err, JoinError::GaveUp { attempts, .. } if *attempts == posts),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn attempts_are_capped() {
+    let imds = ImdsServer::start().await;
+    let (url, seen) = join_server(vec![(503, None, UNAVAILABLE)]).await;
+    let err = JoinClient::builder(&url)
+        .fetcher(fetcher(&imds.url))
+        .deadline(Duration::from_secs(30))
+        .max_attempts(2)
+        .build()
+        .unwrap()
+        .join()
+        .await
+        .unwrap_err();
+    let JoinError::GaveUp { attempts, last, .. } = &err else {
+        unreachable!("{err:?}")
+    };
+    assert_eq!(*attempts, 2);
+    assert!(last.contains("no attempt left: at most 2"), "{err}");
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn oversized_answers_are_decided_by_their_status() {
+    let imds = ImdsServer::start().await;
+    let big: &'static str = "x".repeat(100 * 1024).leak();
+    let big_json: &'static str = format!(r#"{{"error":"no_rule_matched","pad":"{big}"}}"#).leak();
+    for (status, body) in [(403, big), (403, big_json), (400, big), (404, big)] {
+        let (url, seen) = join_server(vec![(status, None, body), (200, None, JOINED)]).await;
+        let err = client(&url, &imds.url, Duration::from_secs(10))
+            .join()
+            .await
+            .unwrap_err();
+        match &err {
+            JoinError::Refused {
+                status: got, body, ..
+            }
+            | JoinError::UnexpectedStatus {
+                status: got, body, ..
+            } => {
+                assert_eq!(*got, status);
+                assert_eq!(body.len(), MAX_ANSWER_LEN);
+            }
+            _ => unreachable!("{status}: {err:?}"),
+        }
+        let kind = match status {
+            403 => Some("refused"),
+            400 => Some("malformed"),
+            _ => None,
+        };
+        if let Some(kind) = kind {
+            assert!(
+                matches!(&err, JoinError::Refused { kind: got, .. } if got == kind),
+                "{err:?}"
+            );
+        }
+        assert_eq!(seen.lock().unwrap().len(), 1, "{status}: retried");
+    }
+    let (url, seen) = join_server(vec![(200, None, big)]).await;
+    let joined = client(&url, &imds.url, Duration::from_secs(10))
+        .join()
+        .await
+        .unwrap();
+    assert_eq!(joined.body().len(), MAX_ANSWER_LEN);
+    assert_eq!(seen.lock().unwrap().len(), 1);
+}
+
+/// A server that answers every connection with `head` (a status line, headers and the start
+/// of a body shorter than its `Content-Length`), then holds the connection open; returns its
+/// URL and the number of connections.
+async fn stalled_server(head: &'static str) -> (String, Arc<AtomicU32>) {
+    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .await
+        .unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let connections = Arc::new(AtomicU32::new(0));
+    let counter = Arc::clone(&connections);
+    tokio::spawn(async move {
+        loop {
+            let (mut tcp, _) = listener.accept().await.unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            tokio::spawn(async move {
+                let mut request = vec![0; 64 * 1024];
+                let _ = tcp.read(&mut request).await;
+                let _ = tcp.write_all(head.as_bytes()).await;
+                tokio::time::sleep(Duration::from_secs(30)).await;
+            });
+        }
+    });
+    (url, connections)
+}
+
+#[tokio::test]
+async fn a_stalled_refusal_body_is_still_a_refusal() {
+    let imds = ImdsServer::start().await;
+    let (url, connections) = stalled_server(
+        "HTTP/1.1 403 Forbidden\r\nContent-Length: 1000\r\n\r\n{\"error\":\"no_rule_matched\"",
+    )
+    .await;
+    let started = Instant::now();
+    let err = client(&url, &imds.url, Duration::from_secs(10))
+        .join()
+        .await
+        .unwrap_err();
+    let elapsed = started.elapsed();
+    assert!(elapsed >= ANSWER_READ_TIMEOUT, "{elapsed:?}");
+    // Well before the 10 s deadline: the status decided.
+    assert!(
+        elapsed < ANSWER_READ_TIMEOUT + Duration::from_secs(4),
+        "{elapsed:?}"
+    );
+    assert!(
+        matches!(&err, JoinError::Refused { status: 403, kind, body, .. }
+            if kind == "refused" && body == r#"{"error":"no_rule_matched""#),
+        "{err:?}"
+    );
+    assert_eq!(connections.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn plain_http_off_this_host_is_refused_before_any_request() {
+    // 192.0.2.1 (TEST-NET-1) is not routable: nothing is sent, the builder refuses it.
+    let err = JoinClient::builder("http://192.0.2.1:8080")
+        .build()
+        .unwrap_err();
+    assert!(err.to_string().contains("use https://"), "{err}");
+    let client = JoinClient::builder("http://192.0.2.1:8080")
+        .allow_insecure_http(true)
+        .build()
+        .unwrap();
+    assert!(client.is_insecure_http());
 }
 
 #[tokio::test]

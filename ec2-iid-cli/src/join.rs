@@ -1,12 +1,13 @@
 //! `ec2-iid join`: fetch this instance's identity document from IMDS and send it to a join
 //! server (`ec2_iid_aws::join`), retrying 503 answers and connection errors until the deadline.
+//! Everything printed that came from the server goes through `ec2_iid_aws::join::printable`.
 
 use core::time::Duration;
 use std::process::ExitCode;
 
 use ec2_iid::{Format, parse_go_duration};
 use ec2_iid_aws::imds::ImdsFetcher;
-use ec2_iid_aws::join::{JoinClient, JoinConfigError, JoinError};
+use ec2_iid_aws::join::{DEFAULT_MAX_ATTEMPTS, JoinClient, JoinConfigError, JoinError, printable};
 
 use crate::out;
 
@@ -41,12 +42,24 @@ pub(crate) struct JoinArgs {
     /// http://169.254.169.254).
     #[arg(long, value_name = "URL")]
     imds_endpoint: Option<String>,
+
+    /// The most requests to the server (retries included), for a long --deadline.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ATTEMPTS,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    max_attempts: u32,
+
+    /// Send the document over plain http:// to another host than this one: anyone on the
+    /// path can read it and join with it first. Without it, http:// is refused except to
+    /// localhost, 127.0.0.0/8 and ::1.
+    #[arg(long)]
+    insecure_http: bool,
 }
 
 /// Joins; `Err` is a usage error (exit 2).
 ///
 /// # Errors
-/// The usage error to print: an invalid `--server` or `--imds-endpoint`.
+/// The usage error to print: an invalid `--server` (or an `http://` one off this host without
+/// `--insecure-http`), `--imds-endpoint` or `--ca-cert`.
 pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
     let fetcher = match &args.imds_endpoint {
         Some(url) => ImdsFetcher::builder()
@@ -64,30 +77,45 @@ pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
         .fetcher(fetcher)
         .format(args.format)
         .deadline(args.deadline)
+        .max_attempts(args.max_attempts)
+        .allow_insecure_http(args.insecure_http)
         .build()
         .map_err(|e| match e {
             JoinConfigError::InvalidCaCertificates => format!("--ca-cert: {e}"),
+            JoinConfigError::InsecureHttp { .. } => format!(
+                "--server {:?}: plain http:// to another host than this one lets anyone on the \
+                 path read the identity document and join with it first: use https://, or pass \
+                 --insecure-http to send it anyway",
+                args.server
+            ),
             e => format!("--server: {e}"),
         })?;
+    if client.is_insecure_http() {
+        eprintln!(
+            "warning: --insecure-http: the identity document goes to {} in plain HTTP, readable \
+             by anyone on the path, who can join with it first",
+            client.url()
+        );
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     Ok(match runtime.block_on(client.join()) {
         Ok(joined) => {
-            out(joined.body());
+            out(printable(joined.body()));
             ExitCode::SUCCESS
         }
         Err(JoinError::Refused { kind, body, .. }) => {
             if serde_json::from_str::<serde_json::Value>(&body).is_ok() {
-                out(body);
+                out(printable(&body));
             }
-            eprintln!("refused: {kind}");
+            eprintln!("refused: {}", printable(&kind));
             ExitCode::FAILURE
         }
         Err(JoinError::Config(e)) => return Err(e.to_string()),
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("error: {}", printable(&e.to_string()));
             ExitCode::from(3)
         }
     })

@@ -107,7 +107,7 @@ async fn imds_failure_is_exit_3_with_the_hint() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn usage_errors_are_exit_2() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 8] = [
         (
             &["--server", "http://127.0.0.1:1", "--format", "signature"],
             "rsa2048 or pkcs7",
@@ -129,6 +129,15 @@ async fn usage_errors_are_exit_2() {
             "--deadline",
         ),
         (&["--format", "rsa2048"], "--server"),
+        (
+            &["--server", "http://127.0.0.1:1", "--max-attempts", "0"],
+            "--max-attempts",
+        ),
+        // Not routable (TEST-NET-1): refused before any connection.
+        (
+            &["--server", "http://192.0.2.1:8080"],
+            "pass --insecure-http",
+        ),
     ];
     for (args, message) in cases {
         let output = join(args).await;
@@ -147,4 +156,88 @@ async fn help_names_the_exit_codes() {
     let output = join(&["--help"]).await;
     assert_eq!(output.status.code(), Some(0));
     assert!(stdout(&output).contains("Exit codes: 0 joined, 1 refused"));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn insecure_http_is_sent_with_a_warning() {
+    // The flag lets the not routable server through (no exit 2); the closed IMDS endpoint
+    // ends the join before any connection to it.
+    let imds = closed_url();
+    let args = ["--server", "http://192.0.2.1:8080", "--insecure-http"];
+    let output = join(&[&args[..], &["--imds-endpoint", &imds, "--deadline", "5s"]].concat()).await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let err = stderr(&output);
+    assert!(
+        err.starts_with("warning: --insecure-http: the identity document goes to http://192.0.2.1:8080/join in plain HTTP"),
+        "{err}"
+    );
+    assert!(err.contains("IMDS unreachable"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn server_text_is_printed_escaped() {
+    let imds = ImdsServer::start().await;
+    let raw = "\u{1b}]0;pwned\u{7}\u{1b}[2Jjoined\u{9b}";
+    let json = "{\"host_id\":\"\u{9b}31m\u{7f}\"}";
+    for (body, shown) in [
+        (raw, r"\u001b]0;pwned\u0007\u001b[2Jjoined\u009b"),
+        (json, r#"{"host_id":"\u009b31m\u007f"}"#),
+    ] {
+        let (server, _) = join_server(vec![(200, None, body)]).await;
+        let output = join(&["--server", &server, "--imds-endpoint", &imds.url]).await;
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert!(!output.stdout.contains(&0x1b), "{:?}", output.stdout);
+        assert_eq!(stdout(&output), format!("{shown}\n"));
+        assert!(!stdout(&output).chars().any(|c| c.is_control() && c != '\n'));
+    }
+    let failed = "\u{1b}[2J\u{1b}]0;pwned\u{7}";
+    let (server, _) = join_server(vec![(500, None, failed)]).await;
+    let output = join(&["--server", &server, "--imds-endpoint", &imds.url]).await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(!output.stderr.contains(&0x1b), "{:?}", output.stderr);
+    assert_eq!(
+        stderr(&output),
+        "error: the join server answered HTTP 500: \\u001b[2J\\u001b]0;pwned\\u0007\n"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn retry_after_zero_is_paced() {
+    let imds = ImdsServer::start().await;
+    let (server, seen) = join_server(vec![(503, Some("0"), UNAVAILABLE)]).await;
+    let started = Instant::now();
+    let args = ["--server", &server, "--imds-endpoint", &imds.url];
+    let output = join(&[&args[..], &["--deadline", "2s"]].concat()).await;
+    let elapsed = started.elapsed();
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let posts = seen.lock().unwrap().len();
+    let most = 1 + usize::try_from(elapsed.as_millis() / 250).unwrap();
+    assert!((2..=most).contains(&posts), "{posts} POSTs in {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn max_attempts_ends_the_retries() {
+    let imds = ImdsServer::start().await;
+    let (server, seen) = join_server(vec![(503, None, UNAVAILABLE)]).await;
+    let args = ["--server", &server, "--imds-endpoint", &imds.url];
+    let output = join(&[&args[..], &["--max-attempts", "2"]].concat()).await;
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no attempt left: at most 2"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(seen.lock().unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_oversized_refusal_is_exit_1_without_retry() {
+    let imds = ImdsServer::start().await;
+    let big: &'static str = "x".repeat(100 * 1024).leak();
+    let (server, seen) = join_server(vec![(403, None, big), (200, None, JOINED)]).await;
+    let output = join(&["--server", &server, "--imds-endpoint", &imds.url]).await;
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert_eq!(stdout(&output), "");
+    assert_eq!(stderr(&output), "refused: refused\n");
+    assert_eq!(seen.lock().unwrap().len(), 1);
 }
