@@ -76,7 +76,7 @@ async fn serve(options: ServeOptions, verifier: Verifier) -> Result<ExitCode, St
         Some(url) => config.to_builder().endpoint_url(url).build(),
         None => config.clone(),
     };
-    let registry = Registry::open(&options.registry, &registry_config).await?;
+    let registry = Registry::open(&options.registry, &registry_config, options.timeout).await?;
     let app = Arc::new(app::App {
         verifier,
         lookup: Lookup::new(ec2_lookup(&options, &config)?, options.batch_window),
