@@ -212,3 +212,39 @@ fn is_tls_refusal(err: &(dyn StdError + 'static)) -> bool {
 fn code_suffix(code: Option<&str>) -> String {
     code.map(|c| format!(" (SQLSTATE {c})")).unwrap_or_default()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database(code: Option<&str>) -> PostgresRegistryError {
+        PostgresRegistryError::Database {
+            operation: Operation::Claim,
+            code: code.map(str::to_owned),
+            source: Box::new(std::io::Error::other("x")),
+        }
+    }
+
+    #[test]
+    fn cancelled_statements_are_transient() {
+        // statement_timeout, lock_timeout, a connection failure, a serialization failure,
+        // no connection slot, a shutdown; and a lost connection (no code).
+        for code in ["57014", "55P03", "08006", "40001", "53300", "57P01"] {
+            assert!(database(Some(code)).is_transient(), "{code}");
+        }
+        assert!(database(None).is_transient());
+        // No table, a constraint, another class-55 state (object in use): not retried.
+        for code in ["42P01", "23505", "55006"] {
+            assert!(!database(Some(code)).is_transient(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_rustls_error_inside_an_io_error_is_found() {
+        let rustls = std::io::Error::other(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert!(is_tls_refusal(&rustls));
+        assert!(!is_tls_refusal(&std::io::Error::other("reset")));
+    }
+}
