@@ -628,6 +628,19 @@ mod tests {
     }
 
     #[test]
+    fn debug_never_shows_the_password() {
+        for settings in [
+            "host=127.0.0.1 user=u password=hunter2",
+            "postgresql://u:hunter2@127.0.0.1/joins",
+            "host=db password=hunter2 sslmode=require",
+        ] {
+            let registry = crate::PostgresJoinRegistry::from_config(settings).unwrap();
+            let debug = format!("{registry:?}");
+            assert!(!debug.contains("hunter2"), "{debug}");
+        }
+    }
+
+    #[test]
     fn root_files() {
         let dir = std::env::temp_dir().join(format!("ec2-iid-postgres-tls-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
