@@ -360,15 +360,21 @@ async fn a_blocked_or_unreachable_registry_is_503() {
     let Some(db) = pg::server() else { return };
     let registry = database(db, "flaky", "flaky").await;
     let ec2 = ec2_client(&moto.url).await;
-    let instances = launch(&ec2, 2).await;
+    let instances = launch(&ec2, 3).await;
     let server = Server::start(
         &scratch_dir("flaky"),
         "serve",
         &moto.url,
         &["--registry", &registry, "--timeout", "2"],
     );
+    // A first join, so that the lookup and the registry's connection are warm.
+    let document = rsa2048(OWN_ACCOUNT, &instances[2], now());
+    let (status, body) = server.join(document.as_bytes()).await;
+    assert_eq!(status, 200, "{body}");
 
-    // The table is locked: the claim waits, the request's timeout answers.
+    // The table is locked: PostgreSQL cancels the claim (its statement_timeout, within 80% of
+    // --timeout) before the request's timeout would answer. (A lookup that hangs is answered
+    // `timeout` instead; tests/lockout.rs checks that either leaves the retry free to join.)
     let locker = admin(db, "flaky").await;
     locker
         .batch_execute("BEGIN; LOCK TABLE ec2_iid_joins IN ACCESS EXCLUSIVE MODE")
@@ -378,12 +384,16 @@ async fn a_blocked_or_unreachable_registry_is_503() {
     let document = rsa2048(OWN_ACCOUNT, &instances[0], now());
     let (status, head, body) = request(&server.addr, "POST", "/join", document.as_bytes()).await;
     assert_eq!(status, 503, "{body}");
-    assert!(started.elapsed() >= Duration::from_secs(2));
+    assert!(started.elapsed() < Duration::from_millis(2500));
     assert!(
         head.to_ascii_lowercase().contains("\r\nretry-after: 1"),
         "{head}"
     );
-    server.refused(&body, "timeout", "timed out");
+    if body.contains("\"timeout\"") {
+        server.refused(&body, "timeout", "timed out");
+    } else {
+        server.refused(&body, "registry_unavailable", "registry failed");
+    }
     locker.batch_execute("ROLLBACK").await.unwrap();
 
     // The database refuses the server's role: no connection, 503.
@@ -409,15 +419,12 @@ async fn a_blocked_or_unreachable_registry_is_503() {
     admin.batch_execute("ALTER ROLE flaky LOGIN").await.unwrap();
     let metrics = server.metrics().await;
     assert_eq!(
-        sample(&metrics, "ec2_iid_joins_total{outcome=\"timeout\"}"),
-        1.0
-    );
-    assert_eq!(
-        sample(
-            &metrics,
-            "ec2_iid_joins_total{outcome=\"registry_unavailable\"}"
-        ),
-        1.0
+        sample(&metrics, "ec2_iid_joins_total{outcome=\"timeout\"}")
+            + sample(
+                &metrics,
+                "ec2_iid_joins_total{outcome=\"registry_unavailable\"}"
+            ),
+        2.0
     );
 }
 

@@ -75,11 +75,14 @@ pub enum PostgresRegistryError {
         #[source]
         source: Source,
     },
-    /// The connection settings could not be parsed or the pool could not be built.
+    /// The connection settings could not be parsed (an unknown key, an `sslmode` other than
+    /// `disable`, `require` or `verify-full`), the `sslrootcert` file could not be read, or the
+    /// pool could not be built. The message never shows the settings (they may hold a
+    /// password).
     #[non_exhaustive]
     #[error("invalid connection settings")]
     InvalidConfig {
-        /// tokio-postgres's or deadpool's error.
+        /// tokio-postgres's, rustls's or deadpool's error, or what this crate refuses.
         #[source]
         source: Source,
     },
@@ -104,14 +107,33 @@ pub enum PostgresRegistryError {
         #[source]
         source: Source,
     },
+    /// The TLS handshake with the database failed: its certificate was refused
+    /// (`sslmode=verify-full`: not signed by a CA of `sslrootcert`, expired, or not issued for
+    /// the host name) or the handshake itself failed. A configuration problem, not transient.
+    #[non_exhaustive]
+    #[error("{operation}: TLS handshake with the database failed")]
+    Tls {
+        /// The registry call that needed the connection.
+        operation: Operation,
+        /// deadpool's error, with tokio-postgres's and rustls's inside.
+        #[source]
+        source: Source,
+    },
 }
 
 impl PostgresRegistryError {
-    /// Whether the same call may succeed later without a configuration change: no connection,
-    /// a broken connection, or a server-side condition such as a serialization failure,
-    /// resource exhaustion or a shutdown (SQLSTATE classes 08, 40, 53, 57).
+    /// Whether the same call may succeed later without a configuration change: no connection
+    /// (including a pool timeout), a broken connection, or a server-side condition such as a
+    /// serialization failure, resource exhaustion, a shutdown or a cancelled statement
+    /// (SQLSTATE classes 08, 40, 53, 57, and 55P03 `lock_not_available`).
     ///
     /// A join server can answer these with "try again" instead of "denied".
+    ///
+    /// The registry's [timeout](crate::PostgresJoinRegistry::with_timeout) ends a statement
+    /// on the server with 57014 `query_canceled` (`statement_timeout`) or 55P03
+    /// (`lock_timeout`): the statement then did not commit, so a claim that failed so was not
+    /// recorded and its retry can win. The same holds for a [`Pool`](Self::Pool) error (no
+    /// statement was sent).
     #[must_use]
     pub fn is_transient(&self) -> bool {
         match self {
@@ -119,10 +141,13 @@ impl PostgresRegistryError {
             Self::Database { code: None, .. } => true,
             Self::Database {
                 code: Some(code), ..
-            } => ["08", "40", "53", "57"]
-                .iter()
-                .any(|class| code.starts_with(class)),
-            Self::InvalidConfig { .. } | Self::InvalidTableName { .. } => false,
+            } => {
+                code == "55P03"
+                    || ["08", "40", "53", "57"]
+                        .iter()
+                        .any(|class| code.starts_with(class))
+            }
+            Self::InvalidConfig { .. } | Self::InvalidTableName { .. } | Self::Tls { .. } => false,
         }
     }
 
@@ -130,7 +155,9 @@ impl PostgresRegistryError {
     #[must_use]
     pub fn operation(&self) -> Option<Operation> {
         match self {
-            Self::Database { operation, .. } | Self::Pool { operation, .. } => Some(*operation),
+            Self::Database { operation, .. }
+            | Self::Pool { operation, .. }
+            | Self::Tls { operation, .. } => Some(*operation),
             Self::InvalidConfig { .. } | Self::InvalidTableName { .. } => None,
         }
     }
@@ -145,11 +172,18 @@ impl PostgresRegistryError {
         }
     }
 
-    /// No connection from the pool.
+    /// No connection from the pool: [`Tls`](Self::Tls) if rustls refused the handshake.
     pub(crate) fn pool(operation: Operation, err: deadpool_postgres::PoolError) -> Self {
-        Self::Pool {
-            operation,
-            source: Box::new(err),
+        if is_tls_refusal(&err) {
+            Self::Tls {
+                operation,
+                source: Box::new(err),
+            }
+        } else {
+            Self::Pool {
+                operation,
+                source: Box::new(err),
+            }
         }
     }
 
@@ -161,7 +195,59 @@ impl PostgresRegistryError {
     }
 }
 
+/// Whether a rustls error is among `err`'s sources. tokio-postgres wraps it in an
+/// `io::Error`, whose `source` skips it (it is reached with `get_ref`).
+fn is_tls_refusal(err: &(dyn StdError + 'static)) -> bool {
+    let mut next = Some(err);
+    while let Some(err) = next {
+        let inner = err
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref);
+        if err.is::<rustls::Error>() || inner.is_some_and(|e| e.is::<rustls::Error>()) {
+            return true;
+        }
+        next = err.source();
+    }
+    false
+}
+
 /// `" (SQLSTATE code)"` or nothing, for Display.
 fn code_suffix(code: Option<&str>) -> String {
     code.map(|c| format!(" (SQLSTATE {c})")).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn database(code: Option<&str>) -> PostgresRegistryError {
+        PostgresRegistryError::Database {
+            operation: Operation::Claim,
+            code: code.map(str::to_owned),
+            source: Box::new(std::io::Error::other("x")),
+        }
+    }
+
+    #[test]
+    fn cancelled_statements_are_transient() {
+        // statement_timeout, lock_timeout, a connection failure, a serialization failure,
+        // no connection slot, a shutdown; and a lost connection (no code).
+        for code in ["57014", "55P03", "08006", "40001", "53300", "57P01"] {
+            assert!(database(Some(code)).is_transient(), "{code}");
+        }
+        assert!(database(None).is_transient());
+        // No table, a constraint, another class-55 state (object in use): not retried.
+        for code in ["42P01", "23505", "55006"] {
+            assert!(!database(Some(code)).is_transient(), "{code}");
+        }
+    }
+
+    #[test]
+    fn a_rustls_error_inside_an_io_error_is_found() {
+        let rustls = std::io::Error::other(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::UnknownIssuer,
+        ));
+        assert!(is_tls_refusal(&rustls));
+        assert!(!is_tls_refusal(&std::io::Error::other("reset")));
+    }
 }

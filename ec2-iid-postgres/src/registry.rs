@@ -1,13 +1,16 @@
 //! [`PostgresJoinRegistry`]: the join registry in one PostgreSQL table, shared by replicas.
 
+use core::fmt;
+use core::time::Duration;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, Pool};
+use deadpool_postgres::{Manager, Pool, Runtime};
 use ec2_iid::{ClaimRecord, JoinClaim, JoinRegistry};
 use tokio_postgres::NoTls;
 
 use crate::error::{Operation, PostgresRegistryError};
+use crate::tls::{Settings, Tls};
 
 /// The table [`PostgresJoinRegistry::new`] uses.
 pub const DEFAULT_TABLE: &str = "ec2_iid_joins";
@@ -15,6 +18,10 @@ pub const DEFAULT_TABLE: &str = "ec2_iid_joins";
 /// The longest table name accepted, in bytes: PostgreSQL's 63-byte identifier limit minus the
 /// `_expires_at_idx` suffix of the index name.
 pub const MAX_TABLE_NAME_LEN: usize = 48;
+
+/// How long a call of a registry made by [`PostgresJoinRegistry::from_config`] may take,
+/// unless [`with_timeout`](PostgresJoinRegistry::with_timeout) says otherwise.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(8);
 
 /// A [`JoinRegistry`] in a PostgreSQL table, so that each launch of an instance joins once
 /// across every replica (and process) that shares the database.
@@ -34,14 +41,15 @@ pub const MAX_TABLE_NAME_LEN: usize = 48;
 /// Expired rows block nothing, but stay until [`purge_expired`](Self::purge_expired) deletes
 /// them (or the host claims again). Run it now and then, from any one replica.
 ///
-/// The registry is cheap to clone (the pool is shared) and `Send + Sync`.
+/// The registry is cheap to clone (the pool is shared) and `Send + Sync`. Its `Debug` shows
+/// the pool's settings without the password.
 ///
 /// ```no_run
-/// use ec2_iid::{ClaimRecord, JoinClaim, JoinRegistry};
+/// use ec2_iid::{JoinClaim, JoinRegistry};
 /// use ec2_iid_postgres::PostgresJoinRegistry;
 ///
 /// # async fn run(claim: JoinClaim) -> Result<(), ec2_iid_postgres::PostgresRegistryError> {
-/// let registry = PostgresJoinRegistry::from_config_no_tls("host=127.0.0.1 user=joins dbname=joins")?
+/// let registry = PostgresJoinRegistry::from_config("host=db.internal user=joins dbname=joins")?
 ///     .with_table("my_cluster_joins")?;
 /// registry.migrate().await?;
 /// if registry.claim(&claim).await? {
@@ -54,6 +62,9 @@ pub const MAX_TABLE_NAME_LEN: usize = 48;
 pub struct PostgresJoinRegistry {
     pool: Pool,
     sql: Arc<Sql>,
+    /// How [`from_config`](Self::from_config) built the pool, for
+    /// [`with_timeout`](Self::with_timeout) to build it again; `None` from [`new`](Self::new).
+    connect: Option<Arc<Connect>>,
 }
 
 /// The statements for one table, built once.
@@ -111,27 +122,91 @@ impl PostgresJoinRegistry {
         Self {
             pool,
             sql: Arc::new(Sql::new(DEFAULT_TABLE)),
+            connect: None,
         }
     }
 
-    /// A registry with a pool of its own, from tokio-postgres connection settings (`host=...
-    /// user=... dbname=...` or a `postgresql://` URL; see [`tokio_postgres::Config`]), with
-    /// deadpool's default pool size and **without TLS**.
+    /// A registry with a pool of its own (deadpool's default size), from connection settings:
+    /// `host=... user=... dbname=...` or a `postgresql://` URL, as [`tokio_postgres::Config`]
+    /// reads them, plus libpq's TLS settings:
     ///
-    /// Use it for a database on the same host or a trusted network. For TLS, a pool size or
-    /// timeouts, build a [`Pool`] with the TLS connector of your choice and use
-    /// [`new`](Self::new). Settings such as `connect_timeout=5` go in the string.
+    /// * `sslmode=disable`: no TLS;
+    /// * `sslmode=require`: TLS, but the server's certificate is not checked (as libpq without
+    ///   a root certificate): it stops passive eavesdroppers only, not an attacker on the path;
+    /// * `sslmode=verify-full`: TLS, the certificate chained to `sslrootcert` (a PEM file of
+    ///   CA certificates) or, without it or with `sslrootcert=system`, to the system's trusted
+    ///   roots, and issued for the host name (or IP address) in the settings.
+    ///
+    /// Without `sslmode` it is `verify-full`, unless every host is on this machine (a
+    /// loopback address, `localhost` or a Unix socket) and there is no `sslrootcert`: then it
+    /// is `disable`, as the traffic does not leave the machine. TLS is rustls with aws-lc-rs.
+    ///
+    /// Each call is bounded by [`DEFAULT_TIMEOUT`]; see [`with_timeout`](Self::with_timeout).
+    /// Nothing is sent to the server until the first call.
+    ///
+    /// ```
+    /// use ec2_iid_postgres::PostgresJoinRegistry;
+    ///
+    /// let remote = PostgresJoinRegistry::from_config(
+    ///     "postgresql://joins@db.internal/joins?sslmode=require",
+    /// )?;
+    /// let local = PostgresJoinRegistry::from_config("host=/var/run/postgresql dbname=joins")?;
+    /// assert!(PostgresJoinRegistry::from_config("host=db sslmode=prefer").is_err());
+    /// # Ok::<(), ec2_iid_postgres::PostgresRegistryError>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// [`PostgresRegistryError::InvalidConfig`] if the settings do not parse.
-    pub fn from_config_no_tls(config: &str) -> Result<Self, PostgresRegistryError> {
-        let config: tokio_postgres::Config =
-            config.parse().map_err(PostgresRegistryError::config)?;
-        let pool = Pool::builder(Manager::new(config, NoTls))
-            .build()
-            .map_err(PostgresRegistryError::config)?;
-        Ok(Self::new(pool))
+    /// [`PostgresRegistryError::InvalidConfig`] if the settings do not parse, `sslmode` is
+    /// another value (`prefer`, `allow` and `verify-ca` are refused), `sslrootcert` is given
+    /// with `disable` or `require` (it would not be checked), or it cannot be read. The error
+    /// never shows the settings.
+    pub fn from_config(settings: &str) -> Result<Self, PostgresRegistryError> {
+        let settings = Settings::parse(settings)?;
+        let tls = settings.tls()?;
+        let connect = Connect {
+            config: settings.config,
+            tls,
+        };
+        let mut registry = Self::new(connect.pool(DEFAULT_TIMEOUT)?);
+        registry.connect = Some(Arc::new(connect));
+        Ok(registry)
+    }
+
+    /// The same registry with each call bounded by `timeout` (instead of [`DEFAULT_TIMEOUT`]):
+    /// at most a quarter of it waiting for a free pooled connection, a quarter opening one
+    /// (or checking an idle one), and half for the statement, which PostgreSQL itself cancels
+    /// then (`statement_timeout` and `lock_timeout`, sent at connection start-up).
+    ///
+    /// Because the server cancels the statement, a call that timed out did not commit: the
+    /// error is [transient](PostgresRegistryError::is_transient) and a claim's retry can win.
+    /// A caller with a deadline of its own (a join server answering within `--timeout`) gives
+    /// the registry less than that, so that the database gives up first.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use ec2_iid_postgres::PostgresJoinRegistry;
+    ///
+    /// let registry = PostgresJoinRegistry::from_config("host=127.0.0.1 user=joins")?
+    ///     .with_timeout(Duration::from_secs(8))?;
+    /// # Ok::<(), ec2_iid_postgres::PostgresRegistryError>(())
+    /// ```
+    ///
+    /// The pool is built anew (its connections are not shared with the registry this was
+    /// called on); call it once, at setup.
+    ///
+    /// # Errors
+    ///
+    /// [`PostgresRegistryError::InvalidConfig`] for a registry made by [`new`](Self::new):
+    /// set the timeouts on that pool (its `Timeouts` and runtime, and `-c statement_timeout`
+    /// and `-c lock_timeout` in its connection `options`).
+    pub fn with_timeout(mut self, timeout: Duration) -> Result<Self, PostgresRegistryError> {
+        let connect = self
+            .connect
+            .clone()
+            .ok_or_else(|| PostgresRegistryError::config(OwnPool))?;
+        self.pool = connect.pool(timeout)?;
+        Ok(self)
     }
 
     /// The same registry in another table: `table` must be a plain lowercase SQL identifier
@@ -142,7 +217,7 @@ impl PostgresJoinRegistry {
     /// use ec2_iid_postgres::PostgresJoinRegistry;
     ///
     /// // Nothing connects until the first call.
-    /// let registry = PostgresJoinRegistry::from_config_no_tls("host=127.0.0.1")?;
+    /// let registry = PostgresJoinRegistry::from_config("host=127.0.0.1")?;
     /// assert_eq!(registry.clone().with_table("cluster_a_joins")?.table(), "cluster_a_joins");
     /// assert!(registry.with_table("joins; DROP TABLE users").is_err());
     /// # Ok::<(), ec2_iid_postgres::PostgresRegistryError>(())
@@ -208,6 +283,57 @@ impl PostgresJoinRegistry {
         client.execute(&statement, &[&now]).await.map_err(db)
     }
 }
+
+/// What [`PostgresJoinRegistry::from_config`] builds its pool from.
+struct Connect {
+    /// The settings without `sslmode` and `sslrootcert` (their `ssl_mode` set).
+    config: tokio_postgres::Config,
+    tls: Tls,
+}
+
+/// Only the TLS connector's kind: the settings may hold a password.
+impl fmt::Debug for Connect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connect")
+            .field("tls", &self.tls)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Connect {
+    /// A pool whose calls give up within `timeout`: a quarter waiting for a slot, a quarter
+    /// opening or recycling a connection, half for the statement (server-side).
+    fn pool(&self, timeout: Duration) -> Result<Pool, PostgresRegistryError> {
+        // 0 would turn PostgreSQL's timeouts off.
+        let statement_ms = (timeout / 2).as_millis().max(1);
+        let bounds = format!("-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}");
+        let mut config = self.config.clone();
+        // After the settings' own options (e.g. `-c search_path=...`), so that these win.
+        config.options(match self.config.get_options() {
+            Some(own) if !own.trim().is_empty() => format!("{own} {bounds}"),
+            _ => bounds,
+        });
+        let manager = match &self.tls {
+            Tls::None => Manager::new(config, NoTls),
+            Tls::Rustls(tls) => Manager::new(config, tls.clone()),
+        };
+        Pool::builder(manager)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(timeout / 4))
+            .create_timeout(Some(timeout / 4))
+            .recycle_timeout(Some(timeout / 4))
+            .build()
+            .map_err(PostgresRegistryError::config)
+    }
+}
+
+/// [`PostgresJoinRegistry::with_timeout`] on a registry of [`PostgresJoinRegistry::new`].
+#[derive(Debug, thiserror::Error)]
+#[error(
+    "with_timeout needs a registry made by from_config; on a pool of your own, set its \
+     Timeouts and -c statement_timeout and -c lock_timeout in its options"
+)]
+struct OwnPool;
 
 impl PostgresJoinRegistry {
     /// A connection from the pool, for `op`.

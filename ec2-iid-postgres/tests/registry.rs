@@ -160,7 +160,7 @@ async fn default_table_and_registries_in_other_tables_are_independent() {
 
 #[tokio::test]
 async fn invalid_table_names_are_refused() {
-    let registry = PostgresJoinRegistry::from_config_no_tls("host=127.0.0.1").unwrap();
+    let registry = PostgresJoinRegistry::from_config("host=127.0.0.1").unwrap();
     for bad in [
         "",
         "Joins",
@@ -189,7 +189,7 @@ async fn invalid_table_names_are_refused() {
 
 #[tokio::test]
 async fn error_invalid_config() {
-    let err = PostgresJoinRegistry::from_config_no_tls("port=notaport").unwrap_err();
+    let err = PostgresJoinRegistry::from_config("port=notaport").unwrap_err();
     assert!(
         matches!(err, PostgresRegistryError::InvalidConfig { .. }),
         "{err:?}"
@@ -207,7 +207,7 @@ async fn error_pool_when_the_server_is_unreachable() {
         .local_addr()
         .unwrap()
         .port();
-    let registry = PostgresJoinRegistry::from_config_no_tls(&format!(
+    let registry = PostgresJoinRegistry::from_config(&format!(
         "host=127.0.0.1 port={port} user=postgres connect_timeout=5"
     ))
     .unwrap();

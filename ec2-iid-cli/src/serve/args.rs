@@ -35,7 +35,8 @@ pub(crate) struct ServeArgs {
 
     /// The time the instance lookup may take, and then the registry claim, each on its own
     /// (also each AWS call's limit), in whole seconds; past it the answer is 503 with
-    /// Retry-After.
+    /// Retry-After. PostgreSQL gets 80% of it for a claim (statement_timeout, lock_timeout and
+    /// the pool's waits), so that it gives up first and a 503 means the claim did not commit.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     timeout: Duration,
 
@@ -45,7 +46,9 @@ pub(crate) struct ServeArgs {
 
     /// Where joins are remembered, so that each instance launch joins once: memory (this
     /// process only), postgres:URL (shared by replicas; a postgresql:// URL or key=value
-    /// settings, without TLS) or dynamodb:TABLE.
+    /// settings, with sslmode=disable|require|verify-full and sslrootcert=FILE; the default
+    /// is verify-full, or disable when every host is loopback or a Unix socket) or
+    /// dynamodb:TABLE.
     #[arg(long, value_name = "memory|postgres:URL|dynamodb:TABLE", default_value = "memory",
           value_parser = RegistrySpec::parse)]
     registry: RegistrySpec,

@@ -32,8 +32,8 @@ pub(crate) enum RegistryError {
 
 impl Registry {
     /// Opens the registry of `spec`; PostgreSQL's table is created if missing (`migrate`).
-    /// `config` is the AWS SDK configuration (for DynamoDB); `timeout` is the server's bound on
-    /// each registry call.
+    /// `config` is the AWS SDK configuration (for DynamoDB); `timeout` is `--timeout`, the
+    /// time a claim may take before the server answers 503.
     ///
     /// # Errors
     /// The setup error to print.
@@ -54,8 +54,9 @@ impl Registry {
             RegistrySpec::Postgres(settings) => {
                 let bad =
                     |e: &PostgresRegistryError| format!("--registry postgres: {}", error_chain(e));
-                let registry =
-                    PostgresJoinRegistry::from_config_no_tls(settings).map_err(|e| bad(&e))?;
+                let registry = PostgresJoinRegistry::from_config(settings)
+                    .and_then(|r| r.with_timeout(postgres_bound(timeout)))
+                    .map_err(|e| bad(&e))?;
                 registry.migrate().await.map_err(|e| bad(&e))?;
                 tracing::info!(table = registry.table(), "join registry: PostgreSQL");
                 Ok(Self::Postgres(registry))
@@ -86,6 +87,16 @@ fn sdk_timeouts(timeout: Duration) -> TimeoutConfig {
         .operation_attempt_timeout(timeout / 3)
         .operation_timeout(timeout.saturating_mul(3) / 4)
         .build()
+}
+
+/// What PostgreSQL gets of `--timeout` for a claim: 80 % of it (the pool's waits and the
+/// statement, which the server cancels: `statement_timeout`, `lock_timeout`). The database must
+/// give up before the server answers: a claim cancelled by the database did not commit, so the
+/// 503 it gets leaves the retry free to join; a claim still running when the server answers
+/// could commit afterwards and refuse that retry (`already_joined`). The other 20 % (at least
+/// 200 ms at `--timeout 1`) is for the error to come back over the network.
+pub(crate) fn postgres_bound(timeout: Duration) -> Duration {
+    timeout * 4 / 5
 }
 
 impl RegistryError {
@@ -154,5 +165,22 @@ impl JoinRegistry for Registry {
         }
         .instrument(span)
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_gives_up_before_the_server() {
+        assert_eq!(
+            postgres_bound(Duration::from_secs(1)),
+            Duration::from_millis(800)
+        );
+        assert_eq!(
+            postgres_bound(Duration::from_secs(10)),
+            Duration::from_secs(8)
+        );
     }
 }

@@ -41,7 +41,17 @@ pub(crate) struct PgServer {
     run_as: Option<String>,
     /// The TCP port on 127.0.0.1.
     pub(crate) port: u16,
+    /// `ssl=on` with this server certificate and key (PEM), and TCP connections without TLS
+    /// refused; see [`own_tls_server`].
+    tls: Option<ServerTls>,
     watchdog: Option<Child>,
+}
+
+/// A server certificate (chain) and its private key, PEM.
+#[derive(Clone, Debug)]
+pub(crate) struct ServerTls {
+    pub(crate) cert_pem: String,
+    pub(crate) key_pem: String,
 }
 
 static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
@@ -61,6 +71,16 @@ pub(crate) fn server() -> Option<&'static PgServer> {
 )]
 pub(crate) fn own_server() -> Option<PgServer> {
     let started = PgServer::start();
+    available(started.as_ref())?;
+    started.ok()
+}
+
+/// A server of the caller's own with `ssl=on` and `tls`'s certificate: its `pg_hba.conf`
+/// accepts TCP connections with TLS only (`hostssl`, trust), so plain ones are refused. A
+/// cluster of its own, so the other tests' server starts as fast as before.
+#[allow(dead_code, reason = "only tests/tls.rs runs a TLS server")]
+pub(crate) fn own_tls_server(tls: ServerTls) -> Option<PgServer> {
+    let started = PgServer::start_with(Some(tls));
     available(started.as_ref())?;
     started.ok()
 }
@@ -87,6 +107,10 @@ fn available<S>(started: Result<S, &String>) -> Option<S> {
 
 impl PgServer {
     fn start() -> Result<Self, String> {
+        Self::start_with(None)
+    }
+
+    fn start_with(tls: Option<ServerTls>) -> Result<Self, String> {
         let bin = find_bin_dir().ok_or("initdb and pg_ctl not found")?;
         let run_as = if is_root() {
             let user = std::env::var("PG_USER").unwrap_or_else(|_| "postgres".to_owned());
@@ -119,6 +143,7 @@ impl PgServer {
             bin,
             run_as,
             port: 0,
+            tls,
             watchdog: None,
         };
         // On error `server` is dropped here, which removes the directory.
@@ -141,6 +166,9 @@ impl PgServer {
             "--locale=C",
             "-N",
         ]))?;
+        if let Some(tls) = &self.tls {
+            self.write_tls_files(&data, tls)?;
+        }
         // The port is free when probed, but another process may bind it before the server.
         let mut last = String::new();
         for _ in 0..3 {
@@ -157,11 +185,37 @@ impl PgServer {
         Err(last)
     }
 
+    /// `server.crt` and `server.key` (mode 0600, owned by the server's user, as PostgreSQL
+    /// requires) in the data directory, and a `pg_hba.conf` that takes TCP with TLS only.
+    fn write_tls_files(&self, data: &Path, tls: &ServerTls) -> Result<(), String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let hba = "local all all trust\n\
+                   hostssl all all 127.0.0.1/32 trust\n\
+                   hostssl all all ::1/128 trust\n";
+        for (name, text) in [
+            ("server.crt", tls.cert_pem.as_str()),
+            ("server.key", tls.key_pem.as_str()),
+            ("pg_hba.conf", hba),
+        ] {
+            let path = data.join(name);
+            let write = || -> std::io::Result<()> {
+                std::fs::write(&path, text)?;
+                std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600))
+            };
+            write().map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+            if let Some(user) = &self.run_as {
+                run(Command::new("chown").arg(user).arg(&path))?;
+            }
+        }
+        Ok(())
+    }
+
     /// `pg_ctl start` of the cluster on 127.0.0.1:`port`; the error has the server's log.
     fn start_on(&self, port: u16) -> Result<(), String> {
+        let ssl = if self.tls.is_some() { " -c ssl=on" } else { "" };
         let options = format!(
             "-k {} -p {port} -c listen_addresses=127.0.0.1 -c fsync=off \
-             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300",
+             -c synchronous_commit=off -c full_page_writes=off -c max_connections=300{ssl}",
             self.dir.display()
         );
         run(self
@@ -251,6 +305,10 @@ impl PgServer {
     }
 
     /// A pool of its own (as a separate replica would have) of at most `max_size` connections.
+    #[allow(
+        dead_code,
+        reason = "tests/tls.rs and tests/timeout.rs build registries through from_config"
+    )]
     pub(crate) fn pool(&self, max_size: usize) -> Pool {
         Pool::builder(Manager::new(self.config(), NoTls))
             .max_size(max_size)
@@ -259,6 +317,10 @@ impl PgServer {
     }
 
     /// A registry on a pool of its own in `table`, migrated.
+    #[allow(
+        dead_code,
+        reason = "tests/tls.rs and tests/timeout.rs build registries through from_config"
+    )]
     pub(crate) async fn registry(&self, table: &str, max_size: usize) -> PostgresJoinRegistry {
         let registry = PostgresJoinRegistry::new(self.pool(max_size))
             .with_table(table)
