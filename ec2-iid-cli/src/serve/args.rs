@@ -76,8 +76,9 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     insecure_http: bool,
 
-    /// The time a client may take to send a request's headers (from its first byte), and the
-    /// TLS handshake, in whole seconds; then the connection is closed.
+    /// The time a client may take to send a request's headers (the first request's from the
+    /// connection's start, a later one's from its first byte), and the TLS handshake, in whole
+    /// seconds; then the connection is closed.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     header_read_timeout: Duration,
 

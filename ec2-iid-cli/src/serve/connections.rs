@@ -5,8 +5,8 @@
 //! keep-alive waits included, so it cannot tell a quiet client from a slow one. Here each
 //! connection's [`Activity`] says which clock runs: none while a request is in flight (its body
 //! has a deadline of its own, [`super::body_deadline`]), the header-read clock from the first
-//! byte of a request, else the idle clock from the end of the last request (or the connection's
-//! start).
+//! byte of a request (the first request's from the connection's start), else the idle clock
+//! from the end of the last request.
 
 use core::pin::Pin;
 use core::task::{Context, Poll};
@@ -125,11 +125,13 @@ pub(crate) enum Due {
 
 impl Activity {
     fn new() -> Self {
+        let now = Instant::now();
         Self {
+            // A new connection's first request is due within the header-read timeout.
             state: Mutex::new(State {
                 in_flight: 0,
-                idle_since: Instant::now(),
-                reading_since: None,
+                idle_since: now,
+                reading_since: Some(now),
                 shed: false,
             }),
             changed: Notify::new(),
@@ -285,8 +287,16 @@ mod tests {
         activity.bytes_read();
         assert_eq!(activity.due(IDLE, HEADER, reading + IDLE), Due::Busy);
         drop(request);
+        // Idle after a request: the idle clock, until the next request's first byte.
         let idle = activity.state().idle_since;
         assert_eq!(activity.due(IDLE, HEADER, idle), Due::At(idle + IDLE));
+        assert_eq!(activity.due(IDLE, HEADER, idle + IDLE), Due::Close);
+        activity.bytes_read();
+        let reading = activity.state().reading_since.unwrap();
+        assert_eq!(
+            activity.due(IDLE, HEADER, reading),
+            Due::At(reading + HEADER)
+        );
     }
 
     #[test]

@@ -39,11 +39,12 @@ pub(crate) async fn cap_joins(
 ) -> Response {
     let Ok(_permit) = Arc::clone(&cap.permits).try_acquire_owned() else {
         let id = request_id();
-        tracing::warn!(
-            request_id = %id,
-            kind = "overloaded",
-            "refused: the --max-inflight-joins joins are in flight"
-        );
+        tracing::info_span!("join", request_id = %id).in_scope(|| {
+            tracing::warn!(
+                kind = "overloaded",
+                "refused: the --max-inflight-joins joins are in flight"
+            );
+        });
         cap.app.metrics.record("overloaded", Duration::ZERO);
         let mut response = refusal(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &id);
         response
