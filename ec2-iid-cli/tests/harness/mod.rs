@@ -562,3 +562,11 @@ pub(crate) async fn until_closed<S: tokio::io::AsyncRead + Unpin>(
     .unwrap_or_else(|_| panic!("not closed within {within:?}"));
     read
 }
+
+/// `GET /metrics` over TLS (the first test pair's CA trusted).
+pub(crate) async fn tls_metrics(addr: &str) -> String {
+    let mut stream = tls_connect(addr, &tls_pair(1).ca).await.unwrap();
+    let (status, _, body) = exchange(&mut stream, "GET", "/metrics", b"").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
