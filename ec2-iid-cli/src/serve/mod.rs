@@ -7,11 +7,18 @@
 //! * 400 `malformed`: not a signed identity document; 413 `too_large`: over
 //!   `ec2_iid::MAX_BLOB_LEN`;
 //! * 403 KIND (the `ErrorKind`, e.g. `no_rule_matched`, `stale`, `already_joined`): refused;
-//! * 503 with `Retry-After` (`lookup_unavailable`, `registry_unavailable`, `timeout`): may
-//!   pass later;
+//! * 503 with `Retry-After` (`lookup_unavailable`, `registry_unavailable`, `timeout`, and
+//!   `overloaded` past `--max-inflight-joins`): may pass later;
 //! * 500 (`lookup_failed`, `registry_failed`): the server's own configuration.
 //!
 //! `GET /metrics` (Prometheus text) and `GET /healthz` (`ok`) are for the operator.
+//!
+//! The parts: `app` (the routes and the join's answers), `bounded` (`--timeout`), `lookup`,
+//! `registry`, `metrics`; at the edge, `listener` (the serving loop: accept, HTTP/1 per
+//! connection, graceful shutdown on SIGTERM/SIGINT within `--shutdown-grace`), `connections`
+//! (`--max-connections`, the idle and header-read timeouts), `body_deadline`
+//! (`--body-read-timeout`), `overload` (`--max-inflight-joins`) and `tls` (`--tls-cert`,
+//! reloaded on SIGHUP). Plain HTTP is served on loopback only, unless `--insecure-http`.
 
 mod app;
 mod args;
