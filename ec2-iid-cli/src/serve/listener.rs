@@ -90,7 +90,9 @@ pub(crate) async fn serve(
                 });
             }
             Admission::Refused => {
-                tracing::warn!(
+                // Counted (ec2_iid_connections_refused_total); one log line per connection
+                // would let a flood of them flood the log.
+                tracing::debug!(
                     "closed a new connection: --max-connections {} reached, none idle",
                     limits.max_connections
                 );
