@@ -120,21 +120,25 @@ pub(crate) async fn serve(
     }
 }
 
-/// Resolves on SIGTERM or SIGINT (Ctrl-C); never if neither can be listened for.
-pub(crate) async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT (Ctrl-C); never if neither can be listened for. The handlers
+/// are installed at the call, so that a signal right after `listening on` is not fatal.
+pub(crate) fn shutdown_signal() -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let signals = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        tracing::warn!("cannot listen for SIGTERM and SIGINT: no graceful shutdown");
-        return core::future::pending().await;
-    };
-    let name = tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
-    };
-    tracing::info!("{name}: no longer accepting connections");
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = signals else {
+            tracing::warn!("cannot listen for SIGTERM and SIGINT: no graceful shutdown");
+            return core::future::pending().await;
+        };
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        tracing::info!("{name}: no longer accepting connections");
+    }
 }
 
 /// One connection: the TLS handshake (bounded by the header-read timeout), then HTTP/1.

@@ -123,6 +123,7 @@ async fn serve(
         }
         None => None,
     };
+    let shutdown = listener::shutdown_signal();
     crate::out(format_args!("listening on {addr}"));
     let router = app::router(app, options.limits.max_inflight_joins);
     listener::serve(
@@ -131,7 +132,7 @@ async fn serve(
         acceptor,
         options.limits,
         listener_metrics,
-        listener::shutdown_signal(),
+        shutdown,
     )
     .await;
     Ok(ExitCode::SUCCESS)

@@ -72,25 +72,32 @@ impl CertReloader {
     }
 }
 
-/// Reloads on each SIGHUP, for as long as the server runs.
-pub(crate) async fn reload_on_sighup(reloader: Arc<CertReloader>, metrics: Arc<ListenerMetrics>) {
+/// Reloads on each SIGHUP, for as long as the server runs. The handler is installed at the
+/// call, before the server says it listens (SIGHUP's default action ends the process).
+pub(crate) fn reload_on_sighup(
+    reloader: Arc<CertReloader>,
+    metrics: Arc<ListenerMetrics>,
+) -> impl Future<Output = ()> {
     use tokio::signal::unix::{SignalKind, signal};
-    let mut hangups = match signal(SignalKind::hangup()) {
-        Ok(hangups) => hangups,
-        Err(e) => {
-            tracing::warn!("no certificate reload on SIGHUP: {e}");
-            return;
-        }
-    };
-    while hangups.recv().await.is_some() {
-        match reloader.reload() {
-            Ok(()) => {
-                tracing::info!("SIGHUP: reloaded the TLS certificate and key");
-                metrics.tls_reloaded(true);
-            }
+    let hangups = signal(SignalKind::hangup());
+    async move {
+        let mut hangups = match hangups {
+            Ok(hangups) => hangups,
             Err(e) => {
-                tracing::warn!("SIGHUP: kept the old TLS certificate: {e}");
-                metrics.tls_reloaded(false);
+                tracing::warn!("no certificate reload on SIGHUP: {e}");
+                return;
+            }
+        };
+        while hangups.recv().await.is_some() {
+            match reloader.reload() {
+                Ok(()) => {
+                    tracing::info!("SIGHUP: reloaded the TLS certificate and key");
+                    metrics.tls_reloaded(true);
+                }
+                Err(e) => {
+                    tracing::warn!("SIGHUP: kept the old TLS certificate: {e}");
+                    metrics.tls_reloaded(false);
+                }
             }
         }
     }
