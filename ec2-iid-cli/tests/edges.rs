@@ -347,6 +347,48 @@ async fn https_joins_and_reloads_the_certificate_on_sighup() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn silent_and_idle_tls_connections_are_closed_by_their_timeouts() {
+    let dir = scratch_dir("edges-tls-idle");
+    let tls = install_tls_pair(&dir, 1);
+    let flags = [
+        &tls.each_ref().map(String::as_str)[..],
+        &["--header-read-timeout", "1", "--idle-timeout", "2"],
+    ]
+    .concat();
+    let server = Server::start(&dir, "serve", "http://127.0.0.1:1", &flags);
+    let ca = tls_pair(1).ca;
+    // No handshake: closed at the header-read timeout.
+    let opened = Instant::now();
+    let mut silent = TcpStream::connect(&server.addr).await.unwrap();
+    until_closed(&mut silent, Duration::from_secs(3)).await;
+    let took = opened.elapsed();
+    assert!(
+        (Duration::from_millis(900)..Duration::from_secs(2)).contains(&took),
+        "{took:?}"
+    );
+    // Keep-alive: a request, then idle; a second request within the idle timeout is served
+    // even past the header-read timeout, then the connection is closed once idle for 2 s.
+    let mut kept = tls_connect(&server.addr, &ca).await.unwrap();
+    let (status, _, _) = exchange(&mut kept, "GET", "/healthz", b"").await;
+    assert_eq!(status, 200);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (status, _, _) = exchange(&mut kept, "GET", "/healthz", b"").await;
+    assert_eq!(status, 200);
+    let idle = Instant::now();
+    until_closed(&mut kept, Duration::from_secs(4)).await;
+    let took = idle.elapsed();
+    assert!(
+        (Duration::from_millis(1900)..Duration::from_secs(3)).contains(&took),
+        "{took:?}"
+    );
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
 /// `serve ARGS` (listening on `listen`) to its exit.
 fn serve_exit(listen: &str, extra: &[&str]) -> (Option<i32>, String) {
     let dir = scratch_dir("edges-refusals");
@@ -365,7 +407,24 @@ fn refuses_bad_tls_setups_and_plain_http_off_loopback() {
     let dir = scratch_dir("edges-tls-files");
     let [_, cert, _, key] = install_tls_pair(&dir, 1);
     let loopback = "127.0.0.1:0";
-    let cases: [(&str, Vec<&str>, &[&str]); 5] = [
+    // The second pair's key, mode 600 (a checkout may leave it readable by others).
+    let other_key = dir.join("other.key");
+    std::fs::write(&other_key, std::fs::read(tls_pair(2).key).unwrap()).unwrap();
+    set_mode(&other_key, 0o600);
+    let other_key = other_key.display().to_string();
+    let missing = dir.join("missing.key").display().to_string();
+    let cases: [(&str, Vec<&str>, &[&str]); 8] = [
+        (
+            loopback,
+            vec!["--tls-cert", &cert, "--tls-key", &other_key],
+            &["--tls-cert and --tls-key"],
+        ),
+        (
+            loopback,
+            vec!["--tls-cert", &cert, "--tls-key", &missing],
+            &["--tls-key", "missing.key"],
+        ),
+        (loopback, vec!["--max-inflight-joins", "0"], &["at least 1"]),
         (
             loopback,
             vec!["--tls-cert", &cert],
@@ -398,11 +457,7 @@ fn refuses_bad_tls_setups_and_plain_http_off_loopback() {
     // A key others can read.
     let open_key = dir.join("open.key");
     std::fs::copy(tls_pair(1).key, &open_key).unwrap();
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::Permissions::from_mode(0o644);
-        std::fs::set_permissions(&open_key, mode).unwrap();
-    }
+    set_mode(&open_key, 0o644);
     let open_key = open_key.display().to_string();
     let (code, stderr) = serve_exit(loopback, &["--tls-cert", &cert, "--tls-key", &open_key]);
     assert_eq!(code, Some(2), "{stderr}");
