@@ -11,7 +11,8 @@
 //! address is 127.0.0.1.
 //!
 //! Needs `moto_server` and PostgreSQL's server binaries, as `tests/serve.rs`; without them the
-//! tests print a notice and pass, unless `CI=true`. The load test prints joins/s and latencies
+//! tests print a notice and pass, unless `CI=true`. The replicas serve HTTPS with the test TLS
+//! certificate; the join processes trust its CA (`--ca-cert`). The load test prints joins/s and latencies
 //! (`cargo test -p ec2-iid-cli --features aws --test system load -- --nocapture`).
 #![cfg(test)] // clippy.toml says why
 
@@ -27,8 +28,8 @@ use aws_sdk_ec2::types::InstanceStateName;
 use harness::emulator::{ImdsServer, RSA2048};
 use harness::support::{Moto, OWN_ACCOUNT};
 use harness::{
-    ROLE, Server, admin, database, ec2_client, launch, now, percentile, pg, rsa2048, scratch_dir,
-    wait_for, write_token,
+    ROLE, Server, admin, database, ec2_client, install_tls_pair, launch, now, percentile, pg,
+    rsa2048, sample, scratch_dir, tls_metrics, tls_pair, wait_for, write_token,
 };
 use tokio::process::Child;
 
@@ -76,11 +77,14 @@ impl Instance {
     }
 }
 
-/// `ec2-iid join --server http://ADDR --imds-endpoint IMDS --deadline 60s`, output piped.
+/// `ec2-iid join --server https://ADDR --ca-cert CA --imds-endpoint IMDS --deadline 60s`,
+/// output piped.
 fn join_process(imds_url: &str, server: &Server) -> Child {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_ec2-iid"))
         .arg("join")
-        .args(["--server", &format!("http://{}", server.addr)])
+        .args(["--server", &format!("https://{}", server.addr)])
+        .arg("--ca-cert")
+        .arg(tls_pair(1).ca)
         .args(["--imds-endpoint", imds_url])
         .args(["--deadline", DEADLINE])
         .env_remove("AWS_EC2_METADATA_DISABLED")
@@ -144,9 +148,11 @@ async fn all_ended(children: Vec<Child>) -> Vec<Ended> {
 }
 
 /// Two replicas `a` and `b` of `ec2-iid serve` with `token`, AWS at `moto`, sharing
-/// `registry`, with `extra` flags.
+/// `registry`, with `extra` flags, serving HTTPS (the first test TLS pair).
 fn replicas(dir: &Path, token: &Path, moto: &Moto, registry: &str, extra: &[&str]) -> [Server; 2] {
-    let args = [&["--registry", registry], extra].concat();
+    let tls = install_tls_pair(dir, 1);
+    let tls = tls.each_ref().map(String::as_str);
+    let args = [&["--registry", registry], &tls[..], extra].concat();
     ["a", "b"].map(|name| Server::start_with_token(dir, name, token, &moto.url, &args))
 }
 
@@ -154,7 +160,7 @@ fn replicas(dir: &Path, token: &Path, moto: &Moto, registry: &str, extra: &[&str
 async fn total(replicas: &[Server], name: &str) -> f64 {
     let mut sum = 0.0;
     for replica in replicas {
-        sum += replica.sample(name).await;
+        sum += sample(&tls_metrics(&replica.addr).await, name);
     }
     sum
 }

@@ -13,6 +13,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
 use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
@@ -24,6 +25,7 @@ use super::bounded::{Bounded, BoundedError};
 use super::error_chain;
 use super::lookup::Lookup;
 use super::metrics::{self, Metrics};
+use super::overload::{JoinCap, cap_joins};
 use super::registry::{Registry, RegistryError};
 
 /// What the requests share.
@@ -51,10 +53,14 @@ enum Failure {
     Other(String),
 }
 
-/// The routes.
-pub(crate) fn router(app: Arc<App>) -> Router {
+/// The routes; at most `max_inflight_joins` joins at once ([`cap_joins`]).
+pub(crate) fn router(app: Arc<App>, max_inflight_joins: usize) -> Router {
+    let cap = JoinCap::new(Arc::clone(&app), max_inflight_joins);
     Router::new()
-        .route("/join", post(join))
+        .route(
+            "/join",
+            post(join).route_layer(middleware::from_fn_with_state(cap, cap_joins)),
+        )
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(ec2_iid::MAX_BLOB_LEN))
@@ -189,7 +195,7 @@ async fn healthz() -> &'static str {
 }
 
 /// A refusal's body: the kind and the request id, nothing a caller could learn the rules from.
-fn refusal(status: StatusCode, error: &str, id: &str) -> Response {
+pub(crate) fn refusal(status: StatusCode, error: &str, id: &str) -> Response {
     json(
         status,
         &serde_json::json!({ "error": error, "request_id": id }),
@@ -210,7 +216,7 @@ fn requester() -> Result<[u8; 32], Failure> {
 }
 
 /// A request id unique in this process: its start time and a counter, in hex.
-fn request_id() -> String {
+pub(crate) fn request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
     let started = STARTED.get_or_init(|| {

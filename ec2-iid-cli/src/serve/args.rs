@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use clap::ArgMatches;
 use ec2_iid::{Region, RoleArn};
 
+use super::listener::Limits;
 use crate::args::{RegionList, check_cert_order, parse_regions};
 
 /// The flags of `serve`.
@@ -63,6 +64,49 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "ROLE_ARN=ID", action = clap::ArgAction::Append,
           value_parser = parse_external_id)]
     external_id: Vec<ExternalId>,
+
+    /// Serve HTTPS with this PEM certificate chain (leaf first); reloaded with --tls-key on
+    /// SIGHUP, without dropping connections. Needs --tls-key.
+    #[arg(long, value_name = "PEM")]
+    tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert; readable by its owner only (chmod 600).
+    #[arg(long, value_name = "PEM")]
+    tls_key: Option<PathBuf>,
+
+    /// Serve plain HTTP on a non-loopback address (documents readable on the path): without
+    /// TLS, serve listens on loopback only unless this is given.
+    #[arg(long)]
+    insecure_http: bool,
+
+    /// The time a client may take to send a request's headers (the first request's from the
+    /// connection's start, a later one's from its first byte), and the TLS handshake, in whole
+    /// seconds; then the connection is closed.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    header_read_timeout: Duration,
+
+    /// The time a client may take to send a whole request body, in whole seconds; then the
+    /// request fails (400) and the connection is closed.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    body_read_timeout: Duration,
+
+    /// Close a keep-alive connection with no request in flight after this many whole seconds.
+    #[arg(long, value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    idle_timeout: Duration,
+
+    /// The most connections open at once; at the cap a new connection replaces the one idle
+    /// the longest, or is closed at once if none is idle. Keep it below the file limit.
+    #[arg(long, value_name = "N", default_value = "512", value_parser = parse_count)]
+    max_connections: usize,
+
+    /// The most POST /join answered at once; past it, 503 `overloaded` with Retry-After.
+    #[arg(long, value_name = "N", default_value = "256", value_parser = parse_count)]
+    max_inflight_joins: usize,
+
+    /// On SIGTERM or Ctrl-C, stop accepting and give requests in flight this many whole
+    /// seconds to finish before closing their connections; then exit 0.
+    #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
+    shutdown_grace: Duration,
 }
 
 /// Where joins are remembered (`--registry`).
@@ -135,6 +179,21 @@ fn parse_secs(text: &str) -> Result<Duration, String> {
     }
 }
 
+fn parse_count(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(count) => Ok(count),
+        Err(_) => Err("a whole number expected".into()),
+    }
+}
+
+/// `--tls-cert` and `--tls-key`, given together.
+#[derive(Clone, Debug)]
+pub(crate) struct TlsFiles {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
 /// The flags once checked, certificates paired with their regions.
 #[derive(Clone, Debug)]
 pub(crate) struct ServeOptions {
@@ -146,6 +205,9 @@ pub(crate) struct ServeOptions {
     pub(crate) registry: RegistrySpec,
     pub(crate) batch_window: Duration,
     pub(crate) external_ids: Vec<ExternalId>,
+    pub(crate) tls: Option<TlsFiles>,
+    pub(crate) insecure_http: bool,
+    pub(crate) limits: Limits,
 }
 
 impl ServeOptions {
@@ -156,6 +218,20 @@ impl ServeOptions {
     /// The usage error to print.
     pub(crate) fn new(args: ServeArgs, matches: &ArgMatches) -> Result<Self, String> {
         check_cert_order(matches)?;
+        let tls = match (args.tls_cert, args.tls_key) {
+            (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
+            (None, None) => None,
+            (Some(_), None) => return Err("--tls-cert needs --tls-key (its private key)".into()),
+            (None, Some(_)) => return Err("--tls-key needs --tls-cert (its certificate)".into()),
+        };
+        let limits = Limits {
+            header_read_timeout: args.header_read_timeout,
+            body_read_timeout: args.body_read_timeout,
+            idle_timeout: args.idle_timeout,
+            max_connections: args.max_connections,
+            max_inflight_joins: args.max_inflight_joins,
+            shutdown_grace: args.shutdown_grace,
+        };
         let regions = args.cert_region.into_iter().map(|list| list.0);
         Ok(Self {
             token: args.token,
@@ -166,6 +242,9 @@ impl ServeOptions {
             registry: args.registry,
             batch_window: Duration::from_millis(args.batch_window_ms),
             external_ids: args.external_id,
+            tls,
+            insecure_http: args.insecure_http,
+            limits,
         })
     }
 }

@@ -5,7 +5,7 @@ use core::fmt::Write as _;
 use core::time::Duration;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// The histogram's upper bounds, in seconds (`le`), Prometheus's default buckets: a join
 /// takes milliseconds (a batch window, one DescribeInstances) up to the timeout.
@@ -25,6 +25,8 @@ pub(crate) struct Metrics {
     buckets: [AtomicU64; BUCKETS.len() + 1],
     /// The sum of the durations, in microseconds.
     sum_micros: AtomicU64,
+    /// The connections and the TLS certificate (`ListenerMetrics`).
+    pub(crate) listener: Arc<ListenerMetrics>,
 }
 
 impl Metrics {
@@ -59,6 +61,7 @@ impl Metrics {
              ec2_iid_describe_instances_calls_total {describe_calls}"
         );
         self.render_histogram(&mut text);
+        self.listener.render(&mut text);
         text
     }
 
@@ -98,6 +101,82 @@ impl Metrics {
     }
 }
 
+// ---- The listener: connections and the TLS certificate (serve/listener.rs, serve/tls.rs). ----
+
+/// What the listener counts.
+#[derive(Debug, Default)]
+pub(crate) struct ListenerMetrics {
+    /// `ec2_iid_open_connections`.
+    open: AtomicU64,
+    /// `ec2_iid_connections_shed_total`: idle connections closed to make room at the cap.
+    shed: AtomicU64,
+    /// `ec2_iid_connections_refused_total`: new connections closed at the cap, none idle.
+    refused: AtomicU64,
+    /// `ec2_iid_tls_reloads_total{result="ok"}`.
+    reloads_ok: AtomicU64,
+    /// `ec2_iid_tls_reloads_total{result="error"}`: the old certificate kept.
+    reloads_failed: AtomicU64,
+}
+
+impl ListenerMetrics {
+    pub(crate) fn connection_opened(&self) {
+        self.open.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_closed(&self) {
+        self.open.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_shed(&self) {
+        self.shed.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn connection_refused(&self) {
+        self.refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn tls_reloaded(&self, ok: bool) {
+        let counter = if ok {
+            &self.reloads_ok
+        } else {
+            &self.reloads_failed
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Open, shed and refused connections.
+    #[cfg(test)]
+    pub(crate) fn counts(&self) -> (u64, u64, u64) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        (load(&self.open), load(&self.shed), load(&self.refused))
+    }
+
+    fn render(&self, text: &mut String) {
+        let load = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        let _ = writeln!(
+            text,
+            "# HELP ec2_iid_open_connections Client connections open.\n\
+             # TYPE ec2_iid_open_connections gauge\n\
+             ec2_iid_open_connections {}\n\
+             # HELP ec2_iid_connections_shed_total Idle connections closed to make room at --max-connections.\n\
+             # TYPE ec2_iid_connections_shed_total counter\n\
+             ec2_iid_connections_shed_total {}\n\
+             # HELP ec2_iid_connections_refused_total New connections closed at --max-connections, none idle.\n\
+             # TYPE ec2_iid_connections_refused_total counter\n\
+             ec2_iid_connections_refused_total {}\n\
+             # HELP ec2_iid_tls_reloads_total Certificate reloads on SIGHUP, by result (error: the old one kept).\n\
+             # TYPE ec2_iid_tls_reloads_total counter\n\
+             ec2_iid_tls_reloads_total{{result=\"error\"}} {}\n\
+             ec2_iid_tls_reloads_total{{result=\"ok\"}} {}",
+            load(&self.open),
+            load(&self.shed),
+            load(&self.refused),
+            load(&self.reloads_failed),
+            load(&self.reloads_ok),
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +212,19 @@ ec2_iid_join_duration_seconds_bucket{le=\"10\"} 2
 ec2_iid_join_duration_seconds_bucket{le=\"+Inf\"} 3
 ec2_iid_join_duration_seconds_sum 20.033
 ec2_iid_join_duration_seconds_count 3
+# HELP ec2_iid_open_connections Client connections open.
+# TYPE ec2_iid_open_connections gauge
+ec2_iid_open_connections 0
+# HELP ec2_iid_connections_shed_total Idle connections closed to make room at --max-connections.
+# TYPE ec2_iid_connections_shed_total counter
+ec2_iid_connections_shed_total 0
+# HELP ec2_iid_connections_refused_total New connections closed at --max-connections, none idle.
+# TYPE ec2_iid_connections_refused_total counter
+ec2_iid_connections_refused_total 0
+# HELP ec2_iid_tls_reloads_total Certificate reloads on SIGHUP, by result (error: the old one kept).
+# TYPE ec2_iid_tls_reloads_total counter
+ec2_iid_tls_reloads_total{result=\"error\"} 0
+ec2_iid_tls_reloads_total{result=\"ok\"} 0
 ";
         assert_eq!(text, expected);
     }

@@ -7,19 +7,32 @@
 //! * 400 `malformed`: not a signed identity document; 413 `too_large`: over
 //!   `ec2_iid::MAX_BLOB_LEN`;
 //! * 403 KIND (the `ErrorKind`, e.g. `no_rule_matched`, `stale`, `already_joined`): refused;
-//! * 503 with `Retry-After` (`lookup_unavailable`, `registry_unavailable`, `timeout`): may
-//!   pass later;
+//! * 503 with `Retry-After` (`lookup_unavailable`, `registry_unavailable`, `timeout`, and
+//!   `overloaded` past `--max-inflight-joins`): may pass later;
 //! * 500 (`lookup_failed`, `registry_failed`): the server's own configuration.
 //!
 //! `GET /metrics` (Prometheus text) and `GET /healthz` (`ok`) are for the operator.
+//!
+//! The parts: `app` (the routes and the join's answers), `bounded` (`--timeout`), `lookup`,
+//! `registry`, `metrics`; at the edge, `listener` (the serving loop: accept, HTTP/1 per
+//! connection, graceful shutdown on SIGTERM/SIGINT within `--shutdown-grace`), `connections`
+//! (`--max-connections`, the idle and header-read timeouts), `body_deadline`
+//! (`--body-read-timeout`), `overload` (`--max-inflight-joins`) and `tls` (`--tls-cert`,
+//! reloaded on SIGHUP). Plain HTTP is served on loopback only, unless `--insecure-http`.
 
 mod app;
 mod args;
+mod body_deadline;
 mod bounded;
+mod connections;
+mod listener;
 mod lookup;
 mod metrics;
+mod overload;
 mod registry;
+mod tls;
 
+use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -36,16 +49,22 @@ use crate::setup::{read_file, read_verifier};
 
 /// Exit codes of `serve`.
 pub(crate) const EXIT_CODES: &str = "Exit codes: 2 usage or setup error (flags, files, the \
-registry, the listen address), 1 the server failed after it started; it runs until \
-interrupted (Ctrl-C: exit 0).";
+registry, the listen address, the TLS files), 1 the server failed after it started; it runs \
+until SIGTERM or Ctrl-C (exit 0 once the requests in flight are answered, within \
+--shutdown-grace).";
 
-/// Runs the server until Ctrl-C; `Err` is a usage or setup error (exit 2).
+/// Runs the server until SIGTERM or Ctrl-C; `Err` is a usage or setup error (exit 2).
 ///
 /// # Errors
 /// The error to print: invalid flags or files, an unusable registry or listen address.
 pub(crate) fn run(args: ServeArgs, matches: &ArgMatches) -> Result<ExitCode, String> {
     let options = ServeOptions::new(args, matches)?;
     let verifier = read_verifier_with_certs(&options)?;
+    let tls = options
+        .tls
+        .as_ref()
+        .map(|files| tls::CertReloader::new(files).map(Arc::new))
+        .transpose()?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -54,7 +73,7 @@ pub(crate) fn run(args: ServeArgs, matches: &ArgMatches) -> Result<ExitCode, Str
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(options, verifier))
+    runtime.block_on(serve(options, verifier, tls))
 }
 
 /// The trust store (AWS's certificates plus `--cert`) and the token's verifier.
@@ -69,7 +88,11 @@ fn read_verifier_with_certs(options: &ServeOptions) -> Result<Verifier, String> 
     read_verifier(&options.token, trust, false)
 }
 
-async fn serve(options: ServeOptions, verifier: Verifier) -> Result<ExitCode, String> {
+async fn serve(
+    options: ServeOptions,
+    verifier: Verifier,
+    tls: Option<Arc<tls::CertReloader>>,
+) -> Result<ExitCode, String> {
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     // --endpoint-url sends the registry's DynamoDB calls to the same emulator as EC2's.
     let registry_config = match &options.endpoint_url {
@@ -88,23 +111,50 @@ async fn serve(options: ServeOptions, verifier: Verifier) -> Result<ExitCode, St
         .await
         .map_err(|e| format!("--listen {}: {e}", options.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    crate::out(format_args!("listening on {addr}"));
-    let shutdown = async {
-        // Without a signal handler the server runs until killed.
-        if tokio::signal::ctrl_c().await.is_err() {
-            core::future::pending::<()>().await;
+    check_plain_http(addr, tls.is_some(), options.insecure_http)?;
+    let listener_metrics = Arc::clone(&app.metrics.listener);
+    let acceptor = match &tls {
+        Some(reloader) => {
+            tokio::spawn(tls::reload_on_sighup(
+                Arc::clone(reloader),
+                Arc::clone(&listener_metrics),
+            ));
+            Some(reloader.acceptor()?)
         }
+        None => None,
     };
-    match axum::serve(listener, app::router(app))
-        .with_graceful_shutdown(shutdown)
-        .await
-    {
-        Ok(()) => Ok(ExitCode::SUCCESS),
-        Err(e) => {
-            tracing::error!("server failed: {e}");
-            Ok(ExitCode::FAILURE)
-        }
+    let shutdown = listener::shutdown_signal();
+    crate::out(format_args!("listening on {addr}"));
+    let router = app::router(app, options.limits.max_inflight_joins);
+    listener::serve(
+        listener,
+        router,
+        acceptor,
+        options.limits,
+        listener_metrics,
+        shutdown,
+    )
+    .await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Plain HTTP only on loopback, unless `--insecure-http` (then a warning): a document sent
+/// in clear can be read, and raced to the server, by anyone on the path.
+fn check_plain_http(addr: SocketAddr, tls: bool, insecure_http: bool) -> Result<(), String> {
+    if tls || addr.ip().is_loopback() {
+        return Ok(());
     }
+    if !insecure_http {
+        return Err(format!(
+            "--listen {addr}: not a loopback address and no TLS: give --tls-cert and --tls-key, \
+             or --insecure-http to serve plain HTTP anyway"
+        ));
+    }
+    tracing::warn!(
+        "--insecure-http: serving plain HTTP on {addr}; identity documents cross the network \
+         readable by anyone on the path"
+    );
+    Ok(())
 }
 
 /// The EC2 lookup of the flags: `--timeout` per AWS call, `--endpoint-url`, `--external-id`.

@@ -360,3 +360,213 @@ pub(crate) fn percentile(sorted: &[Duration], p: usize) -> Duration {
     let index = (sorted.len() * p / 100).min(sorted.len() - 1);
     sorted[index]
 }
+
+// ---- TLS, signals and raw connections (tests/edges.rs, tests/signals.rs, tests/system.rs). ----
+
+/// `serve_command` listening on `listen` instead of 127.0.0.1:0.
+pub(crate) fn serve_command_on(
+    listen: &str,
+    token: &Path,
+    endpoint_url: &str,
+    extra: &[&str],
+) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_ec2-iid"));
+    command
+        .arg("serve")
+        .arg("--token")
+        .arg(token)
+        .args(["--endpoint-url", endpoint_url])
+        .args(["--listen", listen])
+        .args(extra)
+        .env("AWS_ACCESS_KEY_ID", "testing")
+        .env("AWS_SECRET_ACCESS_KEY", "testing")
+        .env("AWS_REGION", REGION)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .env_remove("AWS_SESSION_TOKEN")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null());
+    command
+}
+
+impl Server {
+    /// Sends `signal` (`TERM`, `HUP`, ...) to the server process with kill(1).
+    pub(crate) fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args(["-s", signal, &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success(), "kill -s {signal}");
+    }
+
+    /// Waits (at most `within`) for the server to exit; its exit code.
+    pub(crate) fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let started = std::time::Instant::now();
+        while started.elapsed() < within {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("ec2-iid serve still running after {within:?}");
+    }
+}
+
+/// The test TLS pairs: 1 is ec2-iid-aws's (`ca.pem`, `server.pem`, `server.key`), 2 this crate's
+/// (`ca2.pem`, `server2.pem`, `server2.key`); both for 127.0.0.1.
+pub(crate) struct TlsPair {
+    pub(crate) ca: PathBuf,
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+}
+
+pub(crate) fn tls_pair(which: u8) -> TlsPair {
+    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let (dir, suffix) = match which {
+        1 => (manifest.join("../ec2-iid-aws/tests/data/tls"), ""),
+        _ => (manifest.join("tests/data/tls"), "2"),
+    };
+    TlsPair {
+        ca: dir.join(format!("ca{suffix}.pem")),
+        cert: dir.join(format!("server{suffix}.pem")),
+        key: dir.join(format!("server{suffix}.key")),
+    }
+}
+
+/// Copies pair `which` to `dir/cert.pem` and `dir/key.pem` (mode 600, as serve requires);
+/// the `--tls-cert` and `--tls-key` flags naming them.
+pub(crate) fn install_tls_pair(dir: &Path, which: u8) -> [String; 4] {
+    use std::os::unix::fs::PermissionsExt as _;
+    let pair = tls_pair(which);
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, std::fs::read(&pair.cert).unwrap()).unwrap();
+    std::fs::write(&key, std::fs::read(&pair.key).unwrap()).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    [
+        "--tls-cert".into(),
+        cert.display().to_string(),
+        "--tls-key".into(),
+        key.display().to_string(),
+    ]
+}
+
+/// A TLS connection to `addr` trusting only `ca` (a PEM file).
+pub(crate) async fn tls_connect(
+    addr: &str,
+    ca: &Path,
+) -> std::io::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+    use rustls::pki_types::pem::PemObject as _;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(addr).await?;
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio::time::timeout(Duration::from_secs(5), connector.connect(name, tcp))
+        .await
+        .expect("TLS handshake within 5 s")
+}
+
+/// The leaf certificate the server presented on `stream` (DER).
+pub(crate) fn peer_leaf(
+    stream: &tokio_rustls::client::TlsStream<tokio::net::TcpStream>,
+) -> Vec<u8> {
+    stream.get_ref().1.peer_certificates().unwrap()[0].to_vec()
+}
+
+/// The DER of the first certificate of a PEM file.
+pub(crate) fn leaf_der(pem: &Path) -> Vec<u8> {
+    use rustls::pki_types::pem::PemObject as _;
+    rustls::pki_types::CertificateDer::pem_file_iter(pem)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .to_vec()
+}
+
+/// One request on an open (keep-alive) connection: the status, the head and the body (read by
+/// its Content-Length), within 10 s.
+pub(crate) async fn exchange<S>(
+    stream: &mut S,
+    method: &str,
+    path: &str,
+    body: &[u8],
+) -> (u16, String, String)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    let head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    stream.write_all(body).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), read_response(stream))
+        .await
+        .expect("an answer within 10 s")
+}
+
+async fn read_response<S: tokio::io::AsyncRead + Unpin>(stream: &mut S) -> (u16, String, String) {
+    let mut buf = Vec::new();
+    let mut chunk = [0; 4096];
+    let head_end = loop {
+        if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at;
+        }
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before the response head: {buf:?}");
+        buf.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8(buf[..head_end].to_vec()).unwrap();
+    let length: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length: ")
+                .map(str::to_owned)
+        })
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = buf[head_end + 4..].to_vec();
+    while body.len() < length {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "closed before the response body");
+        body.extend_from_slice(&chunk[..n]);
+    }
+    let status = head.split(' ').nth(1).unwrap().parse().unwrap();
+    (status, head, String::from_utf8(body).unwrap())
+}
+
+/// Reads until the server closes `stream` (EOF or reset), at most `within`; what was read.
+pub(crate) async fn until_closed<S: tokio::io::AsyncRead + Unpin>(
+    stream: &mut S,
+    within: Duration,
+) -> Vec<u8> {
+    let mut read = Vec::new();
+    let mut chunk = [0; 4096];
+    tokio::time::timeout(within, async {
+        loop {
+            match stream.read(&mut chunk).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => read.extend_from_slice(&chunk[..n]),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("not closed within {within:?}"));
+    read
+}
+
+/// `GET /metrics` over TLS (the first test pair's CA trusted).
+pub(crate) async fn tls_metrics(addr: &str) -> String {
+    let mut stream = tls_connect(addr, &tls_pair(1).ca).await.unwrap();
+    let (status, _, body) = exchange(&mut stream, "GET", "/metrics", b"").await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
