@@ -113,10 +113,14 @@ async fn slow_and_idle_clients_do_not_stop_answers_and_are_closed_by_their_deadl
         "{:?}",
         opened.elapsed()
     );
-    // The body drip: answered 400 at the body deadline (3 s), then closed.
+    // The body drip: answered 408 at the body deadline (3 s), then closed.
     let body_answer = until_closed(&mut body_read, Duration::from_secs(4)).await;
     let body_answer = String::from_utf8_lossy(&body_answer);
-    assert!(body_answer.starts_with("HTTP/1.1 400"), "{body_answer}");
+    assert!(body_answer.starts_with("HTTP/1.1 408"), "{body_answer}");
+    assert!(
+        body_answer.contains("\"error\":\"body_timeout\""),
+        "{body_answer}"
+    );
     let took = opened.elapsed();
     assert!(
         (Duration::from_secs(3)..Duration::from_secs(5)).contains(&took),

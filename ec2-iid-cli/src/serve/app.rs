@@ -21,6 +21,7 @@ use ec2_iid::{CheckError, ErrorKind, JoinOutcome, Verifier};
 use ec2_iid_aws::Ec2LookupError;
 use tracing::Instrument as _;
 
+use super::body_deadline;
 use super::bounded::{Bounded, BoundedError};
 use super::error_chain;
 use super::lookup::Lookup;
@@ -162,6 +163,9 @@ fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
     match failure {
         Failure::Body(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
             (StatusCode::PAYLOAD_TOO_LARGE, "too_large", false)
+        }
+        Failure::Body(e) if body_deadline::timed_out(e) => {
+            (StatusCode::REQUEST_TIMEOUT, "body_timeout", false)
         }
         Failure::Body(_) => (StatusCode::BAD_REQUEST, "malformed", false),
         Failure::Rejected(e) => match e.kind() {

@@ -2,7 +2,7 @@
 //!
 //! A per-read timeout (tower-http's `RequestBodyTimeout` is one, per frame) lets a client that
 //! sends a byte just before each read times out hold the request open for as long as it likes;
-//! a total deadline does not. Past it the body fails: the handler cannot read it (400) and the
+//! a total deadline does not. Past it the body fails: the handler answers 408 and the
 //! connection, its body unread, is closed.
 
 use core::pin::Pin;
@@ -47,6 +47,19 @@ impl core::fmt::Display for BodyTimedOut {
 }
 
 impl core::error::Error for BodyTimedOut {}
+
+/// Whether `error` or one of its sources is a [`BodyTimedOut`]: a body read failed because
+/// the deadline passed (408), not because the body was bad.
+pub(crate) fn timed_out(error: &(dyn core::error::Error + 'static)) -> bool {
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if e.is::<BodyTimedOut>() {
+            return true;
+        }
+        next = e.source();
+    }
+    false
+}
 
 impl<B> Body for DeadlineBody<B>
 where

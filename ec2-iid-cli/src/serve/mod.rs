@@ -5,7 +5,7 @@
 //!
 //! * 200 `{"host_id": "<account>-<instance>", "matched_rule": N}`: joined;
 //! * 400 `malformed`: not a signed identity document; 413 `too_large`: over
-//!   `ec2_iid::MAX_BLOB_LEN`;
+//!   `ec2_iid::MAX_BLOB_LEN`; 408 `body_timeout`: not received within `--body-read-timeout`;
 //! * 403 KIND (the `ErrorKind`, e.g. `no_rule_matched`, `stale`, `already_joined`): refused;
 //! * 503 with `Retry-After` (`lookup_unavailable`, `registry_unavailable`, `timeout`, and
 //!   `overloaded` past `--max-inflight-joins`): may pass later;
