@@ -98,6 +98,112 @@ impl Metrics {
     }
 }
 
+// DescribeInstances pacing: what `BatchingLookup`'s observer reports.
+
+/// `ec2_iid_describe_instances_ids_per_call`'s upper bounds: one id (light load) up to
+/// `MAX_BATCH` (200, calls paced at the bucket's rate).
+const IDS_BUCKETS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 200.0];
+
+/// `ec2_iid_lookup_wait_seconds`'s upper bounds: zero while tokens are free, up to seconds
+/// when a burst waits for the refill.
+const WAIT_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The pacing histograms of the lookup.
+#[derive(Debug)]
+pub(crate) struct LookupMetrics {
+    ids_per_call: Histogram,
+    wait: Histogram,
+}
+
+impl Default for LookupMetrics {
+    fn default() -> Self {
+        Self {
+            ids_per_call: Histogram::new(&IDS_BUCKETS),
+            wait: Histogram::new(&WAIT_BUCKETS),
+        }
+    }
+}
+
+impl LookupMetrics {
+    /// Records what the lookup reported.
+    pub(crate) fn record(&self, event: ec2_iid_aws::PacingEvent) {
+        match event {
+            ec2_iid_aws::PacingEvent::Call { ids } => {
+                let ids = u32::try_from(ids).unwrap_or(u32::MAX);
+                self.ids_per_call
+                    .observe(f64::from(ids), Duration::from_secs(u64::from(ids)));
+            }
+            ec2_iid_aws::PacingEvent::Waited(waited) => {
+                self.wait.observe(waited.as_secs_f64(), waited);
+            }
+            // A kind of event this server does not chart (the enum is non-exhaustive).
+            _ => {}
+        }
+    }
+
+    /// Appends both histograms.
+    pub(crate) fn render(&self, text: &mut String) {
+        self.ids_per_call.render(
+            text,
+            "ec2_iid_describe_instances_ids_per_call",
+            "Instance ids in each DescribeInstances call.",
+        );
+        self.wait.render(
+            text,
+            "ec2_iid_lookup_wait_seconds",
+            "Time a lookup waited for its DescribeInstances call to go out.",
+        );
+    }
+}
+
+/// A histogram: one count per bucket (not cumulative), then +Inf, and the sum (in
+/// microseconds, or micro-units of a count).
+#[derive(Debug)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `value`; `sum` is what it adds to the sum (a `Duration` holds it exactly).
+    fn observe(&self, value: f64, sum: Duration) {
+        let index = self
+            .bounds
+            .iter()
+            .position(|&le| value <= le)
+            .unwrap_or(self.bounds.len());
+        if let Some(count) = self.counts.get(index) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(sum.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn render(&self, text: &mut String, name: &str, help: &str) {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        let bounds = self.bounds.iter().map(|le| le.to_string());
+        for (le, count) in bounds.chain([String::from("+Inf")]).zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(text, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let micros = self.sum_micros.load(Ordering::Relaxed);
+        let sum = Duration::from_micros(micros).as_secs_f64();
+        let _ = writeln!(text, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -133,6 +239,61 @@ ec2_iid_join_duration_seconds_bucket{le=\"10\"} 2
 ec2_iid_join_duration_seconds_bucket{le=\"+Inf\"} 3
 ec2_iid_join_duration_seconds_sum 20.033
 ec2_iid_join_duration_seconds_count 3
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn pacing_exposition() {
+        use ec2_iid_aws::PacingEvent;
+
+        let metrics = LookupMetrics::default();
+        let mut text = String::new();
+        metrics.render(&mut text);
+        assert!(
+            text.contains("ec2_iid_describe_instances_ids_per_call_count 0\n"),
+            "{text}"
+        );
+        for ids in [1, 1, 37, 200] {
+            metrics.record(PacingEvent::Call { ids });
+        }
+        for millis in [0, 0, 30, 1200, 12_000] {
+            metrics.record(PacingEvent::Waited(Duration::from_millis(millis)));
+        }
+        let mut text = String::new();
+        metrics.render(&mut text);
+        let expected = "\
+# HELP ec2_iid_describe_instances_ids_per_call Instance ids in each DescribeInstances call.
+# TYPE ec2_iid_describe_instances_ids_per_call histogram
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"1\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"2\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"5\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"10\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"20\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"50\"} 3
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"100\"} 3
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"150\"} 3
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"200\"} 4
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"+Inf\"} 4
+ec2_iid_describe_instances_ids_per_call_sum 239
+ec2_iid_describe_instances_ids_per_call_count 4
+# HELP ec2_iid_lookup_wait_seconds Time a lookup waited for its DescribeInstances call to go out.
+# TYPE ec2_iid_lookup_wait_seconds histogram
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.001\"} 2
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.005\"} 2
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.01\"} 2
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.025\"} 2
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.05\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.1\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.25\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.5\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"1\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"2.5\"} 4
+ec2_iid_lookup_wait_seconds_bucket{le=\"5\"} 4
+ec2_iid_lookup_wait_seconds_bucket{le=\"10\"} 4
+ec2_iid_lookup_wait_seconds_bucket{le=\"+Inf\"} 5
+ec2_iid_lookup_wait_seconds_sum 13.23
+ec2_iid_lookup_wait_seconds_count 5
 ";
         assert_eq!(text, expected);
     }
