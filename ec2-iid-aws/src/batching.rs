@@ -53,6 +53,11 @@ const MIN_RATE_SHARE: f64 = 1.0 / 32.0;
 /// After throttling, the rate grows back by the configured rate every this many seconds.
 const RECOVERY_SECS: f64 = 10.0;
 
+/// No window this long sees more calls than [`Pacing::per_second`]: a second, and a quarter to
+/// spare, as EC2 counts calls when they arrive, and a busy host or network may bring two calls
+/// closer on the way (on a loaded 2-core test machine, by over 100 ms).
+const WINDOW: Duration = Duration::from_millis(1250);
+
 /// The shortest sleep of a waiting dispatcher: rounding must not make it spin.
 const MIN_SLEEP: Duration = Duration::from_millis(1);
 
@@ -78,8 +83,9 @@ type Observer = Arc<dyn Fn(PacingEvent) + Send + Sync>;
 /// not know it; nothing is cached beyond the call. Cheap to clone (the buckets are shared).
 ///
 /// Each (partition, region, role) has a bucket of `burst` tokens refilled at `rate` per
-/// second; a call takes one, and no one second sees more than the larger of `burst` and `rate`
-/// calls (EC2's own bucket would allow a full burst plus a second's refill). While no token is
+/// second; a call takes one, and no 1.25 s (a second, and a quarter for jitter on the way to
+/// EC2) see more than the larger of `burst` and `rate` calls: EC2's own bucket would allow a
+/// full burst plus a second's refill. While no token is
 /// free, queries wait; the next token sends every waiting id of the same partition, region,
 /// account and role, up to [`MAX_BATCH`] per call (identical ids share their slot). A
 /// throttled call (`RequestLimitExceeded`) halves the bucket's rate, which grows back over
@@ -416,7 +422,7 @@ struct Bucket {
     /// The refill now: the configured rate, or less after throttling.
     rate: f64,
     updated: Instant,
-    /// When the calls of the last second went out, oldest first.
+    /// When the calls of the last [`WINDOW`] went out, oldest first.
     recent: VecDeque<Instant>,
 }
 
@@ -436,7 +442,7 @@ impl Bucket {
         while self
             .recent
             .front()
-            .is_some_and(|&at| now.saturating_duration_since(at) >= Duration::from_secs(1))
+            .is_some_and(|&at| now.saturating_duration_since(at) >= WINDOW)
         {
             self.recent.pop_front();
         }
@@ -450,9 +456,7 @@ impl Bucket {
         let for_token = Duration::try_from_secs_f64((1.0 - self.tokens).max(0.0) / self.rate)
             .unwrap_or(Duration::from_secs(1));
         let for_second = match self.recent.front() {
-            Some(&oldest) if second_full => {
-                (oldest + Duration::from_secs(1)).saturating_duration_since(now)
-            }
+            Some(&oldest) if second_full => (oldest + WINDOW).saturating_duration_since(now),
             _ => Duration::ZERO,
         };
         Err(for_token.max(for_second).max(MIN_SLEEP))
@@ -865,22 +869,22 @@ mod tests {
         for task in tasks {
             assert!(answered(task).await.is_some());
         }
-        // Three at once, then the one-second cap (3) holds back the refill (2 per second).
+        // Three at once, then the cap of 3 per 1.25 s holds back the refill (2 per second).
         assert_eq!(
             setup.calls(start),
             [
                 (0, 1),
                 (0, 1),
                 (0, 1),
-                (1000, 1),
-                (1000, 1),
+                (1250, 1),
+                (1250, 1),
                 (1500, 1),
-                (2000, 1)
+                (2500, 1)
             ]
         );
         let waits = setup.waits();
         assert_eq!(waits.len(), 7);
-        assert_eq!(waits[6], Duration::from_secs(2));
+        assert_eq!(waits[6], Duration::from_millis(2500));
     }
 
     #[tokio::test(start_paused = true)]
@@ -899,7 +903,7 @@ mod tests {
         }
         assert_eq!(
             setup.calls(start),
-            [(0, 1), (1000, 200), (2000, 200), (3000, 50)]
+            [(0, 1), (1250, 200), (2500, 200), (3750, 50)]
         );
         let calls: Vec<_> = setup
             .events
@@ -949,7 +953,7 @@ mod tests {
         let setup = setup(1.0, 1, |_, _| ());
         let start = Instant::now();
         assert!(answered(setup.spawn(&id(0))).await.is_some());
-        // No token until t = 1 s: these wait; one gives up.
+        // No call until t = 1.25 s: these wait; one gives up.
         let gives_up = setup.spawn(&id(1));
         let stays = setup.spawn(&id(2));
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -962,7 +966,7 @@ mod tests {
             assert_eq!(queue.order, [id(2).parse::<InstanceId>().unwrap()]);
         }
         assert!(answered(stays).await.is_some());
-        assert_eq!(setup.calls(start), [(0, 1), (1000, 1)]);
+        assert_eq!(setup.calls(start), [(0, 1), (1250, 1)]);
         // Everyone gone: a waiting query whose caller drops it leaves nothing behind.
         let lone = setup.spawn(&id(3));
         tokio::time::sleep(Duration::from_millis(10)).await;
