@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use ec2_iid::{InstanceFacts, InstanceId, InstanceLookup, InstanceQuery};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument as _;
 
@@ -58,6 +58,11 @@ const RECOVERY_SECS: f64 = 10.0;
 /// closer on the way (on a loaded 2-core test machine, by over 100 ms).
 const WINDOW: Duration = Duration::from_millis(1250);
 
+/// The most calls in flight per batch key. While they are out, more queries wait (even with
+/// tokens free) and share the next call: a burst that arrives over the time of a call makes
+/// a few large calls, not one call per query until the tokens run out.
+const MAX_IN_FLIGHT: usize = 2;
+
 /// The shortest sleep of a waiting dispatcher: rounding must not make it spin.
 const MIN_SLEEP: Duration = Duration::from_millis(1);
 
@@ -85,9 +90,11 @@ type Observer = Arc<dyn Fn(PacingEvent) + Send + Sync>;
 /// Each (partition, region, role) has a bucket of `burst` tokens refilled at `rate` per
 /// second; a call takes one, and no 1.25 s (a second, and a quarter for jitter on the way to
 /// EC2) see more than the larger of `burst` and `rate` calls: EC2's own bucket would allow a
-/// full burst plus a second's refill. While no token is
-/// free, queries wait; the next token sends every waiting id of the same partition, region,
-/// account and role, up to [`MAX_BATCH`] per call (identical ids share their slot). A
+/// full burst plus a second's refill. While no token is free, queries wait; the next token
+/// sends every waiting id of the same partition, region, account and role, up to
+/// [`MAX_BATCH`] per call (identical ids share their slot). At most two calls of the same key
+/// are in flight: while they are, queries wait for one to end and then share the next, so a
+/// burst makes a few large calls rather than spending the tokens one query at a time. A
 /// throttled call (`RequestLimitExceeded`) halves the bucket's rate, which grows back over
 /// about ten seconds, and is retried within [`DEFAULT_THROTTLE_DEADLINE`].
 ///
@@ -303,6 +310,8 @@ struct Pacer<D> {
     pacing: Pacing,
     observer: Option<Observer>,
     state: Mutex<State>,
+    /// Woken when a call ends, for the dispatchers waiting for a call slot.
+    call_ended: Notify,
     calls: AtomicU64,
 }
 
@@ -320,6 +329,8 @@ impl<D: fmt::Debug> fmt::Debug for Pacer<D> {
 struct State {
     buckets: HashMap<BucketKey, Bucket>,
     queues: HashMap<BatchKey, Queue>,
+    /// The calls in flight, by batch key (none: absent).
+    in_flight: HashMap<BatchKey, usize>,
     /// Numbers the waiters, so that a cancelled one finds itself.
     next_waiter: u64,
 }
@@ -481,6 +492,8 @@ impl Bucket {
 enum Step {
     Call(InstanceQuery, Batch),
     Sleep(Duration),
+    /// [`MAX_IN_FLIGHT`] calls are out: wait for one to end.
+    WaitForCall,
     Done,
 }
 
@@ -491,6 +504,7 @@ impl<D: Describe> Pacer<D> {
             pacing,
             observer,
             state: Mutex::new(State::default()),
+            call_ended: Notify::new(),
             calls: AtomicU64::new(0),
         }
     }
@@ -563,14 +577,21 @@ impl<D: Describe> Pacer<D> {
     /// Sends the key's waiting ids as tokens come free, until none wait.
     async fn dispatch(self: Arc<Self>, key: BatchKey) {
         loop {
-            let step = self.next_step(&key);
-            match step {
+            // Listening before looking: a call that ends after the look wakes this.
+            let call_ended = self.call_ended.notified();
+            let mut call_ended = core::pin::pin!(call_ended);
+            call_ended.as_mut().enable();
+            match self.next_step(&key) {
                 Step::Done => return,
                 Step::Sleep(pause) => tokio::time::sleep(pause).await,
+                Step::WaitForCall => call_ended.await,
                 Step::Call(query, batch) => {
-                    let pacer = Arc::clone(&self);
+                    let slot = InFlight {
+                        pacer: Arc::clone(&self),
+                        key: key.clone(),
+                    };
                     let span = tracing::info_span!("batch", instances = batch.len());
-                    tokio::spawn(pacer.call(query, batch).instrument(span));
+                    tokio::spawn(slot.call(query, batch).instrument(span));
                 }
             }
         }
@@ -580,7 +601,10 @@ impl<D: Describe> Pacer<D> {
         let now = Instant::now();
         let mut state = self.state();
         let State {
-            buckets, queues, ..
+            buckets,
+            queues,
+            in_flight,
+            ..
         } = &mut *state;
         let Some(queue) = queues.get_mut(key) else {
             return Step::Done;
@@ -589,12 +613,17 @@ impl<D: Describe> Pacer<D> {
             queues.remove(key);
             return Step::Done;
         }
+        let calls_out = in_flight.entry(key.clone()).or_default();
+        if *calls_out >= MAX_IN_FLIGHT {
+            return Step::WaitForCall;
+        }
         let bucket = buckets
             .entry(key.bucket.clone())
             .or_insert_with(|| Bucket::new(&self.pacing, now));
         if let Err(pause) = bucket.take(&self.pacing, now) {
             return Step::Sleep(pause);
         }
+        *calls_out += 1;
         let batch = queue.take(self.pacing.max_batch);
         let query = queue.query.clone();
         drop(state);
@@ -609,7 +638,7 @@ impl<D: Describe> Pacer<D> {
     }
 
     /// Makes the batch's call (its token taken) and answers its waiters.
-    async fn call(self: Arc<Self>, query: InstanceQuery, batch: Batch) {
+    async fn call(&self, query: InstanceQuery, batch: Batch) {
         let ids: Vec<InstanceId> = batch.iter().map(|(id, _)| id.clone()).collect();
         let answers = self.call_with_retries(&query, &ids).await;
         for (index, (_, waiters)) in batch.into_iter().enumerate() {
@@ -678,6 +707,33 @@ impl<D: Describe> Pacer<D> {
             .entry(bucket.clone())
             .or_insert_with(|| Bucket::new(&self.pacing, now))
             .take(&self.pacing, now)
+    }
+}
+
+/// A call slot of a batch key ([`MAX_IN_FLIGHT`]), freed when its call ends.
+struct InFlight<D: Describe> {
+    pacer: Arc<Pacer<D>>,
+    key: BatchKey,
+}
+
+impl<D: Describe> InFlight<D> {
+    async fn call(self, query: InstanceQuery, batch: Batch) {
+        self.pacer.call(query, batch).await;
+    }
+}
+
+impl<D: Describe> Drop for InFlight<D> {
+    fn drop(&mut self) {
+        {
+            let mut state = self.pacer.state();
+            if let Some(calls_out) = state.in_flight.get_mut(&self.key) {
+                *calls_out = calls_out.saturating_sub(1);
+                if *calls_out == 0 {
+                    state.in_flight.remove(&self.key);
+                }
+            }
+        }
+        self.pacer.call_ended.notify_waiters();
     }
 }
 
@@ -914,6 +970,26 @@ mod tests {
             .copied()
             .collect();
         assert_eq!(calls[1], PacingEvent::Call { ids: 200 });
+        assert!(setup.idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queries_wait_for_a_call_slot_and_share_the_next_call() {
+        let setup = setup(20.0, 100, |_, fake| {
+            fake.latency = Duration::from_millis(100)
+        });
+        let start = Instant::now();
+        let first = [setup.spawn(&id(0))];
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let second = [setup.spawn(&id(1))];
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // Two calls out, tokens to spare: these 50 wait for one of them and go together.
+        let rest: Vec<_> = (2..52).map(|n| setup.spawn(&id(n))).collect();
+        for task in first.into_iter().chain(second).chain(rest) {
+            assert!(answered(task).await.is_some());
+        }
+        assert_eq!(setup.calls(start), [(0, 1), (1, 1), (100, 50)]);
+        assert!(setup.pacer.state().in_flight.is_empty());
         assert!(setup.idle());
     }
 

@@ -17,7 +17,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use harness::support::{Moto, OWN_ACCOUNT};
-use harness::{Server, ec2_client, launch, now, percentile, request, rsa2048, sample, scratch_dir};
+use harness::{
+    Server, binary, database, ec2_client, launch, now, percentile, pg, request, rsa2048, sample,
+    scratch_dir,
+};
 
 /// Instances in the burst.
 const INSTANCES: usize = 1000;
@@ -25,8 +28,12 @@ const INSTANCES: usize = 1000;
 /// Connections posting at once.
 const CONNECTIONS: usize = 200;
 
+/// One burst at a time: each launches its own moto and 1,000 instances, on few cores.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 #[tokio::test(flavor = "multi_thread")]
 async fn a_1000_instance_burst_joins_at_5_describe_calls_a_second() {
+    let _serial = SERIAL.lock().await;
     let dir = scratch_dir("burst-1000");
     let log = dir.join("moto-requests.log");
     let Some(moto) = Moto::start_with_request_log(&log) else {
@@ -52,7 +59,7 @@ async fn a_1000_instance_burst_joins_at_5_describe_calls_a_second() {
     assert_eq!(status, 200, "{body}");
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let moto_lines_before = std::fs::read_to_string(&log).unwrap().lines().count();
-    let burst = post_all(&server.addr, &documents[..INSTANCES]).await;
+    let burst = post_all(&[&server.addr], &documents[..INSTANCES]).await;
     let metrics = server.metrics().await;
 
     // Everyone joined, once.
@@ -119,7 +126,7 @@ async fn a_1000_instance_burst_joins_at_5_describe_calls_a_second() {
     // own (its own memory registry): all join, within EC2's bucket.
     let server = Server::start(&dir, "serve-defaults", &moto.url, &[]);
     let moto_lines_before = std::fs::read_to_string(&log).unwrap().lines().count();
-    let burst = post_all(&server.addr, &documents[..INSTANCES]).await;
+    let burst = post_all(&[&server.addr], &documents[..INSTANCES]).await;
     assert_eq!(burst.statuses, [(200, INSTANCES)], "{:?}", burst.statuses);
     let metrics = server.metrics().await;
     let calls = sample(&metrics, "ec2_iid_describe_instances_calls_total");
@@ -138,6 +145,49 @@ async fn a_1000_instance_burst_joins_at_5_describe_calls_a_second() {
     eprintln!(
         "burst at the defaults: {INSTANCES} joins in {seconds:.2} s = {:.0} joins/s, p50 {:.0} \
          ms, p99 {:.0} ms; {calls} DescribeInstances calls, at most {busiest} in one second",
+        1000.0 / seconds,
+        percentile(&burst.latencies, 50).as_secs_f64() * 1000.0,
+        percentile(&burst.latencies, 99).as_secs_f64() * 1000.0,
+    );
+}
+
+/// The figure of benches/README.md ("Join server: 1,000-instance burst"): the burst through
+/// two replicas sharing a PostgreSQL registry, at the default pacing divided between them
+/// (`--describe-replicas 2`); prints joins/s, p50/p99 and the `DescribeInstances` calls of
+/// both. Run with `EC2_IID_BIN` set to an older build for its figure: flags it lacks are left
+/// out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_1000_instance_burst_through_two_replicas_on_postgresql() {
+    let _serial = SERIAL.lock().await;
+    let dir = scratch_dir("burst-replicas");
+    let Some(moto) = Moto::start() else { return };
+    let Some(db) = pg::server() else { return };
+    let registry = database(db, "burst_replicas", "postgres").await;
+    let ec2 = ec2_client(&moto.url).await;
+    let instances = launch(&ec2, i32::try_from(INSTANCES).unwrap()).await;
+    let documents = sign(&instances);
+    let help = std::process::Command::new(binary())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let mut flags = vec!["--registry", registry.as_str()];
+    if String::from_utf8_lossy(&help.stdout).contains("--describe-replicas") {
+        flags.extend(["--describe-replicas", "2"]);
+    }
+    let a = Server::start(&dir, "replica-a", &moto.url, &flags);
+    let b = Server::start(&dir, "replica-b", &moto.url, &flags);
+    let burst = post_all(&[&a.addr, &b.addr], &documents).await;
+    assert_eq!(burst.statuses, [(200, INSTANCES)], "{:?}", burst.statuses);
+    let mut calls = 0.0;
+    for replica in [&a, &b] {
+        calls += replica
+            .sample("ec2_iid_describe_instances_calls_total")
+            .await;
+    }
+    let seconds = burst.took.as_secs_f64();
+    eprintln!(
+        "two replicas on PostgreSQL ({flags:?}): {INSTANCES} joins in {seconds:.2} s = {:.0} \
+         joins/s, p50 {:.0} ms, p99 {:.0} ms; {calls} DescribeInstances calls",
         1000.0 / seconds,
         percentile(&burst.latencies, 50).as_secs_f64() * 1000.0,
         percentile(&burst.latencies, 99).as_secs_f64() * 1000.0,
@@ -177,13 +227,14 @@ struct Burst {
 }
 
 /// Posts every document, [`CONNECTIONS`] at a time (a new connection each), as fast as they
-/// are answered.
-async fn post_all(addr: &str, documents: &[String]) -> Burst {
+/// are answered; the connections take turns among `addrs`.
+async fn post_all(addrs: &[&str], documents: &[String]) -> Burst {
     let documents: Arc<Vec<String>> = Arc::new(documents.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let started = Instant::now();
     let workers: Vec<_> = (0..CONNECTIONS)
-        .map(|_| {
+        .map(|worker| {
+            let addr = addrs[worker % addrs.len()];
             let (addr, documents, next) =
                 (addr.to_owned(), Arc::clone(&documents), Arc::clone(&next));
             tokio::spawn(async move {
