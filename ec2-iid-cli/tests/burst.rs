@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use harness::support::{Moto, OWN_ACCOUNT};
 use harness::{
     Server, binary, database, ec2_client, launch, now, percentile, pg, request, rsa2048, sample,
-    scratch_dir,
+    scratch_dir, serve_command, write_token,
 };
 
 /// Instances in the burst.
@@ -191,6 +191,69 @@ async fn a_1000_instance_burst_through_two_replicas_on_postgresql() {
         1000.0 / seconds,
         percentile(&burst.latencies, 50).as_secs_f64() * 1000.0,
         percentile(&burst.latencies, 99).as_secs_f64() * 1000.0,
+    );
+}
+
+/// The pacing flags: out-of-range values are usage errors (exit 2) naming the flag;
+/// `--batch-window-ms` still parses, and a non-zero one says at startup that it does nothing.
+#[tokio::test(flavor = "multi_thread")]
+async fn pacing_flags_are_checked_and_the_old_window_is_a_warning() {
+    let dir = scratch_dir("burst-flags");
+    let token = write_token(&dir, None);
+    for (flag, value) in [
+        ("--describe-rate", "0"),
+        ("--describe-rate", "fast"),
+        ("--describe-burst", "0"),
+        ("--describe-replicas", "0"),
+    ] {
+        let output = serve_command(&token, "http://127.0.0.1:1", &[flag, value])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(2), "{flag} {value}: {stderr}");
+        assert!(stderr.contains(flag), "{flag} {value}: {stderr}");
+    }
+    let help = std::process::Command::new(binary())
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for listed in [
+        "--describe-rate <CALLS>",
+        "[default: 20]",
+        "--describe-burst <CALLS>",
+        "[default: 100]",
+        "--describe-replicas <N>",
+        "1/N",
+        "--batch-window-ms <MS>",
+        "Deprecated",
+    ] {
+        assert!(help.contains(listed), "{listed}:\n{help}");
+    }
+
+    let server = Server::start(
+        &dir,
+        "old-window",
+        "http://127.0.0.1:1",
+        &["--batch-window-ms", "10"],
+    );
+    let (status, _, body) = request(&server.addr, "GET", "/healthz", b"").await;
+    assert_eq!((status, body.as_str()), (200, "ok"));
+    let log = server.log();
+    assert!(
+        log.contains("WARN") && log.contains("--batch-window-ms has no effect"),
+        "{log}"
+    );
+    let quiet = Server::start(
+        &dir,
+        "no-window",
+        "http://127.0.0.1:1",
+        &["--batch-window-ms", "0"],
+    );
+    assert!(
+        !quiet.log().contains("--batch-window-ms"),
+        "{}",
+        quiet.log()
     );
 }
 
