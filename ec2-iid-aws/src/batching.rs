@@ -1,238 +1,761 @@
-//! [`BatchingLookup`]: many joins at once, few `DescribeInstances` calls.
+//! [`BatchingLookup`]: many joins at once, few `DescribeInstances` calls, paced at EC2's rate.
 //!
-//! EC2 throttles describe calls per account and region (a token bucket of roughly 100 calls and
-//! 20 per second), so an autoscaling burst of a thousand instances must not make a thousand
-//! calls. Queries that arrive within a short window for the same partition, region, account and
-//! role go out as one call with the `instance-id` filter (at most 200 ids), and identical
-//! queries in flight share it.
+//! EC2 throttles describe calls per account and region with a token bucket (about 100 calls,
+//! refilled at about 20 per second), so an autoscaling burst of a thousand instances must not
+//! make a thousand calls. Each (partition, region, role) gets a bucket of its own with those
+//! figures: a query goes out at once while a token is free; when none is, queries wait, and the
+//! next token sends all the waiting ids of a batch key in one call with the `instance-id`
+//! filter (at most 200 ids). So the busier it gets, the larger the batches, and the call rate
+//! stays at the bucket's.
 
+use core::fmt;
+use core::future::Future;
 use core::time::Duration;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
 
-use aws_smithy_async::rt::sleep::{AsyncSleep, SharedAsyncSleep, default_async_sleep};
 use ec2_iid::{InstanceFacts, InstanceId, InstanceLookup, InstanceQuery};
-use tokio::sync::oneshot;
+use tokio::sync::{Notify, oneshot};
+use tokio::time::Instant;
 use tracing::Instrument as _;
 
-use crate::error::Ec2LookupError;
-use crate::lookup::Ec2Lookup;
-
-/// How long the first query of a batch waits for others by default.
-pub const DEFAULT_BATCH_WINDOW: Duration = Duration::from_millis(10);
+use crate::error::{Ec2LookupError, Operation};
+use crate::lookup::{ConfigError, Ec2Lookup};
 
 /// The most instance ids one `DescribeInstances` filter takes (EC2's limit for filter values).
 pub const MAX_BATCH: usize = 200;
 
-/// How long throttled batch calls are retried (with jittered backoff) before the callers see
-/// the throttling error, which is transient: they may try again later.
+/// How long throttled batch calls are retried (with jittered backoff, each retry paced like any
+/// call) before the callers see the throttling error, which is transient: they may try again
+/// later.
 pub const DEFAULT_THROTTLE_DEADLINE: Duration = Duration::from_secs(5);
 
-/// An [`InstanceLookup`] that coalesces concurrent queries into few `DescribeInstances` calls.
+/// The default refill of a bucket, in calls per second: EC2's for `DescribeInstances`.
+pub const DEFAULT_RATE: f64 = 20.0;
+
+/// The default size of a bucket, in calls: EC2's for `DescribeInstances`.
+pub const DEFAULT_BURST: u32 = 100;
+
+/// The default number of queries that may wait for a call, per batch key; past it a query
+/// fails at once with [`Ec2LookupError::Overloaded`]. Twenty full calls.
+pub const DEFAULT_MAX_WAITING: usize = 20 * MAX_BATCH;
+
+/// The largest rate and burst a [`BatchingLookupBuilder`] takes: far above any EC2 quota.
+const MAX_RATE: f64 = 10_000.0;
+
+/// How long a query waits for its call at most, whatever the rate has shrunk to.
+const MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// A throttled bucket's rate is halved, but not below this share of the configured rate.
+const MIN_RATE_SHARE: f64 = 1.0 / 32.0;
+
+/// After throttling, the rate grows back by the configured rate every this many seconds.
+const RECOVERY_SECS: f64 = 10.0;
+
+/// No window this long sees more calls than [`Pacing::per_second`]: a second, and a quarter to
+/// spare, as EC2 counts calls when they arrive, and a busy host or network may bring two calls
+/// closer on the way (on a loaded 2-core test machine, by over 100 ms).
+const WINDOW: Duration = Duration::from_millis(1250);
+
+/// The most calls in flight per batch key. While they are out, more queries wait (even with
+/// tokens free) and share the next call: a burst that arrives over the time of a call makes
+/// a few large calls, not one call per query until the tokens run out.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// The shortest sleep of a waiting dispatcher: rounding must not make it spin.
+const MIN_SLEEP: Duration = Duration::from_millis(1);
+
+/// What a [`BatchingLookup`] reports to its observer, for metrics.
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum PacingEvent {
+    /// A `DescribeInstances` call went out (a retry of a throttled call too).
+    Call {
+        /// The instance ids in its filter.
+        ids: usize,
+    },
+    /// A query's call went out: the query waited this long for it (zero when a token was free).
+    Waited(Duration),
+}
+
+type Observer = Arc<dyn Fn(PacingEvent) + Send + Sync>;
+
+/// An [`InstanceLookup`] that paces `DescribeInstances` at EC2's rate and coalesces the
+/// queries waiting for a call into one.
 ///
 /// Wraps an [`Ec2Lookup`]. Each caller gets its own instance's facts, or `None` when EC2 does
-/// not know it; nothing is cached beyond the call. Cheap to clone (the batches are shared).
+/// not know it; nothing is cached beyond the call. Cheap to clone (the buckets are shared).
+///
+/// Each (partition, region, role) has a bucket of `burst` tokens refilled at `rate` per
+/// second; a call takes one, and no 1.25 s (a second, and a quarter for jitter on the way to
+/// EC2) see more than the larger of `burst` and `rate` calls: EC2's own bucket would allow a
+/// full burst plus a second's refill. While no token is free, queries wait; the next token
+/// sends every waiting id of the same partition, region, account and role, up to
+/// [`MAX_BATCH`] per call (identical ids share their slot). At most two calls of the same key
+/// are in flight: while they are, queries wait for one to end and then share the next, so a
+/// burst makes a few large calls rather than spending the tokens one query at a time. A
+/// throttled call (`RequestLimitExceeded`) halves the bucket's rate, which grows back over
+/// about ten seconds, and is retried within [`DEFAULT_THROTTLE_DEADLINE`].
+///
+/// Bounded: at most `max_waiting` queries wait per batch key (then [`Ec2LookupError::Overloaded`]
+/// at once), none longer than 30 s, and a caller that gives up (drops its future) leaves the
+/// queue. Calls run in tasks of their own, so must be made within a Tokio runtime (as the AWS
+/// SDK's).
 ///
 /// ```no_run
-/// # async fn run() {
+/// # async fn run() -> Result<(), ec2_iid_aws::ConfigError> {
+/// use ec2_iid_aws::{BatchingLookup, Ec2Lookup, PacingEvent};
+///
 /// let config = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-/// let lookup = ec2_iid_aws::BatchingLookup::new(ec2_iid_aws::Ec2Lookup::new(&config));
+/// // Two replicas share the account's bucket: each takes half.
+/// let lookup = BatchingLookup::builder(Ec2Lookup::new(&config))
+///     .rate(10.0)
+///     .burst(50)
+///     .observer(|event| {
+///         if let PacingEvent::Call { ids } = event {
+///             println!("DescribeInstances with {ids} ids");
+///         }
+///     })
+///     .build()?;
 /// assert_eq!(lookup.describe_calls(), 0);
+/// # Ok(())
 /// # }
 /// ```
 #[derive(Clone, Debug)]
 pub struct BatchingLookup {
-    inner: Arc<Inner>,
+    pacer: Arc<Pacer<Ec2Lookup>>,
 }
 
-#[derive(Debug)]
-struct Inner {
+impl BatchingLookup {
+    /// Paces `lookup`'s calls with the default bucket (20 calls per second, burst 100).
+    #[must_use]
+    pub fn new(lookup: Ec2Lookup) -> Self {
+        Self {
+            pacer: Arc::new(Pacer::new(lookup, Pacing::default(), None)),
+        }
+    }
+
+    /// A builder for other rates, bursts and limits, and an observer.
+    pub fn builder(lookup: Ec2Lookup) -> BatchingLookupBuilder {
+        BatchingLookupBuilder {
+            lookup,
+            pacing: Pacing::default(),
+            observer: None,
+        }
+    }
+
+    /// How many `DescribeInstances` calls this lookup has made, retries included (for metrics
+    /// and tests).
+    #[must_use]
+    pub fn describe_calls(&self) -> u64 {
+        self.pacer.calls.load(Ordering::Relaxed)
+    }
+}
+
+impl InstanceLookup for BatchingLookup {
+    type Error = Arc<Ec2LookupError>;
+
+    /// Describes the instance, in one call with the other queries waiting with it.
+    ///
+    /// # Errors
+    /// The call's [`Ec2LookupError`] (shared by every query of the call), or
+    /// [`Ec2LookupError::Overloaded`] when too many queries wait or this one waited too long.
+    async fn describe_instance(&self, query: &InstanceQuery) -> Answer {
+        Pacer::describe(&self.pacer, query).await
+    }
+}
+
+/// Builds a [`BatchingLookup`]; see there for what each setting does.
+#[must_use]
+pub struct BatchingLookupBuilder {
     lookup: Ec2Lookup,
-    window: Duration,
+    pacing: Pacing,
+    observer: Option<Observer>,
+}
+
+impl BatchingLookupBuilder {
+    /// The bucket's refill, in calls per second (default [`DEFAULT_RATE`]); divide EC2's rate
+    /// among the processes that share an account.
+    pub fn rate(mut self, calls_per_second: f64) -> Self {
+        self.pacing.rate = calls_per_second;
+        self
+    }
+
+    /// The bucket's size, in calls (default [`DEFAULT_BURST`]).
+    pub fn burst(mut self, calls: u32) -> Self {
+        self.pacing.burst = calls;
+        self
+    }
+
+    /// The most ids per call (default and at most [`MAX_BATCH`]); 1 sends one call per
+    /// instance, still paced.
+    pub fn max_batch(mut self, ids: usize) -> Self {
+        self.pacing.max_batch = ids;
+        self
+    }
+
+    /// The most queries waiting for a call per batch key (default [`DEFAULT_MAX_WAITING`]).
+    pub fn max_waiting(mut self, queries: usize) -> Self {
+        self.pacing.max_waiting = queries;
+        self
+    }
+
+    /// Calls `observer` on each call and each query's wait (for metrics). It runs on the
+    /// lookup's tasks: keep it short, and do not call the lookup from it.
+    pub fn observer(mut self, observer: impl Fn(PacingEvent) + Send + Sync + 'static) -> Self {
+        self.observer = Some(Arc::new(observer));
+        self
+    }
+
+    /// The lookup.
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidPacing`] for a rate that is not above 0 and at most 10,000, a
+    /// burst not from 1 to 10,000, a batch size not from 1 to [`MAX_BATCH`], or no room to
+    /// wait.
+    pub fn build(self) -> Result<BatchingLookup, ConfigError> {
+        self.pacing.check()?;
+        Ok(BatchingLookup {
+            pacer: Arc::new(Pacer::new(self.lookup, self.pacing, self.observer)),
+        })
+    }
+}
+
+impl fmt::Debug for BatchingLookupBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("BatchingLookupBuilder")
+            .field("lookup", &self.lookup)
+            .field("pacing", &self.pacing)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// The settings of a pacer.
+#[derive(Clone, Debug)]
+struct Pacing {
+    rate: f64,
+    burst: u32,
+    max_batch: usize,
+    max_waiting: usize,
+    max_wait: Duration,
     throttle_deadline: Duration,
-    sleep: Option<SharedAsyncSleep>,
-    open: Mutex<HashMap<BatchKey, Arc<Mutex<Batch>>>>,
+}
+
+impl Default for Pacing {
+    fn default() -> Self {
+        Self {
+            rate: DEFAULT_RATE,
+            burst: DEFAULT_BURST,
+            max_batch: MAX_BATCH,
+            max_waiting: DEFAULT_MAX_WAITING,
+            max_wait: MAX_WAIT,
+            throttle_deadline: DEFAULT_THROTTLE_DEADLINE,
+        }
+    }
+}
+
+impl Pacing {
+    fn check(&self) -> Result<(), ConfigError> {
+        let reason = if !(self.rate > 0.0 && self.rate <= MAX_RATE) {
+            "the rate must be above 0 and at most 10000 calls per second"
+        } else if !(1..=10_000).contains(&self.burst) {
+            "the burst must be from 1 to 10000 calls"
+        } else if !(1..=MAX_BATCH).contains(&self.max_batch) {
+            "the batch size must be from 1 to 200 ids"
+        } else if self.max_waiting == 0 {
+            "at least one query must be allowed to wait"
+        } else {
+            return Ok(());
+        };
+        Err(ConfigError::InvalidPacing { reason })
+    }
+
+    fn burst(&self) -> f64 {
+        f64::from(self.burst)
+    }
+
+    /// The most calls in any one second: the larger of the burst and the rate.
+    fn per_second(&self) -> f64 {
+        self.burst().max(self.rate.ceil())
+    }
+}
+
+/// The `DescribeInstances` a pacer makes: [`Ec2Lookup`]'s, or a fake in the unit tests.
+trait Describe: fmt::Debug + Send + Sync + 'static {
+    /// The facts of `ids` (in their order), in one call with the `instance-id` filter.
+    fn describe_many(
+        &self,
+        query: &InstanceQuery,
+        ids: &[InstanceId],
+    ) -> impl Future<Output = Result<Vec<Option<InstanceFacts>>, Ec2LookupError>> + Send;
+}
+
+impl Describe for Ec2Lookup {
+    fn describe_many(
+        &self,
+        query: &InstanceQuery,
+        ids: &[InstanceId],
+    ) -> impl Future<Output = Result<Vec<Option<InstanceFacts>>, Ec2LookupError>> + Send {
+        Self::describe_many(self, query, ids)
+    }
+}
+
+type Answer = Result<Option<InstanceFacts>, Arc<Ec2LookupError>>;
+
+/// The buckets, the queues and the call counter of a [`BatchingLookup`] and its clones.
+struct Pacer<D> {
+    describe: D,
+    pacing: Pacing,
+    observer: Option<Observer>,
+    state: Mutex<State>,
+    /// Woken when a call ends, for the dispatchers waiting for a call slot.
+    call_ended: Notify,
     calls: AtomicU64,
+}
+
+impl<D: fmt::Debug> fmt::Debug for Pacer<D> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pacer")
+            .field("describe", &self.describe)
+            .field("pacing", &self.pacing)
+            .field("calls", &self.calls)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Default)]
+struct State {
+    buckets: HashMap<BucketKey, Bucket>,
+    queues: HashMap<BatchKey, Queue>,
+    /// The calls in flight, by batch key (none: absent).
+    in_flight: HashMap<BatchKey, usize>,
+    /// Numbers the waiters, so that a cancelled one finds itself.
+    next_waiter: u64,
+}
+
+/// Queries that share a bucket: EC2's is per account and region, and the role decides the
+/// account of the credentials.
+#[derive(Clone, Debug, Eq, Hash, PartialEq)]
+struct BucketKey {
+    partition: ec2_iid::Partition,
+    region: ec2_iid::Region,
+    role_arn: Option<ec2_iid::RoleArn>,
 }
 
 /// Queries that may share a call: the same credentials, account and endpoint.
 #[derive(Clone, Debug, Eq, Hash, PartialEq)]
 struct BatchKey {
-    partition: ec2_iid::Partition,
-    region: ec2_iid::Region,
+    bucket: BucketKey,
     account: ec2_iid::AccountId,
-    role_arn: Option<ec2_iid::RoleArn>,
 }
 
-type Answer = Result<Option<InstanceFacts>, Arc<Ec2LookupError>>;
-
-/// The queries waiting for one call, by instance.
-#[derive(Debug, Default)]
-struct Batch {
-    waiting: HashMap<InstanceId, Vec<oneshot::Sender<Answer>>>,
-    /// Set when the call starts: later queries open a new batch.
-    closed: bool,
-}
-
-impl BatchingLookup {
-    /// Coalesces `lookup`'s queries with the default window (10 ms).
-    #[must_use]
-    pub fn new(lookup: Ec2Lookup) -> Self {
-        Self::with_window(lookup, DEFAULT_BATCH_WINDOW)
-    }
-
-    /// Coalesces `lookup`'s queries arriving within `window` of a batch's first query.
-    #[must_use]
-    pub fn with_window(lookup: Ec2Lookup, window: Duration) -> Self {
+impl BatchKey {
+    fn of(query: &InstanceQuery) -> Self {
         Self {
-            inner: Arc::new(Inner {
-                lookup,
-                window,
-                throttle_deadline: DEFAULT_THROTTLE_DEADLINE,
-                sleep: default_async_sleep(),
-                open: Mutex::new(HashMap::new()),
-                calls: AtomicU64::new(0),
-            }),
+            bucket: BucketKey {
+                partition: query.partition,
+                region: query.region.clone(),
+                role_arn: query.role_arn.clone(),
+            },
+            account: query.account.clone(),
+        }
+    }
+}
+
+/// The queries of one batch key waiting for a call.
+#[derive(Debug)]
+struct Queue {
+    /// A query of the key, for the call's partition, region and role.
+    query: InstanceQuery,
+    /// The waiting ids, first come first.
+    order: VecDeque<InstanceId>,
+    waiting: HashMap<InstanceId, Vec<Waiter>>,
+    /// All waiters, identical ids counted each.
+    waiters: usize,
+}
+
+#[derive(Debug)]
+struct Waiter {
+    number: u64,
+    since: Instant,
+    sender: oneshot::Sender<Answer>,
+}
+
+/// The ids of one call and who waits for each.
+type Batch = Vec<(InstanceId, Vec<Waiter>)>;
+
+impl Queue {
+    fn new(query: &InstanceQuery) -> Self {
+        Self {
+            query: query.clone(),
+            order: VecDeque::new(),
+            waiting: HashMap::new(),
+            waiters: 0,
         }
     }
 
-    /// How many `DescribeInstances` calls this lookup has made (for metrics and tests).
-    #[must_use]
-    pub fn describe_calls(&self) -> u64 {
-        self.inner.calls.load(Ordering::Relaxed)
-    }
-
-    /// The batch window.
-    #[must_use]
-    pub fn window(&self) -> Duration {
-        self.inner.window
-    }
-
-    fn open(&self) -> MutexGuard<'_, HashMap<BatchKey, Arc<Mutex<Batch>>>> {
-        self.inner
-            .open
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Joins the open batch for `key` (the receiver gets the answer), or opens one: then the
-    /// caller leads it (`None`), waiting out the window and making the call.
-    fn enlist(&self, key: &BatchKey, id: &InstanceId) -> Enlisted {
-        let mut open = self.open();
-        if let Some(batch) = open.get(key) {
-            let mut guard = lock(batch);
-            let full = guard.waiting.len() >= MAX_BATCH && !guard.waiting.contains_key(id);
-            if !guard.closed && !full {
-                let (sender, receiver) = oneshot::channel();
-                guard.waiting.entry(id.clone()).or_default().push(sender);
-                return Enlisted::Follower(receiver);
+    /// Takes the first `max` waiting ids.
+    fn take(&mut self, max: usize) -> Batch {
+        let mut batch = Vec::new();
+        while batch.len() < max {
+            let Some(id) = self.order.pop_front() else {
+                break;
+            };
+            if let Some(waiters) = self.waiting.remove(&id) {
+                self.waiters = self.waiters.saturating_sub(waiters.len());
+                batch.push((id, waiters));
             }
         }
-        let batch = Arc::new(Mutex::new(Batch::default()));
-        open.insert(key.clone(), Arc::clone(&batch));
-        Enlisted::Leader(batch)
+        batch
     }
 
-    /// Leads a batch: waits for the window, closes it and answers every query in it.
-    async fn lead(&self, key: BatchKey, batch: Arc<Mutex<Batch>>, query: &InstanceQuery) -> Answer {
-        // Whatever happens to this future, the followers are answered or released.
-        let mut guard = LeaderGuard {
-            lookup: self,
+    /// Removes waiter `number` of `id`, if it still waits.
+    fn cancel(&mut self, id: &InstanceId, number: u64) {
+        let Some(waiters) = self.waiting.get_mut(id) else {
+            return;
+        };
+        let before = waiters.len();
+        waiters.retain(|w| w.number != number);
+        self.waiters = self.waiters.saturating_sub(before - waiters.len());
+        if waiters.is_empty() {
+            self.waiting.remove(id);
+            self.order.retain(|waiting| waiting != id);
+        }
+    }
+}
+
+/// One (partition, region, role)'s tokens.
+#[derive(Debug)]
+struct Bucket {
+    tokens: f64,
+    /// The refill now: the configured rate, or less after throttling.
+    rate: f64,
+    updated: Instant,
+    /// When the calls of the last [`WINDOW`] went out, oldest first.
+    recent: VecDeque<Instant>,
+}
+
+impl Bucket {
+    fn new(pacing: &Pacing, now: Instant) -> Self {
+        Self {
+            tokens: pacing.burst(),
+            rate: pacing.rate,
+            updated: now,
+            recent: VecDeque::new(),
+        }
+    }
+
+    /// Takes a token for a call at `now`, or says how long until one may be free.
+    fn take(&mut self, pacing: &Pacing, now: Instant) -> Result<(), Duration> {
+        self.refill(pacing, now);
+        while self
+            .recent
+            .front()
+            .is_some_and(|&at| now.saturating_duration_since(at) >= WINDOW)
+        {
+            self.recent.pop_front();
+        }
+        let in_last_second = f64::from(u32::try_from(self.recent.len()).unwrap_or(u32::MAX));
+        let second_full = in_last_second >= pacing.per_second();
+        if self.tokens >= 1.0 && !second_full {
+            self.tokens -= 1.0;
+            self.recent.push_back(now);
+            return Ok(());
+        }
+        let for_token = Duration::try_from_secs_f64((1.0 - self.tokens).max(0.0) / self.rate)
+            .unwrap_or(Duration::from_secs(1));
+        let for_second = match self.recent.front() {
+            Some(&oldest) if second_full => (oldest + WINDOW).saturating_duration_since(now),
+            _ => Duration::ZERO,
+        };
+        Err(for_token.max(for_second).max(MIN_SLEEP))
+    }
+
+    fn refill(&mut self, pacing: &Pacing, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.updated).as_secs_f64();
+        self.rate = (self.rate + pacing.rate * elapsed / RECOVERY_SECS).min(pacing.rate);
+        self.tokens = (self.tokens + elapsed * self.rate).min(pacing.burst());
+        self.updated = now;
+    }
+
+    /// EC2 throttled a call: its bucket is empty, and ours was too generous.
+    fn throttled(&mut self, pacing: &Pacing, now: Instant) {
+        self.refill(pacing, now);
+        self.rate = (self.rate / 2.0).max(pacing.rate * MIN_RATE_SHARE);
+        self.tokens = self.tokens.min(0.0);
+    }
+}
+
+/// What a dispatcher does next.
+enum Step {
+    Call(InstanceQuery, Batch),
+    Sleep(Duration),
+    /// [`MAX_IN_FLIGHT`] calls are out: wait for one to end.
+    WaitForCall,
+    Done,
+}
+
+impl<D: Describe> Pacer<D> {
+    fn new(describe: D, pacing: Pacing, observer: Option<Observer>) -> Self {
+        Self {
+            describe,
+            pacing,
+            observer,
+            state: Mutex::new(State::default()),
+            call_ended: Notify::new(),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Every update leaves the state whole, so a panic elsewhere cannot poison it.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn observe(&self, event: PacingEvent) {
+        if let Some(observer) = &self.observer {
+            observer(event);
+        }
+    }
+
+    /// Queues the query, starting its key's dispatcher if none runs, and waits for the answer.
+    async fn describe(this: &Arc<Self>, query: &InstanceQuery) -> Answer {
+        let key = BatchKey::of(query);
+        let (receiver, number, start) = {
+            let mut state = this.state();
+            let number = state.next_waiter;
+            state.next_waiter = number.wrapping_add(1);
+            let mut start = false;
+            let queue = state.queues.entry(key.clone()).or_insert_with(|| {
+                start = true;
+                Queue::new(query)
+            });
+            if queue.waiters >= this.pacing.max_waiting {
+                return Err(Arc::new(Ec2LookupError::Overloaded {
+                    operation: Operation::DescribeInstances,
+                    reason: "too many queries wait for a call",
+                }));
+            }
+            let (sender, receiver) = oneshot::channel();
+            let waiters = queue.waiting.entry(query.instance_id.clone()).or_default();
+            if waiters.is_empty() {
+                queue.order.push_back(query.instance_id.clone());
+            }
+            waiters.push(Waiter {
+                number,
+                since: Instant::now(),
+                sender,
+            });
+            queue.waiters += 1;
+            (receiver, number, start)
+        };
+        // A queue exists exactly while its dispatcher runs.
+        if start {
+            tokio::spawn(Arc::clone(this).dispatch(key.clone()).in_current_span());
+        }
+        let _cancel = Cancel {
+            pacer: this,
             key: &key,
-            batch: &batch,
+            id: &query.instance_id,
+            number,
         };
-        if let Some(sleep) = &self.inner.sleep {
-            sleep.sleep(self.inner.window).await;
+        match tokio::time::timeout(this.pacing.max_wait, receiver).await {
+            Ok(Ok(answer)) => answer,
+            Ok(Err(_)) => Err(Arc::new(Ec2LookupError::Overloaded {
+                operation: Operation::DescribeInstances,
+                reason: "the call was abandoned",
+            })),
+            Err(_) => Err(Arc::new(Ec2LookupError::Overloaded {
+                operation: Operation::DescribeInstances,
+                reason: "no call within 30 s",
+            })),
         }
-        let waiting = guard.close();
-        let mut ids: Vec<InstanceId> = waiting.iter().map(|(id, _)| id.clone()).collect();
-        if !ids.contains(&query.instance_id) {
-            ids.push(query.instance_id.clone());
-        }
-        let span = tracing::info_span!("batch", instances = ids.len());
-        let answers = self.call(query, &ids).instrument(span).await;
-        let answer_for = |index: usize| match &answers {
-            Ok(facts) => Ok(facts.get(index).cloned().flatten()),
-            Err(e) => Err(Arc::clone(e)),
-        };
-        for (index, (_, senders)) in waiting.into_iter().enumerate() {
-            for sender in senders {
-                // A follower that went away does not need its answer.
-                let _ = sender.send(answer_for(index));
-            }
-        }
-        drop(guard);
-        let own = ids.iter().position(|id| *id == query.instance_id);
-        own.map_or(Ok(None), answer_for)
     }
 
-    /// One `DescribeInstances` for `ids`, retried with jittered backoff while throttled.
-    async fn call(
+    /// Sends the key's waiting ids as tokens come free, until none wait.
+    async fn dispatch(self: Arc<Self>, key: BatchKey) {
+        loop {
+            // Listening before looking: a call that ends after the look wakes this.
+            let call_ended = self.call_ended.notified();
+            let mut call_ended = core::pin::pin!(call_ended);
+            call_ended.as_mut().enable();
+            match self.next_step(&key) {
+                Step::Done => return,
+                Step::Sleep(pause) => tokio::time::sleep(pause).await,
+                Step::WaitForCall => call_ended.await,
+                Step::Call(query, batch) => {
+                    let slot = InFlight {
+                        pacer: Arc::clone(&self),
+                        key: key.clone(),
+                    };
+                    let span = tracing::info_span!("batch", instances = batch.len());
+                    tokio::spawn(slot.call(query, batch).instrument(span));
+                }
+            }
+        }
+    }
+
+    fn next_step(&self, key: &BatchKey) -> Step {
+        let now = Instant::now();
+        let mut state = self.state();
+        let State {
+            buckets,
+            queues,
+            in_flight,
+            ..
+        } = &mut *state;
+        let Some(queue) = queues.get_mut(key) else {
+            return Step::Done;
+        };
+        if queue.waiting.is_empty() {
+            queues.remove(key);
+            return Step::Done;
+        }
+        let calls_out = in_flight.entry(key.clone()).or_default();
+        if *calls_out >= MAX_IN_FLIGHT {
+            return Step::WaitForCall;
+        }
+        let bucket = buckets
+            .entry(key.bucket.clone())
+            .or_insert_with(|| Bucket::new(&self.pacing, now));
+        if let Err(pause) = bucket.take(&self.pacing, now) {
+            return Step::Sleep(pause);
+        }
+        *calls_out += 1;
+        let batch = queue.take(self.pacing.max_batch);
+        let query = queue.query.clone();
+        drop(state);
+        for (_, waiters) in &batch {
+            for waiter in waiters {
+                self.observe(PacingEvent::Waited(
+                    now.saturating_duration_since(waiter.since),
+                ));
+            }
+        }
+        Step::Call(query, batch)
+    }
+
+    /// Makes the batch's call (its token taken) and answers its waiters.
+    async fn call(&self, query: InstanceQuery, batch: Batch) {
+        let ids: Vec<InstanceId> = batch.iter().map(|(id, _)| id.clone()).collect();
+        let answers = self.call_with_retries(&query, &ids).await;
+        for (index, (_, waiters)) in batch.into_iter().enumerate() {
+            let answer = match &answers {
+                Ok(facts) => Ok(facts.get(index).cloned().flatten()),
+                Err(e) => Err(Arc::clone(e)),
+            };
+            for waiter in waiters {
+                // A waiter that went away does not need its answer.
+                let _ = waiter.sender.send(answer.clone());
+            }
+        }
+    }
+
+    /// One `DescribeInstances` for `ids`; while throttled, the bucket slows down and the call
+    /// is retried after a jittered pause and a token, within the throttle deadline.
+    async fn call_with_retries(
         &self,
         query: &InstanceQuery,
         ids: &[InstanceId],
     ) -> Result<Vec<Option<InstanceFacts>>, Arc<Ec2LookupError>> {
         let started = Instant::now();
+        let deadline = started + self.pacing.throttle_deadline;
+        let bucket = BatchKey::of(query).bucket;
         let mut backoff = Duration::from_millis(50);
         loop {
-            self.inner.calls.fetch_add(1, Ordering::Relaxed);
-            match self.inner.lookup.describe_many(query, ids).await {
-                Ok(facts) => return Ok(facts),
-                Err(e @ Ec2LookupError::Throttled { .. }) => {
-                    let pause = jitter(backoff);
-                    let sleep = self.inner.sleep.as_ref();
-                    if started.elapsed() + pause > self.inner.throttle_deadline || sleep.is_none() {
-                        return Err(Arc::new(e));
-                    }
-                    if let Some(sleep) = sleep {
-                        sleep.sleep(pause).await;
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(1));
+            self.calls.fetch_add(1, Ordering::Relaxed);
+            self.observe(PacingEvent::Call { ids: ids.len() });
+            let e = match self.describe.describe_many(query, ids).await {
+                Err(e @ Ec2LookupError::Throttled { .. }) => e,
+                other => return other.map_err(Arc::new),
+            };
+            self.throttled(&bucket);
+            let mut resume = Instant::now() + jitter(backoff);
+            backoff = (backoff * 2).min(Duration::from_secs(1));
+            loop {
+                if resume > deadline {
+                    return Err(Arc::new(e));
                 }
-                Err(e) => return Err(Arc::new(e)),
+                tokio::time::sleep_until(resume).await;
+                match self.take_token(&bucket) {
+                    Ok(()) => break,
+                    Err(pause) => resume = Instant::now() + pause,
+                }
             }
         }
     }
-}
 
-enum Enlisted {
-    Leader(Arc<Mutex<Batch>>),
-    Follower(oneshot::Receiver<Answer>),
-}
-
-fn lock(batch: &Mutex<Batch>) -> MutexGuard<'_, Batch> {
-    batch.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
-/// Closes the leader's batch when dropped, so that a cancelled leader releases its followers
-/// (their receivers see the senders dropped and they look up on their own).
-struct LeaderGuard<'a> {
-    lookup: &'a BatchingLookup,
-    key: &'a BatchKey,
-    batch: &'a Arc<Mutex<Batch>>,
-}
-
-impl LeaderGuard<'_> {
-    /// Closes the batch and takes its queries.
-    fn close(&mut self) -> Vec<(InstanceId, Vec<oneshot::Sender<Answer>>)> {
-        let mut open = self.lookup.open();
-        if open
-            .get(self.key)
-            .is_some_and(|b| Arc::ptr_eq(b, self.batch))
-        {
-            open.remove(self.key);
+    fn throttled(&self, bucket: &BucketKey) {
+        let now = Instant::now();
+        let mut state = self.state();
+        if let Some(bucket) = state.buckets.get_mut(bucket) {
+            bucket.throttled(&self.pacing, now);
+            tracing::warn!(
+                rate = bucket.rate,
+                "DescribeInstances throttled: slowing down"
+            );
         }
-        let mut batch = lock(self.batch);
-        batch.closed = true;
-        core::mem::take(&mut batch.waiting).into_iter().collect()
+    }
+
+    fn take_token(&self, bucket: &BucketKey) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut state = self.state();
+        state
+            .buckets
+            .entry(bucket.clone())
+            .or_insert_with(|| Bucket::new(&self.pacing, now))
+            .take(&self.pacing, now)
     }
 }
 
-impl Drop for LeaderGuard<'_> {
+/// A call slot of a batch key ([`MAX_IN_FLIGHT`]), freed when its call ends.
+struct InFlight<D: Describe> {
+    pacer: Arc<Pacer<D>>,
+    key: BatchKey,
+}
+
+impl<D: Describe> InFlight<D> {
+    async fn call(self, query: InstanceQuery, batch: Batch) {
+        self.pacer.call(query, batch).await;
+    }
+}
+
+impl<D: Describe> Drop for InFlight<D> {
     fn drop(&mut self) {
-        drop(self.close());
+        {
+            let mut state = self.pacer.state();
+            if let Some(calls_out) = state.in_flight.get_mut(&self.key) {
+                *calls_out = calls_out.saturating_sub(1);
+                if *calls_out == 0 {
+                    state.in_flight.remove(&self.key);
+                }
+            }
+        }
+        self.pacer.call_ended.notify_waiters();
+    }
+}
+
+/// Removes a waiter from its queue when its caller stops waiting (answered, timed out or
+/// dropped); a no-op once its call took it.
+struct Cancel<'a, D> {
+    pacer: &'a Pacer<D>,
+    key: &'a BatchKey,
+    id: &'a InstanceId,
+    number: u64,
+}
+
+impl<D> Drop for Cancel<'_, D> {
+    fn drop(&mut self) {
+        let mut state = self
+            .pacer
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(queue) = state.queues.get_mut(self.key) {
+            queue.cancel(self.id, self.number);
+        }
     }
 }
 
@@ -252,39 +775,360 @@ fn jitter(backoff: Duration) -> Duration {
     Duration::from_millis(x % millis + 1)
 }
 
-impl InstanceLookup for BatchingLookup {
-    type Error = Arc<Ec2LookupError>;
-
-    /// Describes the instance, in one call with the other queries of its batch.
-    ///
-    /// # Errors
-    /// The batch call's [`Ec2LookupError`] (shared by every query of the batch).
-    async fn describe_instance(&self, query: &InstanceQuery) -> Answer {
-        let key = BatchKey {
-            partition: query.partition,
-            region: query.region.clone(),
-            account: query.account.clone(),
-            role_arn: query.role_arn.clone(),
-        };
-        match self.enlist(&key, &query.instance_id) {
-            Enlisted::Leader(batch) => self.lead(key, batch, query).await,
-            Enlisted::Follower(receiver) => match receiver.await {
-                Ok(answer) => answer,
-                // The leader was cancelled before the call: look up alone.
-                Err(_) => self
-                    .inner
-                    .lookup
-                    .describe_instance(query)
-                    .await
-                    .map_err(Arc::new),
-            },
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use ec2_iid::InstanceState;
+
     use super::*;
+
+    /// Answers every id it knows (those starting `i-0`), after `latency`; throttles the first
+    /// `throttle` calls. Records each call's time and ids.
+    #[derive(Debug, Default)]
+    struct Fake {
+        latency: Duration,
+        throttle: AtomicUsize,
+        calls: Mutex<Vec<(Instant, Vec<String>)>>,
+    }
+
+    impl Describe for Arc<Fake> {
+        async fn describe_many(
+            &self,
+            _query: &InstanceQuery,
+            ids: &[InstanceId],
+        ) -> Result<Vec<Option<InstanceFacts>>, Ec2LookupError> {
+            let names = ids.iter().map(|id| id.as_str().to_owned()).collect();
+            self.calls.lock().unwrap().push((Instant::now(), names));
+            tokio::time::sleep(self.latency).await;
+            let throttled = self
+                .throttle
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| n.checked_sub(1))
+                .is_ok();
+            if throttled {
+                return Err(Ec2LookupError::Throttled {
+                    operation: Operation::DescribeInstances,
+                    code: Some("RequestLimitExceeded".into()),
+                    source: "Request limit exceeded.".into(),
+                });
+            }
+            Ok(ids
+                .iter()
+                .map(|id| {
+                    id.as_str()
+                        .starts_with("i-0")
+                        .then(|| InstanceFacts::new(id.as_str(), InstanceState::Running))
+                })
+                .collect())
+        }
+    }
+
+    struct Setup {
+        fake: Arc<Fake>,
+        pacer: Arc<Pacer<Arc<Fake>>>,
+        events: Arc<Mutex<Vec<PacingEvent>>>,
+    }
+
+    fn setup(rate: f64, burst: u32, edit: impl FnOnce(&mut Pacing, &mut Fake)) -> Setup {
+        let mut pacing = Pacing {
+            rate,
+            burst,
+            ..Pacing::default()
+        };
+        let mut fake = Fake::default();
+        edit(&mut pacing, &mut fake);
+        pacing.check().unwrap();
+        let fake = Arc::new(fake);
+        let events = Arc::new(Mutex::new(Vec::new()));
+        let sink = Arc::clone(&events);
+        let observer: Observer = Arc::new(move |e| sink.lock().unwrap().push(e));
+        let pacer = Arc::new(Pacer::new(Arc::clone(&fake), pacing, Some(observer)));
+        Setup {
+            fake,
+            pacer,
+            events,
+        }
+    }
+
+    fn id(n: usize) -> String {
+        format!("i-0{n:016x}")
+    }
+
+    fn query(id: &str) -> InstanceQuery {
+        InstanceQuery::new(
+            "123456789012".parse().unwrap(),
+            id.parse().unwrap(),
+            "eu-west-1".parse().unwrap(),
+        )
+    }
+
+    impl Setup {
+        fn spawn(&self, id: &str) -> tokio::task::JoinHandle<Answer> {
+            let pacer = Arc::clone(&self.pacer);
+            let query = query(id);
+            tokio::spawn(async move { Pacer::describe(&pacer, &query).await })
+        }
+
+        /// Each call's time since `start` (whole milliseconds) and number of ids.
+        fn calls(&self, start: Instant) -> Vec<(u128, usize)> {
+            let calls = self.fake.calls.lock().unwrap();
+            calls
+                .iter()
+                .map(|(at, ids)| ((*at - start).as_millis(), ids.len()))
+                .collect()
+        }
+
+        fn waits(&self) -> Vec<Duration> {
+            let events = self.events.lock().unwrap();
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    PacingEvent::Waited(d) => Some(*d),
+                    PacingEvent::Call { .. } => None,
+                })
+                .collect()
+        }
+
+        fn idle(&self) -> bool {
+            self.pacer.state().queues.is_empty()
+        }
+    }
+
+    async fn answered(task: tokio::task::JoinHandle<Answer>) -> Option<InstanceFacts> {
+        task.await.unwrap().unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn light_load_goes_at_once() {
+        let setup = setup(20.0, 100, |_, _| ());
+        let start = Instant::now();
+        for n in 0..3 {
+            let facts = answered(setup.spawn(&id(n))).await.unwrap();
+            assert_eq!(facts.instance_id, id(n));
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(setup.calls(start), [(0, 1), (100, 1), (200, 1)]);
+        assert_eq!(setup.waits(), [Duration::ZERO; 3]);
+        assert_eq!(setup.pacer.calls.load(Ordering::Relaxed), 3);
+        // An unknown id is `None`, not an error.
+        assert_eq!(answered(setup.spawn("i-1deadbeef")).await, None);
+        tokio::task::yield_now().await;
+        assert!(setup.idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_beyond_the_tokens_waits_for_the_refill() {
+        // One id per call: each query needs a token.
+        let setup = setup(2.0, 3, |pacing, _| pacing.max_batch = 1);
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..7).map(|n| setup.spawn(&id(n))).collect();
+        for task in tasks {
+            assert!(answered(task).await.is_some());
+        }
+        // Three at once, then the cap of 3 per 1.25 s holds back the refill (2 per second).
+        assert_eq!(
+            setup.calls(start),
+            [
+                (0, 1),
+                (0, 1),
+                (0, 1),
+                (1250, 1),
+                (1250, 1),
+                (1500, 1),
+                (2500, 1)
+            ]
+        );
+        let waits = setup.waits();
+        assert_eq!(waits.len(), 7);
+        assert_eq!(waits[6], Duration::from_millis(2500));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn batches_grow_toward_200_while_tokens_are_short() {
+        let setup = setup(1.0, 1, |_, fake| fake.latency = Duration::from_millis(10));
+        let start = Instant::now();
+        let first = setup.spawn(&id(0));
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // 450 more, each asked twice: they wait for the next tokens and share the calls.
+        let tasks: Vec<_> = (1..=450)
+            .flat_map(|n| [setup.spawn(&id(n)), setup.spawn(&id(n))])
+            .collect();
+        assert!(answered(first).await.is_some());
+        for task in tasks {
+            assert!(answered(task).await.is_some());
+        }
+        assert_eq!(
+            setup.calls(start),
+            [(0, 1), (1250, 200), (2500, 200), (3750, 50)]
+        );
+        let calls: Vec<_> = setup
+            .events
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|e| matches!(e, PacingEvent::Call { .. }))
+            .copied()
+            .collect();
+        assert_eq!(calls[1], PacingEvent::Call { ids: 200 });
+        assert!(setup.idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn queries_wait_for_a_call_slot_and_share_the_next_call() {
+        let setup = setup(20.0, 100, |_, fake| {
+            fake.latency = Duration::from_millis(100)
+        });
+        let start = Instant::now();
+        let first = [setup.spawn(&id(0))];
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let second = [setup.spawn(&id(1))];
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        // Two calls out, tokens to spare: these 50 wait for one of them and go together.
+        let rest: Vec<_> = (2..52).map(|n| setup.spawn(&id(n))).collect();
+        for task in first.into_iter().chain(second).chain(rest) {
+            assert!(answered(task).await.is_some());
+        }
+        assert_eq!(setup.calls(start), [(0, 1), (1, 1), (100, 50)]);
+        assert!(setup.pacer.state().in_flight.is_empty());
+        assert!(setup.idle());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn throttling_slows_the_bucket_and_is_retried() {
+        let setup = setup(20.0, 100, |_, fake| fake.throttle = AtomicUsize::new(2));
+        let start = Instant::now();
+        let facts = answered(setup.spawn(&id(0))).await.unwrap();
+        assert_eq!(facts.instance_id, id(0));
+        let calls = setup.calls(start);
+        assert_eq!(calls.len(), 3, "{calls:?}");
+        // Each retry waits for a token at the halved rate: 1/10 s, then 1/5 s (plus jitter).
+        assert!((250..=450).contains(&calls[2].0), "{calls:?}");
+        assert!(calls[1].0 >= 100, "{calls:?}");
+        let key = BatchKey::of(&query(&id(0))).bucket;
+        let rate = setup.pacer.state().buckets[&key].rate;
+        assert!((5.0..=6.0).contains(&rate), "halved twice: {rate}");
+        // It grows back to the configured rate within 10 s.
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        assert!(setup.pacer.take_token(&key).is_ok());
+        assert_eq!(setup.pacer.state().buckets[&key].rate, 20.0);
+
+        // Throttled past the deadline: the callers get the (transient) throttling error.
+        setup.fake.throttle.store(1000, Ordering::Relaxed);
+        let before = Instant::now();
+        let err = setup.spawn(&id(1)).await.unwrap().unwrap_err();
+        assert!(matches!(*err, Ec2LookupError::Throttled { .. }), "{err:?}");
+        assert!(err.is_transient());
+        assert!(before.elapsed() <= DEFAULT_THROTTLE_DEADLINE);
+        // By then the bucket is far below its rate (its floor is 20/32 calls per second).
+        let rate = setup.pacer.state().buckets[&key].rate;
+        assert!(rate < 5.0, "{rate}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cancelled_waiter_leaves_the_queue_and_stalls_no_one() {
+        let setup = setup(1.0, 1, |_, _| ());
+        let start = Instant::now();
+        assert!(answered(setup.spawn(&id(0))).await.is_some());
+        // No call until t = 1.25 s: these wait; one gives up.
+        let gives_up = setup.spawn(&id(1));
+        let stays = setup.spawn(&id(2));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        gives_up.abort();
+        assert!(gives_up.await.unwrap_err().is_cancelled());
+        {
+            let state = setup.pacer.state();
+            let queue = state.queues.values().next().unwrap();
+            assert_eq!(queue.waiters, 1);
+            assert_eq!(queue.order, [id(2).parse::<InstanceId>().unwrap()]);
+        }
+        assert!(answered(stays).await.is_some());
+        assert_eq!(setup.calls(start), [(0, 1), (1250, 1)]);
+        // Everyone gone: a waiting query whose caller drops it leaves nothing behind.
+        let lone = setup.spawn(&id(3));
+        tokio::time::sleep(Duration::from_millis(10)).await;
+        lone.abort();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        assert!(setup.idle());
+        assert_eq!(
+            setup.calls(start).len(),
+            2,
+            "no call for a query no one awaits"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_full_queue_fails_fast_and_a_long_wait_ends() {
+        let setup = setup(1.0, 1, |pacing, _| pacing.max_waiting = 2);
+        assert!(answered(setup.spawn(&id(0))).await.is_some());
+        let waiting = [setup.spawn(&id(1)), setup.spawn(&id(2))];
+        tokio::time::sleep(Duration::from_millis(1)).await;
+        let err = setup.spawn(&id(3)).await.unwrap().unwrap_err();
+        assert!(
+            matches!(*err, Ec2LookupError::Overloaded { .. }) && err.is_transient(),
+            "{err:?}"
+        );
+        assert_eq!(
+            err.to_string(),
+            "ec2:DescribeInstances: not sent: too many queries wait for a call"
+        );
+        for task in waiting {
+            assert!(answered(task).await.is_some());
+        }
+
+        // A rate throttled to its floor: a query does not wait past 30 s.
+        let setup = self::setup(0.01, 1, |_, fake| fake.throttle = AtomicUsize::new(1));
+        let throttled = setup.spawn(&id(0)).await.unwrap().unwrap_err();
+        assert!(matches!(*throttled, Ec2LookupError::Throttled { .. }));
+        let before = Instant::now();
+        let err = setup.spawn(&id(1)).await.unwrap().unwrap_err();
+        assert!((MAX_WAIT..MAX_WAIT + Duration::from_secs(1)).contains(&before.elapsed()));
+        assert_eq!(
+            err.to_string(),
+            "ec2:DescribeInstances: not sent: no call within 30 s"
+        );
+    }
+
+    #[test]
+    fn settings_out_of_range_are_refused() {
+        let bad = [
+            Pacing {
+                rate: 0.0,
+                ..Pacing::default()
+            },
+            Pacing {
+                rate: f64::NAN,
+                ..Pacing::default()
+            },
+            Pacing {
+                rate: 10_001.0,
+                ..Pacing::default()
+            },
+            Pacing {
+                burst: 0,
+                ..Pacing::default()
+            },
+            Pacing {
+                max_batch: 201,
+                ..Pacing::default()
+            },
+            Pacing {
+                max_batch: 0,
+                ..Pacing::default()
+            },
+            Pacing {
+                max_waiting: 0,
+                ..Pacing::default()
+            },
+        ];
+        for pacing in bad {
+            let err = pacing.check().unwrap_err();
+            assert!(
+                matches!(err, ConfigError::InvalidPacing { .. }),
+                "{pacing:?}"
+            );
+        }
+        assert!(Pacing::default().check().is_ok());
+    }
 
     #[test]
     fn jitter_stays_within_the_backoff() {

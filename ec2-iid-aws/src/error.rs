@@ -116,6 +116,17 @@ pub enum Ec2LookupError {
         /// The partition of the instance's region.
         partition: Partition,
     },
+    /// The call was not made: too many queries were already waiting for a paced call
+    /// ([`BatchingLookup`](crate::BatchingLookup)'s `max_waiting`), or none came within the
+    /// wait limit. Transient: try again later.
+    #[non_exhaustive]
+    #[error("{operation}: not sent: {reason}")]
+    Overloaded {
+        /// The call that was not made.
+        operation: Operation,
+        /// Why.
+        reason: &'static str,
+    },
     /// Any other failure: an AWS error code not sorted into a kind above, an invalid request
     /// or configuration, a response that could not be read.
     #[non_exhaustive]
@@ -188,6 +199,7 @@ impl Ec2LookupError {
             | Self::Connection { operation, .. }
             | Self::Credentials { operation, .. }
             | Self::InvalidResponse { operation, .. }
+            | Self::Overloaded { operation, .. }
             | Self::Other { operation, .. }
             | Self::Throttled { operation, .. }
             | Self::Timeout { operation, .. }
@@ -197,14 +209,17 @@ impl Ec2LookupError {
     }
 
     /// Whether the same lookup may succeed later without a configuration change: throttling,
-    /// timeouts and connection failures.
+    /// timeouts, connection failures and a full queue of paced calls.
     ///
     /// A join server can answer these with "try again" instead of "denied".
     #[must_use]
     pub fn is_transient(&self) -> bool {
         matches!(
             self,
-            Self::Connection { .. } | Self::Throttled { .. } | Self::Timeout { .. }
+            Self::Connection { .. }
+                | Self::Overloaded { .. }
+                | Self::Throttled { .. }
+                | Self::Timeout { .. }
         )
     }
 

@@ -13,6 +13,9 @@ pub mod join;
 mod lookup;
 mod sdk_error;
 
-pub use batching::{BatchingLookup, DEFAULT_BATCH_WINDOW, DEFAULT_THROTTLE_DEADLINE, MAX_BATCH};
+pub use batching::{
+    BatchingLookup, BatchingLookupBuilder, DEFAULT_BURST, DEFAULT_MAX_WAITING, DEFAULT_RATE,
+    DEFAULT_THROTTLE_DEADLINE, MAX_BATCH, PacingEvent,
+};
 pub use error::{Ec2LookupError, Operation};
 pub use lookup::{ConfigError, DEFAULT_SESSION_NAME, DEFAULT_TIMEOUT, Ec2Lookup, Ec2LookupBuilder};

@@ -725,6 +725,12 @@ pub enum ConfigError {
         /// The role the external id was set for.
         role_arn: String,
     },
+    /// A [`BatchingLookupBuilder`](crate::BatchingLookupBuilder) setting is out of range.
+    #[error("invalid DescribeInstances pacing: {reason}")]
+    InvalidPacing {
+        /// Which setting, and its range.
+        reason: &'static str,
+    },
     /// The STS session name is not 2 to 64 characters of letters, digits and `_+=,.@-`.
     #[error("invalid STS role session name: 2 to 64 of A-Z a-z 0-9 _+=,.@- expected")]
     InvalidSessionName,

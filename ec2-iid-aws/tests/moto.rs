@@ -379,8 +379,8 @@ async fn closed_endpoint_is_a_connection_error() {
     assert!(err.is_transient());
 }
 
-/// 200 concurrent queries (60 instances, most asked several times, and unknown ids) go out as
-/// one or two `DescribeInstances` calls with the `instance-id` filter; each caller gets its own
+/// 200 concurrent queries (60 instances, most asked several times, and unknown ids) on a
+/// bucket of one token go out as one or two `DescribeInstances` calls with the `instance-id` filter; each caller gets its own
 /// instance's facts, an unknown id gets `None` without failing the others.
 #[tokio::test]
 async fn batching_lookup_coalesces_a_burst() {
@@ -402,10 +402,20 @@ async fn batching_lookup_coalesces_a_burst() {
         .map(|i| i.instance_id().unwrap().to_owned())
         .collect();
     assert_eq!(ids.len(), 60);
-    let batching = ec2_iid_aws::BatchingLookup::with_window(
-        lookup(&config, &moto.url),
-        Duration::from_millis(50),
-    );
+    // One token, then one a second: whatever the first call takes, the rest wait and share
+    // the next.
+    let sizes = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let sink = std::sync::Arc::clone(&sizes);
+    let batching = ec2_iid_aws::BatchingLookup::builder(lookup(&config, &moto.url))
+        .rate(1.0)
+        .burst(1)
+        .observer(move |event| {
+            if let ec2_iid_aws::PacingEvent::Call { ids } = event {
+                sink.lock().unwrap().push(ids);
+            }
+        })
+        .build()
+        .unwrap();
     let unknown: Vec<String> = (0..10)
         .map(|i| format!("i-{:017x}", 0xdead_0000_u64 + i))
         .collect();
@@ -430,6 +440,9 @@ async fn batching_lookup_coalesces_a_burst() {
         (1..=2).contains(&calls),
         "{calls} DescribeInstances calls for 200 queries"
     );
+    // 70 distinct ids (60 instances, 10 unknown), each sent once.
+    let sizes = sizes.lock().unwrap().clone();
+    assert_eq!(sizes.iter().sum::<usize>(), 70, "{sizes:?}");
 }
 
 /// Awaits every task, in order.

@@ -5,8 +5,7 @@
 //!
 //! The moto tests need `moto_server` (`bash ec2-iid-aws/ci.sh --setup-only`), the PostgreSQL
 //! ones its server binaries (`PG_BIN`); without them they print a notice and pass, unless
-//! `CI=true`. The burst test prints joins/s and latencies with and without batching
-//! (`cargo test -p ec2-iid-cli --features aws --test serve burst -- --nocapture`).
+//! `CI=true`. The burst of 1,000 joins is tests/burst.rs.
 #![cfg(test)] // clippy.toml says why
 
 mod harness;
@@ -18,8 +17,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_ec2::types::InstanceStateName;
 use harness::support::{Moto, OWN_ACCOUNT, free_port};
 use harness::{
-    ROLE, Server, admin, database, ec2_client, launch, now, percentile, pg, request, rsa2048,
-    sample, scratch_dir, serve_command, wait_for, write_token,
+    ROLE, Server, admin, database, ec2_client, launch, now, pg, request, rsa2048, sample,
+    scratch_dir, serve_command, wait_for, write_token,
 };
 
 /// Runs `ec2-iid serve ARGS` to its exit (for flags it refuses).
@@ -426,88 +425,4 @@ async fn a_blocked_or_unreachable_registry_is_503() {
             ),
         2.0
     );
-}
-
-/// What one burst measured.
-#[derive(Debug)]
-struct Burst {
-    joined: usize,
-    describe_calls: f64,
-    took: Duration,
-    latencies: Vec<Duration>,
-}
-
-/// Posts every document at once (one connection each) and waits for all answers.
-async fn burst(server: &Server, documents: &[String]) -> Burst {
-    let started = Instant::now();
-    let posts: Vec<_> = documents
-        .iter()
-        .map(|document| {
-            let addr = server.addr.clone();
-            let document = document.clone();
-            tokio::spawn(async move {
-                let sent = Instant::now();
-                let (status, _, body) = request(&addr, "POST", "/join", document.as_bytes()).await;
-                (status, body, sent.elapsed())
-            })
-        })
-        .collect();
-    let mut joined = 0;
-    let mut latencies = Vec::new();
-    for post in posts {
-        let (status, body, latency) = post.await.unwrap();
-        assert_eq!(status, 200, "{body}");
-        joined += 1;
-        latencies.push(latency);
-    }
-    let took = started.elapsed();
-    latencies.sort_unstable();
-    Burst {
-        joined,
-        describe_calls: server
-            .sample("ec2_iid_describe_instances_calls_total")
-            .await,
-        took,
-        latencies,
-    }
-}
-
-#[tokio::test(flavor = "multi_thread")]
-async fn burst_of_200_joins_with_and_without_batching() {
-    let Some(moto) = Moto::start() else { return };
-    let ec2 = ec2_client(&moto.url).await;
-    let instances = launch(&ec2, 200).await;
-    let documents: Vec<String> = instances
-        .iter()
-        .map(|id| rsa2048(OWN_ACCOUNT, id, now()))
-        .collect();
-    let dir = scratch_dir("burst");
-    // Each server has its own (memory) registry, so the same instances join each once.
-    let mut results = Vec::new();
-    for (name, window) in [("unbatched", "0"), ("batched", "10")] {
-        let server = Server::start(&dir, name, &moto.url, &["--batch-window-ms", window]);
-        let result = burst(&server, &documents).await;
-        let joined = server
-            .sample("ec2_iid_joins_total{outcome=\"joined\"}")
-            .await;
-        assert_eq!(joined, 200.0);
-        results.push((name, window, result));
-    }
-    for (name, window, r) in &results {
-        let joins_per_sec = f64::from(u32::try_from(r.joined).unwrap()) / r.took.as_secs_f64();
-        eprintln!(
-            "burst {name} (--batch-window-ms {window}): {} joins in {:.2} s = {joins_per_sec:.0} \
-             joins/s, p50 {:.0} ms, p99 {:.0} ms, {} DescribeInstances calls",
-            r.joined,
-            r.took.as_secs_f64(),
-            percentile(&r.latencies, 50).as_secs_f64() * 1000.0,
-            percentile(&r.latencies, 99).as_secs_f64() * 1000.0,
-            r.describe_calls,
-        );
-        assert_eq!(r.joined, 200);
-    }
-    let (_, _, unbatched) = &results[0];
-    let (_, _, batched) = &results[1];
-    assert_eq!(unbatched.describe_calls, 200.0);
-    assert!(batched.describe_calls <= 20.0, "{batched:?}");
 }

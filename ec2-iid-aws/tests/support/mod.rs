@@ -43,7 +43,20 @@ impl Moto {
         Self::start_as(Launch::AtomicPutItem)
     }
 
-    fn start_as(launch: Launch) -> Option<Self> {
+    /// Like [`start`](Self::start), with moto logging each request it serves to `log`, one
+    /// line each: the monotonic time it came in (seconds), its `Action` and the number of
+    /// values of its first filter (`Filter.1.Value.N`), e.g. `1234.567890 DescribeInstances 200`.
+    /// moto's own recorder (`MOTO_ENABLE_RECORDING`) keeps no times.
+    #[allow(
+        dead_code,
+        reason = "ec2-iid-cli's tests/burst.rs uses it; the other test binaries sharing this \
+                  module do not"
+    )]
+    pub(crate) fn start_with_request_log(log: &Path) -> Option<Self> {
+        Self::start_as(Launch::RequestLog(log))
+    }
+
+    fn start_as(launch: Launch<'_>) -> Option<Self> {
         // A free port can be taken between the probe and moto's bind: try a few.
         let started = Self::try_start(launch)
             .or_else(|_| Self::try_start(launch))
@@ -63,7 +76,7 @@ impl Moto {
         }
     }
 
-    fn try_start(launch: Launch) -> Result<Self, String> {
+    fn try_start(launch: Launch<'_>) -> Result<Self, String> {
         let binary = moto_binary().ok_or("moto_server not found")?;
         let port = free_port().map_err(|e| format!("no free port: {e}"))?;
         let mut command = match launch {
@@ -71,6 +84,13 @@ impl Moto {
             Launch::AtomicPutItem => {
                 let mut command = Command::new(interpreter(&binary)?);
                 command.args(["-c", ATOMIC_PUT_ITEM]);
+                command
+            }
+            Launch::RequestLog(log) => {
+                let mut command = Command::new(interpreter(&binary)?);
+                command
+                    .args(["-c", REQUEST_LOG])
+                    .env("MOTO_REQUEST_LOG", log);
                 command
             }
         };
@@ -137,7 +157,7 @@ impl Drop for Moto {
 
 /// How [`Moto`] runs `moto_server`.
 #[derive(Clone, Copy, Debug)]
-enum Launch {
+enum Launch<'a> {
     /// As installed.
     Plain,
     /// Through its Python interpreter, with DynamoDB's `put_item` behind a lock.
@@ -146,7 +166,41 @@ enum Launch {
         reason = "made by start_with_atomic_put_item, which only tests/dynamodb.rs calls"
     )]
     AtomicPutItem,
+    /// Through its Python interpreter, logging each request to this file.
+    #[allow(
+        dead_code,
+        reason = "made by start_with_request_log, which only ec2-iid-cli's tests/burst.rs calls"
+    )]
+    RequestLog(&'a Path),
 }
+
+/// `moto_server`'s `main`, its WSGI application wrapped to append a line per request to the file
+/// `MOTO_REQUEST_LOG` names (see [`Moto::start_with_request_log`]); the body it reads is put
+/// back for moto, as moto's own recorder does.
+const REQUEST_LOG: &str = "\
+import io, os, sys, threading, time, urllib.parse
+import moto.server
+log = open(os.environ['MOTO_REQUEST_LOG'], 'a', buffering=1)
+lock = threading.Lock()
+run_simple = moto.server.run_simple
+def logged(app):
+    def handle(environ, start_response):
+        came = time.monotonic()
+        length = int(environ.get('CONTENT_LENGTH') or 0)
+        body = environ['wsgi.input'].read(length) if length else b''
+        environ['wsgi.input'] = io.BytesIO(body)
+        form = urllib.parse.parse_qs(body.decode('utf-8', 'replace'))
+        action = form.get('Action', ['-'])[0]
+        values = sum(1 for key in form if key.startswith('Filter.1.Value.'))
+        with lock:
+            log.write(f'{came:.6f} {action} {values}\\n')
+        return app(environ, start_response)
+    return handle
+def run_logged(host, port, app, **kwargs):
+    return run_simple(host, port, logged(app), **kwargs)
+moto.server.run_simple = run_logged
+moto.server.main(sys.argv[1:])
+";
 
 /// `moto_server`'s `main`, with DynamoDB's `Table.put_item` (condition check, then store)
 /// behind one lock; `python -c` passes the remaining arguments on in `sys.argv[1:]`.

@@ -189,7 +189,8 @@ fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
 
 /// `GET /metrics`.
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let text = app.metrics.render(app.lookup.describe_calls());
+    let mut text = app.metrics.render(app.lookup.describe_calls());
+    app.lookup.render_metrics(&mut text);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }
 

@@ -54,10 +54,10 @@ pub(crate) struct ServeArgs {
           value_parser = RegistrySpec::parse)]
     registry: RegistrySpec,
 
-    /// How long the first DescribeInstances query of a batch waits for others, in
-    /// milliseconds; 0 sends one call per join.
-    #[arg(long, value_name = "MS", default_value_t = 10)]
-    batch_window_ms: u64,
+    /// Deprecated, without effect: DescribeInstances calls are paced by --describe-rate and
+    /// batched while they wait. 0 still means one call per join (each paced).
+    #[arg(long, value_name = "MS")]
+    batch_window_ms: Option<u64>,
 
     /// Send ID as the ExternalId when assuming ROLE_ARN (a rule's aws_role), as the role's
     /// trust policy requires. Repeatable, one per role.
@@ -107,6 +107,54 @@ pub(crate) struct ServeArgs {
     /// seconds to finish before closing their connections; then exit 0.
     #[arg(long, value_name = "SECS", default_value = "10", value_parser = parse_secs)]
     shutdown_grace: Duration,
+
+    /// DescribeInstances calls per second per account, region and role (EC2 refills its bucket
+    /// at about 20 per second); queries wait for a call while none is free, and the waiting
+    /// ones share it (up to 200 ids). Divided by --describe-replicas.
+    #[arg(long, value_name = "CALLS", default_value = "20", value_parser = parse_rate)]
+    describe_rate: f64,
+
+    /// DescribeInstances calls that may go out at once after a quiet spell (EC2's bucket holds
+    /// about 100). Divided by --describe-replicas (rounded down, at least 1).
+    #[arg(long, value_name = "CALLS", default_value_t = 100,
+          value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    describe_burst: u32,
+
+    /// The number of `serve` replicas calling EC2 with the same account: each takes 1/N of
+    /// --describe-rate and --describe-burst, so that together they stay within EC2's bucket.
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u32).range(1..=1000))]
+    describe_replicas: u32,
+}
+
+/// How `DescribeInstances` calls are paced (`--describe-*`, `--batch-window-ms`).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct DescribePacing {
+    /// This replica's calls per second.
+    pub(crate) rate: f64,
+    /// This replica's burst.
+    pub(crate) burst: u32,
+    /// `--batch-window-ms`, deprecated: `Some(0)` sends one id per call.
+    pub(crate) batch_window_ms: Option<u64>,
+}
+
+impl DescribePacing {
+    fn new(args: &ServeArgs) -> Self {
+        let replicas = args.describe_replicas.max(1);
+        Self {
+            rate: args.describe_rate / f64::from(replicas),
+            burst: (args.describe_burst / replicas).max(1),
+            batch_window_ms: args.batch_window_ms,
+        }
+    }
+}
+
+/// `--describe-rate`: calls per second, above 0 and at most 10000 (fractions allowed).
+fn parse_rate(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(rate) if rate > 0.0 && rate <= 10_000.0 => Ok(rate),
+        _ => Err("calls per second above 0 and at most 10000 expected (e.g. 20 or 2.5)".into()),
+    }
 }
 
 /// Where joins are remembered (`--registry`).
@@ -203,7 +251,7 @@ pub(crate) struct ServeOptions {
     pub(crate) timeout: Duration,
     pub(crate) listen: String,
     pub(crate) registry: RegistrySpec,
-    pub(crate) batch_window: Duration,
+    pub(crate) pacing: DescribePacing,
     pub(crate) external_ids: Vec<ExternalId>,
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) insecure_http: bool,
@@ -218,6 +266,7 @@ impl ServeOptions {
     /// The usage error to print.
     pub(crate) fn new(args: ServeArgs, matches: &ArgMatches) -> Result<Self, String> {
         check_cert_order(matches)?;
+        let pacing = DescribePacing::new(&args);
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
             (None, None) => None,
@@ -240,7 +289,7 @@ impl ServeOptions {
             timeout: args.timeout,
             listen: args.listen,
             registry: args.registry,
-            batch_window: Duration::from_millis(args.batch_window_ms),
+            pacing,
             external_ids: args.external_id,
             tls,
             insecure_http: args.insecure_http,
@@ -307,6 +356,51 @@ mod tests {
         ] {
             assert!(parse_external_id(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn describe_pacing() {
+        use clap::Parser as _;
+
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let args = ["serve", "--token", "t.yaml"].iter().chain(extra);
+            Cli::try_parse_from(args).map(|cli| DescribePacing::new(&cli.serve))
+        };
+        let defaults = parse(&[]).unwrap();
+        assert_eq!(
+            defaults,
+            DescribePacing {
+                rate: 20.0,
+                burst: 100,
+                batch_window_ms: None
+            }
+        );
+        let shared = parse(&["--describe-replicas", "3", "--batch-window-ms", "0"]).unwrap();
+        assert!((shared.rate - 20.0 / 3.0).abs() < 1e-9, "{shared:?}");
+        assert_eq!((shared.burst, shared.batch_window_ms), (33, Some(0)));
+        let small = parse(&["--describe-rate", "5", "--describe-burst", "5"]).unwrap();
+        assert_eq!((small.rate, small.burst), (5.0, 5));
+        // A burst smaller than the replicas still lets each make a call.
+        let tiny = parse(&["--describe-burst", "2", "--describe-replicas", "4"]).unwrap();
+        assert_eq!((tiny.rate, tiny.burst), (5.0, 1));
+        for bad in [
+            ["--describe-rate", "0"],
+            ["--describe-rate", "-1"],
+            ["--describe-rate", "NaN"],
+            ["--describe-rate", "10001"],
+            ["--describe-burst", "0"],
+            ["--describe-burst", "10001"],
+            ["--describe-replicas", "0"],
+        ] {
+            assert!(parse(&bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(parse_rate("2.5"), Ok(2.5));
+        assert!(parse_rate("inf").unwrap_err().contains("above 0"));
     }
 
     #[test]

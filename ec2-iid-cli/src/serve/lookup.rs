@@ -1,5 +1,6 @@
-//! The DescribeInstances lookup: batched (`--batch-window-ms N`, the default) or one call per
-//! join (`--batch-window-ms 0`), with its call counter for `/metrics`.
+//! The DescribeInstances lookup: paced at `--describe-rate`/`--describe-burst` (divided by
+//! `--describe-replicas`) and batched while queries wait, with its call counter and its
+//! pacing histograms for `/metrics`.
 
 use std::sync::Arc;
 
@@ -7,31 +8,50 @@ use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery};
 use ec2_iid_aws::{BatchingLookup, Ec2Lookup, Ec2LookupError};
 use tracing::Instrument as _;
 
+use super::args::DescribePacing;
+use super::metrics::LookupMetrics;
+
 /// The server's lookup.
 #[derive(Debug)]
-pub(crate) enum Lookup {
-    /// One `DescribeInstances` per join.
-    Direct(Ec2Lookup),
-    /// Concurrent joins share calls.
-    Batching(BatchingLookup),
+pub(crate) struct Lookup {
+    batching: BatchingLookup,
+    metrics: Arc<LookupMetrics>,
 }
 
 impl Lookup {
-    /// `lookup`, batched with `window` unless it is zero.
-    pub(crate) fn new(lookup: Ec2Lookup, window: core::time::Duration) -> Self {
-        if window.is_zero() {
-            Self::Direct(lookup)
-        } else {
-            Self::Batching(BatchingLookup::with_window(lookup, window))
+    /// `lookup`, paced as the flags say.
+    ///
+    /// # Errors
+    /// The usage error to print, for pacing `BatchingLookup` refuses.
+    pub(crate) fn new(lookup: Ec2Lookup, pacing: &DescribePacing) -> Result<Self, String> {
+        let metrics = Arc::new(LookupMetrics::default());
+        let sink = Arc::clone(&metrics);
+        let mut builder = BatchingLookup::builder(lookup)
+            .rate(pacing.rate)
+            .burst(pacing.burst)
+            .observer(move |event| sink.record(event));
+        match pacing.batch_window_ms {
+            None => {}
+            Some(0) => builder = builder.max_batch(1),
+            Some(_) => tracing::warn!(
+                "--batch-window-ms has no effect: DescribeInstances calls are paced by \
+                 --describe-rate and --describe-burst and batched while they wait"
+            ),
         }
+        let batching = builder
+            .build()
+            .map_err(|e| format!("--describe-rate or --describe-burst: {e}"))?;
+        Ok(Self { batching, metrics })
     }
 
     /// The `DescribeInstances` requests sent so far.
     pub(crate) fn describe_calls(&self) -> u64 {
-        match self {
-            Self::Direct(lookup) => lookup.describe_calls(),
-            Self::Batching(lookup) => lookup.describe_calls(),
-        }
+        self.batching.describe_calls()
+    }
+
+    /// Appends the pacing histograms to a `/metrics` text.
+    pub(crate) fn render_metrics(&self, text: &mut String) {
+        self.metrics.render(text);
     }
 }
 
@@ -47,13 +67,9 @@ impl InstanceLookup for Lookup {
             instance_id = %query.instance_id,
             region = %query.region,
         );
-        async {
-            match self {
-                Self::Direct(lookup) => lookup.describe_instance(query).await.map_err(Arc::new),
-                Self::Batching(lookup) => lookup.describe_instance(query).await,
-            }
-        }
-        .instrument(span)
-        .await
+        self.batching
+            .describe_instance(query)
+            .instrument(span)
+            .await
     }
 }

@@ -1,5 +1,6 @@
-//! `GET /metrics`: join counts by outcome and a latency histogram, in the Prometheus text
-//! format (version 0.0.4), written by hand: three metric families need no client library.
+//! `GET /metrics`: join counts by outcome, histograms (join latency, ids per DescribeInstances
+//! call, lookup waits) and the listener's gauges and counters, in the Prometheus text format
+//! (version 0.0.4), written by hand: a few families need no client library.
 
 use core::fmt::Write as _;
 use core::time::Duration;
@@ -17,16 +18,24 @@ const BUCKETS: [f64; 11] = [
 pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// What the server counts.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Metrics {
     /// `ec2_iid_joins_total` by outcome (`joined`, an error kind, `lookup_unavailable`, ...).
     joins: Mutex<BTreeMap<&'static str, u64>>,
-    /// `ec2_iid_join_duration_seconds`: one count per bucket (not cumulative), then +Inf.
-    buckets: [AtomicU64; BUCKETS.len() + 1],
-    /// The sum of the durations, in microseconds.
-    sum_micros: AtomicU64,
+    /// `ec2_iid_join_duration_seconds`.
+    durations: Histogram,
     /// The connections and the TLS certificate (`ListenerMetrics`).
     pub(crate) listener: Arc<ListenerMetrics>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self {
+            joins: Mutex::default(),
+            durations: Histogram::new(&BUCKETS),
+            listener: Arc::default(),
+        }
+    }
 }
 
 impl Metrics {
@@ -38,16 +47,7 @@ impl Metrics {
             .unwrap_or_else(PoisonError::into_inner)
             .entry(outcome)
             .or_default() += 1;
-        let secs = took.as_secs_f64();
-        let index = BUCKETS
-            .iter()
-            .position(|&le| secs <= le)
-            .unwrap_or(BUCKETS.len());
-        if let Some(bucket) = self.buckets.get(index) {
-            bucket.fetch_add(1, Ordering::Relaxed);
-        }
-        let micros = u64::try_from(took.as_micros()).unwrap_or(u64::MAX);
-        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+        self.durations.observe(took.as_secs_f64(), took);
     }
 
     /// The exposition, with `describe_calls` from the lookup's counter.
@@ -60,7 +60,11 @@ impl Metrics {
              # TYPE ec2_iid_describe_instances_calls_total counter\n\
              ec2_iid_describe_instances_calls_total {describe_calls}"
         );
-        self.render_histogram(&mut text);
+        self.durations.render(
+            &mut text,
+            "ec2_iid_join_duration_seconds",
+            "Time to answer a join request.",
+        );
         self.listener.render(&mut text);
         text
     }
@@ -75,29 +79,6 @@ impl Metrics {
         for (outcome, count) in joins.iter() {
             let _ = writeln!(text, "ec2_iid_joins_total{{outcome=\"{outcome}\"}} {count}");
         }
-    }
-
-    fn render_histogram(&self, text: &mut String) {
-        let _ = writeln!(
-            text,
-            "# HELP ec2_iid_join_duration_seconds Time to answer a join request.\n\
-             # TYPE ec2_iid_join_duration_seconds histogram"
-        );
-        let mut cumulative = 0;
-        let bounds = BUCKETS.iter().map(|le| le.to_string());
-        for (le, bucket) in bounds.chain([String::from("+Inf")]).zip(&self.buckets) {
-            cumulative += bucket.load(Ordering::Relaxed);
-            let _ = writeln!(
-                text,
-                "ec2_iid_join_duration_seconds_bucket{{le=\"{le}\"}} {cumulative}"
-            );
-        }
-        let micros = self.sum_micros.load(Ordering::Relaxed);
-        let sum = Duration::from_micros(micros).as_secs_f64();
-        let _ = writeln!(
-            text,
-            "ec2_iid_join_duration_seconds_sum {sum}\nec2_iid_join_duration_seconds_count {cumulative}"
-        );
     }
 }
 
@@ -177,6 +158,112 @@ impl ListenerMetrics {
     }
 }
 
+// DescribeInstances pacing: what `BatchingLookup`'s observer reports.
+
+/// `ec2_iid_describe_instances_ids_per_call`'s upper bounds: one id (light load) up to
+/// `MAX_BATCH` (200, calls paced at the bucket's rate).
+const IDS_BUCKETS: [f64; 9] = [1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 150.0, 200.0];
+
+/// `ec2_iid_lookup_wait_seconds`'s upper bounds: zero while tokens are free, up to seconds
+/// when a burst waits for the refill.
+const WAIT_BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// The pacing histograms of the lookup.
+#[derive(Debug)]
+pub(crate) struct LookupMetrics {
+    ids_per_call: Histogram,
+    wait: Histogram,
+}
+
+impl Default for LookupMetrics {
+    fn default() -> Self {
+        Self {
+            ids_per_call: Histogram::new(&IDS_BUCKETS),
+            wait: Histogram::new(&WAIT_BUCKETS),
+        }
+    }
+}
+
+impl LookupMetrics {
+    /// Records what the lookup reported.
+    pub(crate) fn record(&self, event: ec2_iid_aws::PacingEvent) {
+        match event {
+            ec2_iid_aws::PacingEvent::Call { ids } => {
+                let ids = u32::try_from(ids).unwrap_or(u32::MAX);
+                self.ids_per_call
+                    .observe(f64::from(ids), Duration::from_secs(u64::from(ids)));
+            }
+            ec2_iid_aws::PacingEvent::Waited(waited) => {
+                self.wait.observe(waited.as_secs_f64(), waited);
+            }
+            // A kind of event this server does not chart (the enum is non-exhaustive).
+            _ => {}
+        }
+    }
+
+    /// Appends both histograms.
+    pub(crate) fn render(&self, text: &mut String) {
+        self.ids_per_call.render(
+            text,
+            "ec2_iid_describe_instances_ids_per_call",
+            "Instance ids in each DescribeInstances call.",
+        );
+        self.wait.render(
+            text,
+            "ec2_iid_lookup_wait_seconds",
+            "Time a lookup waited for its DescribeInstances call to go out.",
+        );
+    }
+}
+
+/// A histogram: one count per bucket (not cumulative), then +Inf, and the sum (in
+/// microseconds, or micro-units of a count).
+#[derive(Debug)]
+struct Histogram {
+    bounds: &'static [f64],
+    counts: Vec<AtomicU64>,
+    sum_micros: AtomicU64,
+}
+
+impl Histogram {
+    fn new(bounds: &'static [f64]) -> Self {
+        Self {
+            bounds,
+            counts: (0..=bounds.len()).map(|_| AtomicU64::new(0)).collect(),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Counts `value`; `sum` is what it adds to the sum (a `Duration` holds it exactly).
+    fn observe(&self, value: f64, sum: Duration) {
+        let index = self
+            .bounds
+            .iter()
+            .position(|&le| value <= le)
+            .unwrap_or(self.bounds.len());
+        if let Some(count) = self.counts.get(index) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+        let micros = u64::try_from(sum.as_micros()).unwrap_or(u64::MAX);
+        self.sum_micros.fetch_add(micros, Ordering::Relaxed);
+    }
+
+    fn render(&self, text: &mut String, name: &str, help: &str) {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} histogram");
+        let mut cumulative = 0;
+        let bounds = self.bounds.iter().map(|le| le.to_string());
+        for (le, count) in bounds.chain([String::from("+Inf")]).zip(&self.counts) {
+            cumulative += count.load(Ordering::Relaxed);
+            let _ = writeln!(text, "{name}_bucket{{le=\"{le}\"}} {cumulative}");
+        }
+        let micros = self.sum_micros.load(Ordering::Relaxed);
+        let sum = Duration::from_micros(micros).as_secs_f64();
+        let _ = writeln!(text, "{name}_sum {sum}\n{name}_count {cumulative}");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -225,6 +312,61 @@ ec2_iid_connections_refused_total 0
 # TYPE ec2_iid_tls_reloads_total counter
 ec2_iid_tls_reloads_total{result=\"error\"} 0
 ec2_iid_tls_reloads_total{result=\"ok\"} 0
+";
+        assert_eq!(text, expected);
+    }
+
+    #[test]
+    fn pacing_exposition() {
+        use ec2_iid_aws::PacingEvent;
+
+        let metrics = LookupMetrics::default();
+        let mut text = String::new();
+        metrics.render(&mut text);
+        assert!(
+            text.contains("ec2_iid_describe_instances_ids_per_call_count 0\n"),
+            "{text}"
+        );
+        for ids in [1, 1, 37, 200] {
+            metrics.record(PacingEvent::Call { ids });
+        }
+        for millis in [0, 0, 30, 1200, 12_000] {
+            metrics.record(PacingEvent::Waited(Duration::from_millis(millis)));
+        }
+        let mut text = String::new();
+        metrics.render(&mut text);
+        let expected = "\
+# HELP ec2_iid_describe_instances_ids_per_call Instance ids in each DescribeInstances call.
+# TYPE ec2_iid_describe_instances_ids_per_call histogram
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"1\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"2\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"5\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"10\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"20\"} 2
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"50\"} 3
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"100\"} 3
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"150\"} 3
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"200\"} 4
+ec2_iid_describe_instances_ids_per_call_bucket{le=\"+Inf\"} 4
+ec2_iid_describe_instances_ids_per_call_sum 239
+ec2_iid_describe_instances_ids_per_call_count 4
+# HELP ec2_iid_lookup_wait_seconds Time a lookup waited for its DescribeInstances call to go out.
+# TYPE ec2_iid_lookup_wait_seconds histogram
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.001\"} 2
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.005\"} 2
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.01\"} 2
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.025\"} 2
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.05\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.1\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.25\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"0.5\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"1\"} 3
+ec2_iid_lookup_wait_seconds_bucket{le=\"2.5\"} 4
+ec2_iid_lookup_wait_seconds_bucket{le=\"5\"} 4
+ec2_iid_lookup_wait_seconds_bucket{le=\"10\"} 4
+ec2_iid_lookup_wait_seconds_bucket{le=\"+Inf\"} 5
+ec2_iid_lookup_wait_seconds_sum 13.23
+ec2_iid_lookup_wait_seconds_count 5
 ";
         assert_eq!(text, expected);
     }

@@ -1,6 +1,6 @@
 //! `ec2-iid serve`: the join server. `POST /join` with an instance's `/rsa2048` text verifies
 //! it (AWS's certificates and any `--cert`), applies the token's allow rules and TTL, asks EC2
-//! about the instance (`DescribeInstances`, batched, assuming the rule's role with its
+//! about the instance (`DescribeInstances`, paced and batched, assuming the rule's role with its
 //! external id) and lets each instance launch join once (`--registry`). Answers:
 //!
 //! * 200 `{"host_id": "<account>-<instance>", "matched_rule": N}`: joined;
@@ -102,7 +102,7 @@ async fn serve(
     let registry = Registry::open(&options.registry, &registry_config, options.timeout).await?;
     let app = Arc::new(app::App {
         verifier,
-        lookup: Lookup::new(ec2_lookup(&options, &config)?, options.batch_window),
+        lookup: Lookup::new(ec2_lookup(&options, &config)?, &options.pacing)?,
         registry,
         metrics: metrics::Metrics::default(),
         timeout: options.timeout,

@@ -66,7 +66,7 @@ pub(crate) fn write_token(dir: &Path, role: Option<&str>) -> PathBuf {
 /// `ec2-iid serve` with the test CA trusted for us-east-1, AWS at `endpoint_url`, dummy
 /// credentials and no IMDS.
 pub(crate) fn serve_command(token: &Path, endpoint_url: &str, extra: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ec2-iid"));
+    let mut command = Command::new(binary());
     command
         .arg("serve")
         .arg("--token")
@@ -85,6 +85,15 @@ pub(crate) fn serve_command(token: &Path, endpoint_url: &str, extra: &[&str]) ->
         .env_remove("AWS_PROFILE")
         .stdin(Stdio::null());
     command
+}
+
+/// The `ec2-iid` binary under test: cargo's, or `EC2_IID_BIN` (a copy of it, when other
+/// builds share the target directory and may replace cargo's while the tests run).
+pub(crate) fn binary() -> PathBuf {
+    std::env::var_os("EC2_IID_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_ec2-iid")),
+        PathBuf::from,
+    )
 }
 
 /// A running `ec2-iid serve`, killed on drop (its stderr is shown if the test failed).
