@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use harness::support::{Moto, OWN_ACCOUNT};
 use harness::{
-    Server, ec2_client, exchange, install_tls_pair, launch, leaf_der, now, peer_leaf, request,
-    rsa2048, sample, scratch_dir, serve_command_on, tls_connect, tls_pair, until_closed,
+    Server, black_hole, ec2_client, exchange, install_tls_pair, launch, leaf_der, now, peer_leaf,
+    request, rsa2048, sample, scratch_dir, serve_command_on, tls_connect, tls_pair, until_closed,
     write_token,
 };
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
@@ -159,14 +159,7 @@ async fn slow_and_idle_clients_do_not_stop_answers_and_are_closed_by_their_deadl
 async fn every_connection_busy_closes_the_new_one() {
     // An EC2 endpoint that accepts and never answers: every join stays in flight until
     // --timeout.
-    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hole_url = format!("http://{}", hole.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = hole.accept().await {
-            held.push(stream);
-        }
-    });
+    let (hole_url, held) = black_hole().await;
     let server = Server::start(
         &scratch_dir("edges-busy"),
         "serve",
@@ -205,14 +198,7 @@ async fn every_connection_busy_closes_the_new_one() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn joins_past_the_cap_are_overloaded_at_once() {
-    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hole_url = format!("http://{}", hole.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = hole.accept().await {
-            held.push(stream);
-        }
-    });
+    let (hole_url, held) = black_hole().await;
     let server = Server::start(
         &scratch_dir("edges-overloaded"),
         "serve",

@@ -8,7 +8,7 @@ mod harness;
 use std::time::{Duration, Instant};
 
 use harness::support::{Moto, OWN_ACCOUNT};
-use harness::{Server, ec2_client, launch, now, rsa2048, scratch_dir, until_closed};
+use harness::{Server, black_hole, ec2_client, launch, now, rsa2048, scratch_dir, until_closed};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;
 
@@ -72,14 +72,7 @@ async fn sigint_finishes_the_join_in_flight_and_exits_0() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_request_past_the_grace_is_cut_and_the_exit_is_0() {
     // EC2 never answers: the join stays in flight past --shutdown-grace 1.
-    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let hole_url = format!("http://{}", hole.local_addr().unwrap());
-    let held = tokio::spawn(async move {
-        let mut held = Vec::new();
-        while let Ok((stream, _)) = hole.accept().await {
-            held.push(stream);
-        }
-    });
+    let (hole_url, held) = black_hole().await;
     let mut server = Server::start(
         &scratch_dir("signals-grace"),
         "serve",

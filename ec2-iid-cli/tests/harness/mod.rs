@@ -579,3 +579,17 @@ pub(crate) async fn tls_metrics(addr: &str) -> String {
     assert_eq!(status, 200, "{body}");
     body
 }
+
+/// An endpoint that accepts connections and never answers (an EC2 that hangs), and the task
+/// holding them (abort it to close them): every lookup through it waits out `--timeout`.
+pub(crate) async fn black_hole() -> (String, tokio::task::JoinHandle<()>) {
+    let hole = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", hole.local_addr().unwrap());
+    let held = tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((stream, _)) = hole.accept().await {
+            held.push(stream);
+        }
+    });
+    (url, held)
+}
