@@ -132,7 +132,11 @@ impl BatchingLookup {
     #[must_use]
     pub fn new(lookup: Ec2Lookup) -> Self {
         Self {
-            pacer: Arc::new(Pacer::new(lookup, Pacing::default(), None)),
+            pacer: Arc::new(Pacer::new(
+                lookup.without_sdk_throttling_retries(),
+                Pacing::default(),
+                None,
+            )),
         }
     }
 
@@ -217,7 +221,11 @@ impl BatchingLookupBuilder {
     pub fn build(self) -> Result<BatchingLookup, ConfigError> {
         self.pacing.check()?;
         Ok(BatchingLookup {
-            pacer: Arc::new(Pacer::new(self.lookup, self.pacing, self.observer)),
+            pacer: Arc::new(Pacer::new(
+                self.lookup.without_sdk_throttling_retries(),
+                self.pacing,
+                self.observer,
+            )),
         })
     }
 }

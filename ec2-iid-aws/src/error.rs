@@ -300,6 +300,11 @@ enum Kind {
     UnknownRegion,
 }
 
+/// Whether an AWS error code means the call was throttled.
+pub(crate) fn is_throttling_code(code: &str) -> bool {
+    THROTTLED.contains(&code)
+}
+
 /// AWS error codes (EC2 and STS) that mean the call was throttled.
 const THROTTLED: &[&str] = &[
     "EC2ThrottledException",

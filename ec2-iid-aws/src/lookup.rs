@@ -9,8 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
 
 use aws_config::{BehaviorVersion, SdkConfig};
+use aws_sdk_ec2::config::interceptors::InterceptorContext;
+use aws_sdk_ec2::config::retry::{ClassifyRetry, RetryAction};
 use aws_sdk_ec2::config::{Credentials, Region as SdkRegion};
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_ec2::operation::describe_instances::DescribeInstancesError;
 use aws_smithy_async::future::timeout::Timeout;
 use aws_smithy_async::rt::sleep::{AsyncSleep, default_async_sleep};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
@@ -20,7 +23,7 @@ use ec2_iid::{
 };
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
-use crate::error::{CallContext, Ec2LookupError, Operation};
+use crate::error::{CallContext, Ec2LookupError, Operation, is_throttling_code};
 use crate::facts::facts_from_output;
 
 /// The default per-call timeout: 10 seconds.
@@ -103,6 +106,10 @@ struct Settings {
     sts_endpoint_url: Option<String>,
     /// The `ExternalId` to send when assuming a role, by role ARN.
     external_ids: HashMap<String, String>,
+    /// Whether the EC2 client's own retries may retry a throttled call; `false` once a
+    /// [`BatchingLookup`](crate::BatchingLookup) paces the calls (its retries take tokens, the
+    /// SDK's would not).
+    sdk_retries_throttled: bool,
 }
 
 #[derive(Clone, Debug, Eq, Hash, PartialEq)]
@@ -169,6 +176,14 @@ impl Ec2Lookup {
     /// ```
     pub fn builder(config: &SdkConfig) -> Ec2LookupBuilder {
         Ec2LookupBuilder::new(config)
+    }
+
+    /// A lookup with these settings whose EC2 calls the SDK never retries when throttled,
+    /// for a [`BatchingLookup`](crate::BatchingLookup), which retries them paced.
+    pub(crate) fn without_sdk_throttling_retries(&self) -> Self {
+        let mut settings = self.inner.settings.clone();
+        settings.sdk_retries_throttled = false;
+        Self::from_settings(settings)
     }
 
     fn from_settings(settings: Settings) -> Self {
@@ -443,6 +458,9 @@ impl Settings {
         if let Some(url) = &self.ec2_endpoint_url {
             builder = builder.endpoint_url(url);
         }
+        if !self.sdk_retries_throttled {
+            builder = builder.retry_classifier(NoThrottlingRetries);
+        }
         aws_sdk_ec2::Client::from_conf(builder.build())
     }
 
@@ -548,6 +566,7 @@ impl Ec2LookupBuilder {
                 ec2_endpoint_url: None,
                 sts_endpoint_url: None,
                 external_ids: HashMap::new(),
+                sdk_retries_throttled: true,
             },
         }
     }
@@ -737,6 +756,31 @@ pub enum ConfigError {
     /// The timeout is zero.
     #[error("lookup timeout must not be zero")]
     ZeroTimeout,
+}
+
+/// Forbids the SDK's retry of a throttled EC2 call: the caller paces its retries instead.
+#[derive(Debug)]
+struct NoThrottlingRetries;
+
+impl ClassifyRetry for NoThrottlingRetries {
+    fn classify_retry(&self, ctx: &InterceptorContext) -> RetryAction {
+        let status_429 = ctx.response().is_some_and(|r| r.status().as_u16() == 429);
+        let code = ctx
+            .output_or_error()
+            .and_then(Result::err)
+            .and_then(|e| e.as_operation_error())
+            .and_then(|e| e.downcast_ref::<DescribeInstancesError>())
+            .and_then(ProvideErrorMetadata::code);
+        if status_429 || code.is_some_and(is_throttling_code) {
+            RetryAction::RetryForbidden
+        } else {
+            RetryAction::NoActionIndicated
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        "ec2-iid: throttled calls are retried paced, by BatchingLookup"
+    }
 }
 
 #[cfg(test)]

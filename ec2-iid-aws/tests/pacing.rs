@@ -1,6 +1,7 @@
 //! `BatchingLookup` against an EC2 that throttles: a fake EC2 endpoint on loopback answers
 //! `RequestLimitExceeded` (HTTP 503, EC2's error document) before it answers, and the lookup
-//! (through the AWS SDK, its own retries off) slows down and retries within its deadline.
+//! (through the AWS SDK with its default retries, which the lookup keeps from retrying
+//! throttled calls) slows down and retries within its deadline, every retry paced.
 #![cfg(test)] // clippy.toml says why
 
 use std::net::Ipv4Addr;
@@ -8,7 +9,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region as SdkRegion};
 use aws_sdk_ec2::config::Credentials;
 use axum::Router;
@@ -60,7 +60,6 @@ async fn request_limit_exceeded_is_retried_paced_within_the_deadline() {
     let config = aws_config::defaults(BehaviorVersion::latest())
         .region(SdkRegion::new("us-east-1"))
         .credentials_provider(Credentials::new("testing", "testing", None, None, "test"))
-        .retry_config(RetryConfig::standard().with_max_attempts(1))
         .load()
         .await;
     let ec2 = Ec2Lookup::builder(&config)
@@ -90,6 +89,8 @@ async fn request_limit_exceeded_is_retried_paced_within_the_deadline() {
     // Throttled twice, then EC2 answers: no such instance.
     let answer = lookup.describe_instance(&query).await.unwrap();
     assert_eq!(answer, None);
+    // Three requests reached EC2, each one of the lookup's paced calls: the SDK's own
+    // retries (3 attempts by default) did not retry the throttled ones behind the bucket.
     assert_eq!(seen.load(Ordering::SeqCst), 3);
     assert_eq!(lookup.describe_calls(), 3);
     assert_eq!(calls.load(Ordering::SeqCst), 3);
