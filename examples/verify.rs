@@ -277,12 +277,14 @@ fn report(
 fn read_token(path: &str, builder: VerifierBuilder) -> Result<VerifierBuilder, Failure> {
     let bytes = read_file(path)?;
     let bad = |e: &dyn std::fmt::Display| Failure::Usage(format!("--token {path}: {e}"));
-    let value: serde_norway::Value = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
-    if value.get("spec").is_some() {
-        let resource: TokenResource = serde_norway::from_value(value).map_err(|e| bad(&e))?;
+    // The top level only tells a resource from a bare spec; the token's own reader then
+    // refuses a key given twice anywhere, naming where (YAML's `Value` would name no path).
+    let top: serde_json::Value = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
+    if top.get("spec").is_some() {
+        let resource: TokenResource = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
         Ok(builder.token(&resource))
     } else {
-        let spec: TokenSpec = serde_norway::from_value(value).map_err(|e| bad(&e))?;
+        let spec: TokenSpec = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
         Ok(builder.token_spec(&spec))
     }
 }

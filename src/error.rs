@@ -343,6 +343,14 @@ pub enum ConfigError {
         serial: SerialNumber,
     },
 
+    /// A key appears twice in one object of a token or rule. Formats differ on which copy
+    /// wins (serde_json keeps the last), so neither is guessed.
+    #[error("duplicate field {field}: write each field once")]
+    DuplicateField {
+        /// Where the second copy is, e.g. `spec.allow[0].aws_account`.
+        field: String,
+    },
+
     /// The trust store has no certificate, so nothing could ever verify.
     #[error(
         "the trust store is empty: start from TrustStore::aws() or add certificates with TrustStore::add_pem"

@@ -460,6 +460,18 @@ fn invalid_tokens_refuse_to_build() {
         }
         .to_string()
     );
+    // A field given twice: serde_json alone would keep the second account.
+    assert!(
+        rule_error(
+            r#"{"allow": [{"aws_account": "111111111111", "aws_account": "123456789012"}]}"#
+        )
+        .starts_with(
+            &ConfigError::DuplicateField {
+                field: "spec.allow[0].aws_account".into()
+            }
+            .to_string()
+        )
+    );
     // A rule that names neither an account nor a role would admit any AWS account.
     assert_eq!(
         rule_error(r#"{"allow": [{"aws_regions": ["us-east-1"]}]}"#),

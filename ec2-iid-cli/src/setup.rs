@@ -98,13 +98,15 @@ pub(crate) fn read_verifier(
 ) -> Result<Verifier, String> {
     let bytes = read_file(path)?;
     let bad = |e: &dyn std::fmt::Display| format!("--token {}: {e}", path.display());
-    let value: serde_norway::Value = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
+    // The top level only tells a resource from a bare spec; the token's own reader then
+    // refuses a key given twice anywhere, naming where (YAML's `Value` would name no path).
+    let top: serde_json::Value = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
     let builder = Verifier::builder(trust).allow_legacy_dsa_sha1(allow_legacy_dsa);
-    let builder: VerifierBuilder = if value.get("spec").is_some() {
-        let resource: TokenResource = serde_norway::from_value(value).map_err(|e| bad(&e))?;
+    let builder: VerifierBuilder = if top.get("spec").is_some() {
+        let resource: TokenResource = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
         builder.token(&resource)
     } else {
-        let spec: TokenSpec = serde_norway::from_value(value).map_err(|e| bad(&e))?;
+        let spec: TokenSpec = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
         builder.token_spec(&spec)
     };
     builder.build().map_err(|e| bad(&e))

@@ -226,6 +226,32 @@ fn explain_names_the_failing_rule_field() {
     );
 }
 
+/// A key given twice is a setup error naming where, in YAML and JSON, for `verify` and
+/// `explain`: no copy silently wins (here the second would admit the document).
+#[test]
+fn duplicate_token_fields_are_setup_errors() {
+    let expires = "kind: token\nversion: v2\nmetadata:\n  name: t\n  \
+                   expires: \"2000-01-01T00:00:00Z\"\n  expires: \"2999-01-01T00:00:00Z\"\n\
+                   spec:\n  allow:\n    - aws_account: \"123456789012\"\n";
+    let spec = r#"{"kind": "token", "version": "v2", "metadata": {"name": "t"},
+        "spec": {"allow": [{"aws_account": "111111111111"}]},
+        "spec": {"allow": [{"aws_account": "123456789012"}]}}"#;
+    for (name, token, field) in [
+        ("dup-expires.yaml", expires, "metadata.expires"),
+        ("dup-spec.json", spec, "spec"),
+    ] {
+        for subcommand in ["verify", "explain"] {
+            let out = with_token(&[subcommand], name, token, &[]);
+            assert_eq!(out.status.code(), Some(2), "{name}: {}", stderr(&out));
+            assert!(
+                stderr(&out).contains(&format!("duplicate field {field}: write each field once")),
+                "{name}: {}",
+                stderr(&out)
+            );
+        }
+    }
+}
+
 #[test]
 fn explain_shows_age_and_ttl_of_an_expired_document() {
     let args = [

@@ -3,10 +3,15 @@
 //! values with the shape they must have.
 //!
 //! Objects are read through `serde_json::Value`, which any serde format (YAML, JSON, TOML)
-//! deserializes into; the object is small and read once at setup.
+//! deserializes into; the object is small and read once at setup. [`read_value`] builds that
+//! value itself rather than with `Value`'s own `Deserialize`, which keeps the last of a key
+//! given twice: a second `aws_account` or `expires` would silently replace the first.
 
-use serde::de::DeserializeOwned;
-use serde_json::{Map, Value};
+use core::fmt;
+
+use serde::de::{DeserializeOwned, DeserializeSeed, Error as _, MapAccess, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use serde_json::{Map, Number, Value};
 
 use crate::error::ConfigError;
 use crate::ids::Identifier;
@@ -113,6 +118,137 @@ impl Fields {
             field: self.path(name),
             reason,
         }
+    }
+}
+
+/// The value `d` holds (of any serde format), found `at` (`spec` for a bare spec, empty for a
+/// token resource or a bare rule), refusing a key that appears twice in any of its objects
+/// with [`ConfigError::DuplicateField`] naming where.
+pub(crate) fn read_value<'de, D: Deserializer<'de>>(d: D, at: &str) -> Result<Value, D::Error> {
+    Strict(&Place::Root(at)).deserialize(d)
+}
+
+/// Where a value is while it is read; written out as a path only for an error.
+enum Place<'a> {
+    Root(&'a str),
+    Field(&'a Self, &'a str),
+    Item(&'a Self, usize),
+}
+
+impl Place<'_> {
+    /// `spec.allow[0].aws_account`, keys escaped and cut as unknown fields are, the whole cut
+    /// to [`MAX_PATH_CHARS`] (only objects nested inside unknown or ignored fields get long).
+    fn path(&self) -> String {
+        let path = self.full_path();
+        if path.chars().count() <= MAX_PATH_CHARS {
+            return path;
+        }
+        let half = MAX_PATH_CHARS / 2;
+        let skip = path.chars().count().saturating_sub(half);
+        let head: String = path.chars().take(half).collect();
+        let tail: String = path.chars().skip(skip).collect();
+        format!("{head}…{tail}")
+    }
+
+    fn full_path(&self) -> String {
+        match self {
+            Self::Root(at) => (*at).to_owned(),
+            Self::Field(parent, name) => join(&parent.full_path(), &bounded_escaped(name)),
+            Self::Item(parent, index) => format!("{}[{index}]", parent.full_path()),
+        }
+    }
+}
+
+/// The longest path a duplicate-field error prints.
+const MAX_PATH_CHARS: usize = 256;
+
+/// Reads one value as `serde_json::Value`'s visitor does, except that maps refuse a key seen
+/// before in the same map.
+struct Strict<'a>(&'a Place<'a>);
+
+impl<'de> DeserializeSeed<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Strict<'_> {
+    type Value = Value;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any value")
+    }
+
+    fn visit_bool<E>(self, value: bool) -> Result<Value, E> {
+        Ok(Value::Bool(value))
+    }
+
+    fn visit_i64<E>(self, value: i64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_i128<E: serde::de::Error>(self, value: i128) -> Result<Value, E> {
+        Number::deserialize(serde::de::value::I128Deserializer::new(value)).map(Value::Number)
+    }
+
+    fn visit_u64<E>(self, value: u64) -> Result<Value, E> {
+        Ok(Value::Number(value.into()))
+    }
+
+    fn visit_u128<E: serde::de::Error>(self, value: u128) -> Result<Value, E> {
+        Number::deserialize(serde::de::value::U128Deserializer::new(value)).map(Value::Number)
+    }
+
+    fn visit_f64<E>(self, value: f64) -> Result<Value, E> {
+        Ok(Number::from_f64(value).map_or(Value::Null, Value::Number))
+    }
+
+    fn visit_str<E>(self, value: &str) -> Result<Value, E> {
+        Ok(Value::String(value.to_owned()))
+    }
+
+    fn visit_string<E>(self, value: String) -> Result<Value, E> {
+        Ok(Value::String(value))
+    }
+
+    fn visit_none<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.deserialize(d)
+    }
+
+    fn visit_unit<E>(self) -> Result<Value, E> {
+        Ok(Value::Null)
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let mut items = Vec::new();
+        loop {
+            let place = Place::Item(self.0, items.len());
+            match seq.next_element_seed(Strict(&place))? {
+                Some(item) => items.push(item),
+                None => return Ok(Value::Array(items)),
+            }
+        }
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let mut object = Map::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let place = Place::Field(self.0, &key);
+            if object.contains_key(&key) {
+                return Err(A::Error::custom(ConfigError::DuplicateField {
+                    field: place.path(),
+                }));
+            }
+            let value = map.next_value_seed(Strict(&place))?;
+            object.insert(key, value);
+        }
+        Ok(Value::Object(object))
     }
 }
 
@@ -272,6 +408,39 @@ mod tests {
             Fields::new(json!([1]), "spec", &KNOWN, &[]),
             Err(ConfigError::InvalidField { .. })
         ));
+    }
+
+    #[test]
+    fn duplicate_paths_are_escaped_and_bounded() {
+        let read = |json: &str, at: &str| {
+            let mut de = serde_json::Deserializer::from_str(json);
+            read_value(&mut de, at).map_err(|e| e.to_string())
+        };
+        assert_eq!(
+            read(r#"{"a": [1, {"b": {}}], "c": null}"#, "spec").unwrap(),
+            json!({"a": [1, {"b": {}}], "c": null})
+        );
+        let err = read(r#"{"a": [1, {"b\n": 1, "b\n": 2}]}"#, "spec").unwrap_err();
+        assert!(
+            err.starts_with("duplicate field spec.a[1].b\\n: write each field once"),
+            "{err}"
+        );
+        let deep = format!(
+            "{}{{\"x\": 1, \"x\": 2}}{}",
+            r#"{"abcdefghijklmnopqrstuvwxyz": "#.repeat(40),
+            "}".repeat(40)
+        );
+        let err = read(&deep, "").unwrap_err();
+        let field = err
+            .strip_prefix("duplicate field ")
+            .and_then(|rest| rest.split(": write").next())
+            .unwrap();
+        assert_eq!(field.chars().count(), MAX_PATH_CHARS + 1, "{field}");
+        assert!(
+            field.starts_with("abcdefghijklmnopqrstuvwxyz.abc"),
+            "{field}"
+        );
+        assert!(field.ends_with("qrstuvwxyz.x"), "{field}");
     }
 
     #[test]

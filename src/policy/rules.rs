@@ -8,7 +8,7 @@ use crate::ids::{
     AccountId, AvailabilityZone, ImageId, InstanceProfileArn, InstanceType, Region, RoleArn,
     SubnetId, VpcId,
 };
-use crate::policy::fields::Fields;
+use crate::policy::fields::{self, Fields};
 use crate::signature::VerifiedDocument;
 use crate::text::bounded_escaped;
 use crate::trust::TrustStore;
@@ -24,8 +24,8 @@ use crate::trust::TrustStore;
 /// bounds (`aws_vpc_ids`, `aws_subnet_ids`, `aws_iam_instance_profile_arns`, the latter exact
 /// or a prefix ending in `*`, as Vault does) against [`InstanceFacts`](crate::InstanceFacts).
 ///
-/// Deserializing refuses unknown fields (naming the nearest known one), values of the wrong
-/// shape, empty lists and Teleport's IAM-method field `aws_arn`.
+/// Deserializing refuses unknown fields (naming the nearest known one), a field given twice,
+/// values of the wrong shape, empty lists and Teleport's IAM-method field `aws_arn`.
 ///
 /// ```
 /// use ec2_iid::AllowRule;
@@ -333,7 +333,7 @@ impl AllowRule {
 
 impl<'de> Deserialize<'de> for AllowRule {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
+        let value = fields::read_value(d, "")?;
         Self::from_value(value, "").map_err(serde::de::Error::custom)
     }
 }

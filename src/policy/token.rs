@@ -1,14 +1,15 @@
 //! Teleport's join token (`kind: token`, `version: v2`) for the `ec2` method, as serde types.
 //!
 //! The crate only needs serde: read YAML with any serde YAML crate, JSON with serde_json.
-//! Reading refuses fields Teleport's token does not have (naming the nearest known one) and
+//! Reading refuses fields Teleport's token does not have (naming the nearest known one), a
+//! field given twice (formats disagree on which copy wins: serde_json keeps the last) and
 //! values of the wrong shape; [`TokenSpec::validate`] then applies Teleport's rules.
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::ConfigError;
-use crate::policy::fields::Fields;
+use crate::policy::fields::{Fields, read_value};
 use crate::policy::rules::AllowRule;
 use crate::policy::ttl::{DEFAULT_TTL, IidTtl, MIN_TTL};
 
@@ -60,7 +61,7 @@ impl TokenResource {
 impl<'de> Deserialize<'de> for TokenResource {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         const KNOWN: [&str; 4] = ["kind", "version", "metadata", "spec"];
-        let value = serde_json::Value::deserialize(d)?;
+        let value = read_value(d, "")?;
         let read = || -> Result<Self, ConfigError> {
             let mut fields = Fields::new(value, "", &KNOWN, &["sub_kind", "status"])?;
             let metadata = fields
@@ -120,6 +121,13 @@ impl TokenMetadata {
             name: fields.value("name")?.unwrap_or_default(),
             expires,
         })
+    }
+}
+
+impl<'de> Deserialize<'de> for TokenMetadata {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let value = read_value(d, "metadata")?;
+        Self::from_value(value).map_err(serde::de::Error::custom)
     }
 }
 
@@ -235,7 +243,7 @@ impl TokenSpec {
 
 impl<'de> Deserialize<'de> for TokenSpec {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let value = serde_json::Value::deserialize(d)?;
+        let value = read_value(d, "spec")?;
         Self::from_value(value).map_err(serde::de::Error::custom)
     }
 }
@@ -374,6 +382,133 @@ mod tests {
         assert!(
             err.starts_with("unknown field metadata.expire: did you mean expires?"),
             "{err}"
+        );
+    }
+
+    /// A JSON token resource whose metadata, first rule, spec and top level end in a
+    /// placeholder for more fields.
+    const RESOURCE: &str = r#"{"kind": "token", "version": "v2",
+        "metadata": {"name": "t", "expires": "2000-01-01T00:00:00Z"{meta}},
+        "spec": {"join_method": "ec2", "allow": [{"aws_account": "111111111111"{rule}}]{spec}}{top}}"#;
+
+    fn resource(meta: &str, rule: &str, spec: &str, top: &str) -> String {
+        RESOURCE
+            .replace("{meta}", meta)
+            .replace("{rule}", rule)
+            .replace("{spec}", spec)
+            .replace("{top}", top)
+    }
+
+    /// The messages of refusing `text` as `T` through serde_json and (JSON being YAML) through
+    /// serde_norway, which puts its own path in front.
+    fn refusals<T: for<'de> Deserialize<'de> + core::fmt::Debug>(text: &str) -> [String; 2] {
+        [
+            serde_json::from_str::<T>(text).unwrap_err().to_string(),
+            serde_norway::from_str::<T>(text).unwrap_err().to_string(),
+        ]
+    }
+
+    #[test]
+    fn duplicate_fields_are_refused_where_they_are() {
+        let ok = resource("", "", "", "");
+        assert!(serde_json::from_str::<TokenResource>(&ok).is_ok());
+        assert!(serde_norway::from_str::<TokenResource>(&ok).is_ok());
+        for (text, field) in [
+            (
+                resource("", r#", "aws_account": "123456789012""#, "", ""),
+                "spec.allow[0].aws_account",
+            ),
+            (
+                resource(
+                    "",
+                    "",
+                    "",
+                    r#", "spec": {"allow": [{"aws_account": "123456789012"}]}"#,
+                ),
+                "spec",
+            ),
+            (
+                resource(r#", "expires": "2999-01-01T00:00:00Z""#, "", "", ""),
+                "metadata.expires",
+            ),
+            (resource("", "", "", r#", "kind": "token""#), "kind"),
+            (
+                resource(
+                    "",
+                    "",
+                    r#", "suggested_labels": {"a": ["b"], "a": ["c"]}"#,
+                    "",
+                ),
+                "spec.suggested_labels.a",
+            ),
+        ] {
+            let refused = ConfigError::DuplicateField {
+                field: field.into(),
+            };
+            for message in refusals::<TokenResource>(&text) {
+                assert!(message.contains(&refused.to_string()), "{message}");
+            }
+        }
+    }
+
+    #[test]
+    fn duplicate_fields_are_refused_in_a_bare_spec_rule_and_metadata() {
+        let spec = r#"{"join_method": "ec2", "allow": [{"aws_account": "111111111111"}],
+                       "allow": [{"aws_account": "123456789012"}]}"#;
+        for message in refusals::<TokenSpec>(spec) {
+            assert!(
+                message.contains("duplicate field spec.allow: write each field once"),
+                "{message}"
+            );
+        }
+        let spec = r#"{"allow": [{"aws_account": "111111111111"},
+                       {"aws_account": "111111111111", "aws_regions": ["us-east-1"],
+                        "aws_regions": ["eu-west-1"]}]}"#;
+        for message in refusals::<TokenSpec>(spec) {
+            assert!(
+                message.contains("duplicate field spec.allow[1].aws_regions:"),
+                "{message}"
+            );
+        }
+        let rule = r#"{"aws_account": "111111111111", "aws_account": "123456789012"}"#;
+        for message in refusals::<AllowRule>(rule) {
+            assert!(
+                message.contains("duplicate field aws_account:"),
+                "{message}"
+            );
+        }
+        let metadata = r#"{"name": "t", "expires": "2000-01-01T00:00:00Z",
+                           "expires": "2999-01-01T00:00:00Z"}"#;
+        for message in refusals::<TokenMetadata>(metadata) {
+            assert!(
+                message.contains("duplicate field metadata.expires:"),
+                "{message}"
+            );
+        }
+        let metadata: TokenMetadata =
+            serde_json::from_str(r#"{"name": "t", "expires": "2030-01-01T00:00:00Z"}"#).unwrap();
+        assert_eq!(metadata.name, "t");
+    }
+
+    #[test]
+    fn duplicate_fields_are_refused_in_yaml_blocks() {
+        // serde_norway's own `Value` refuses duplicates, but its deserializer hands them to the
+        // visitor, as serde_json's does.
+        let yaml = "kind: token\nversion: v2\nmetadata:\n  name: t\n  expires: \"2000-01-01T00:00:00Z\"\n  expires: \"2999-01-01T00:00:00Z\"\nspec:\n  allow:\n    - aws_account: \"111111111111\"\n";
+        let message = serde_norway::from_str::<TokenResource>(yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("duplicate field metadata.expires: write each field once"),
+            "{message}"
+        );
+        let yaml = "allow:\n  - aws_account: \"111111111111\"\n    aws_account: \"123456789012\"\n";
+        let message = serde_norway::from_str::<TokenSpec>(yaml)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            message.contains("duplicate field spec.allow[0].aws_account: write each field once"),
+            "{message}"
         );
     }
 }

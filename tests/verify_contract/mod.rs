@@ -302,6 +302,10 @@ fn misconfigurations_never_admit() {
             r#"{"allow": [{"aws_regions": ["us-east-1"]}]}"#,
             "sets neither aws_account nor aws_role",
         ),
+        (
+            r#"{"allow": [{"aws_account": "111111111111", "aws_account": "123456789012"}]}"#,
+            "duplicate field spec.allow[0].aws_account: write each field once",
+        ),
     ];
     for (index, (token, message)) in setup_errors.into_iter().enumerate() {
         let out = with_token(VERIFY, &format!("bad-{index}.json"), token, &[]);
