@@ -229,22 +229,23 @@ fn run(args: &Args) -> Result<String, Failure> {
         .build()
         .map_err(|e| Failure::Usage(format!("--token {token_path}: {e}")))?;
     let pending = verifier.verify_input(input, now)?;
-    let (host_id, instance_checked) = match &args.facts {
+    let (host_id, matched_rule, instance_checked) = match &args.facts {
         Some(facts_path) => {
             let facts: InstanceFacts = serde_json::from_slice(&read_file(facts_path)?)
                 .map_err(|e| Failure::Usage(format!("--facts {facts_path}: {e}")))?;
+            // The rule that admits the instance: a later one if the first's bounds fail.
             let outcome = pending.check_facts(Some(&facts))?;
-            (outcome.host_id().to_owned(), true)
+            (outcome.host_id().to_owned(), outcome.matched_rule(), true)
         }
         // What the host id would be: only the instance check grants it.
-        None => (pending.document().host_id(), false),
+        None => (pending.document().host_id(), pending.matched_rule(), false),
     };
     let verified = pending.verified();
     Ok(report(
         verified.content(),
         verified.signer(),
         &host_id,
-        Some((pending.matched_rule(), instance_checked)),
+        Some((matched_rule, instance_checked)),
     ))
 }
 

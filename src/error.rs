@@ -428,6 +428,27 @@ pub enum ConfigError {
         /// The known field nearest to it, if one is near.
         did_you_mean: Option<&'static str>,
     },
+
+    /// A rule's `aws_role` and one of its `aws_regions` are in different AWS partitions: the
+    /// role's credentials cannot describe instances of that region, so the rule could never
+    /// admit it as written. A rule covers one partition.
+    #[error(
+        "{field}: region {region} is in partition {}, but aws_role {role} is in partition {}: a \
+         rule covers one partition; write one rule per partition, each with a role of its \
+         regions' partition (arn:{}:iam::{}:role/… for {region})",
+        region.partition(),
+        role.partition(),
+        region.partition(),
+        role.account()
+    )]
+    PartitionMismatch {
+        /// Where the region is, e.g. `spec.allow[0].aws_regions[1]`.
+        field: String,
+        /// The region.
+        region: Region,
+        /// The rule's `aws_role`.
+        role: RoleArn,
+    },
 }
 
 /// Why one allow rule did not match: the first field that failed, what the rule allows and

@@ -336,6 +336,15 @@ fn rule_lines(report: &mut Report, index: usize, rule: &AllowRule, doc: &Identit
             vec![rule.aws_account().to_string()],
             doc.account_id.to_string(),
         ),
+        // A rule with a role admits only documents of the role's partition.
+        (
+            "partition",
+            rule.aws_role()
+                .map(|role| role.partition().to_string())
+                .into_iter()
+                .collect(),
+            doc.region.partition().to_string(),
+        ),
         (
             "aws_regions",
             strings(rule.aws_regions()),
@@ -422,9 +431,9 @@ fn facts_stage(report: &mut Report, setup: &Setup) {
     };
     match instance_check(verifier, setup, facts) {
         None => report.line(Status::Skip, "facts", "an earlier stage failed"),
-        Some(Ok(())) => {
+        Some(Ok(rule)) => {
             let detail = format!(
-                "instance {} is {}: the matched rule's bounds hold",
+                "instance {} is {}: rule {rule}'s bounds hold",
                 facts.instance_id,
                 facts.state.as_str()
             );
@@ -434,14 +443,19 @@ fn facts_stage(report: &mut Report, setup: &Setup) {
     }
 }
 
-/// The instance check, if the document got that far.
+/// The instance check, if the document got that far: the rule that admits the instance (the
+/// first matching rule, or a later one if its bounds fail), or why none does.
 fn instance_check(
     verifier: &Verifier,
     setup: &Setup,
     facts: &ec2_iid::InstanceFacts,
-) -> Option<Result<(), Error>> {
+) -> Option<Result<usize, Error>> {
     let pending = verifier.verify_input(setup.input(), setup.now).ok()?;
-    Some(pending.check_facts(Some(facts)).map(|_| ()))
+    Some(
+        pending
+            .check_facts(Some(facts))
+            .map(|outcome| outcome.matched_rule()),
+    )
 }
 
 /// A duration as Go prints it, with days and without zero units: `7m12s`, `5m`, `2d3h`.

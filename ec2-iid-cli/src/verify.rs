@@ -54,13 +54,18 @@ pub(crate) fn verdict(setup: &Setup) -> Result<Value, Error> {
         ));
     };
     let pending = verifier.verify_input(setup.input(), setup.now)?;
-    let (host_id, instance_checked) = match &setup.facts {
-        Some(facts) => (pending.check_facts(Some(facts))?.host_id().to_owned(), true),
+    // With facts, the rule that admits the instance (a later one if the first matching rule's
+    // bounds fail); without, the first matching rule.
+    let (host_id, matched_rule, instance_checked) = match &setup.facts {
+        Some(facts) => {
+            let outcome = pending.check_facts(Some(facts))?;
+            (outcome.host_id().to_owned(), outcome.matched_rule(), true)
+        }
         // What the host id would be: only the instance check grants it.
-        None => (pending.document().host_id(), false),
+        None => (pending.document().host_id(), pending.matched_rule(), false),
     };
     let verified = pending.verified();
-    let policy = Some((pending.matched_rule(), instance_checked));
+    let policy = Some((matched_rule, instance_checked));
     Ok(report(
         verified.content(),
         verified.signer(),

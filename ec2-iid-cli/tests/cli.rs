@@ -253,6 +253,32 @@ fn duplicate_token_fields_are_setup_errors() {
 }
 
 #[test]
+fn explain_shows_the_partition_and_the_rule_whose_bounds_hold() {
+    let token = r#"{"allow": [{"aws_role": "arn:aws-cn:iam::123456789012:role/join"},
+        {"aws_account": "123456789012", "aws_vpc_ids": ["vpc-11111111"]},
+        {"aws_account": "123456789012"}]}"#;
+    let facts = write_temp(
+        "explain-facts.json",
+        r#"{"instance_id": "i-0123456789abcdef0", "state": "running",
+            "owner_id": "123456789012", "vpc_id": "vpc-22222222"}"#,
+    );
+    let extra = ["--facts", facts.to_str().unwrap()];
+    let out = with_token(&["explain"], "explain-partition.json", token, &extra);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    let partition = text
+        .lines()
+        .find(|l| l.contains("partition"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        partition,
+        "FAIL rule[0]      partition: expected aws-cn, actual aws"
+    );
+    assert!(text.contains("PASS rules        rule 1 matches"), "{text}");
+    assert!(text.contains("rule 2's bounds hold"), "{text}");
+}
+
+#[test]
 fn explain_shows_age_and_ttl_of_an_expired_document() {
     let args = [
         "explain",

@@ -5,12 +5,16 @@ use core::str::FromStr;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-use super::AccountId;
 use super::inline::{IdText, InlineStr};
-use super::{Identifier, InvalidIdentifier, ParsedStr};
+use super::{AccountId, Identifier, InvalidIdentifier, ParsedStr, Partition};
 
 /// `arn:<partition>:iam::<account>:<kind>/<path/name>`: the account and the name's start.
 fn split_iam_arn<'a>(s: &'a str, kind: &str) -> Option<(&'a str, &'a str)> {
+    split_iam_arn_partition(s, kind).map(|(_, account, name)| (account, name))
+}
+
+/// [`split_iam_arn`] with the partition id in front.
+fn split_iam_arn_partition<'a>(s: &'a str, kind: &str) -> Option<(&'a str, &'a str, &'a str)> {
     let rest = s.strip_prefix("arn:")?;
     let (partition, rest) = rest.split_once(':')?;
     let rest = rest.strip_prefix("iam::")?;
@@ -23,7 +27,7 @@ fn split_iam_arn<'a>(s: &'a str, kind: &str) -> Option<(&'a str, &'a str)> {
                     .all(|w| !w.is_empty() && w.bytes().all(|b| b.is_ascii_lowercase()))
         });
     (partition_ok && s.len() <= 1024 && account.parse::<AccountId>().is_ok())
-        .then_some((account, name))
+        .then_some((partition, account, name))
 }
 
 /// An IAM path and name: `/`-separated words of IAM's name characters, none empty.
@@ -36,21 +40,29 @@ fn is_iam_name(name: &str) -> bool {
 }
 
 id_newtype!(
-    /// An IAM role ARN: `arn:<partition>:iam::<12 digits>:role/<path/name>`.
+    /// An IAM role ARN: `arn:<partition>:iam::<12 digits>:role/<path/name>`, in a partition
+    /// the crate knows ([`Partition`]).
     ///
-    /// In an allow rule it is the role assumed for `DescribeInstances`, and its account is the
-    /// rule's account: with that role's credentials EC2 only sees instances of that account.
+    /// In an allow rule it is the role assumed for `DescribeInstances`: its account is the
+    /// rule's account and its partition the rule's partition, since with that role's
+    /// credentials EC2 only sees instances of that account, in that partition. A partition the
+    /// crate does not know (a typo such as `arn:aws-gov:`) is refused rather than left to
+    /// match nothing.
     ///
     /// ```
-    /// let role: ec2_iid::RoleArn = "arn:aws:iam::123456789012:role/ops/describe".parse()?;
+    /// let role: ec2_iid::RoleArn = "arn:aws-cn:iam::123456789012:role/ops/describe".parse()?;
     /// assert_eq!(role.account().as_str(), "123456789012");
+    /// assert_eq!(role.partition(), ec2_iid::Partition::AwsCn);
     /// assert!("not-an-arn".parse::<ec2_iid::RoleArn>().is_err());
+    /// assert!("arn:aws-gov:iam::123456789012:role/r".parse::<ec2_iid::RoleArn>().is_err());
     /// # Ok::<(), ec2_iid::Error>(())
     /// ```
     RoleArn,
     "IAM role ARN",
     "arn:aws:iam::123456789012:role/describe-instances",
-    |s| split_iam_arn(s, "role").is_some_and(|(_, name)| is_iam_name(name)),
+    |s| split_iam_arn_partition(s, "role").is_some_and(|(partition, _, name)| {
+        Partition::from_id(partition).is_some() && is_iam_name(name)
+    }),
     String
 );
 
@@ -61,6 +73,15 @@ impl RoleArn {
         let account =
             split_iam_arn(&self.0, "role").and_then(|(account, _)| InlineStr::new(account));
         AccountId(account.unwrap_or(InlineStr::EMPTY))
+    }
+
+    /// The partition the role belongs to (`arn:<partition>:`): the only one whose instances
+    /// its credentials can describe.
+    #[must_use]
+    pub fn partition(&self) -> Partition {
+        split_iam_arn_partition(&self.0, "role")
+            .and_then(|(partition, _, _)| Partition::from_id(partition))
+            .unwrap_or(Partition::Aws)
     }
 }
 
@@ -107,13 +128,18 @@ mod tests {
 
     #[test]
     fn iam_arns() {
-        for arn in [
-            "arn:aws:iam::123456789012:role/r",
-            "arn:aws-us-gov:iam::123456789012:role/path/to/r+=,.@_-",
-            "arn:aws-cn:iam::123456789012:role/r",
+        for (arn, partition) in [
+            ("arn:aws:iam::123456789012:role/r", Partition::Aws),
+            (
+                "arn:aws-us-gov:iam::123456789012:role/path/to/r+=,.@_-",
+                Partition::AwsUsGov,
+            ),
+            ("arn:aws-cn:iam::123456789012:role/r", Partition::AwsCn),
+            ("arn:aws-eusc:iam::123456789012:role/r", Partition::AwsEusc),
         ] {
             let role: RoleArn = arn.parse().unwrap();
             assert_eq!(role.account().as_str(), "123456789012");
+            assert_eq!(role.partition(), partition, "{arn}");
         }
         for bad in [
             "not-an-arn",
@@ -125,6 +151,8 @@ mod tests {
             "arn:gcp:iam::123456789012:role/r",
             "arn:aws:iam::123456789012:role/r*",
             "arn:aws:iam:us-east-1:123456789012:role/r",
+            "arn:aws-gov:iam::123456789012:role/r",
+            "arn:aws-iso:iam::123456789012:role/r",
         ] {
             assert!(bad.parse::<RoleArn>().is_err(), "{bad}");
         }

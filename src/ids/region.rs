@@ -47,6 +47,14 @@ pub enum Partition {
 }
 
 impl Partition {
+    /// Every partition the crate knows, for messages that list them.
+    pub(crate) const ALL: [Self; 4] = [Self::Aws, Self::AwsCn, Self::AwsEusc, Self::AwsUsGov];
+
+    /// The partition whose ARN id is `id` (`aws-cn`), if the crate knows it.
+    pub(crate) fn from_id(id: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|p| p.as_str() == id)
+    }
+
     fn of_region(region: &str) -> Self {
         if region.starts_with("cn-") {
             Self::AwsCn

@@ -2,15 +2,19 @@
 //! [`Verifier::verify`](crate::Verifier::verify) returns.
 //! Only its checks make the [`JoinOutcome`] that grants a join.
 
+use core::ops::ControlFlow;
 use core::time::Duration;
 
 use chrono::{DateTime, TimeDelta, Utc};
 
 use crate::error::Error;
+use crate::ids::RoleArn;
 use crate::join::lookup::{InstanceLookup, InstanceQuery};
 use crate::join::outcome::{CheckError, JoinOutcome};
 use crate::join::registry::{JoinClaim, JoinRegistry};
-use crate::policy::facts::{InstanceFacts, RootVolumeCheck, check_instance_facts};
+use crate::policy::facts::{
+    InstanceFacts, RootVolumeCheck, check_instance_facts, is_bound_failure,
+};
 use crate::policy::rules::AllowRule;
 use crate::signature::VerifiedDocument;
 use crate::signature::document::IdentityDocument;
@@ -22,10 +26,36 @@ use crate::signature::document::IdentityDocument;
 ///
 /// It borrows the verifier that made it, so its checks always use that verifier's rules and
 /// settings.
+///
+/// # Which rule admits the instance
+///
+/// Rules are tried in order. The *candidates* are the rules whose document fields match
+/// (account, role partition, regions, AMI, type, zone); the first of them is
+/// [`matched_rule`](Self::matched_rule), and its role is the one [`query`](Self::query) asks
+/// with. The instance check then tries the candidates in order:
+///
+/// * the instance itself must be as the document says (found, same id, running, owned by the
+///   document's account, and the root-volume check if on); if not, the join is refused
+///   whatever the rule, and no further lookup is made;
+/// * a candidate whose lookup bounds (`aws_vpc_ids`, `aws_subnet_ids`,
+///   `aws_iam_instance_profile_arns`) fail the instance lets the next candidate try;
+/// * candidates that assume the same role share one lookup: [`check_instance`](Self::check_instance)
+///   makes at most one `DescribeInstances` per distinct role (no role counts as one), when the
+///   first candidate with that role is reached, and none after a candidate passes;
+/// * the first candidate that passes is the outcome's
+///   [`JoinOutcome::matched_rule`](crate::JoinOutcome::matched_rule), which may thus be later
+///   than this pending join's `matched_rule`; if none passes, the refusal is the first
+///   candidate's.
+///
+/// So with `[{aws_account: A, aws_vpc_ids: [vpc-1]}, {aws_account: A}]`, an instance of A in
+/// vpc-1 joins by rule 0, and one elsewhere by rule 1, with one lookup.
+/// [`check_facts`](Self::check_facts) has one answer, for the first candidate's role, so it
+/// tries the candidates up to the first that assumes another role.
 #[derive(Clone, Debug)]
 pub struct PendingJoin<'v> {
     settings: &'v InstanceCheck,
     verified: VerifiedDocument,
+    rules: &'v [AllowRule],
     rule_index: usize,
     rule: &'v AllowRule,
 }
@@ -53,15 +83,18 @@ impl InstanceCheck {
 }
 
 impl<'v> PendingJoin<'v> {
+    /// A pending join whose first candidate is `rules[rule_index]`, i.e. `rule`.
     pub(crate) fn new(
         settings: &'v InstanceCheck,
         verified: VerifiedDocument,
+        rules: &'v [AllowRule],
         rule_index: usize,
         rule: &'v AllowRule,
     ) -> Self {
         Self {
             settings,
             verified,
+            rules,
             rule_index,
             rule,
         }
@@ -79,61 +112,148 @@ impl<'v> PendingJoin<'v> {
         self.verified.document()
     }
 
-    /// Index of the allow rule that matched.
+    /// Index of the first allow rule that matches the document: the first candidate (see
+    /// [Which rule admits the instance](Self#which-rule-admits-the-instance)). The rule that
+    /// grants the join is [`JoinOutcome::matched_rule`](crate::JoinOutcome::matched_rule),
+    /// which is this one or a later candidate.
     #[must_use]
     pub fn matched_rule(&self) -> usize {
         self.rule_index
     }
 
-    /// The allow rule that matched.
+    /// The first allow rule that matches the document (see [`matched_rule`](Self::matched_rule)).
     #[must_use]
     pub fn rule(&self) -> &'v AllowRule {
         self.rule
     }
 
     /// The `DescribeInstances` query: the document's account, region and instance, and the
-    /// matched rule's role.
+    /// first candidate's role. [`check_facts`](Self::check_facts) expects the answer to this
+    /// query.
     #[must_use]
     pub fn query(&self) -> InstanceQuery {
+        self.query_as(self.rule.aws_role())
+    }
+
+    fn query_as(&self, role: Option<&RoleArn>) -> InstanceQuery {
         let doc = self.document();
         InstanceQuery::new(
             doc.account_id.clone(),
             doc.instance_id.clone(),
             doc.region.clone(),
         )
-        .with_role_arn(self.rule.aws_role().cloned())
+        .with_role_arn(role.cloned())
+    }
+
+    /// The candidates in order: the first matching rule and every later rule that matches the
+    /// document.
+    fn candidates(&self) -> impl Iterator<Item = (usize, &'v AllowRule)> {
+        let first = self.rule_index;
+        self.rules
+            .iter()
+            .enumerate()
+            .skip(first)
+            .filter(move |&(index, rule)| {
+                index == first || rule.first_mismatch(&self.verified).is_none()
+            })
     }
 
     /// Checks instance facts you fetched yourself (sync; for batching or caching lookups);
     /// `None` means EC2 does not know the instance.
     ///
-    /// # Errors
-    /// As [`check_instance_facts`].
-    pub fn check_facts(&self, facts: Option<&InstanceFacts>) -> Result<JoinOutcome, Error> {
-        let root_volume = self.settings.root_volume;
-        check_instance_facts(&self.verified, self.rule, facts, root_volume)?;
-        Ok(JoinOutcome {
-            host_id: self.document().host_id(),
-            matched_rule: self.rule_index,
-            rule: self.rule.clone(),
-            document: self.document().clone(),
-            facts: facts.cloned().unwrap_or_default(),
-        })
-    }
-
-    /// Asks `lookup` about the instance (assuming the matched rule's role) and checks the facts.
+    /// The facts are the answer to [`query`](Self::query), asked with the first candidate's
+    /// role, so they judge the candidates in order as long as they assume that role (see
+    /// [Which rule admits the instance](Self#which-rule-admits-the-instance)). The first
+    /// candidate with another role would need its own lookup: the check stops there, so that
+    /// it never grants a later rule than [`check_instance`](Self::check_instance) would.
     ///
     /// # Errors
-    /// [`CheckError::Lookup`] with your lookup's error as source, or [`CheckError::Rejected`].
+    /// As [`check_instance_facts`]: the first candidate's refusal when none passes.
+    pub fn check_facts(&self, facts: Option<&InstanceFacts>) -> Result<JoinOutcome, Error> {
+        let role = self.rule.aws_role();
+        let mut refusal = None;
+        for (index, rule) in self
+            .candidates()
+            .take_while(|(_, rule)| rule.aws_role() == role)
+        {
+            if let ControlFlow::Break(result) = self.judge(index, rule, facts, &mut refusal) {
+                return result;
+            }
+        }
+        Err(refusal.unwrap_or_else(|| self.not_found()))
+    }
+
+    /// Asks `lookup` about the instance and checks the facts against the candidates in order,
+    /// each with the answer for its role: at most one lookup per distinct role, asked when the
+    /// first candidate with that role is reached, and none after a candidate passes (see
+    /// [Which rule admits the instance](Self#which-rule-admits-the-instance)).
+    ///
+    /// # Errors
+    /// [`CheckError::Lookup`] with your lookup's error as source (at once: a later rule is not
+    /// tried while an earlier one is undecided), or [`CheckError::Rejected`] with the first
+    /// candidate's refusal.
     pub async fn check_instance<L: InstanceLookup>(
         &self,
         lookup: &L,
     ) -> Result<JoinOutcome, CheckError<L::Error>> {
-        let facts = lookup
-            .describe_instance(&self.query())
-            .await
-            .map_err(CheckError::Lookup)?;
-        Ok(self.check_facts(facts.as_ref())?)
+        // The answer for each role asked so far.
+        let mut answers: Vec<(Option<&RoleArn>, Option<InstanceFacts>)> = Vec::new();
+        let mut refusal = None;
+        for (index, rule) in self.candidates() {
+            let role = rule.aws_role();
+            if !answers.iter().any(|(asked, _)| *asked == role) {
+                let facts = lookup
+                    .describe_instance(&self.query_as(role))
+                    .await
+                    .map_err(CheckError::Lookup)?;
+                answers.push((role, facts));
+            }
+            let facts = answers
+                .iter()
+                .find(|(asked, _)| *asked == role)
+                .and_then(|(_, facts)| facts.as_ref());
+            if let ControlFlow::Break(result) = self.judge(index, rule, facts, &mut refusal) {
+                return result.map_err(CheckError::Rejected);
+            }
+        }
+        Err(CheckError::Rejected(
+            refusal.unwrap_or_else(|| self.not_found()),
+        ))
+    }
+
+    /// Checks one candidate: joined, refused for good (the instance's own failure, or the first
+    /// candidate's refusal once the instance fails), or go on to the next candidate (its bounds
+    /// failed; the first such refusal is kept in `refusal`).
+    fn judge(
+        &self,
+        index: usize,
+        rule: &AllowRule,
+        facts: Option<&InstanceFacts>,
+        refusal: &mut Option<Error>,
+    ) -> ControlFlow<Result<JoinOutcome, Error>> {
+        let root_volume = self.settings.root_volume;
+        match check_instance_facts(&self.verified, rule, facts, root_volume) {
+            Ok(()) => ControlFlow::Break(Ok(JoinOutcome {
+                host_id: self.document().host_id(),
+                matched_rule: index,
+                rule: rule.clone(),
+                document: self.document().clone(),
+                facts: facts.cloned().unwrap_or_default(),
+            })),
+            Err(e) if is_bound_failure(&e) => {
+                refusal.get_or_insert(e);
+                ControlFlow::Continue(())
+            }
+            Err(e) => ControlFlow::Break(Err(refusal.take().unwrap_or(e))),
+        }
+    }
+
+    /// The refusal when no candidate was judged; never, since the first matching rule is
+    /// always a candidate.
+    fn not_found(&self) -> Error {
+        Error::InstanceNotFound {
+            instance_id: self.document().instance_id.clone(),
+        }
     }
 
     /// [`PendingJoin::check_instance`], then claims the host in `registry` for `requester`, so

@@ -206,6 +206,7 @@ impl Verifier {
         Ok(PendingJoin::new(
             &self.instance_check,
             verified,
+            &self.rules,
             rule_index,
             rule,
         ))
@@ -276,8 +277,9 @@ impl VerifierBuilder {
     /// # Errors
     /// The first problem found: a token that failed validation, [`ConfigError::Conflict`],
     /// [`ConfigError::NoAllowRules`], [`ConfigError::TtlTooShort`],
-    /// [`ConfigError::EmptyTrustStore`], or [`ConfigError::UncoveredRegion`] for a rule region
-    /// the trust store has no certificate for.
+    /// [`ConfigError::EmptyTrustStore`], [`ConfigError::PartitionMismatch`] for a rule region
+    /// outside its role's partition, or [`ConfigError::UncoveredRegion`] for a rule region the
+    /// trust store has no certificate for.
     pub fn build(self) -> Result<Verifier, ConfigError> {
         if let Some(e) = self.error {
             return Err(e);
@@ -294,7 +296,9 @@ impl VerifierBuilder {
             "spec.allow"
         };
         for (index, rule) in self.rules.iter().enumerate() {
-            rule.check_regions_covered(&format!("{at}[{index}]"), &self.trust)?;
+            let at = format!("{at}[{index}]");
+            rule.check_partition(&at)?;
+            rule.check_regions_covered(&at, &self.trust)?;
         }
         let ttl = self.ttl.unwrap_or(DEFAULT_TTL);
         if ttl < MIN_TTL {

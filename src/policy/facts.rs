@@ -185,6 +185,18 @@ fn check_lookup_bounds(rule: &AllowRule, facts: &InstanceFacts) -> Result<(), Er
     )
 }
 
+/// Whether `error` is a rule's lookup bound failing: the instance is as the document says and
+/// running, but outside this rule's bounds, so a later rule may still admit it. Bounds report
+/// themselves by their rule field (`aws_vpc_ids`, ...; all `aws_*`), the instance's own checks
+/// by the fact (`owner_id`, ...).
+pub(crate) fn is_bound_failure(error: &Error) -> bool {
+    match error {
+        Error::BoundViolated { .. } => true,
+        Error::MissingFact { fact } => fact.starts_with("aws_"),
+        _ => false,
+    }
+}
+
 fn check_bound<T>(
     bound: &'static str,
     allowed: &[T],
@@ -208,6 +220,51 @@ fn check_bound<T>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bound_failures_are_told_from_the_instances_own() {
+        let mut facts = InstanceFacts::new("i-1", InstanceState::Running);
+        let rule = AllowRule::account("123456789012".parse().unwrap())
+            .with_vpc_ids(["vpc-1234abcd".parse().unwrap()])
+            .with_subnet_ids(["subnet-1234abcd".parse().unwrap()])
+            .with_instance_profile_arns(["arn:aws:iam::123456789012:instance-profile/web"
+                .parse()
+                .unwrap()]);
+        let missing = check_lookup_bounds(&rule, &facts).unwrap_err();
+        assert_eq!(
+            missing,
+            Error::MissingFact {
+                fact: "aws_vpc_ids"
+            }
+        );
+        assert!(is_bound_failure(&missing));
+        facts.vpc_id = Some("vpc-1234abcd".into());
+        facts.subnet_id = Some("subnet-5678abcd".into());
+        let violated = check_lookup_bounds(&rule, &facts).unwrap_err();
+        assert!(matches!(
+            violated,
+            Error::BoundViolated {
+                bound: "aws_subnet_ids",
+                ..
+            }
+        ));
+        assert!(is_bound_failure(&violated));
+        facts.subnet_id = Some("subnet-1234abcd".into());
+        let profile = check_lookup_bounds(&rule, &facts).unwrap_err();
+        assert!(is_bound_failure(&profile), "{profile:?}");
+        for own in [
+            Error::MissingFact { fact: "owner_id" },
+            Error::MissingFact {
+                fact: "root_device_type",
+            },
+            Error::InstanceNotRunning {
+                state: InstanceState::Stopped,
+            },
+            Error::RootVolumeReattached { seconds: 90 },
+        ] {
+            assert!(!is_bound_failure(&own), "{own:?}");
+        }
+    }
 
     #[test]
     fn facts_from_json() {

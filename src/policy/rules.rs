@@ -1,12 +1,13 @@
-//! Allow rules: what a token admits, parsed into checked types, and matching documents and
-//! instance facts against them (pure; the first matching rule wins).
+//! Allow rules: what a token admits, parsed into checked types, and matching documents against
+//! them (pure; rules are tried in order, see [`match_allow_rules`] and
+//! [`PendingJoin`](crate::PendingJoin) for how instance bounds combine).
 
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{ConfigError, Error, RuleMismatch};
 use crate::ids::{
-    AccountId, AvailabilityZone, ImageId, InstanceProfileArn, InstanceType, Region, RoleArn,
-    SubnetId, VpcId,
+    AccountId, AvailabilityZone, ImageId, InstanceProfileArn, InstanceType, Partition, Region,
+    RoleArn, SubnetId, VpcId,
 };
 use crate::policy::fields::{self, Fields};
 use crate::signature::VerifiedDocument;
@@ -18,11 +19,19 @@ use crate::trust::TrustStore;
 /// Every rule names an account: `aws_account`, or the account of `aws_role` (with that role's
 /// credentials `DescribeInstances` only sees its own account, so a role-only rule admits only
 /// that account, as in Teleport). A rule whose `aws_account` and `aws_role` disagree, or that
-/// names neither, cannot be built. Every set field must match (AND across fields, OR within a
-/// list); an unset one matches anything. The document bounds (`aws_image_ids`,
+/// names neither, cannot be built. Every rule is bound to one partition when it names a role:
+/// the role's (`arn:aws-cn:…` admits only `cn-*` documents, since that role cannot describe
+/// other instances); a rule whose `aws_regions` are in another partition than its role cannot be
+/// built ([`ConfigError::PartitionMismatch`]). A rule without a role admits its regions (of any
+/// partition), or with no regions every region the trust store covers. Every set field must
+/// match (AND across fields, OR within a list); an unset one matches anything. The document bounds (`aws_image_ids`,
 /// `aws_instance_types`, `aws_availability_zones`) are checked with the signature; the lookup
 /// bounds (`aws_vpc_ids`, `aws_subnet_ids`, `aws_iam_instance_profile_arns`, the latter exact
 /// or a prefix ending in `*`, as Vault does) against [`InstanceFacts`](crate::InstanceFacts).
+///
+/// Rules are tried in order. A rule whose document fields match but whose lookup bounds fail
+/// the instance lets the next document-matching rule try; the join's rule is the first that
+/// passes both (see [`PendingJoin`](crate::PendingJoin)).
 ///
 /// Deserializing refuses unknown fields (naming the nearest known one), a field given twice,
 /// values of the wrong shape, empty lists and Teleport's IAM-method field `aws_arn`.
@@ -107,7 +116,9 @@ impl AllowRule {
     /// Sets the role to assume for `DescribeInstances`.
     ///
     /// # Errors
-    /// [`ConfigError::RoleAccountMismatch`] when the role is not in the rule's account.
+    /// [`ConfigError::RoleAccountMismatch`] when the role is not in the rule's account, and
+    /// [`ConfigError::PartitionMismatch`] when a region already set is in another partition
+    /// (regions set later are checked by [`VerifierBuilder::build`](crate::VerifierBuilder::build)).
     pub fn with_role(mut self, role: RoleArn) -> Result<Self, ConfigError> {
         if role.account() != self.aws_account {
             return Err(ConfigError::RoleAccountMismatch {
@@ -117,6 +128,7 @@ impl AllowRule {
             });
         }
         self.aws_role = Some(role);
+        self.check_partition("")?;
         Ok(self)
     }
 
@@ -185,6 +197,37 @@ impl AllowRule {
     #[must_use]
     pub fn aws_regions(&self) -> &[Region] {
         &self.aws_regions
+    }
+
+    /// The partition the rule is bound to: its role's, or else the one all its regions are in;
+    /// `None` for a rule without a role whose regions are unset or span partitions (each
+    /// document is then matched against its own region).
+    ///
+    /// ```
+    /// use ec2_iid::{AllowRule, Partition};
+    ///
+    /// let china = AllowRule::role("arn:aws-cn:iam::111111111111:role/join".parse()?);
+    /// assert_eq!(china.partition(), Some(Partition::AwsCn));
+    /// let gov = AllowRule::account("111111111111".parse()?)
+    ///     .with_regions(["us-gov-west-1".parse()?]);
+    /// assert_eq!(gov.partition(), Some(Partition::AwsUsGov));
+    /// assert_eq!(AllowRule::account("111111111111".parse()?).partition(), None);
+    ///
+    /// // A role and regions of different partitions make no rule.
+    /// let mixed = AllowRule::account("111111111111".parse()?)
+    ///     .with_regions(["us-east-2".parse()?])
+    ///     .with_role("arn:aws-cn:iam::111111111111:role/join".parse()?);
+    /// assert!(mixed.unwrap_err().to_string().contains("a rule covers one partition"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn partition(&self) -> Option<Partition> {
+        if let Some(role) = &self.aws_role {
+            return Some(role.partition());
+        }
+        let mut partitions = self.aws_regions.iter().map(Region::partition);
+        let first = partitions.next()?;
+        partitions.all(|p| p == first).then_some(first)
     }
 
     /// The role to assume for `DescribeInstances`, if set.
@@ -276,7 +319,34 @@ impl AllowRule {
         rule.aws_vpc_ids = fields.ids("aws_vpc_ids")?;
         rule.aws_subnet_ids = fields.ids("aws_subnet_ids")?;
         rule.aws_iam_instance_profile_arns = fields.ids("aws_iam_instance_profile_arns")?;
+        rule.check_partition(at)?;
         Ok(rule)
+    }
+
+    /// Checks that every region of the rule is in its role's partition (the rule found `at`,
+    /// empty for a rule on its own).
+    pub(crate) fn check_partition(&self, at: &str) -> Result<(), ConfigError> {
+        let Some(role) = &self.aws_role else {
+            return Ok(());
+        };
+        let partition = role.partition();
+        match self
+            .aws_regions
+            .iter()
+            .enumerate()
+            .find(|(_, region)| region.partition() != partition)
+        {
+            None => Ok(()),
+            Some((index, region)) => Err(ConfigError::PartitionMismatch {
+                field: if at.is_empty() {
+                    format!("aws_regions[{index}]")
+                } else {
+                    format!("{at}.aws_regions[{index}]")
+                },
+                region: region.clone(),
+                role: role.clone(),
+            }),
+        }
     }
 
     /// Checks that `trust` has a certificate for each region the rule names.
@@ -298,7 +368,7 @@ impl AllowRule {
 
     /// The first field the signed document does not satisfy: its name, what the rule allows
     /// and what the document has.
-    fn first_mismatch(
+    pub(crate) fn first_mismatch(
         &self,
         verified: &VerifiedDocument,
     ) -> Option<(&'static str, String, String)> {
@@ -308,6 +378,16 @@ impl AllowRule {
                 "aws_account",
                 self.aws_account.to_string(),
                 bounded_escaped(doc.account_id.as_str()),
+            ));
+        }
+        // Named by partition, not by role: role names stay out of refusals.
+        if let Some(role) = &self.aws_role
+            && role.partition() != doc.region.partition()
+        {
+            return Some((
+                "partition",
+                format!("{} (the partition of aws_role)", role.partition()),
+                format!("{} (region {})", doc.region.partition(), doc.region),
             ));
         }
         let lists: [(&'static str, Vec<&str>, &str); 4] = [
@@ -344,14 +424,18 @@ fn names<T: AsRef<str>>(ids: &[T]) -> Vec<&str> {
 
 /// Finds the first allow rule the signed document satisfies, Teleport's way.
 ///
-/// A rule matches when every field it sets matches the document: `aws_account`,
-/// `aws_regions`, `aws_image_ids`, `aws_instance_types`, `aws_availability_zones` (an unset
-/// field matches anything; a list matches when any entry is equal). Every rule names an
-/// account (see [`AllowRule`]), so no rule matches every document; no rules match none.
+/// A rule matches when every field it sets matches the document: `aws_account`, the partition
+/// of `aws_role` (the document's region must be in it), `aws_regions`, `aws_image_ids`,
+/// `aws_instance_types`, `aws_availability_zones` (an unset field matches anything; a list
+/// matches when any entry is equal). Every rule names an account (see [`AllowRule`]), so no
+/// rule matches every document; no rules match none.
+///
 /// Lookup bounds (VPC, subnet, instance profile) are not checked here: they need
-/// [`InstanceFacts`](crate::InstanceFacts) and are checked by [`check_instance_facts`](crate::check_instance_facts)
-/// for the rule returned here. The first matching rule wins even if a later one would also
-/// match; its `aws_role` is the role the lookup must assume.
+/// [`InstanceFacts`](crate::InstanceFacts). The rule returned here is the first candidate; its
+/// `aws_role` is the role the first lookup assumes. The [`Verifier`](crate::Verifier)'s
+/// instance check then tries it and the later document-matching rules in order, so the rule
+/// that grants a join may be a later one (see [`PendingJoin`](crate::PendingJoin));
+/// [`check_instance_facts`](crate::check_instance_facts) checks one given rule.
 ///
 /// ```
 /// # let mut trust = ec2_iid::TrustStore::empty();

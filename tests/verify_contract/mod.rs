@@ -269,6 +269,56 @@ fn token_and_facts() {
     assert!(stderr(&out).contains("stopped"));
 }
 
+/// A rule of another partition's role is no match, and the rule that admits the instance is
+/// the first whose bounds hold too: `matched_rule` names it.
+#[test]
+fn partition_and_first_match_decide_matched_rule() {
+    let token = write_temp(
+        "token-partition.json",
+        r#"{"allow": [{"aws_role": "arn:aws-cn:iam::123456789012:role/join"},
+                      {"aws_account": "123456789012", "aws_vpc_ids": ["vpc-11111111"]},
+                      {"aws_account": "123456789012"}]}"#,
+    );
+    let token = token.to_str().unwrap();
+    let args = [&NOW[..], &TEST_CA[..], &["--token", token, BLOB]].concat();
+    assert_eq!(json(&run(&args, None))["matched_rule"], 1);
+    for (vpc, rule) in [("vpc-11111111", 1), ("vpc-22222222", 2)] {
+        let facts = write_temp(
+            &format!("facts-{vpc}.json"),
+            &format!(
+                r#"{{"instance_id": "i-0123456789abcdef0", "state": "running",
+                    "owner_id": "123456789012", "vpc_id": "{vpc}"}}"#
+            ),
+        );
+        let args = [
+            &NOW[..],
+            &TEST_CA[..],
+            &["--token", token, "--facts", facts.to_str().unwrap(), BLOB],
+        ];
+        let checked = json(&run(&args.concat(), None));
+        assert_eq!(checked["matched_rule"], rule, "{vpc}");
+        assert_eq!(checked["instance_checked"], true);
+    }
+    // A role and regions of different partitions: a setup error naming both.
+    let mixed = write_temp(
+        "token-mixed.json",
+        r#"{"allow": [{"aws_role": "arn:aws-cn:iam::123456789012:role/join",
+                       "aws_regions": ["us-east-1"]}]}"#,
+    );
+    let args = [
+        &NOW[..],
+        &TEST_CA[..],
+        &["--token", mixed.to_str().unwrap(), BLOB],
+    ];
+    let out = run(&args.concat(), None);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let message = stderr(&out);
+    assert!(
+        message.contains("region us-east-1 is in partition aws, but aws_role"),
+        "{message}"
+    );
+}
+
 /// Each misconfiguration of issue 13 is a setup error (exit 2) that says what to change, or a
 /// refusal (exit 1): never an admission.
 #[test]
