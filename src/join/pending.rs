@@ -4,7 +4,7 @@
 
 use core::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::error::Error;
 use crate::join::lookup::{InstanceLookup, InstanceQuery};
@@ -12,6 +12,7 @@ use crate::join::outcome::{CheckError, JoinOutcome};
 use crate::join::registry::{JoinClaim, JoinRegistry};
 use crate::policy::facts::{InstanceFacts, RootVolumeCheck, check_instance_facts};
 use crate::policy::rules::AllowRule;
+use crate::policy::ttl;
 use crate::signature::VerifiedDocument;
 use crate::signature::document::IdentityDocument;
 
@@ -42,13 +43,11 @@ pub(crate) struct InstanceCheck {
 }
 
 impl InstanceCheck {
-    /// When a registry may forget the claim of a document launched at `pending_time`: when
-    /// the TTL refuses the document by itself.
+    /// When a registry may forget the claim of a document launched at `pending_time`: after
+    /// the TTL refuses the document by itself (the boundary [`check_ttl`](crate::check_ttl)
+    /// uses, plus the future skew).
     fn claim_expiry(&self, pending_time: DateTime<Utc>) -> DateTime<Utc> {
-        TimeDelta::from_std(self.claim_window)
-            .ok()
-            .and_then(|keep| pending_time.checked_add_signed(keep))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        ttl::claim_expiry(pending_time, self.claim_window)
     }
 }
 
