@@ -188,7 +188,7 @@ fn bench_real_sample(group: &mut criterion::BenchmarkGroup<'_, criterion::measur
 }
 
 /// The two legacy formats, end to end: `/pkcs7` (DSA-1024, SHA-1; opt-in) on the generated
-/// fixture, `/signature` (RSA-1024) on a real sample when `../shared` is present.
+/// fixture, `/signature` (RSA-1024; opt-in) on a real sample when `../shared` is present.
 fn bench_signature_formats(c: &mut Criterion) {
     let mut group = c.benchmark_group("signature");
     let mut trust = TrustStore::aws();
@@ -227,6 +227,7 @@ fn bench_signature_formats(c: &mut Criterion) {
     let pending = sample.pending_time;
     let verifier = Verifier::builder(TrustStore::aws())
         .allow(AllowRule::account(sample.account_id.parse().unwrap()))
+        .allow_legacy_rsa1024(true)
         .build()
         .unwrap();
     let input = SignedInput::Signature {

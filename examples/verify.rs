@@ -2,14 +2,14 @@
 //!
 //! ```text
 //! cargo run --release --example verify -- [--now RFC3339] [--ttl DURATION]
-//!     [--format pkcs7|rsa2048|signature] [--allow-legacy-dsa] [--document FILE]
-//!     [--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]
+//!     [--format pkcs7|rsa2048|signature] [--allow-legacy-dsa] [--allow-legacy-rsa1024]
+//!     [--document FILE] [--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]
 //! ```
 //!
 //! FILE is the `/rsa2048` or `/pkcs7` text (or BER); without `--format` the CMS format is
 //! detected. With `--document FILE` (the `/document` bytes, exactly as served), FILE is the
 //! `/signature` text and the format is `signature`. `/pkcs7` needs `--allow-legacy-dsa`
-//! (DSA-1024 with SHA-1). `--cert` trusts a certificate for the `--format` given (default
+//! (DSA-1024 with SHA-1), `/signature` needs `--allow-legacy-rsa1024` (RSA-1024). `--cert` trusts a certificate for the `--format` given (default
 //! `rsa2048`; `signature` with `--document`).
 //!
 //! Freshness: with `--token`, the token's `aws_iid_ttl` applies (and its `metadata.expires`);
@@ -35,7 +35,7 @@ use ec2_iid::{
 };
 
 const USAGE: &str = "usage: verify [--now RFC3339] [--ttl DURATION] \
-[--format pkcs7|rsa2048|signature] [--allow-legacy-dsa] [--document FILE] \
+[--format pkcs7|rsa2048|signature] [--allow-legacy-dsa] [--allow-legacy-rsa1024] [--document FILE] \
 [--cert PEM --cert-region REGION]... [--token FILE] [--facts FILE] [FILE|-]";
 
 /// Parsed command line.
@@ -46,6 +46,7 @@ struct Args {
     ttl: Option<Duration>,
     format: Option<Format>,
     allow_legacy_dsa: bool,
+    allow_legacy_rsa1024: bool,
     document: Option<String>,
     certs: Vec<(String, Vec<Region>)>,
     token: Option<String>,
@@ -115,6 +116,7 @@ fn parse_args(mut argv: impl Iterator<Item = String>) -> Result<Args, String> {
                 args.format = Some(format);
             }
             "--allow-legacy-dsa" => args.allow_legacy_dsa = true,
+            "--allow-legacy-rsa1024" => args.allow_legacy_rsa1024 = true,
             "--document" => args.document = Some(value("--document")?),
             "--cert" => {
                 if pending_cert.is_some() {
@@ -200,7 +202,9 @@ fn run(args: &Args) -> Result<String, Failure> {
         (None, Some(Format::Rsa2048)) => SignedInput::Rsa2048(&blob),
         (None, _) => SignedInput::Cms(&blob),
     };
-    let options = VerifyOptions::default().allow_legacy_dsa_sha1(args.allow_legacy_dsa);
+    let options = VerifyOptions::default()
+        .allow_legacy_dsa_sha1(args.allow_legacy_dsa)
+        .allow_legacy_rsa1024(args.allow_legacy_rsa1024);
     let now = args
         .now
         .unwrap_or_else(|| DateTime::<Utc>::from(std::time::SystemTime::now()));
@@ -224,7 +228,9 @@ fn run(args: &Args) -> Result<String, Failure> {
             None,
         ));
     };
-    let builder = Verifier::builder(trust).allow_legacy_dsa_sha1(args.allow_legacy_dsa);
+    let builder = Verifier::builder(trust)
+        .allow_legacy_dsa_sha1(args.allow_legacy_dsa)
+        .allow_legacy_rsa1024(args.allow_legacy_rsa1024);
     let verifier = read_token(token_path, builder)?
         .build()
         .map_err(|e| Failure::Usage(format!("--token {token_path}: {e}")))?;

@@ -123,13 +123,14 @@ pub enum Error {
     InvalidSignature,
 
     /// The input is in a format whose algorithms are too weak to accept by default: `/pkcs7`
-    /// (DSA-1024 with SHA-1). Opt in with
+    /// (DSA-1024 with SHA-1; opt in with
     /// [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1)
-    /// or [`VerifierBuilder::allow_legacy_dsa_sha1`](crate::VerifierBuilder::allow_legacy_dsa_sha1),
-    /// or use `/rsa2048`.
-    #[error(
-        "the {format} format (DSA-1024 with SHA-1) is refused unless allow_legacy_dsa_sha1 is set"
-    )]
+    /// or [`VerifierBuilder::allow_legacy_dsa_sha1`](crate::VerifierBuilder::allow_legacy_dsa_sha1))
+    /// or `/signature` (RSA-1024; opt in with
+    /// [`VerifyOptions::allow_legacy_rsa1024`](crate::VerifyOptions::allow_legacy_rsa1024)
+    /// or [`VerifierBuilder::allow_legacy_rsa1024`](crate::VerifierBuilder::allow_legacy_rsa1024)).
+    /// Or use `/rsa2048`.
+    #[error("the {format} format ({}) is refused unless {} is set", legacy_algorithm(*format), legacy_opt_in(*format))]
     LegacyAlgorithmRefused {
         /// The refused format.
         format: Format,
@@ -306,6 +307,22 @@ impl From<InvalidIdentifier> for Error {
     /// Per document, an invalid identifier is a malformed document.
     fn from(invalid: InvalidIdentifier) -> Self {
         Self::InvalidIdentifier { kind: invalid.kind }
+    }
+}
+
+/// The weak algorithms of a format refused by default, for [`Error::LegacyAlgorithmRefused`].
+fn legacy_algorithm(format: Format) -> &'static str {
+    match format {
+        Format::Signature => "RSA-1024",
+        Format::Rsa2048 | Format::Pkcs7 => "DSA-1024 with SHA-1",
+    }
+}
+
+/// The [`VerifyOptions`](crate::VerifyOptions) setting that accepts a format refused by default.
+fn legacy_opt_in(format: Format) -> &'static str {
+    match format {
+        Format::Signature => "allow_legacy_rsa1024",
+        Format::Rsa2048 | Format::Pkcs7 => "allow_legacy_dsa_sha1",
     }
 }
 

@@ -9,6 +9,7 @@ use serde::Serialize;
 
 use crate::error::{ConfigError, Error};
 use crate::ids::SerialNumber;
+use crate::input::Format;
 use crate::text::go_duration;
 
 /// The class of an error, with a stable snake_case name for logs, metrics and JSON.
@@ -155,6 +156,11 @@ impl Error {
                 "the signing certificate is not trusted for {region}: if AWS publishes it for \
                  that region, add it with TrustStore::add_pem for {region}"
             ),
+            Self::LegacyAlgorithmRefused {
+                format: Format::Signature,
+            } => "fetch /latest/dynamic/instance-identity/rsa2048 instead (SHA-256, RSA-2048), \
+                or opt in with --allow-legacy-rsa1024 (VerifierBuilder::allow_legacy_rsa1024)"
+                .to_owned(),
             Self::LegacyAlgorithmRefused { .. } => "fetch /latest/dynamic/instance-identity/\
                 rsa2048 instead (SHA-256, RSA-2048), or opt in with --allow-legacy-dsa \
                 (VerifierBuilder::allow_legacy_dsa_sha1)"

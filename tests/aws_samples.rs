@@ -5,8 +5,8 @@
 mod shared;
 
 use ec2_iid::{
-    AllowRule, Error, Format, Region, SignedInput, TrustStore, VerifiedDocument, Verifier,
-    VerifyOptions, parse_signed_data, verify_input, verify_signature,
+    AllowRule, Error, ErrorKind, Format, Region, SignedInput, TrustStore, VerifiedDocument,
+    Verifier, VerifyOptions, parse_signed_data, verify_input, verify_signature,
 };
 use shared::Sample;
 
@@ -99,15 +99,25 @@ fn format_of(kind: &str) -> Format {
     kind.parse().unwrap()
 }
 
+/// Both legacy formats opted into: `/pkcs7` and `/signature`.
 fn legacy() -> VerifyOptions {
-    VerifyOptions::default().allow_legacy_dsa_sha1(true)
+    VerifyOptions::default()
+        .allow_legacy_dsa_sha1(true)
+        .allow_legacy_rsa1024(true)
 }
 
-/// A verifier for one sample: its account allowed, `/pkcs7` allowed, default TTL.
+/// A verifier for one sample: its account allowed, `/pkcs7` and `/signature` allowed, default
+/// TTL.
 fn verifier_for(sample: &Sample, trust: TrustStore) -> Verifier {
+    strict_verifier_for(sample, trust, true)
+}
+
+/// A verifier for one sample, the legacy formats allowed or not.
+fn strict_verifier_for(sample: &Sample, trust: TrustStore, legacy: bool) -> Verifier {
     Verifier::builder(trust)
         .allow(AllowRule::account(sample.account_id.parse().unwrap()))
-        .allow_legacy_dsa_sha1(true)
+        .allow_legacy_dsa_sha1(legacy)
+        .allow_legacy_rsa1024(legacy)
         .build()
         .unwrap()
 }
@@ -129,8 +139,9 @@ fn check_accepted(sample: &Sample, verified: &VerifiedDocument, what: &str) {
     assert_eq!(verified.content(), sample.file("document.json"), "{id}");
 }
 
-/// `/pkcs7` and `/signature` samples: accepted with the AWS store (and the opt-in for
-/// `/pkcs7`), rejected when tampered, fake-CA samples accepted only with their own certificate.
+/// `/pkcs7` and `/signature` samples: refused without their opt-in (`refused_algorithm`, the
+/// other format's opt-in does not help), and with it accepted with the AWS store, rejected
+/// when tampered, fake-CA samples accepted only with their own certificate.
 #[test]
 fn pkcs7_and_signature_samples_behave_as_indexed() {
     let aws = TrustStore::aws();
@@ -141,16 +152,25 @@ fn pkcs7_and_signature_samples_behave_as_indexed() {
                 let what = format!("{} {name}", sample.id);
                 let input = input(kind, &blob, signature.as_deref());
                 let with = |trust: &TrustStore| verify_input(input, trust, &legacy());
+                let refused = Error::LegacyAlgorithmRefused {
+                    format: format_of(kind),
+                };
+                let strict = VerifyOptions::default();
+                let (other_opt_in, flag) = match kind {
+                    "pkcs7" => (strict.allow_legacy_rsa1024(true), "--allow-legacy-dsa"),
+                    _ => (strict.allow_legacy_dsa_sha1(true), "--allow-legacy-rsa1024"),
+                };
+                for options in [strict, other_opt_in] {
+                    let err = verify_input(input, &aws, &options).unwrap_err();
+                    assert_eq!(err, refused, "{what} {options:?}");
+                    assert_eq!(err.kind(), ErrorKind::RefusedAlgorithm, "{what}");
+                    assert!(err.hint().unwrap().contains(flag), "{what}");
+                }
+                let err = strict_verifier_for(&sample, aws.clone(), false)
+                    .verify_input(input, sample.now)
+                    .unwrap_err();
+                assert_eq!(err, refused, "{what} verifier");
                 if kind == "pkcs7" {
-                    let refused = Error::LegacyAlgorithmRefused {
-                        format: Format::Pkcs7,
-                    };
-                    let strict = VerifyOptions::default();
-                    assert_eq!(
-                        verify_input(input, &aws, &strict).unwrap_err(),
-                        refused,
-                        "{what}"
-                    );
                     assert_eq!(
                         verify_input(SignedInput::Cms(&blob), &aws, &strict).unwrap_err(),
                         refused,
@@ -295,7 +315,7 @@ fn signature_samples_reject_one_added_space() {
             signature: &signature,
         };
         assert_eq!(
-            verify_input(input, &aws, &VerifyOptions::default()).unwrap_err(),
+            verify_input(input, &aws, &legacy()).unwrap_err(),
             Error::InvalidSignature,
             "{}",
             sample.id

@@ -8,9 +8,9 @@ mod common;
 use chrono::{DateTime, Utc};
 use common::{BlobSpec, NOW_FOR_TESTS};
 use ec2_iid::{
-    AllowRule, ConfigError, Error, Format, IdentityDocument, Region, SignedInput, TrustStore,
-    VerifiedDocument, Verifier, VerifyOptions, detect_cms_format, parse_signed_data, verify_input,
-    verify_signature,
+    AllowRule, ConfigError, Error, ErrorKind, Format, IdentityDocument, Region, SignedInput,
+    TrustStore, VerifiedDocument, Verifier, VerifyOptions, detect_cms_format, parse_signed_data,
+    verify_input, verify_signature,
 };
 
 const RSA_CA: &[u8] = include_bytes!("data/testca/testca.pem");
@@ -49,8 +49,16 @@ fn strict() -> VerifyOptions {
     VerifyOptions::default()
 }
 
+/// Both legacy formats opted into.
 fn legacy() -> VerifyOptions {
-    VerifyOptions::default().allow_legacy_dsa_sha1(true)
+    VerifyOptions::default()
+        .allow_legacy_dsa_sha1(true)
+        .allow_legacy_rsa1024(true)
+}
+
+/// `/signature` opted into, `/pkcs7` not.
+fn rsa1024() -> VerifyOptions {
+    VerifyOptions::default().allow_legacy_rsa1024(true)
 }
 
 fn signature_input(document: &[u8]) -> SignedInput<'_> {
@@ -307,8 +315,65 @@ fn cms_format_detection() {
 // ------------------------------------------------------------------------------------------------
 
 #[test]
+fn signature_is_refused_without_the_opt_in() {
+    let refused = Error::LegacyAlgorithmRefused {
+        format: Format::Signature,
+    };
+    assert!(!strict().legacy_rsa1024_allowed());
+    // Refused before anything is read, and the /pkcs7 opt-in does not accept it.
+    for options in [strict(), strict().allow_legacy_dsa_sha1(true)] {
+        assert_eq!(
+            verify(signature_input(DOCUMENT), &options).unwrap_err(),
+            refused
+        );
+        let garbage = SignedInput::Signature {
+            document: b"not json",
+            signature: b"not base64 *",
+        };
+        assert_eq!(verify(garbage, &options).unwrap_err(), refused);
+    }
+    // Nor does the /signature opt-in accept /pkcs7.
+    assert_eq!(
+        verify(SignedInput::Pkcs7(PKCS7), &rsa1024()).unwrap_err(),
+        REFUSED
+    );
+    // A refused algorithm, with a hint naming the opt-in.
+    assert_eq!(refused.kind(), ErrorKind::RefusedAlgorithm);
+    assert_eq!(refused.kind().as_str(), "refused_algorithm");
+    let hint = refused.hint().unwrap();
+    assert!(
+        hint.contains("--allow-legacy-rsa1024")
+            && hint.contains("allow_legacy_rsa1024")
+            && hint.contains("rsa2048"),
+        "{hint}"
+    );
+    assert_eq!(
+        refused.to_string(),
+        "the signature format (RSA-1024) is refused unless allow_legacy_rsa1024 is set"
+    );
+    // The Verifier refuses by default too, and accepts with the builder's opt-in.
+    let builder =
+        Verifier::builder(test_trust()).allow(AllowRule::account("123456789012".parse().unwrap()));
+    let verifier = builder.clone().allow_legacy_dsa_sha1(true).build().unwrap();
+    assert!(!verifier.options().legacy_rsa1024_allowed());
+    assert_eq!(
+        verifier
+            .verify_input(signature_input(DOCUMENT), now())
+            .unwrap_err(),
+        refused
+    );
+    let verifier = builder.allow_legacy_rsa1024(true).build().unwrap();
+    assert!(verifier.options().legacy_rsa1024_allowed());
+    assert!(!verifier.options().legacy_dsa_sha1_allowed());
+    let joined = verifier
+        .verify_input(signature_input(DOCUMENT), now())
+        .unwrap();
+    assert_eq!(joined.verified().signer().format, Format::Signature);
+}
+
+#[test]
 fn signature_verifies_over_the_exact_document() {
-    let verified = verify(signature_input(DOCUMENT), &strict()).unwrap();
+    let verified = verify(signature_input(DOCUMENT), &rsa1024()).unwrap();
     assert_eq!(verified.content(), DOCUMENT);
     let signer = verified.signer();
     assert_eq!(signer.format, Format::Signature);
@@ -320,6 +385,7 @@ fn signature_verifies_over_the_exact_document() {
     // Through the Verifier, with rules and TTL.
     let verifier = Verifier::builder(test_trust())
         .allow(AllowRule::account("123456789012".parse().unwrap()))
+        .allow_legacy_rsa1024(true)
         .build()
         .unwrap();
     let joined = verifier
@@ -347,7 +413,7 @@ fn signature_rejects_any_change_to_the_document() {
     let other_account = text.replace("123456789012", "123456789013");
     for changed in [one_space, trailing_newline, other_account] {
         assert_eq!(
-            verify(signature_input(changed.as_bytes()), &strict()).unwrap_err(),
+            verify(signature_input(changed.as_bytes()), &rsa1024()).unwrap_err(),
             Error::InvalidSignature
         );
     }
@@ -363,7 +429,7 @@ fn signature_key_is_chosen_by_region() {
         .add_pem(Format::Rsa2048, RSA_CA, [region("us-east-1")])
         .unwrap();
     assert_eq!(
-        verify_input(signature_input(DOCUMENT), &elsewhere, &strict()).unwrap_err(),
+        verify_input(signature_input(DOCUMENT), &elsewhere, &rsa1024()).unwrap_err(),
         Error::UnsupportedRegion {
             format: Format::Signature,
             region: region("us-east-1"),
@@ -374,12 +440,12 @@ fn signature_key_is_chosen_by_region() {
     let moved = text.replace("\"us-east-1\"", "\"eu-west-1\"");
     assert_ne!(moved, text);
     assert_eq!(
-        verify_input(signature_input(moved.as_bytes()), &elsewhere, &strict()).unwrap_err(),
+        verify_input(signature_input(moved.as_bytes()), &elsewhere, &rsa1024()).unwrap_err(),
         Error::InvalidSignature
     );
     // AWS's us-east-1 key does not verify the test CA's signature.
     assert_eq!(
-        verify_input(signature_input(DOCUMENT), &TrustStore::aws(), &strict()).unwrap_err(),
+        verify_input(signature_input(DOCUMENT), &TrustStore::aws(), &rsa1024()).unwrap_err(),
         Error::InvalidSignature
     );
     // Several keys for a region: each is tried.
@@ -391,7 +457,7 @@ fn signature_key_is_chosen_by_region() {
             .count(),
         2
     );
-    assert!(verify_input(signature_input(DOCUMENT), &two, &strict()).is_ok());
+    assert!(verify_input(signature_input(DOCUMENT), &two, &rsa1024()).is_ok());
 }
 
 #[test]
@@ -402,7 +468,7 @@ fn signature_input_errors() {
                 document,
                 signature,
             },
-            &strict(),
+            &rsa1024(),
         )
         .unwrap_err()
     };

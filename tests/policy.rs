@@ -531,16 +531,77 @@ fn each_launch_joins_once() {
         "a replay is refused before the lookup"
     );
     assert!(once(1, now()).is_ok(), "the same requester again: a retry");
-    // The claim is kept until pendingTime + TTL + skew, then the record may go.
+    // The claim is kept past pendingTime + TTL + skew (to the next microsecond), then the
+    // record may go.
     let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
     let expiry = pending + TimeDelta::minutes(6);
     assert!(
         once(3, expiry - TimeDelta::seconds(1)).is_err(),
         "still kept a second before expiry"
     );
-    assert!(once(3, expiry).is_ok());
+    assert!(once(3, expiry).is_err(), "still kept at TTL + skew");
+    assert!(once(3, expiry + TimeDelta::microseconds(1)).is_ok());
     assert!(registry.release(first.host_id()));
     assert!(once(4, now()).is_ok());
+}
+
+/// The exact-boundary replay: a document joined once is refused as a replay at every
+/// later instant the TTL admits it, up to the last (`pendingTime + ttl`, inclusive), whatever
+/// the TTL and the future skew (zero included); one nanosecond later the TTL refuses it.
+#[test]
+fn no_replay_at_the_ttl_boundary() {
+    let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
+    let lookup = FakeLookup {
+        answer: Some(running()),
+        ..FakeLookup::default()
+    };
+    let ns = TimeDelta::nanoseconds;
+    for ttl in [
+        Duration::from_secs(1),
+        Duration::new(300, 1),
+        Duration::new(300, 500_000_000),
+        Duration::new(86_400, 999),
+    ] {
+        for skew in [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_secs(1),
+        ] {
+            let verifier = Verifier::builder(test_trust())
+                .allow(AllowRule::account("123456789012".parse().unwrap()))
+                .ttl(ttl)
+                .max_future_skew(skew)
+                .build()
+                .unwrap();
+            let registry = InMemoryJoinRegistry::new();
+            let join_at = |requester: u8, at: DateTime<Utc>| {
+                let join = verifier.verify(&blob(), at)?;
+                common::now_or_never(join.check_instance_once(
+                    &lookup,
+                    &registry,
+                    [requester; 32],
+                    at,
+                ))
+                .map_err(|e| match e {
+                    CheckError::Rejected(e) => e,
+                    other => panic!("{other:?}"),
+                })
+            };
+            let last = pending + TimeDelta::from_std(ttl).unwrap();
+            let case = format!("ttl {ttl:?} skew {skew:?}");
+            assert!(join_at(1, pending).is_ok(), "{case}");
+            for at in [last - ns(1_000), last - ns(1), last] {
+                assert!(
+                    matches!(join_at(2, at), Err(Error::AlreadyJoined { .. })),
+                    "{case}: replay at {at:?}"
+                );
+            }
+            assert!(
+                matches!(join_at(2, last + ns(1)), Err(Error::Expired { .. })),
+                "{case}"
+            );
+        }
+    }
 }
 
 /// A registry over an in-memory one whose claims fail: after recording (`lost_answer`, as

@@ -46,7 +46,9 @@ enum Kind {
 }
 
 fn verify(kind: Kind, bytes: &[u8], trust: &TrustStore) -> Result<Outcome, Error> {
-    let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
+    let options = VerifyOptions::default()
+        .allow_legacy_dsa_sha1(true)
+        .allow_legacy_rsa1024(true);
     let verified = match kind {
         Kind::Cms(Format::Pkcs7) => verify_input(SignedInput::Pkcs7(bytes), trust, &options)?,
         Kind::Cms(_) => verify_input(SignedInput::Rsa2048(bytes), trust, &options)?,

@@ -29,6 +29,10 @@ pub(crate) struct VerifyArgs {
     #[arg(long)]
     allow_legacy_dsa: bool,
 
+    /// Accept /signature (RSA-1024, refused by default).
+    #[arg(long)]
+    allow_legacy_rsa1024: bool,
+
     /// The /document bytes, exactly as served: FILE is then the /signature text.
     #[arg(long, value_name = "FILE")]
     document: Option<PathBuf>,
@@ -69,6 +73,7 @@ pub(crate) struct Options {
     pub(crate) ttl: Option<Duration>,
     pub(crate) format: Option<Format>,
     pub(crate) allow_legacy_dsa: bool,
+    pub(crate) allow_legacy_rsa1024: bool,
     pub(crate) document: Option<PathBuf>,
     pub(crate) certs: Vec<(PathBuf, Vec<Region>)>,
     pub(crate) token: Option<PathBuf>,
@@ -91,6 +96,7 @@ impl Options {
             ttl: args.ttl,
             format: args.format,
             allow_legacy_dsa: args.allow_legacy_dsa,
+            allow_legacy_rsa1024: args.allow_legacy_rsa1024,
             document: args.document,
             certs,
             token: args.token,

@@ -45,10 +45,10 @@ impl Setup {
         let blob = read_input(options.input.as_deref())?;
         let document = options.document.as_deref().map(read_file).transpose()?;
         let verifier = match &options.token {
-            Some(path) => Some(read_verifier(
+            Some(path) => Some(read_verifier_with(
                 path,
                 trust.clone(),
-                options.allow_legacy_dsa,
+                legacy_options(&options),
             )?),
             None => None,
         };
@@ -82,26 +82,50 @@ impl Setup {
 
     /// The signature options the flags ask for.
     pub(crate) fn verify_options(&self) -> VerifyOptions {
-        VerifyOptions::default().allow_legacy_dsa_sha1(self.options.allow_legacy_dsa)
+        legacy_options(&self.options)
     }
 }
 
-/// A token resource (`kind: token`, with its expiry) or a bare spec, in YAML or JSON (also for
-/// `serve`).
+/// The legacy formats `--allow-legacy-dsa` and `--allow-legacy-rsa1024` accept.
+fn legacy_options(options: &Options) -> VerifyOptions {
+    VerifyOptions::default()
+        .allow_legacy_dsa_sha1(options.allow_legacy_dsa)
+        .allow_legacy_rsa1024(options.allow_legacy_rsa1024)
+}
+
+/// [`read_verifier_with`] for `serve`, which takes CMS blobs only: of the legacy formats,
+/// only `/pkcs7` can reach it.
 ///
 /// # Errors
-/// The setup error to print: unreadable file, invalid token.
+/// As [`read_verifier_with`].
+#[cfg(feature = "aws")]
 pub(crate) fn read_verifier(
     path: &Path,
     trust: TrustStore,
     allow_legacy_dsa: bool,
+) -> Result<Verifier, String> {
+    let legacy = VerifyOptions::default().allow_legacy_dsa_sha1(allow_legacy_dsa);
+    read_verifier_with(path, trust, legacy)
+}
+
+/// A token resource (`kind: token`, with its expiry) or a bare spec, in YAML or JSON, for a
+/// verifier accepting the legacy formats `legacy` allows.
+///
+/// # Errors
+/// The setup error to print: unreadable file, invalid token.
+fn read_verifier_with(
+    path: &Path,
+    trust: TrustStore,
+    legacy: VerifyOptions,
 ) -> Result<Verifier, String> {
     let bytes = read_file(path)?;
     let bad = |e: &dyn std::fmt::Display| format!("--token {}: {e}", path.display());
     // The top level only tells a resource from a bare spec; the token's own reader then
     // refuses a key given twice anywhere, naming where (YAML's `Value` would name no path).
     let top: serde_json::Value = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
-    let builder = Verifier::builder(trust).allow_legacy_dsa_sha1(allow_legacy_dsa);
+    let builder = Verifier::builder(trust)
+        .allow_legacy_dsa_sha1(legacy.legacy_dsa_sha1_allowed())
+        .allow_legacy_rsa1024(legacy.legacy_rsa1024_allowed());
     let builder: VerifierBuilder = if top.get("spec").is_some() {
         let resource: TokenResource = serde_norway::from_slice(&bytes).map_err(|e| bad(&e))?;
         builder.token(&resource)

@@ -133,6 +133,19 @@ fn hints_say_what_to_change() {
         legacy.contains("rsa2048") && legacy.contains("--allow-legacy-dsa"),
         "{legacy}"
     );
+    // /signature without the opt-in.
+    let args = [
+        &NOW[..],
+        &["--document", "tests/data/gen/document.json"],
+        &TEST_CA[..],
+        &["tests/data/gen/signature.b64"],
+    ]
+    .concat();
+    let rsa1024 = hint(&args, None);
+    assert!(
+        rsa1024.contains("rsa2048") && rsa1024.contains("--allow-legacy-rsa1024"),
+        "{rsa1024}"
+    );
     // Too old, and ahead of the clock.
     let args = [&at("2026-11-01T12:07:12Z")[..], &TEST_CA[..], &[BLOB]].concat();
     assert!(hint(&args, None).starts_with("pendingTime is 7m12s old; aws_iid_ttl is 5m"));
@@ -326,6 +339,35 @@ fn explain_exits_as_verify_does() {
         command(&["explain", "--bogus"], None).status.code(),
         Some(2)
     );
+}
+
+/// `explain` refuses `/signature` (RSA-1024) as `verify` does, on the signature line with the
+/// flag to pass, and accepts it with `--allow-legacy-rsa1024`.
+#[test]
+fn explain_needs_the_rsa1024_opt_in_for_signature() {
+    let args = [
+        &["explain"][..],
+        &NOW[..],
+        &["--document", "tests/data/gen/document.json"],
+        &TEST_CA[..],
+        &["tests/data/gen/signature.b64"],
+    ]
+    .concat();
+    let out = command(&args, None);
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    let first = lines.iter().position(|l| l.starts_with("FAIL")).unwrap();
+    assert!(
+        lines[first].contains("signature")
+            && lines[first].contains("RSA-1024")
+            && lines[first + 1].contains("--allow-legacy-rsa1024"),
+        "{text}"
+    );
+    let out = command(&[&args[..], &["--allow-legacy-rsa1024"]].concat(), None);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(text.contains("verified with the signature key"), "{text}");
 }
 
 #[test]

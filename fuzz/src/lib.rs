@@ -76,7 +76,7 @@ pub fn test_ca_store() -> &'static TrustStore {
     })
 }
 
-/// `Verifier` over the embedded AWS certificates, `/pkcs7` allowed. Its one rule is bound to
+/// `Verifier` over the embedded AWS certificates, `/pkcs7` and `/signature` allowed. Its one rule is bound to
 /// the fixtures' account (every rule names one), so real samples of other accounts end at the
 /// rules; the TTL is a century, so that real (old) samples get past the TTL too.
 pub fn aws_verifier() -> &'static Verifier {
@@ -88,12 +88,13 @@ pub fn aws_verifier() -> &'static Verifier {
             ))
             .ttl(core::time::Duration::from_secs(100 * 365 * 24 * 3600))
             .allow_legacy_dsa_sha1(true)
+            .allow_legacy_rsa1024(true)
             .build()
             .expect("AWS verifier")
     })
 }
 
-/// `Verifier` that trusts the test CAs for `us-east-1` (`/pkcs7` allowed): the fixtures' account
+/// `Verifier` that trusts the test CAs for `us-east-1` (`/pkcs7` and `/signature` allowed): the fixtures' account
 /// and region, the default TTL.
 pub fn test_ca_verifier() -> &'static Verifier {
     static VERIFIER: OnceLock<Verifier> = OnceLock::new();
@@ -103,6 +104,7 @@ pub fn test_ca_verifier() -> &'static Verifier {
         Verifier::builder(test_ca_store().clone())
             .allow(rule)
             .allow_legacy_dsa_sha1(true)
+            .allow_legacy_rsa1024(true)
             .build()
             .expect("test CA verifier")
     })

@@ -20,6 +20,8 @@ pub enum Format {
     Pkcs7,
     /// `/latest/dynamic/instance-identity/signature` over the `/document` bytes: a bare
     /// RSASSA-PKCS1-v1_5 SHA-256 signature, RSA-1024. The key is chosen by the document's region.
+    /// Refused unless the caller opts in, see
+    /// [`VerifyOptions::allow_legacy_rsa1024`](crate::VerifyOptions::allow_legacy_rsa1024).
     Signature,
 }
 

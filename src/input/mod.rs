@@ -34,7 +34,8 @@ pub enum SignedInput<'a> {
     Pkcs7(&'a [u8]),
     /// `/latest/dynamic/instance-identity/rsa2048`.
     Rsa2048(&'a [u8]),
-    /// `/latest/dynamic/instance-identity/document` and `/signature`.
+    /// `/latest/dynamic/instance-identity/document` and `/signature`: refused unless
+    /// [`VerifyOptions::allow_legacy_rsa1024`](crate::VerifyOptions::allow_legacy_rsa1024) is set.
     Signature {
         /// The document bytes exactly as served (no trailing newline added or removed): the
         /// signature covers these bytes, and the identity is parsed from them.

@@ -5,7 +5,7 @@
 use core::ops::ControlFlow;
 use core::time::Duration;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 
 use crate::error::Error;
 use crate::ids::RoleArn;
@@ -16,6 +16,7 @@ use crate::policy::facts::{
     InstanceFacts, RootVolumeCheck, check_instance_facts, is_bound_failure,
 };
 use crate::policy::rules::AllowRule;
+use crate::policy::ttl;
 use crate::signature::VerifiedDocument;
 use crate::signature::document::IdentityDocument;
 
@@ -72,13 +73,11 @@ pub(crate) struct InstanceCheck {
 }
 
 impl InstanceCheck {
-    /// When a registry may forget the claim of a document launched at `pending_time`: when
-    /// the TTL refuses the document by itself.
+    /// When a registry may forget the claim of a document launched at `pending_time`: after
+    /// the TTL refuses the document by itself (the boundary [`check_ttl`](crate::check_ttl)
+    /// uses, plus the future skew).
     fn claim_expiry(&self, pending_time: DateTime<Utc>) -> DateTime<Utc> {
-        TimeDelta::from_std(self.claim_window)
-            .ok()
-            .and_then(|keep| pending_time.checked_add_signed(keep))
-            .unwrap_or(DateTime::<Utc>::MAX_UTC)
+        ttl::claim_expiry(pending_time, self.claim_window)
     }
 }
 

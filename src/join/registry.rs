@@ -30,8 +30,9 @@ pub struct JoinClaim {
     /// The document's `pendingTime`: a newer one is a new launch (the instance was stopped and
     /// started) and may join again.
     pub pending_time: DateTime<Utc>,
-    /// When the record may be forgotten: `pendingTime` + TTL + the allowed future skew. After
-    /// that the TTL alone refuses the document, so no replay can get past it.
+    /// When the record may be forgotten: just after `pendingTime` + TTL + the allowed future
+    /// skew (the first instant the TTL refuses, plus the skew, rounded up to the microsecond).
+    /// From then on the TTL alone refuses the document, so no replay can get past it.
     pub expires_at: DateTime<Utc>,
     /// The caller's clock at the claim; records with `expires_at <= now` are expired.
     pub now: DateTime<Utc>,

@@ -96,9 +96,9 @@ pub struct VerifierBuilder {
 impl Verifier {
     /// Starts a verifier that trusts `trust` (e.g. [`TrustStore::aws`]).
     ///
-    /// Defaults: TTL 5 minutes, future skew 1 minute, root-volume check off, `/pkcs7` refused
-    /// (see [`VerifierBuilder::allow_legacy_dsa_sha1`]); no allow rules (at least one is
-    /// required).
+    /// Defaults: TTL 5 minutes, future skew 1 minute, root-volume check off, `/pkcs7` and
+    /// `/signature` refused (see [`VerifierBuilder::allow_legacy_dsa_sha1`] and
+    /// [`VerifierBuilder::allow_legacy_rsa1024`]); no allow rules (at least one is required).
     pub fn builder(trust: TrustStore) -> VerifierBuilder {
         VerifierBuilder {
             trust,
@@ -171,6 +171,7 @@ impl Verifier {
     ///     ["us-east-1".parse()?])?;
     /// let verifier = Verifier::builder(trust)
     ///     .allow(AllowRule::account("123456789012".parse()?))
+    ///     .allow_legacy_rsa1024(true) // `/signature` is RSA-1024: refused by default
     ///     .build()?;
     /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
     /// let input = SignedInput::Signature {
@@ -269,6 +270,13 @@ impl VerifierBuilder {
     /// [`VerifyOptions::allow_legacy_dsa_sha1`] for why.
     pub fn allow_legacy_dsa_sha1(mut self, allow: bool) -> Self {
         self.options = self.options.allow_legacy_dsa_sha1(allow);
+        self
+    }
+
+    /// Accepts `/signature` documents (RSA-1024), refused by default; see
+    /// [`VerifyOptions::allow_legacy_rsa1024`] for why.
+    pub fn allow_legacy_rsa1024(mut self, allow: bool) -> Self {
+        self.options = self.options.allow_legacy_rsa1024(allow);
         self
     }
 

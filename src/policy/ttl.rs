@@ -57,7 +57,7 @@ pub fn check_ttl(
             max_future_skew,
         });
     }
-    if age > TimeDelta::zero() && exceeds(age, ttl) {
+    if ttl_refuses_from(pending_time, ttl).is_some_and(|refused| now >= refused) {
         return Err(Error::Expired {
             pending_time,
             now,
@@ -65,6 +65,43 @@ pub fn check_ttl(
         });
     }
     Ok(())
+}
+
+/// The first instant the TTL refuses a document launched at `pending_time`: one nanosecond
+/// after `pending_time + ttl`, the last instant admitted (inclusive, as Teleport). `None` if
+/// that is beyond chrono's range: the TTL never refuses it.
+///
+/// The one definition of the TTL's boundary: [`check_ttl`] refuses from this instant, and a
+/// join claim is kept at least until it ([`claim_expiry`]), so that no instant admits a
+/// document whose claim has expired.
+fn ttl_refuses_from(pending_time: DateTime<Utc>, ttl: Duration) -> Option<DateTime<Utc>> {
+    TimeDelta::from_std(ttl)
+        .ok()
+        .and_then(|ttl| pending_time.checked_add_signed(ttl))
+        .and_then(|last_admitted| last_admitted.checked_add_signed(TimeDelta::nanoseconds(1)))
+}
+
+/// When a join registry may forget the claim of a document launched at `pending_time`: the
+/// first instant a TTL of `window` (the verifier's TTL plus its future skew) refuses it,
+/// rounded up to the microsecond. `window >= ttl`, so at every instant [`check_ttl`] admits
+/// the document its claim is unexpired (`expires_at > now`).
+///
+/// Rounded up so that registries storing microseconds (PostgreSQL truncates finer digits)
+/// keep the exact instant, and those storing seconds round it up again (DynamoDB): a
+/// registry never shortens the claim. `DateTime::MAX_UTC` (kept forever) when out of range.
+pub(crate) fn claim_expiry(pending_time: DateTime<Utc>, window: Duration) -> DateTime<Utc> {
+    ttl_refuses_from(pending_time, window)
+        .and_then(ceil_to_micros)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+/// `at` rounded up to a whole microsecond; `None` past chrono's range.
+fn ceil_to_micros(at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    let below = at.timestamp_subsec_nanos() % 1_000;
+    if below == 0 {
+        return Some(at);
+    }
+    at.checked_add_signed(TimeDelta::nanoseconds(i64::from(1_000 - below)))
 }
 
 /// `delta > limit` for a positive `delta`; limits beyond TimeDelta's range never are exceeded.
@@ -276,6 +313,108 @@ mod tests {
                 t0() + TimeDelta::nanoseconds(300_000_000_001)
             )
             .is_err()
+        );
+    }
+
+    /// The instant a registry storing microseconds keeps: PostgreSQL truncates finer digits.
+    fn truncated_to_micros(at: DateTime<Utc>) -> DateTime<Utc> {
+        at - TimeDelta::nanoseconds(i64::from(at.timestamp_subsec_nanos() % 1_000))
+    }
+
+    /// For every instant the TTL admits a document, its claim is unexpired (`expires_at >
+    /// now`), also as PostgreSQL (µs) and DynamoDB (seconds, rounded up) store it; and the
+    /// boundary is tight: one nanosecond after the last admitted instant, the TTL refuses.
+    #[test]
+    fn no_instant_admits_a_document_whose_claim_expired() {
+        let ns = TimeDelta::nanoseconds;
+        let launches = [t0(), t0() + ns(1), t0() + ns(999), t0() + ns(123_456_789)];
+        let ttls = [
+            Duration::from_secs(1),
+            Duration::new(1, 1),
+            Duration::new(1, 999_999_999),
+            Duration::new(59, 999_999_500),
+            Duration::from_secs(300),
+            Duration::new(300, 1_000),
+            Duration::new(300, 500),
+            Duration::new(3_600, 123_456_789),
+            Duration::new(86_400, 999),
+            Duration::new(3 * 86_400, 1),
+            Duration::from_secs(7 * 86_400),
+        ];
+        let skews = [
+            Duration::ZERO,
+            Duration::from_nanos(1),
+            Duration::from_nanos(999),
+            Duration::from_micros(1),
+            Duration::from_millis(1),
+            Duration::from_secs(1),
+            DEFAULT_MAX_FUTURE_SKEW,
+            Duration::new(299, 999_999_999),
+        ];
+        let offsets: Vec<TimeDelta> = [1, 1_000, 1_000_000, 1_000_000_000]
+            .into_iter()
+            .flat_map(|n| [ns(-n), ns(n)])
+            .chain([TimeDelta::zero()])
+            .collect();
+        let mut admitted = 0_u32;
+        for pending in launches {
+            for ttl in ttls {
+                let last = pending + TimeDelta::from_std(ttl).unwrap();
+                for skew in skews {
+                    let expires_at = claim_expiry(pending, ttl + skew);
+                    let earliest = pending - TimeDelta::from_std(skew).unwrap();
+                    let stored_pg = truncated_to_micros(expires_at);
+                    let stored_ddb =
+                        expires_at.timestamp() + i64::from(expires_at.timestamp_subsec_nanos() > 0);
+                    for now in offsets
+                        .iter()
+                        .flat_map(|offset| [last + *offset, earliest + *offset, pending + *offset])
+                    {
+                        if check_ttl(pending, ttl, skew, now).is_err() {
+                            continue;
+                        }
+                        admitted += 1;
+                        let case =
+                            format!("launch {pending:?} ttl {ttl:?} skew {skew:?} now {now:?}");
+                        assert!(expires_at > now, "{case}: claim expired at {expires_at:?}");
+                        assert!(stored_pg > now, "{case}: PostgreSQL keeps {stored_pg:?}");
+                        assert!(
+                            stored_ddb > now.timestamp(),
+                            "{case}: DynamoDB keeps {stored_ddb}"
+                        );
+                    }
+                    assert_eq!(check_ttl(pending, ttl, skew, last), Ok(()));
+                    assert_eq!(
+                        check_ttl(pending, ttl, skew, last + ns(1)),
+                        Err(Error::Expired {
+                            pending_time: pending,
+                            now: last + ns(1),
+                            ttl
+                        }),
+                        "launch {pending:?} ttl {ttl:?} skew {skew:?}: refused 1 ns after the last admitted instant"
+                    );
+                    assert_eq!(expires_at.timestamp_subsec_nanos() % 1_000, 0, "whole µs");
+                    assert!(
+                        expires_at - last <= TimeDelta::from_std(skew).unwrap() + ns(1_000),
+                        "kept no longer than needed"
+                    );
+                }
+            }
+        }
+        assert!(
+            admitted > 1_000,
+            "the loop checks admitted instants: {admitted}"
+        );
+    }
+
+    #[test]
+    fn claims_out_of_range_are_kept_forever() {
+        let max = DateTime::<Utc>::MAX_UTC;
+        assert_eq!(claim_expiry(max, Duration::ZERO), max);
+        assert_eq!(claim_expiry(t0(), Duration::MAX), max);
+        assert_eq!(
+            claim_expiry(max - TimeDelta::nanoseconds(2), Duration::ZERO),
+            max
         );
     }
 

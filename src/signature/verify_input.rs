@@ -15,12 +15,17 @@ use crate::trust::TrustStore;
 ///
 /// let strict = VerifyOptions::default();
 /// assert!(!strict.legacy_dsa_sha1_allowed());
-/// let legacy = VerifyOptions::default().allow_legacy_dsa_sha1(true);
+/// assert!(!strict.legacy_rsa1024_allowed());
+/// let legacy = VerifyOptions::default()
+///     .allow_legacy_dsa_sha1(true)
+///     .allow_legacy_rsa1024(true);
 /// assert!(legacy.legacy_dsa_sha1_allowed());
+/// assert!(legacy.legacy_rsa1024_allowed());
 /// ```
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
 pub struct VerifyOptions {
     allow_legacy_dsa_sha1: bool,
+    allow_legacy_rsa1024: bool,
 }
 
 impl VerifyOptions {
@@ -44,10 +49,33 @@ impl VerifyOptions {
         self.allow_legacy_dsa_sha1
     }
 
+    /// Accepts the `/signature` format (default: refused with
+    /// [`Error::LegacyAlgorithmRefused`]).
+    ///
+    /// AWS signs `/signature` with RSA-1024 keys (PKCS#1 v1.5 over SHA-256), which offer about
+    /// 80 bits of security, like DSA-1024: below the 112 bits NIST has required for new
+    /// signatures since 2013, and within reach of a well-funded factoring effort. Teleport
+    /// accepts only `/rsa2048`; use that unless instances can only send `/document` and
+    /// `/signature`.
+    #[must_use]
+    pub fn allow_legacy_rsa1024(mut self, allow: bool) -> Self {
+        self.allow_legacy_rsa1024 = allow;
+        self
+    }
+
+    /// Whether `/signature` is accepted.
+    #[must_use]
+    pub fn legacy_rsa1024_allowed(&self) -> bool {
+        self.allow_legacy_rsa1024
+    }
+
     /// Refuses a format these options do not allow.
     pub(crate) fn check_format(&self, format: Format) -> Result<(), Error> {
         match format {
             Format::Pkcs7 if !self.allow_legacy_dsa_sha1 => {
+                Err(Error::LegacyAlgorithmRefused { format })
+            }
+            Format::Signature if !self.allow_legacy_rsa1024 => {
                 Err(Error::LegacyAlgorithmRefused { format })
             }
             Format::Rsa2048 | Format::Pkcs7 | Format::Signature => Ok(()),
@@ -140,14 +168,15 @@ pub fn verify_signature_with(
 ///   allow it (before any parsing), then as
 ///   [`verify_signature_with`](crate::verify_signature_with) for `/pkcs7`.
 /// * [`SignedInput::Cms`]: the format is detected ([`detect_cms_format`]), then as above.
-/// * [`SignedInput::Signature`]: the base64 signature is decoded; only the document's `region`
-///   is read, to pick the `/signature` keys trusted for that region
+/// * [`SignedInput::Signature`]: refused with [`Error::LegacyAlgorithmRefused`] unless
+///   `options` allow it (before any parsing); then the base64 signature is decoded; only the
+///   document's `region` is read, to pick the `/signature` keys trusted for that region
 ///   ([`Error::UnsupportedRegion`] if none); one of them must verify RSASSA-PKCS1-v1_5 with
 ///   SHA-256 over exactly the document bytes; only then is the document parsed and returned.
 ///   AWS's `/signature` keys are RSA-1024, accepted for this format only.
 ///
 /// ```
-/// use ec2_iid::{Format, SignedInput, TrustStore, VerifyOptions, verify_input};
+/// use ec2_iid::{Error, Format, SignedInput, TrustStore, VerifyOptions, verify_input};
 ///
 /// let mut trust = TrustStore::empty();
 /// trust.add_pem(Format::Signature, include_bytes!("../../tests/data/testca/testca.pem"),
@@ -156,7 +185,11 @@ pub fn verify_signature_with(
 ///     document: include_bytes!("../../tests/data/gen/document.json"),
 ///     signature: include_bytes!("../../tests/data/gen/signature.b64"),
 /// };
-/// let verified = verify_input(input, &trust, &VerifyOptions::default())?;
+/// let refused = verify_input(input, &trust, &VerifyOptions::default());
+/// assert_eq!(refused.unwrap_err(), Error::LegacyAlgorithmRefused { format: Format::Signature });
+///
+/// let options = VerifyOptions::default().allow_legacy_rsa1024(true);
+/// let verified = verify_input(input, &trust, &options)?;
 /// assert_eq!(verified.signer().format, Format::Signature);
 /// assert_eq!(verified.host_id(), "123456789012-i-0123456789abcdef0");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -164,7 +197,7 @@ pub fn verify_signature_with(
 ///
 /// # Errors
 /// As [`parse_signed_data`] and [`verify_signature`](crate::verify_signature) for CMS blobs, plus
-/// [`Error::LegacyAlgorithmRefused`]; for `/signature`: [`Error::InputTooLarge`] (over
+/// [`Error::LegacyAlgorithmRefused`] (`/pkcs7` or `/signature` without the opt-in); for `/signature`: [`Error::InputTooLarge`] (over
 /// [`MAX_BLOB_LEN`](crate::MAX_BLOB_LEN) each), [`Error::Base64`], [`Error::InvalidDocument`]
 /// (no readable region, or an invalid document), [`Error::UnsupportedRegion`] and
 /// [`Error::InvalidSignature`].
@@ -183,6 +216,9 @@ pub fn verify_input(
         SignedInput::Signature {
             document,
             signature,
-        } => verify_detached(document, signature, trust),
+        } => {
+            options.check_format(Format::Signature)?;
+            verify_detached(document, signature, trust)
+        }
     }
 }

@@ -244,6 +244,9 @@ pub const PKCS7: &[AwsCertificate] = &[
 /// for each of them; superseded opt-in region, China and GovCloud certificates carry their
 /// successors' keys. A [`TrustStore`](crate::TrustStore) keeps each key once, for the union of
 /// its regions.
+///
+/// Verifying this format needs an explicit opt-in:
+/// [`VerifyOptions::allow_legacy_rsa1024`](crate::VerifyOptions::allow_legacy_rsa1024).
 pub const SIGNATURE: &[AwsCertificate] = &[
     AwsCertificate::new("af-south-1", include_str!("certs/signature/af-south-1.pem")),
     AwsCertificate::new("ap-east-1", include_str!("certs/signature/ap-east-1.pem")),

@@ -1119,9 +1119,9 @@ included).
 
 To accept a fixture, a verifier trusts `../testca/testca.pem` (RSA) or, for the DSA-signed
 `pkcs7` ones, `../testca/testca-dsa.pem` for the fixture's format and `us-east-1` (the document's
-region), opts into `pkcs7` (`allow_legacy_dsa_sha1`) and uses the clock `2026-11-01T12:01:00Z`
-(pendingTime + 1 min); signingTime is `2026-11-01T12:00:05Z`. A `signature` fixture is the
-`/signature` text for `document.json`. `index.json` holds the table below for tests, fuzz seeds
+region), opts into `pkcs7` (`allow_legacy_dsa_sha1`) and `signature` (`allow_legacy_rsa1024`)
+and uses the clock `2026-11-01T12:01:00Z` (pendingTime + 1 min); signingTime is
+`2026-11-01T12:00:05Z`. A `signature` fixture is the `/signature` text for `document.json`. `index.json` holds the table below for tests, fuzz seeds
 and benches.
 
 | file | format | what it is | verifier must |

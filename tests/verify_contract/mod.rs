@@ -436,11 +436,24 @@ fn pkcs7_needs_the_legacy_opt_in() {
 
 #[test]
 fn signature_with_document() {
-    let document = ["--document", "tests/data/gen/document.json"];
+    let document = [
+        "--document",
+        "tests/data/gen/document.json",
+        "--allow-legacy-rsa1024",
+    ];
     let signature = "tests/data/gen/signature.b64";
     // --document implies --format signature, for the certificate too.
     for format in [&["--format", "signature"][..], &[]] {
         let args = [&NOW[..], format, &document[..], &TEST_CA[..], &[signature]].concat();
+        // RSA-1024: refused without the opt-in (whose flag the reason names).
+        let strict: Vec<&str> = args
+            .iter()
+            .copied()
+            .filter(|a| *a != "--allow-legacy-rsa1024")
+            .collect();
+        let out = run(&strict, None);
+        refused(&out, "refused_algorithm");
+        assert!(stderr(&out).contains("allow_legacy_rsa1024"));
         let value = json(&run(&args, None));
         assert_eq!(value["signer"]["format"], "signature");
         assert_eq!(value["signer"]["signing_time"], serde_json::Value::Null);
