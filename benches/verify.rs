@@ -30,6 +30,41 @@ mod shared;
 const BLOB: &[u8] = include_bytes!("../tests/data/gen/rsa2048.b64");
 const TEST_CA: &[u8] = include_bytes!("../tests/data/testca/testca.pem");
 
+/// The crafted blobs of `tests/common/hostile.rs` (base64 of binary BER, each within
+/// `MAX_BLOB_LEN`), and whether each verifies.
+const HOSTILE: [(&str, &str, bool); 6] = [
+    (
+        "nested-indefinite",
+        include_str!("../tests/data/hostile/nested-indefinite.b64"),
+        false,
+    ),
+    (
+        "nested-within-bounds",
+        include_str!("../tests/data/hostile/nested-within-bounds.b64"),
+        false,
+    ),
+    (
+        "certificate-chains",
+        include_str!("../tests/data/hostile/certificate-chains.b64"),
+        false,
+    ),
+    (
+        "flat-segments",
+        include_str!("../tests/data/hostile/flat-segments.b64"),
+        false,
+    ),
+    (
+        "flat-definite-segments",
+        include_str!("../tests/data/hostile/flat-definite-segments.b64"),
+        false,
+    ),
+    (
+        "definite-certificates",
+        include_str!("../tests/data/hostile/definite-certificates.b64"),
+        true,
+    ),
+];
+
 /// The `now` of the fixture (one minute after its `pendingTime`), computed outside the timed
 /// loops: parsing it is the caller's cost, not `verify`'s.
 fn now() -> DateTime<Utc> {
@@ -105,6 +140,25 @@ fn bench_verify(c: &mut Criterion) {
     assert!(verifier.verify(BLOB, now).is_ok());
     group.bench_function("end_to_end", |b| {
         b.iter(|| verifier.verify(black_box(BLOB), now).unwrap())
+    });
+    // Every crafted blob once per iteration: the sum bounds the worst of them from above.
+    let hostile: Vec<Vec<u8>> = HOSTILE
+        .iter()
+        .map(|(name, text, verifies)| {
+            use base64::Engine as _;
+            let blob = base64::engine::general_purpose::STANDARD
+                .decode(text.trim_end())
+                .unwrap();
+            assert_eq!(verifier.verify(&blob, now).is_ok(), *verifies, "{name}");
+            blob
+        })
+        .collect();
+    group.bench_function("hostile_worst", |b| {
+        b.iter(|| {
+            for blob in &hostile {
+                let _ = black_box(verifier.verify(black_box(blob), now));
+            }
+        })
     });
     // Time per document with two threads sharing one `Verifier`, each verifying `iters`
     // documents: `end_to_end / parallel_2` is the two-thread speed-up (2.0 without contention).

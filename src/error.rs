@@ -508,6 +508,11 @@ pub enum Malformed {
     InvalidValue(&'static str),
     /// Nesting deeper than the crate's bound.
     NestingTooDeep,
+    /// More indefinite-length elements nested in one another than
+    /// [`MAX_INDEFINITE_DEPTH`](crate::MAX_INDEFINITE_DEPTH).
+    IndefiniteNestingTooDeep,
+    /// More element headers than [`MAX_ELEMENTS`](crate::MAX_ELEMENTS) read in one blob.
+    TooManyElements,
     /// The input ends inside an element.
     Truncated,
     /// A different tag than the structure requires.
@@ -527,6 +532,10 @@ impl fmt::Display for Malformed {
             Self::Empty => f.write_str("empty input"),
             Self::InvalidValue(what) => write!(f, "invalid {what}"),
             Self::NestingTooDeep => f.write_str("nesting too deep"),
+            Self::IndefiniteNestingTooDeep => {
+                f.write_str("indefinite-length elements nested too deep")
+            }
+            Self::TooManyElements => f.write_str("too many elements"),
             Self::Truncated => f.write_str("truncated"),
             Self::UnexpectedTag { expected, found } => {
                 write!(f, "expected tag 0x{expected:02x}, found 0x{found:02x}")

@@ -23,6 +23,7 @@ mod test_utils;
 mod text;
 mod trust;
 
+pub use cms::ber::{MAX_ELEMENTS, MAX_INDEFINITE_DEPTH};
 #[expect(deprecated, reason = "the old name stays for one release")]
 pub use cms::signed_data::parse_document;
 pub use cms::signed_data::{

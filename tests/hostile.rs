@@ -12,8 +12,8 @@ use std::time::Instant;
 use base64::Engine as _;
 use common::{BlobSpec, attribute, der_oid, imds_base64, oid, position, tag, test_ca, tlv};
 use ec2_iid::{
-    Error, Format, MAX_BLOB_LEN, Malformed, TrustStore, VerifiedDocument, parse_signed_data,
-    verify_signature,
+    Error, Format, MAX_BLOB_LEN, MAX_ELEMENTS, MAX_INDEFINITE_DEPTH, Malformed, TrustStore,
+    VerifiedDocument, parse_signed_data, verify_signature,
 };
 
 fn trust() -> TrustStore {
@@ -135,21 +135,22 @@ fn signer_infos_length_claiming_gigabytes() {
 
 #[test]
 fn deep_nesting_is_refused_at_the_bound() {
-    // 20 000 nested indefinite SEQUENCEs: 40 KB of input, within MAX_BLOB_LEN. The bound
-    // trips after 25 levels (depths 0..=24), at the 26th header, 50 bytes in.
+    // 20 000 nested indefinite SEQUENCEs: 40 KB of input, within MAX_BLOB_LEN. The bound on
+    // indefinite nesting trips after MAX_INDEFINITE_DEPTH levels, at the next header.
     let blob: Vec<u8> = [tag::SEQUENCE, 0x80].repeat(20_000);
     assert!(blob.len() <= MAX_BLOB_LEN);
     let started = Instant::now();
+    let at = 2 * MAX_INDEFINITE_DEPTH;
     assert_eq!(
         verify(&blob).unwrap_err(),
-        malformed(50, Malformed::NestingTooDeep)
+        malformed(at, Malformed::IndefiniteNestingTooDeep)
     );
     // The same as base64 text (offsets count decoded bytes).
     let text = imds_base64(&blob);
     assert!(text.len() <= MAX_BLOB_LEN);
     assert_eq!(
         verify(text.as_bytes()).unwrap_err(),
-        malformed(50, Malformed::NestingTooDeep)
+        malformed(at, Malformed::IndefiniteNestingTooDeep)
     );
     assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
 }
@@ -205,19 +206,21 @@ fn nested_econtent(levels: usize) -> (Vec<u8>, usize) {
 
 #[test]
 fn nested_constructed_octet_strings_within_the_bound_are_joined() {
-    let (blob, _) = nested_econtent(10);
+    // Five indefinite levels around the eContent's own OCTET STRING (AWS's six with it), four
+    // more: MAX_INDEFINITE_DEPTH.
+    let (blob, _) = nested_econtent(MAX_INDEFINITE_DEPTH - 6);
     let verified = verify(&blob).unwrap();
     assert_eq!(verified.content(), common::document());
 }
 
 #[test]
 fn deeply_nested_constructed_octet_strings_are_refused() {
-    // eContent's OCTET STRING sits at depth 5 (ContentInfo, [0], SignedData, encap, [0]); the
-    // first header past depth 24 is the 20th added level.
+    // eContent's OCTET STRING sits inside five indefinite levels (ContentInfo, [0],
+    // SignedData, encap, [0]); the first past the bound is the fifth added level.
     let (blob, start) = nested_econtent(40);
     assert_eq!(
         verify(&blob).unwrap_err(),
-        malformed(start + 2 * 20, Malformed::NestingTooDeep)
+        malformed(start + 2 * 5, Malformed::IndefiniteNestingTooDeep)
     );
 }
 
@@ -263,9 +266,10 @@ fn unknown_attribute(n: u32) -> Vec<u8> {
 
 #[test]
 fn many_distinct_unknown_signed_attributes_are_tolerated() {
-    // Unknown attributes are signed, so they are harmless; 300 of them cost nothing special.
+    // Unknown attributes are signed, so they are harmless; 200 of them (800 elements, within
+    // MAX_ELEMENTS) cost nothing special.
     let blob = build(&BlobSpec {
-        extra_attrs: (0..300).map(unknown_attribute).collect(),
+        extra_attrs: (0..200).map(unknown_attribute).collect(),
         ..spec()
     });
     let started = Instant::now();
@@ -770,40 +774,29 @@ fn tiny_attributes(count: u16) -> Vec<Vec<u8>> {
 }
 
 #[test]
-fn signed_attributes_at_the_size_limit_parse_in_linear_time() {
-    // Before the fix, each attribute was compared with every earlier one: 6 400 attributes in
-    // 64 KiB took 76 ms in release builds (1 us for an AWS blob). The duplicate check now
-    // sorts. 16x the attributes cost about 16x as much; a quadratic check costs ~256x. The
-    // bound of 64x leaves room for a busy machine (fastest of 5 interleaved runs each).
-    let small = build(&BlobSpec {
-        extra_attrs: tiny_attributes(400),
+fn signed_attributes_past_the_element_budget_are_refused() {
+    // Before the duplicate check sorted, 6 400 attributes in 64 KiB took 76 ms in release
+    // builds (1 us for an AWS blob). Each attribute is 4 elements (SEQUENCE, OID, SET, NULL):
+    // now a blob holds at most about MAX_ELEMENTS / 4 of them, and 6 400 are refused when the
+    // budget runs out, long before the duplicate check.
+    let within = (MAX_ELEMENTS - 100) / 4;
+    let blob = build(&BlobSpec {
+        extra_attrs: tiny_attributes(u16::try_from(within).unwrap()),
         ..spec()
     });
+    assert_eq!(verify(&blob).unwrap().content(), common::document());
     let large = build(&BlobSpec {
         extra_attrs: tiny_attributes(6_400),
         ..spec()
     });
     assert!(large.len() <= MAX_BLOB_LEN, "{}", large.len());
-    let time = |blob: &[u8]| {
-        let started = Instant::now();
-        assert!(parse_signed_data(blob).is_ok());
-        started.elapsed()
-    };
-    // Up to three attempts, so that a burst of load on a shared machine cannot fail it; a
-    // quadratic check fails all three by a wide margin.
-    let mut attempts = Vec::new();
-    let linear = (0..3).any(|_| {
-        let (mut t_small, mut t_large) = (std::time::Duration::MAX, std::time::Duration::MAX);
-        for _ in 0..25 {
-            t_small = t_small.min(time(&small));
-            t_large = t_large.min(time(&large));
-        }
-        attempts.push(format!("400 attributes: {t_small:?}, 6 400: {t_large:?}"));
-        t_large < t_small * 64
-    });
-    assert!(linear, "{attempts:?}");
-    // And they are signed, so the blob verifies.
-    assert_eq!(verify(&large).unwrap().content(), common::document());
+    assert!(matches!(
+        parse_signed_data(&large),
+        Err(Error::Malformed {
+            reason: Malformed::TooManyElements,
+            ..
+        })
+    ));
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -975,5 +968,108 @@ fn algorithm_parameters_other_than_null() {
         Error::UnsupportedSignatureAlgorithm {
             oid: oid::SHA256_WITH_RSA.into()
         }
+    );
+}
+
+// ------------------------------------------------------------------------------------------------
+// Parse cost (the crafted blobs of `tests/common/hostile.rs`, timed by `verify/hostile_worst`)
+// ------------------------------------------------------------------------------------------------
+
+#[test]
+fn committed_hostile_blobs_match_the_generator() {
+    let dir = common::data_path("hostile");
+    let regenerate = std::env::var("EC2_IID_REGENERATE").is_ok_and(|v| v == "1");
+    let engine = base64::engine::general_purpose::STANDARD;
+    let mut stale = Vec::new();
+    for (name, blob) in common::hostile::hostile_blobs() {
+        assert!(blob.len() <= MAX_BLOB_LEN, "{name}: {}", blob.len());
+        let path = dir.join(format!("{name}.b64"));
+        let text = format!("{}\n", engine.encode(&blob));
+        if regenerate {
+            std::fs::write(&path, &text).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(text.as_str()) {
+            stale.push(name);
+        }
+    }
+    assert!(
+        stale.is_empty(),
+        "crafted blobs differ from the generator: {stale:?}; \
+         run `EC2_IID_REGENERATE=1 cargo test --test hostile committed_hostile` and review"
+    );
+}
+
+/// The committed copy of a crafted blob, decoded.
+fn hostile(name: &str) -> Vec<u8> {
+    let text = std::fs::read_to_string(common::data_path(&format!("hostile/{name}.b64"))).unwrap();
+    base64::engine::general_purpose::STANDARD
+        .decode(text.trim_end())
+        .unwrap()
+}
+
+#[test]
+fn crafted_blobs_are_refused_at_a_bound_or_verify() {
+    // Before the bounds, these cost 17x (flat-definite-segments) to 150x (nested-indefinite)
+    // the time of the fixture in release builds; each bound now trips within a few hundred
+    // bytes or MAX_ELEMENTS headers (`verify/hostile_worst` times them; benches/README.md).
+    let refused = |name: &str, offset: usize, reason: Malformed| {
+        assert_eq!(
+            verify(&hostile(name)).unwrap_err(),
+            malformed(offset, reason),
+            "{name}"
+        );
+    };
+    // The 11th indefinite level: five around the eContent, its own, then the 16 small
+    // segments (6 bytes each) and four levels of the chain.
+    refused(
+        "nested-indefinite",
+        158,
+        Malformed::IndefiniteNestingTooDeep,
+    );
+    // ContentInfo, [0], SignedData, the certificates field, and the chain's 7th SEQUENCE.
+    refused(
+        "certificate-chains",
+        551,
+        Malformed::IndefiniteNestingTooDeep,
+    );
+    // MAX_ELEMENTS headers: the fixture's first ~30, then the empty segments (2 bytes each).
+    refused("nested-within-bounds", 2114, Malformed::TooManyElements);
+    refused("flat-segments", 2082, Malformed::TooManyElements);
+    refused("flat-definite-segments", 2056, Malformed::TooManyElements);
+    // A definite-length certificates field is skipped in one step, whatever it holds.
+    let blob = hostile("definite-certificates");
+    assert_eq!(blob.len(), MAX_BLOB_LEN);
+    assert_eq!(verify(&blob).unwrap().content(), common::document());
+}
+
+#[test]
+fn certificates_and_crls_are_skipped_within_the_budget() {
+    // An indefinite certificates field is measured header by header, within the same budget:
+    // MAX_ELEMENTS empty SEQUENCEs in it are refused, 500 are skipped and the blob verifies.
+    let der = fixture();
+    let content = common::document();
+    let encap_end = position(&der, &content) + content.len() + 6;
+    let with_field = |field: &[u8]| [&der[..encap_end], field, &der[encap_end..]].concat();
+    let empties = |n: usize| [tag::SEQUENCE, 0x00].repeat(n);
+    let certificates = common::indefinite(tag::CTX0, &[&empties(500)]);
+    let crls = common::indefinite(tag::CTX1, &[&empties(300)]);
+    assert_eq!(
+        verify(&with_field(&[certificates.clone(), crls].concat()))
+            .unwrap()
+            .content(),
+        content
+    );
+    let certificates = common::indefinite(tag::CTX0, &[&empties(MAX_ELEMENTS)]);
+    assert!(matches!(
+        verify(&with_field(&certificates)),
+        Err(Error::Malformed {
+            reason: Malformed::TooManyElements,
+            ..
+        })
+    ));
+    // A definite-length one is not looked into at all: not even its headers are read.
+    let certificates = tlv(tag::CTX0, &[0x1f, 0x80].repeat(1000));
+    assert_eq!(
+        verify(&with_field(&certificates)).unwrap().content(),
+        content
     );
 }

@@ -163,8 +163,8 @@ fn decode_blob(blob: &[u8]) -> Result<Vec<u8>, Error> {
 
 impl UnverifiedSignedData {
     fn parse(der: Vec<u8>) -> Result<Self, Error> {
-        let lengths = ber::IndefiniteLengths::default();
-        let mut outer = Reader::with_lengths(&der, &lengths);
+        let state = ber::ParseState::default();
+        let mut outer = Reader::bounded(&der, &state);
         let mut sd = signed_data(&mut outer)?.children()?;
         let version = sd.next_element()?;
         if !matches!(ber::small_integer(&version)?, Some(1..=5)) {

@@ -15,6 +15,7 @@
 // `gen` is a reserved keyword since edition 2024, so the module is `r#gen`; everything is also
 // re-exported here (`common::BlobSpec`).
 pub mod r#gen;
+pub mod hostile;
 
 pub use self::r#gen::*;
 

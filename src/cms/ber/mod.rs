@@ -2,7 +2,8 @@
 //!
 //! It accepts definite and indefinite lengths (AWS writes indefinite ones), keeps every value
 //! as a slice of the input (so signed bytes are hashed exactly as transmitted), bounds nesting
-//! depth, and never allocates. Only low tag numbers (< 31) exist in CMS, so a high-tag-number
+//! depth, indefinite-length nesting and (for untrusted input) the headers read per blob, and
+//! never allocates. Only low tag numbers (< 31) exist in CMS, so a high-tag-number
 //! form is an error.
 
 use core::cell::Cell;
@@ -41,6 +42,23 @@ fn ber_error(offset: usize, reason: Malformed) -> BerError {
 /// Deepest nesting accepted. AWS blobs nest 9 levels deep; certificates add a few more.
 const MAX_DEPTH: usize = 24;
 
+/// Most indefinite-length elements nested in one another.
+///
+/// AWS nests six (ContentInfo, `[0]`, SignedData, encapContentInfo, `[0]`, the eContent OCTET
+/// STRING); four more leave room for other encoders' segmented content. Each indefinite level
+/// is measured by walking its children, so the bound also bounds how often a byte can be
+/// walked when the record of lengths cannot help.
+pub const MAX_INDEFINITE_DEPTH: usize = 10;
+
+/// Most element headers read while parsing one blob, every walk that measures an indefinite
+/// length included.
+///
+/// A real AWS blob reads 42 to 66 (a signer's certificate embedded in a definite-length field
+/// is skipped in one step); 1 024 leaves room for any real encoder's extra attributes or
+/// indefinite certificates, and keeps the costliest 64 KiB blob to about 10 µs of parsing,
+/// less than one RSA check, where an unbounded count of tiny elements cost milliseconds.
+pub const MAX_ELEMENTS: usize = 1024;
+
 pub(crate) const TAG_INTEGER: u8 = 0x02;
 pub(crate) const TAG_OCTET_STRING: u8 = 0x04;
 pub(crate) const TAG_NULL: u8 = 0x05;
@@ -51,33 +69,76 @@ pub(crate) const TAG_SEQUENCE: u8 = 0x30;
 pub(crate) const TAG_SET: u8 = 0x31;
 pub(crate) const CONSTRUCTED: u8 = 0x20;
 
-/// Lengths of indefinite-length values already measured, by their element's offset.
+/// What parsing one blob may still spend, and the indefinite lengths already measured.
 ///
-/// An indefinite length is only known by walking the element's children. Without this record
+/// An indefinite length is only known by walking the element's children. Without the record
 /// every indefinite element is walked again by each indefinite ancestor's walk and once more
 /// when it is read: AWS nests six, so the innermost was walked seven times. With it, each is
-/// walked once. Full (hostile input), it stops recording and lengths are walked as before.
-#[derive(Debug, Default)]
-pub(crate) struct IndefiniteLengths {
-    entries: [Cell<(usize, usize)>; 16],
+/// walked once. A walk records the deepest elements first, so a full record keeps the
+/// shallowest ones: those are the elements the parser reads again (it never descends into
+/// certificates or CRLs), so hostile nesting cannot push the SignedData's own lengths out.
+/// Every header read, walks included, is paid from a budget of [`MAX_ELEMENTS`].
+#[derive(Debug)]
+pub(crate) struct ParseState {
+    /// `(offset, value length, depth)` of measured indefinite-length elements.
+    entries: [Cell<(usize, usize, u8)>; 16],
     count: Cell<usize>,
+    /// Element headers that may still be read.
+    budget: Cell<usize>,
 }
 
-impl IndefiniteLengths {
+impl Default for ParseState {
+    fn default() -> Self {
+        Self {
+            entries: Default::default(),
+            count: Cell::new(0),
+            budget: Cell::new(MAX_ELEMENTS),
+        }
+    }
+}
+
+impl ParseState {
     fn get(&self, offset: usize) -> Option<usize> {
         self.entries
             .iter()
             .take(self.count.get())
             .map(Cell::get)
-            .find(|&(at, _)| at == offset)
-            .map(|(_, len)| len)
+            .find(|&(at, _, _)| at == offset)
+            .map(|(_, len, _)| len)
     }
 
-    fn record(&self, offset: usize, value_len: usize) {
+    fn record(&self, offset: usize, value_len: usize, depth: u8) {
         if let Some(entry) = self.entries.get(self.count.get()) {
-            entry.set((offset, value_len));
+            entry.set((offset, value_len, depth));
             self.count.set(self.count.get() + 1);
+            return;
         }
+        // Full: replace the deepest entry if this one is shallower.
+        let deepest = self
+            .entries
+            .iter()
+            .max_by_key(|entry| entry.get().2)
+            .filter(|entry| entry.get().2 > depth);
+        if let Some(entry) = deepest {
+            entry.set((offset, value_len, depth));
+        }
+    }
+
+    /// Pays for one header read at `offset`.
+    fn spend(&self, offset: usize) -> Result<(), BerError> {
+        match self.budget.get().checked_sub(1) {
+            Some(left) => {
+                self.budget.set(left);
+                Ok(())
+            }
+            None => Err(ber_error(offset, Malformed::TooManyElements)),
+        }
+    }
+
+    /// Headers read so far.
+    #[cfg(test)]
+    pub(crate) fn spent(&self) -> usize {
+        MAX_ELEMENTS - self.budget.get()
     }
 }
 
@@ -98,7 +159,10 @@ pub(crate) struct Element<'a> {
     pub(crate) indefinite: bool,
     /// Nesting depth, at most [`MAX_DEPTH`].
     depth: u8,
-    lengths: Option<&'a IndefiniteLengths>,
+    /// Indefinite-length elements around the value (this one included), at most
+    /// [`MAX_INDEFINITE_DEPTH`].
+    indefinite_depth: u8,
+    state: Option<&'a ParseState>,
 }
 
 impl<'a> Element<'a> {
@@ -119,7 +183,8 @@ impl<'a> Element<'a> {
             input: self.value,
             offset: self.value_offset(),
             depth: self.depth + 1,
-            lengths: self.lengths,
+            indefinite_depth: self.indefinite_depth,
+            state: self.state,
         })
     }
 
@@ -154,7 +219,8 @@ pub(crate) struct Reader<'a> {
     input: &'a [u8],
     offset: usize,
     depth: u8,
-    lengths: Option<&'a IndefiniteLengths>,
+    indefinite_depth: u8,
+    state: Option<&'a ParseState>,
 }
 
 impl<'a> Reader<'a> {
@@ -164,15 +230,17 @@ impl<'a> Reader<'a> {
             input,
             offset: 0,
             depth: 0,
-            lengths: None,
+            indefinite_depth: 0,
+            state: None,
         }
     }
 
-    /// A reader over a whole input that measures each indefinite length once, recording it in
-    /// `lengths` (which must start empty and serve this input only).
-    pub(crate) fn with_lengths(input: &'a [u8], lengths: &'a IndefiniteLengths) -> Self {
+    /// A reader over a whole untrusted input: each indefinite length is measured once and
+    /// recorded in `state`, and every header read is paid from its budget (`state` must start
+    /// as new and serve this input only). [`Reader::new`] is for trusted inputs (keys).
+    pub(crate) fn bounded(input: &'a [u8], state: &'a ParseState) -> Self {
         Self {
-            lengths: Some(lengths),
+            state: Some(state),
             ..Self::new(input)
         }
     }
@@ -189,7 +257,12 @@ impl<'a> Reader<'a> {
 
     /// Reads the next element; `Truncated` at the end of the input.
     pub(crate) fn next_element(&mut self) -> Result<Element<'a>, BerError> {
-        let (element, len) = parse_element(self.input, self.offset, self.depth, self.lengths)?;
+        let at = Position {
+            offset: self.offset,
+            depth: self.depth,
+            indefinite_depth: self.indefinite_depth,
+        };
+        let (element, len) = parse_element(self.input, at, self.state)?;
         self.advance(len);
         Ok(element)
     }
@@ -229,22 +302,45 @@ pub(crate) fn malformed(offset: usize, reason: Malformed) -> Error {
     Error::Malformed { offset, reason }
 }
 
+/// Where an element starts: its offset in the whole input and its nesting.
+#[derive(Clone, Copy)]
+struct Position {
+    offset: usize,
+    depth: u8,
+    /// Indefinite-length elements around this one.
+    indefinite_depth: u8,
+}
+
+impl Position {
+    /// The position of a child of an element at `self`, starting at `offset`.
+    fn child(self, offset: usize, indefinite: bool) -> Self {
+        Self {
+            offset,
+            depth: self.depth + 1,
+            indefinite_depth: self.indefinite_depth + u8::from(indefinite),
+        }
+    }
+}
+
 /// Parses one element at the start of `input`; returns it and its total encoded length.
 fn parse_element<'a>(
     input: &'a [u8],
-    offset: usize,
-    depth: u8,
-    lengths: Option<&'a IndefiniteLengths>,
+    at: Position,
+    state: Option<&'a ParseState>,
 ) -> Result<(Element<'a>, usize), BerError> {
-    if usize::from(depth) > MAX_DEPTH {
+    let offset = at.offset;
+    if usize::from(at.depth) > MAX_DEPTH {
         return Err(ber_error(offset, Malformed::NestingTooDeep));
+    }
+    if let Some(state) = state {
+        state.spend(offset)?;
     }
     let Header {
         tag,
         header_len,
         value_len,
         indefinite,
-    } = read_header(input, offset, depth, lengths)?;
+    } = read_header(input, at, state)?;
     let eoc_len = if indefinite { 2 } else { 0 };
     let header = usize::from(header_len);
     let total = header
@@ -269,8 +365,9 @@ fn parse_element<'a>(
         value,
         header_len,
         indefinite,
-        depth,
-        lengths,
+        depth: at.depth,
+        indefinite_depth: at.indefinite_depth + u8::from(indefinite),
+        state,
     };
     Ok((element, total))
 }
@@ -286,12 +383,8 @@ struct Header {
 
 /// Reads the tag (low tag numbers only) and the length: short, long (up to 4 bytes), or
 /// indefinite on a constructed element.
-fn read_header(
-    input: &[u8],
-    offset: usize,
-    depth: u8,
-    lengths: Option<&IndefiniteLengths>,
-) -> Result<Header, BerError> {
+fn read_header(input: &[u8], at: Position, state: Option<&ParseState>) -> Result<Header, BerError> {
+    let offset = at.offset;
     let truncated = || ber_error(offset, Malformed::Truncated);
     let (&tag, rest) = input.split_first().ok_or_else(truncated)?;
     if tag & 0x1f == 0x1f {
@@ -305,11 +398,10 @@ fn read_header(
         0x80 if tag & CONSTRUCTED == 0 => {
             return Err(ber_error(offset, Malformed::BadIndefiniteLength));
         }
-        0x80 => (
-            2,
-            remembered_indefinite_len(rest, offset, depth, lengths)?,
-            true,
-        ),
+        0x80 if usize::from(at.indefinite_depth) >= MAX_INDEFINITE_DEPTH => {
+            return Err(ber_error(offset, Malformed::IndefiniteNestingTooDeep));
+        }
+        0x80 => (2, remembered_indefinite_len(rest, at, state)?, true),
         0..=0x7f => (2, usize::from(first), false),
         0x81..=0x84 => {
             let n = first & 0x7f;
@@ -329,31 +421,31 @@ fn read_header(
     })
 }
 
-/// The value length of the indefinite-length element at `offset` (whose value starts with
-/// `rest`), measured once and remembered in `lengths` for the element's later readers.
+/// The value length of the indefinite-length element at `at` (whose value starts with
+/// `rest`), measured once and remembered in `state` for the element's later readers.
 fn remembered_indefinite_len(
     rest: &[u8],
-    offset: usize,
-    depth: u8,
-    lengths: Option<&IndefiniteLengths>,
+    at: Position,
+    state: Option<&ParseState>,
 ) -> Result<usize, BerError> {
-    if let Some(len) = lengths.and_then(|l| l.get(offset)) {
+    if let Some(len) = state.and_then(|s| s.get(at.offset)) {
         return Ok(len);
     }
-    let len = indefinite_value_len(rest, offset + 2, depth, lengths)?;
-    if let Some(l) = lengths {
-        l.record(offset, len);
+    let len = indefinite_value_len(rest, at, state)?;
+    if let Some(s) = state {
+        s.record(at.offset, len, at.depth);
     }
     Ok(len)
 }
 
-/// Length of an indefinite-length value: the children up to (not including) end-of-contents.
+/// Length of the value of the indefinite-length element at `at`: its children up to (not
+/// including) end-of-contents. Each child's header is read (and paid for), nothing more.
 fn indefinite_value_len(
     input: &[u8],
-    offset: usize,
-    depth: u8,
-    lengths: Option<&IndefiniteLengths>,
+    at: Position,
+    state: Option<&ParseState>,
 ) -> Result<usize, BerError> {
+    let start = at.offset + 2;
     let mut pos = 0usize;
     loop {
         // `pos` never passes the end: each child's length was checked against the input.
@@ -361,13 +453,13 @@ fn indefinite_value_len(
             [0, 0, ..] => return Ok(pos),
             [0, ..] => {
                 return Err(ber_error(
-                    offset + pos,
+                    start + pos,
                     Malformed::InvalidValue("end-of-contents"),
                 ));
             }
             // At the end of the input this reports `Truncated` where end-of-contents was due.
             rest => {
-                let (_, len) = parse_element(rest, offset + pos, depth + 1, lengths)?;
+                let (_, len) = parse_element(rest, at.child(start + pos, true), state)?;
                 pos += len;
             }
         }

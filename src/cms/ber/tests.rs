@@ -100,19 +100,100 @@ fn errors_name_where_they_are() {
 
 #[test]
 fn deep_nesting_is_bounded() {
+    // Definite lengths: depths 0 to MAX_DEPTH are accepted, one level more is not.
+    let definite = |levels: usize| {
+        let mut input = vec![0x05, 0x00];
+        for _ in 0..levels {
+            let mut outer = vec![0x30, u8::try_from(input.len()).unwrap()];
+            outer.extend(input);
+            input = outer;
+        }
+        input
+    };
+    let read_all = |input: &[u8]| walk(Reader::new(input), &mut Vec::new());
+    assert!(read_all(&definite(MAX_DEPTH)).is_ok());
+    assert_eq!(
+        read_all(&definite(MAX_DEPTH + 1)),
+        Err(ber_error(2 * (MAX_DEPTH + 1), Malformed::NestingTooDeep))
+    );
+}
+
+#[test]
+fn indefinite_nesting_is_bounded() {
     let mut deep = Vec::new();
     for _ in 0..10_000 {
         deep.extend([0x30, 0x80]);
     }
-    assert_eq!(err(&deep), Malformed::NestingTooDeep);
-    // Depths 0 to MAX_DEPTH are accepted, one level more is not.
+    assert_eq!(err(&deep), Malformed::IndefiniteNestingTooDeep);
+    // MAX_INDEFINITE_DEPTH levels are accepted, one level more is not; the error names the
+    // first header past the bound.
     let nested = |levels: usize| {
         let mut input = [0x30, 0x80].repeat(levels);
         input.extend([0x00, 0x00].repeat(levels));
         input
     };
-    assert!(Reader::new(&nested(MAX_DEPTH + 1)).next_element().is_ok());
-    assert_eq!(err(&nested(MAX_DEPTH + 2)), Malformed::NestingTooDeep);
+    assert!(
+        Reader::new(&nested(MAX_INDEFINITE_DEPTH))
+            .next_element()
+            .is_ok()
+    );
+    assert_eq!(
+        Reader::new(&nested(MAX_INDEFINITE_DEPTH + 1))
+            .next_element()
+            .unwrap_err(),
+        ber_error(
+            2 * MAX_INDEFINITE_DEPTH,
+            Malformed::IndefiniteNestingTooDeep
+        )
+    );
+    // Definite levels in between do not count, and reading down counts like measuring.
+    let mut mixed = vec![0x30, 0x80, 0x30, 0x04, 0x30, 0x80, 0, 0, 0, 0];
+    let state = ParseState::default();
+    walk(Reader::bounded(&mixed, &state), &mut Vec::new()).unwrap();
+    mixed.splice(0..0, [0x30, 0x80].repeat(MAX_INDEFINITE_DEPTH - 1));
+    mixed.extend([0, 0].repeat(MAX_INDEFINITE_DEPTH - 1));
+    assert_eq!(
+        walk(Reader::new(&mixed), &mut Vec::new()),
+        Err(ber_error(
+            2 * MAX_INDEFINITE_DEPTH + 2,
+            Malformed::IndefiniteNestingTooDeep
+        ))
+    );
+}
+
+#[test]
+fn every_header_is_paid_from_the_budget() {
+    // MAX_ELEMENTS NULLs in a definite SEQUENCE: the SEQUENCE's header is one too many.
+    let nulls = [0x05, 0x00].repeat(MAX_ELEMENTS);
+    let len = u16::try_from(nulls.len()).unwrap().to_be_bytes();
+    let input = [&[0x30, 0x82][..], &len, &nulls].concat();
+    let state = ParseState::default();
+    assert_eq!(
+        walk(Reader::bounded(&input, &state), &mut Vec::new()),
+        Err(ber_error(input.len() - 2, Malformed::TooManyElements))
+    );
+    let input = [&[0x30, 0x82][..], &len[..], &nulls[2..]].concat();
+    let input = [
+        &input[..2],
+        &(u16::try_from(input.len() - 4).unwrap().to_be_bytes()),
+        &input[4..],
+    ]
+    .concat();
+    let state = ParseState::default();
+    walk(Reader::bounded(&input, &state), &mut Vec::new()).unwrap();
+    assert_eq!(state.spent(), MAX_ELEMENTS);
+    // Measuring an indefinite length pays for the children's headers too, and a record
+    // spares the second walk: SEQUENCE { 3 NULLs } costs 4 read, 3 more measured.
+    let input = [0x30, 0x80, 0x05, 0x00, 0x05, 0x00, 0x05, 0x00, 0x00, 0x00];
+    let state = ParseState::default();
+    walk(Reader::bounded(&input, &state), &mut Vec::new()).unwrap();
+    assert_eq!(state.spent(), 7);
+    // Without a state (trusted inputs) nothing is counted.
+    walk(
+        Reader::new(&[0x05, 0x00].repeat(MAX_ELEMENTS + 1)),
+        &mut Vec::new(),
+    )
+    .unwrap();
 }
 
 /// Every element's offset and lengths, depth first.
@@ -127,32 +208,42 @@ fn walk(mut r: Reader<'_>, out: &mut Vec<(usize, usize, usize)>) -> Result<(), B
     Ok(())
 }
 
+/// An indefinite SEQUENCE around `chains` chains of `levels` nested indefinite SEQUENCEs,
+/// each level starting with an INTEGER.
+fn chains(chains: usize, levels: usize) -> Vec<u8> {
+    let mut chain = Vec::new();
+    for _ in 0..levels {
+        chain.extend([0x30, 0x80, 0x02, 0x01, 0x01]);
+    }
+    chain.extend([0x00, 0x00].repeat(levels));
+    [&[0x30, 0x80][..], &chain.repeat(chains), &[0, 0]].concat()
+}
+
 #[test]
 fn recorded_lengths_change_nothing_but_the_work() {
-    // 20 nested indefinite SEQUENCEs, each starting with an INTEGER: more than the record
-    // holds.
-    let mut nested = Vec::new();
-    for _ in 0..20 {
-        nested.extend([0x30, 0x80, 0x02, 0x01, 0x01]);
-    }
-    nested.extend([0x00, 0x00].repeat(20));
+    // 25 indefinite SEQUENCEs, more than the record holds.
+    let nested = chains(3, 8);
     let truncated = &nested[..nested.len() - 1];
     let siblings = [0x30, 0x80, 0x30, 0x80, 0, 0, 0x30, 0x80, 0, 0, 0, 0];
     let bad_eoc = [0x30, 0x80, 0x30, 0x80, 0, 1, 0, 0];
     for input in [&nested[..], truncated, &siblings, &bad_eoc] {
-        let lengths = IndefiniteLengths::default();
+        let state = ParseState::default();
         let (mut plain, mut recorded) = (Vec::new(), Vec::new());
         assert_eq!(
             walk(Reader::new(input), &mut plain),
-            walk(Reader::with_lengths(input, &lengths), &mut recorded),
+            walk(Reader::bounded(input, &state), &mut recorded),
             "{input:02x?}"
         );
         assert_eq!(plain, recorded, "{input:02x?}");
     }
-    let lengths = IndefiniteLengths::default();
-    walk(Reader::with_lengths(&siblings, &lengths), &mut Vec::new()).unwrap();
-    assert_eq!(lengths.count.get(), 3, "one record per indefinite element");
-    let lengths = IndefiniteLengths::default();
-    walk(Reader::with_lengths(&nested, &lengths), &mut Vec::new()).unwrap();
-    assert_eq!(lengths.count.get(), 16, "a full record stops growing");
+    let state = ParseState::default();
+    walk(Reader::bounded(&siblings, &state), &mut Vec::new()).unwrap();
+    assert_eq!(state.count.get(), 3, "one record per indefinite element");
+    let state = ParseState::default();
+    walk(Reader::bounded(&nested, &state), &mut Vec::new()).unwrap();
+    assert_eq!(state.count.get(), 16, "a full record stops growing");
+    // The full record keeps the shallowest elements, the outer one first among them.
+    assert_eq!(state.get(0), Some(nested.len() - 4));
+    let depths: Vec<u8> = state.entries.iter().map(|e| e.get().2).collect();
+    assert!(depths.iter().all(|&d| d <= 5), "{depths:?}");
 }
