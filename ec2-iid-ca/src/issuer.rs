@@ -67,7 +67,7 @@ pub struct Issued {
     pub certificate_der: Vec<u8>,
     /// The serial number, lowercase hex of its big-endian bytes without leading zeros.
     pub serial: String,
-    /// notBefore: `now` − 1 minute.
+    /// notBefore: `now` − 1 minute, in whole seconds as the certificate says.
     pub not_before: DateTime<Utc>,
     /// notAfter: `now` + the profile's TTL, or the CA certificate's notAfter if that is sooner.
     pub not_after: DateTime<Utc>,
@@ -195,6 +195,8 @@ impl Issuer {
         } else {
             None
         };
+        // Whole seconds: what the certificate can say (X.509 times have no fractions).
+        let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
         let not_before = now - BACKDATE;
         let ttl = TimeDelta::from_std(profile.ttl()).unwrap_or(TimeDelta::hours(1));
         let not_after = now

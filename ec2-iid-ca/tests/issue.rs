@@ -403,3 +403,31 @@ fn issuer_debug_never_shows_the_key() {
     assert!(!debug.contains(&key_b64[..16]), "{debug}");
     assert!(!debug.to_lowercase().contains("key"), "{debug}");
 }
+
+#[test]
+fn issuer_is_shared_across_threads_and_times_are_whole_seconds() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Issuer>();
+    send_sync::<Profile>();
+    send_sync::<Csr>();
+
+    let ca = root();
+    let issuer = Issuer::from_pem(&ca.pem, &ca.key_pem).unwrap();
+    let (pem, _) = csr_pem(&rcgen::PKCS_ECDSA_P256_SHA256);
+    let csr = Csr::from_pem(&pem).unwrap();
+    let at = now() + TimeDelta::milliseconds(500);
+    let issued = issuer
+        .issue(&outcome(), &csr, &default_profile(), at, SERIAL)
+        .unwrap();
+    let cert = parse(&issued);
+    assert_eq!(
+        issued.not_before.timestamp(),
+        cert.validity().not_before.timestamp()
+    );
+    assert_eq!(
+        issued.not_before,
+        now() - TimeDelta::minutes(1),
+        "what the certificate says"
+    );
+    assert_eq!(issued.not_after, now() + TimeDelta::hours(1));
+}
