@@ -206,7 +206,7 @@ fn key_type(
             Some(c) if c == OID_NIST_EC_P384 => Ok(KeyType::EcdsaP384),
             Some(c) => Err(CsrError::UnsupportedKey {
                 key: format!("EC {}", curve_name(&c)),
-                rsa: "",
+                note: "",
             }),
             None => Err(CsrError::Malformed {
                 reason: "EC key without a named curve".to_owned(),
@@ -225,7 +225,7 @@ fn key_type(
         if policy != KeyPolicy::AllowRsa {
             return Err(CsrError::UnsupportedKey {
                 key: "RSA".to_owned(),
-                rsa: " (RSA is accepted only where the issuer allows it)",
+                note: " (RSA is accepted only where the issuer allows it)",
             });
         }
         let bits = match spki.parsed() {
@@ -243,7 +243,7 @@ fn key_type(
     }
     Err(CsrError::UnsupportedKey {
         key: format!("algorithm {alg}"),
-        rsa: "",
+        note: "",
     })
 }
 

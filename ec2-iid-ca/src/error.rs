@@ -38,12 +38,12 @@ pub enum CsrError {
     },
     /// The key type is not accepted (another curve, or RSA without
     /// [`KeyPolicy::AllowRsa`](crate::KeyPolicy::AllowRsa)).
-    #[error("CSR key {key} is not accepted: use an ECDSA P-256 or P-384 or an Ed25519 key{rsa}")]
+    #[error("CSR key {key} is not accepted: use an ECDSA P-256 or P-384 or an Ed25519 key{note}")]
     UnsupportedKey {
         /// The key's type (e.g. `EC secp521r1`, `RSA`), from its OIDs.
         key: String,
-        /// A note on RSA when it is refused by policy.
-        rsa: &'static str,
+        /// Empty, or why RSA was refused (the issuer's [`KeyPolicy`](crate::KeyPolicy)).
+        note: &'static str,
     },
     /// An RSA key shorter than 2048 bits (or longer than 8192).
     #[error(
