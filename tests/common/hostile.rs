@@ -42,19 +42,7 @@ fn empty_segments(count: usize) -> Vec<u8> {
 /// 16-entry record of measured lengths) and then 14 indefinite levels nested in one another
 /// around empty segments. Without a bound every uncached level walks everything below it again.
 pub fn nested_indefinite() -> Vec<u8> {
-    with_econtent(|room| {
-        let levels = 14;
-        let cache_fill = indefinite(tag::OCTET_STRING_CONSTRUCTED, &[&[tag::OCTET_STRING, 0]]);
-        let fixed = 4 + 16 * cache_fill.len() + 4 * levels;
-        let mut chain = empty_segments((room - fixed) / 2);
-        for _ in 0..levels {
-            chain = indefinite(tag::OCTET_STRING_CONSTRUCTED, &[&chain]);
-        }
-        let parts: Vec<&[u8]> = std::iter::repeat_n(cache_fill.as_slice(), 16)
-            .chain([chain.as_slice()])
-            .collect();
-        indefinite(tag::OCTET_STRING_CONSTRUCTED, &parts)
-    })
+    nested_after_cache_fill(14)
 }
 
 /// A signed fixture whose (never signed, never used) certificates field is 64 KiB of nested
@@ -82,8 +70,13 @@ pub fn certificate_chains() -> Vec<u8> {
 /// and then 4 nested indefinite levels (the six around the content make 10, the most accepted)
 /// around empty segments.
 pub fn nested_within_bounds() -> Vec<u8> {
+    nested_after_cache_fill(4)
+}
+
+/// 64 KiB of eContent: 16 small indefinite segments, then `levels` indefinite levels nested
+/// in one another around empty segments.
+fn nested_after_cache_fill(levels: usize) -> Vec<u8> {
     with_econtent(|room| {
-        let levels = 4;
         let cache_fill = indefinite(tag::OCTET_STRING_CONSTRUCTED, &[&[tag::OCTET_STRING, 0]]);
         let fixed = 4 + 16 * cache_fill.len() + 4 * levels;
         let mut chain = empty_segments((room - fixed) / 2);
