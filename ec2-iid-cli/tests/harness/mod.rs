@@ -66,17 +66,25 @@ pub(crate) fn write_token(dir: &Path, role: Option<&str>) -> PathBuf {
 /// `ec2-iid serve` with the test CA trusted for us-east-1, AWS at `endpoint_url`, dummy
 /// credentials and no IMDS.
 pub(crate) fn serve_command(token: &Path, endpoint_url: &str, extra: &[&str]) -> Command {
+    let mut command = serve_base("127.0.0.1:0", token, endpoint_url);
+    command
+        .arg("--cert")
+        .arg(common::data_path("testca/testca.pem"))
+        .args(["--cert-region", REGION])
+        .args(extra);
+    command
+}
+
+/// `ec2-iid serve` on `listen` with `token`, AWS at `endpoint_url`, dummy credentials and no
+/// IMDS: what every server of these tests shares.
+fn serve_base(listen: &str, token: &Path, endpoint_url: &str) -> Command {
     let mut command = Command::new(binary());
     command
         .arg("serve")
         .arg("--token")
         .arg(token)
-        .arg("--cert")
-        .arg(common::data_path("testca/testca.pem"))
-        .args(["--cert-region", REGION])
         .args(["--endpoint-url", endpoint_url])
-        .args(["--listen", "127.0.0.1:0"])
-        .args(extra)
+        .args(["--listen", listen])
         .env("AWS_ACCESS_KEY_ID", "testing")
         .env("AWS_SECRET_ACCESS_KEY", "testing")
         .env("AWS_REGION", REGION)
@@ -372,28 +380,15 @@ pub(crate) fn percentile(sorted: &[Duration], p: usize) -> Duration {
 
 // ---- TLS, signals and raw connections (tests/edges.rs, tests/signals.rs, tests/system.rs). ----
 
-/// `serve_command` listening on `listen` instead of 127.0.0.1:0.
+/// `ec2-iid serve` on `listen`, without the test CA (`serve_base` and `extra`).
 pub(crate) fn serve_command_on(
     listen: &str,
     token: &Path,
     endpoint_url: &str,
     extra: &[&str],
 ) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ec2-iid"));
-    command
-        .arg("serve")
-        .arg("--token")
-        .arg(token)
-        .args(["--endpoint-url", endpoint_url])
-        .args(["--listen", listen])
-        .args(extra)
-        .env("AWS_ACCESS_KEY_ID", "testing")
-        .env("AWS_SECRET_ACCESS_KEY", "testing")
-        .env("AWS_REGION", REGION)
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .env_remove("AWS_SESSION_TOKEN")
-        .env_remove("AWS_PROFILE")
-        .stdin(Stdio::null());
+    let mut command = serve_base(listen, token, endpoint_url);
+    command.args(extra);
     command
 }
 
