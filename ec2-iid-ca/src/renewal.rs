@@ -83,7 +83,7 @@ impl Issuer {
     /// #     include_str!("../tests/data/ca/intermediate.key"))?;
     /// let not_a_certificate = b"\x30\x03\x02\x01\x00";
     /// let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
-/// let err = issuer.check_presented(not_a_certificate, now).unwrap_err();
+    /// let err = issuer.check_presented(not_a_certificate, now).unwrap_err();
     /// assert_eq!(err.kind(), "cert_malformed");
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
