@@ -8,6 +8,9 @@
 //! print a notice and pass, unless `CI=true`.
 #![cfg(test)] // clippy.toml says why
 
+#[allow(dead_code, reason = "only its 200 answer is used here")]
+#[path = "../../ec2-iid-aws/tests/support/fake_server.rs"]
+mod fake_server;
 mod harness;
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -255,6 +258,27 @@ async fn join_out_dir_gets_a_certificate_bound_to_its_key() {
         "{log}"
     );
 
+    // A CA past its notAfter: the join is granted, the certificate not issued.
+    let expired_dir = dir.join("expired");
+    std::fs::create_dir(&expired_dir).unwrap();
+    let (chain, key_file) = expired_ca(&expired_dir);
+    let expired = Server::start(
+        &expired_dir,
+        "serve",
+        &moto.url,
+        &[
+            "--ca-cert",
+            &chain,
+            "--ca-key",
+            &key_file,
+            "--trust-domain",
+            "example.org",
+        ],
+    );
+    let (status, body) = expired.join(&csr_body(&document, &csr_of(&key))).await;
+    assert_eq!(status, 500, "{body}");
+    expired.refused(&body, "issue_failed", "CA certificate expired");
+
     // GET /bundle: the root.
     let (status, head, body) = request(&server.addr, "GET", "/bundle", b"").await;
     assert_eq!((status, body), (200, root_pem()));
@@ -263,6 +287,22 @@ async fn join_out_dir_gets_a_certificate_bound_to_its_key() {
             .contains("content-type: application/pem-certificate-chain"),
         "{head}"
     );
+}
+
+/// A self-signed CA valid in 2020 only, written into `dir` (the key 0600); its paths.
+fn expired_ca(dir: &Path) -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let mut params = rcgen::CertificateParams::default();
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    params.not_before = rcgen::date_time_ymd(2020, 1, 1);
+    params.not_after = rcgen::date_time_ymd(2021, 1, 1);
+    let cert = params.self_signed(&key).unwrap();
+    let (chain, key_file) = (dir.join("old-ca.pem"), dir.join("old-ca.key"));
+    std::fs::write(&chain, cert.pem()).unwrap();
+    std::fs::write(&key_file, key.serialize_pem()).unwrap();
+    std::fs::set_permissions(&key_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let text = |p: PathBuf| p.to_str().unwrap().to_owned();
+    (text(chain), text(key_file))
 }
 
 /// A loopback URL nothing listens on: the refusals below need no EC2.
@@ -445,4 +485,60 @@ fn ca_flags_are_checked_at_start() {
         "{stderr}"
     );
     assert!(!stderr.contains("PRIVATE KEY"), "{stderr}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn join_out_dir_needs_a_directory_and_a_certificate() {
+    let dir = scratch_dir("out-dir-errors");
+    let imds = ImdsServer::start().await;
+    let (url, seen) = fake_server::join_server(vec![(200, None, fake_server::JOINED)]).await;
+    let run = |out: PathBuf| {
+        let args = [
+            "join",
+            "--server",
+            &url,
+            "--imds-endpoint",
+            &imds.url,
+            "--deadline",
+            "10s",
+        ]
+        .map(str::to_owned);
+        tokio::task::spawn_blocking(move || {
+            Command::new(harness::binary())
+                .args(args)
+                .arg("--out-dir")
+                .arg(out)
+                .env_remove("AWS_EC2_METADATA_DISABLED")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap()
+        })
+    };
+    // No such directory: a usage error, nothing sent.
+    let output = run(dir.join("missing")).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("create it first"), "{stderr}");
+    assert!(seen.lock().unwrap().is_empty());
+
+    // A server that answers 200 without a certificate: nothing written, exit 3.
+    let output = run(dir.clone()).await.unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("without a certificate"), "{stderr}");
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "nothing written"
+    );
+    let seen = seen.lock().unwrap();
+    let sent: serde_json::Value = serde_json::from_slice(&seen[0]).unwrap();
+    assert!(
+        sent["csr"]
+            .as_str()
+            .unwrap()
+            .starts_with("-----BEGIN CERTIFICATE REQUEST-----")
+    );
+    assert!(sent["document"].is_string());
 }
