@@ -37,7 +37,7 @@ pub use ids::{
 };
 pub use input::{Format, SignedInput};
 pub use join::lookup::{InstanceLookup, InstanceQuery};
-pub use join::outcome::{CheckError, JoinOutcome};
+pub use join::outcome::{CheckError, Grant, JoinOutcome};
 pub use join::pending::PendingJoin;
 pub use join::registry::{ClaimRecord, InMemoryJoinRegistry, JoinClaim, JoinRegistry};
 pub use join::verifier::{Verifier, VerifierBuilder};

@@ -4,7 +4,9 @@
 //! The server is `ec2-iid serve` (ec2-iid-cli): the body is the `/rsa2048` (or
 //! `/pkcs7`) text as IMDS serves it, and it answers
 //!
-//! * 200 `{"host_id": ..., "matched_rule": N}`: joined ([`Joined`]);
+//! * 200 `{"host_id": ..., "matched_rule": N}`: joined ([`Joined`]); with a CSR
+//!   ([`JoinClientBuilder::csr`]) the body is `{"document": TEXT, "csr": PEM}` and the answer
+//!   adds `grant`, `spiffe_id`, `serial`, `not_after`, `certificate` and `bundle`;
 //! * 400, 403 `{"error": KIND, "request_id": ID}`, or 413: refused, never retried
 //!   ([`JoinError::Refused`]);
 //! * 503, optionally with `Retry-After` (whole seconds): retried.
@@ -51,6 +53,7 @@ use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use chrono::{DateTime, Utc};
 use ec2_iid::{Format, SignedInput};
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
@@ -106,6 +109,7 @@ pub struct JoinClient {
     deadline: Duration,
     max_attempts: u32,
     insecure_http: bool,
+    csr: Option<String>,
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
 }
 
@@ -120,6 +124,7 @@ pub struct JoinClientBuilder {
     allow_insecure_http: bool,
     ca_certificates: Vec<CertificateDer<'static>>,
     ca_error: Option<JoinConfigError>,
+    csr: Option<String>,
 }
 
 impl JoinClient {
@@ -136,6 +141,7 @@ impl JoinClient {
             allow_insecure_http: false,
             ca_certificates: Vec::new(),
             ca_error: None,
+            csr: None,
         }
     }
 
@@ -171,10 +177,20 @@ impl JoinClient {
         let signed = tokio::time::timeout_at(until, self.fetcher.fetch(self.format))
             .await
             .map_err(|_| gave_up(0, "fetching the document from IMDS took too long".into()))??;
-        let body = match signed.input() {
-            SignedInput::Rsa2048(text) | SignedInput::Pkcs7(text) => Bytes::copy_from_slice(text),
+        let document = match signed.input() {
+            SignedInput::Rsa2048(text) | SignedInput::Pkcs7(text) => text,
             // Refused by the builder; `SignedInput` is non-exhaustive.
             _ => return Err(JoinConfigError::UnsupportedFormat.into()),
+        };
+        // The same body on every attempt: with a CSR, a retry is the same requester.
+        let body = match &self.csr {
+            None => Bytes::copy_from_slice(document),
+            Some(csr) => {
+                // IMDS's text is base64 or PEM (ASCII); anything else the server refuses.
+                let document = String::from_utf8_lossy(document);
+                let json = serde_json::json!({ "document": document, "csr": csr });
+                Bytes::from(json.to_string())
+            }
         };
         let mut backoff = Backoff::new();
         let mut attempts = 0;
@@ -216,7 +232,14 @@ impl JoinClient {
         let request = Request::builder()
             .method(Method::POST)
             .uri(self.url.clone())
-            .header(header::CONTENT_TYPE, "text/plain")
+            .header(
+                header::CONTENT_TYPE,
+                if self.csr.is_some() {
+                    "application/json"
+                } else {
+                    "text/plain"
+                },
+            )
             .body(Full::new(body));
         let request = match request {
             Ok(request) => request,
@@ -432,6 +455,17 @@ impl JoinClientBuilder {
         self
     }
 
+    /// Ask for a certificate: send `pem`, a PKCS#10 `CERTIFICATE REQUEST` signed by the key the
+    /// certificate is for, with the document (`{"document", "csr"}`). The server binds the
+    /// join to that key, so a retry with the same CSR is granted again and any other key is
+    /// refused; the answer's certificate fields are on [`Joined`]. Default: none (the document
+    /// alone).
+    #[must_use]
+    pub fn csr(mut self, pem: impl Into<String>) -> Self {
+        self.csr = Some(pem.into());
+        self
+    }
+
     /// The time the whole join may take, the IMDS fetch and the retries included. Default:
     /// [`DEFAULT_DEADLINE`].
     #[must_use]
@@ -511,6 +545,7 @@ impl JoinClientBuilder {
             deadline: self.deadline,
             max_attempts: self.max_attempts,
             insecure_http,
+            csr: self.csr,
             http: Client::builder(TokioExecutor::new()).build(connector),
         })
     }
@@ -544,23 +579,76 @@ fn tls_config(
         .with_no_client_auth())
 }
 
-/// The server let the instance join: its 200 answer.
+/// The server let the instance join: its 200 answer. The fields are the server's, untrusted:
+/// pass them through [`printable`] before printing them.
 #[derive(Clone, Debug, Eq, PartialEq)]
 pub struct Joined {
     body: String,
     host_id: Option<String>,
     matched_rule: Option<u64>,
+    grant: Option<String>,
+    spiffe_id: Option<String>,
+    serial: Option<String>,
+    not_after: Option<DateTime<Utc>>,
+    certificate_pem: Option<String>,
+    bundle_pem: Option<String>,
 }
 
 impl Joined {
     fn new(body: String) -> Self {
         let value = serde_json::from_str::<serde_json::Value>(&body).ok();
         let field = |name: &str| value.as_ref().and_then(|v| v.get(name)).cloned();
+        let text = |name: &str| field(name).and_then(|v| v.as_str().map(str::to_owned));
         Self {
-            host_id: field("host_id").and_then(|v| v.as_str().map(str::to_owned)),
+            host_id: text("host_id"),
             matched_rule: field("matched_rule").and_then(|v| v.as_u64()),
+            grant: text("grant"),
+            spiffe_id: text("spiffe_id"),
+            serial: text("serial"),
+            not_after: text("not_after")
+                .and_then(|t| DateTime::parse_from_rfc3339(&t).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            certificate_pem: text("certificate"),
+            bundle_pem: text("bundle"),
             body,
         }
+    }
+
+    /// With a CSR: `first`, or `repeat` when this key had joined with this document before
+    /// (a retry after a lost answer).
+    #[must_use]
+    pub fn grant(&self) -> Option<&str> {
+        self.grant.as_deref()
+    }
+
+    /// With a CSR: the certificate's SPIFFE ID (its URI SAN).
+    #[must_use]
+    pub fn spiffe_id(&self) -> Option<&str> {
+        self.spiffe_id.as_deref()
+    }
+
+    /// With a CSR: the certificate's serial number, hex.
+    #[must_use]
+    pub fn serial(&self) -> Option<&str> {
+        self.serial.as_deref()
+    }
+
+    /// With a CSR: the certificate's notAfter.
+    #[must_use]
+    pub fn not_after(&self) -> Option<DateTime<Utc>> {
+        self.not_after
+    }
+
+    /// With a CSR: the certificate, then the intermediate CAs, PEM (what to present in TLS).
+    #[must_use]
+    pub fn certificate_pem(&self) -> Option<&str> {
+        self.certificate_pem.as_deref()
+    }
+
+    /// With a CSR: the CA certificates to trust for peers' certificates, PEM.
+    #[must_use]
+    pub fn bundle_pem(&self) -> Option<&str> {
+        self.bundle_pem.as_deref()
     }
 
     /// The answer as the server sent it (JSON; trailing whitespace removed).

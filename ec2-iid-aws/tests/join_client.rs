@@ -78,6 +78,42 @@ async fn retries_503_then_joins() {
 }
 
 #[tokio::test]
+async fn with_a_csr_every_attempt_sends_the_same_document_and_csr() {
+    const CERTIFIED: &str = r#"{"host_id":"123456789012-i-0123456789abcdef0","matched_rule":0,"grant":"repeat","spiffe_id":"spiffe://example.org/ec2/123456789012/us-east-1/i-0123456789abcdef0","serial":"42","not_after":"2026-11-01T13:01:00Z","certificate":"-----BEGIN CERTIFICATE-----\nleaf\n","bundle":"-----BEGIN CERTIFICATE-----\nroot\n"}"#;
+    let imds = ImdsServer::start().await;
+    let (url, seen) =
+        join_server(vec![(503, Some("0"), UNAVAILABLE), (200, None, CERTIFIED)]).await;
+    let csr = "-----BEGIN CERTIFICATE REQUEST-----\nMIIB\n-----END CERTIFICATE REQUEST-----\n";
+    let joined = JoinClient::builder(&url)
+        .fetcher(fetcher(&imds.url))
+        .deadline(Duration::from_secs(10))
+        .csr(csr)
+        .build()
+        .unwrap()
+        .join()
+        .await
+        .unwrap();
+    let seen = seen.lock().unwrap();
+    assert_eq!(seen.len(), 2);
+    assert_eq!(seen[0], seen[1], "the retry is the same requester");
+    let sent: serde_json::Value = serde_json::from_slice(&seen[0]).unwrap();
+    let document = String::from_utf8(fixture(RSA2048).to_vec()).unwrap();
+    assert_eq!(sent, serde_json::json!({"document": document, "csr": csr}));
+    assert_eq!(joined.grant(), Some("repeat"));
+    assert_eq!(
+        joined.spiffe_id(),
+        Some("spiffe://example.org/ec2/123456789012/us-east-1/i-0123456789abcdef0")
+    );
+    assert_eq!(joined.serial(), Some("42"));
+    assert_eq!(
+        joined.not_after().unwrap().to_rfc3339(),
+        "2026-11-01T13:01:00+00:00"
+    );
+    assert!(joined.certificate_pem().unwrap().contains("leaf"));
+    assert!(joined.bundle_pem().unwrap().contains("root"));
+}
+
+#[tokio::test]
 async fn pkcs7_text_is_the_body() {
     let imds = ImdsServer::start().await;
     let (url, seen) = join_server(vec![(200, None, JOINED)]).await;

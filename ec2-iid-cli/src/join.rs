@@ -1,6 +1,12 @@
 //! `ec2-iid join`: fetch this instance's identity document from IMDS and send it to a join
 //! server (`ec2_iid_aws::join`), retrying 503 answers and connection errors until the deadline.
 //! Everything printed that came from the server goes through `ec2_iid_aws::join::printable`.
+//!
+//! With `--out-dir`, the instance asks for a certificate: a P-256 key is made here (it never
+//! leaves the instance), its CSR goes with the document, and the key, the certificate and the
+//! CA bundle are written to the directory ([`credentials`]).
+
+mod credentials;
 
 use core::time::Duration;
 use std::process::ExitCode;
@@ -13,7 +19,8 @@ use crate::out;
 
 /// Exit codes of `join`.
 pub(crate) const EXIT_CODES: &str = "Exit codes: 0 joined, 1 refused (400, 403, 413), 2 usage \
-error, 3 IMDS failed or the server could not be reached in time.";
+error, 3 IMDS failed, the server could not be reached in time, or (--out-dir) the certificate \
+could not be written.";
 
 /// The flags of `join`.
 #[derive(Clone, Debug, clap::Args)]
@@ -53,13 +60,20 @@ pub(crate) struct JoinArgs {
     /// localhost, 127.0.0.0/8 and ::1.
     #[arg(long)]
     insecure_http: bool,
+
+    /// Ask for a certificate (the server needs --ca-cert): make a P-256 key here, send its CSR
+    /// with the document, and write key.pem (mode 0600), cert.pem (the certificate, then the
+    /// intermediate CAs) and bundle.pem (the CA certificates to trust) into DIR, each
+    /// replaced atomically. DIR must exist.
+    #[arg(long, value_name = "DIR")]
+    out_dir: Option<std::path::PathBuf>,
 }
 
 /// Joins; `Err` is a usage error (exit 2).
 ///
 /// # Errors
 /// The usage error to print: an invalid `--server` (or an `http://` one off this host without
-/// `--insecure-http`), `--imds-endpoint` or `--ca-cert`.
+/// `--insecure-http`), `--imds-endpoint`, `--ca-cert` or `--out-dir` (not a directory).
 pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
     let fetcher = match &args.imds_endpoint {
         Some(url) => ImdsFetcher::builder()
@@ -73,6 +87,16 @@ pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
         let pem = std::fs::read(path).map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
         builder = builder.ca_certificates_pem(&pem);
     }
+    // One key per run: every retry sends the same CSR, so the server sees the same requester.
+    let key = match &args.out_dir {
+        Some(dir) => {
+            credentials::check_dir(dir)?;
+            let key = credentials::Key::generate()?;
+            builder = builder.csr(key.csr_pem());
+            Some(key)
+        }
+        None => None,
+    };
     let client = builder
         .fetcher(fetcher)
         .format(args.format)
@@ -102,10 +126,22 @@ pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
     Ok(match runtime.block_on(client.join()) {
-        Ok(joined) => {
-            out(printable(joined.body()));
-            ExitCode::SUCCESS
-        }
+        Ok(joined) => match (&args.out_dir, &key) {
+            (Some(dir), Some(key)) => match credentials::write(dir, key, &joined) {
+                Ok(()) => {
+                    out(printable(&credentials::summary(&joined)));
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {}", printable(&e));
+                    ExitCode::from(3)
+                }
+            },
+            _ => {
+                out(printable(joined.body()));
+                ExitCode::SUCCESS
+            }
+        },
         Err(JoinError::Refused { kind, body, .. }) => {
             if serde_json::from_str::<serde_json::Value>(&body).is_ok() {
                 out(printable(&body));

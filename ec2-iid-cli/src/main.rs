@@ -63,11 +63,12 @@ enum Command {
         args: Vec<std::ffi::OsString>,
     },
     /// The join server: POST /join verifies an instance's identity document, checks the
-    /// instance with DescribeInstances and lets each launch join once; GET /metrics and
-    /// GET /healthz for the operator.
+    /// instance with DescribeInstances and lets each launch join once (with --ca-cert, a join
+    /// with a CSR gets a certificate; GET /bundle); GET /metrics and GET /healthz for the
+    /// operator.
     #[cfg(feature = "aws")]
     #[command(after_help = serve::EXIT_CODES)]
-    Serve(serve::ServeArgs),
+    Serve(Box<serve::ServeArgs>),
     /// Not built: this binary was built without the `aws` feature.
     #[cfg(not(feature = "aws"))]
     #[command(hide = true, disable_help_flag = true)]
@@ -119,7 +120,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "aws")]
         Command::Serve(args) => {
             let sub_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
-            serve::run(args, sub_matches).unwrap_or_else(|message| usage_error("serve", &message))
+            serve::run(*args, sub_matches).unwrap_or_else(|message| usage_error("serve", &message))
         }
         #[cfg(not(feature = "aws"))]
         Command::Join { .. } => built_without_aws("join"),

@@ -13,7 +13,7 @@ use crate::signature::document::IdentityDocument;
 /// A join that passed every check, the instance check included: the only value that grants
 /// one. Made by [`PendingJoin::check_facts`](crate::PendingJoin::check_facts), [`PendingJoin::check_instance`](crate::PendingJoin::check_instance) and
 /// [`PendingJoin::check_instance_once`](crate::PendingJoin::check_instance_once). Serializes as
-/// `{"host_id", "matched_rule", "rule", "document", "facts"}`.
+/// `{"host_id", "matched_rule", "rule", "document", "facts", "grant"}`.
 #[derive(Clone, Debug, Eq, PartialEq, serde::Serialize)]
 pub struct JoinOutcome {
     // Set only by the pending join's checks (`crate::join::pending`).
@@ -22,6 +22,40 @@ pub struct JoinOutcome {
     pub(crate) rule: AllowRule,
     pub(crate) document: IdentityDocument,
     pub(crate) facts: InstanceFacts,
+    pub(crate) grant: Grant,
+}
+
+/// Whether a join granted this launch of the host for the first time, or again to the requester
+/// that claimed it before (a retry after a lost answer, a timeout or a 503). Serializes as
+/// `"first"` or `"repeat"`.
+///
+/// Only [`PendingJoin::check_instance_once`](crate::PendingJoin::check_instance_once) knows of
+/// earlier claims: it says [`Grant::Repeat`] when the host's record, read before the lookup,
+/// is this requester's claim of this launch. The other checks say [`Grant::First`].
+///
+/// ```
+/// assert_eq!(ec2_iid::Grant::Repeat.as_str(), "repeat");
+/// assert_eq!(serde_json::to_string(&ec2_iid::Grant::First).unwrap(), r#""first""#);
+/// ```
+#[non_exhaustive]
+#[derive(Clone, Copy, Debug, Eq, Hash, PartialEq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Grant {
+    /// No claim of this launch was recorded before this one.
+    First,
+    /// This requester had already claimed this launch: the join is granted again.
+    Repeat,
+}
+
+impl Grant {
+    /// `"first"` or `"repeat"`, as serialized.
+    #[must_use]
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::First => "first",
+            Self::Repeat => "repeat",
+        }
+    }
 }
 
 impl JoinOutcome {
@@ -53,6 +87,13 @@ impl JoinOutcome {
     #[must_use]
     pub fn facts(&self) -> &InstanceFacts {
         &self.facts
+    }
+
+    /// Whether this join is the launch's first grant, or a repeat for the same requester
+    /// (see [`Grant`]).
+    #[must_use]
+    pub fn grant(&self) -> Grant {
+        self.grant
     }
 }
 

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use crate::error::Error;
 use crate::ids::RoleArn;
 use crate::join::lookup::{InstanceLookup, InstanceQuery};
-use crate::join::outcome::{CheckError, JoinOutcome};
+use crate::join::outcome::{CheckError, Grant, JoinOutcome};
 use crate::join::registry::{JoinClaim, JoinRegistry};
 use crate::policy::facts::{
     InstanceFacts, RootVolumeCheck, check_instance_facts, is_bound_failure,
@@ -238,6 +238,7 @@ impl<'v> PendingJoin<'v> {
                 rule: rule.clone(),
                 document: self.document().clone(),
                 facts: facts.cloned().unwrap_or_default(),
+                grant: Grant::First,
             })),
             Err(e) if is_bound_failure(&e) => {
                 refusal.get_or_insert(e);
@@ -270,6 +271,9 @@ impl<'v> PendingJoin<'v> {
     ///    (its answer was lost) grants; otherwise the claim's error is returned and nothing
     ///    of this claim is stored, so a retry is not refused as a replay.
     ///
+    /// The outcome's [`grant`](JoinOutcome::grant) is [`Grant::Repeat`] when the first read
+    /// found this requester's claim of this launch, else [`Grant::First`].
+    ///
     /// # Errors
     /// As [`PendingJoin::check_instance`], plus [`Error::AlreadyJoined`] and
     /// [`CheckError::Registry`].
@@ -281,17 +285,25 @@ impl<'v> PendingJoin<'v> {
         now: DateTime<Utc>,
     ) -> Result<JoinOutcome, CheckError<L::Error, R::Error>> {
         let claim = self.claim(requester, now);
-        let stored = registry.record(&claim.host_id, now).await;
-        if stored
-            .map_err(CheckError::Registry)?
-            .is_some_and(|stored| !claim.wins_over(&stored))
-        {
+        let stored = registry
+            .record(&claim.host_id, now)
+            .await
+            .map_err(CheckError::Registry)?;
+        if stored.is_some_and(|stored| !claim.wins_over(&stored)) {
             return Err(already_joined(claim));
         }
-        let outcome = self.check_instance(lookup).await.map_err(|e| match e {
+        // Decided by the first read: a claim found only by the read-back below (its answer was
+        // lost) is still this request's first grant.
+        let grant = if stored.is_some_and(|stored| claim.is_recorded_in(&stored)) {
+            Grant::Repeat
+        } else {
+            Grant::First
+        };
+        let mut outcome = self.check_instance(lookup).await.map_err(|e| match e {
             CheckError::Rejected(e) => CheckError::Rejected(e),
             CheckError::Lookup(e) => CheckError::Lookup(e),
         })?;
+        outcome.grant = grant;
         match registry.claim(&claim).await {
             Ok(true) => Ok(outcome),
             Ok(false) => Err(already_joined(claim)),

@@ -41,13 +41,19 @@ pub(crate) async fn join_server(script: Script) -> (String, Seen) {
     (url, seen)
 }
 
-/// Answers the next line of the script to a document sent as `text/plain`.
+/// Answers the next line of the script to a document sent as `text/plain` (or with a CSR, as
+/// `application/json`).
 async fn answer(
     State((script, seen)): State<(Arc<Script>, Seen)>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    assert_eq!(headers[header::CONTENT_TYPE], "text/plain");
+    // The document alone, or `{"document", "csr"}` when the client asks for a certificate.
+    let content_type = &headers[header::CONTENT_TYPE];
+    assert!(
+        content_type == "text/plain" || content_type == "application/json",
+        "{content_type:?}"
+    );
     let n = {
         let mut seen = seen.lock().unwrap();
         seen.push(body.to_vec());

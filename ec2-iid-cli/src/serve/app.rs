@@ -1,4 +1,5 @@
-//! The HTTP side: `POST /join`, `GET /metrics`, `GET /healthz`, and what each failure answers.
+//! The HTTP side: `POST /join`, `GET /bundle`, `GET /metrics`, `GET /healthz`, and what each
+//! failure answers.
 //!
 //! Refusal bodies are generic on purpose, `{"error": KIND, "request_id": ID}`: an
 //! unauthenticated caller learns nothing about the rules. The full reason and the hint go to
@@ -16,14 +17,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 use ec2_iid::{CheckError, ErrorKind, JoinOutcome, Verifier};
 use ec2_iid_aws::Ec2LookupError;
+use ec2_iid_ca::{CsrError, Issued};
 use tracing::Instrument as _;
 
 use super::body_deadline;
 use super::bounded::{Bounded, BoundedError};
 use super::error_chain;
+use super::issue::{self, CsrJoin, Issuance};
 use super::lookup::Lookup;
 use super::metrics::{self, Metrics};
 use super::overload::{JoinCap, cap_joins};
@@ -38,6 +41,17 @@ pub(crate) struct App {
     pub(crate) metrics: Metrics,
     /// The time the lookup, and then the registry, may take to answer.
     pub(crate) timeout: Duration,
+    /// `--ca-cert`: certificates for joins with a CSR.
+    pub(crate) issuance: Option<Issuance>,
+}
+
+/// A join that succeeded, and the certificate when it came with a CSR.
+#[derive(Debug)]
+enum Granted {
+    /// The body was the document alone.
+    Joined(JoinOutcome),
+    /// The body was `{"document", "csr"}`: a certificate for the CSR's key.
+    Certified(JoinOutcome, Box<Issued>),
 }
 
 /// Why a join did not succeed.
@@ -52,6 +66,14 @@ enum Failure {
     TimedOut(Duration),
     /// A [`CheckError`] variant this server does not know (it is non-exhaustive).
     Other(String),
+    /// A JSON body that is not `{"document", "csr"}` (why, for the log).
+    Request(String),
+    /// A CSR, and no `--ca-cert`.
+    IssuanceDisabled,
+    /// The CSR was refused.
+    Csr(CsrError),
+    /// The join was granted, the certificate not issued (why, for the log).
+    Issue(String),
 }
 
 /// The routes; at most `max_inflight_joins` joins at once ([`cap_joins`]).
@@ -62,23 +84,31 @@ pub(crate) fn router(app: Arc<App>, max_inflight_joins: usize) -> Router {
             "/join",
             post(join).route_layer(middleware::from_fn_with_state(cap, cap_joins)),
         )
+        .route("/bundle", get(bundle))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
         .layer(DefaultBodyLimit::max(ec2_iid::MAX_BLOB_LEN))
         .with_state(app)
 }
 
-/// `POST /join`: the body is the `/rsa2048` (or `/pkcs7`) text, as IMDS serves it.
+/// `POST /join`: the body is the `/rsa2048` (or `/pkcs7`) text, as IMDS serves it, or
+/// `{"document": TEXT, "csr": PEM}` for a certificate as well ([`issue::parse_request`]).
 async fn join(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
     let started = Instant::now();
     let id = request_id();
     let span = tracing::info_span!("join", request_id = %id);
     let (outcome, response) = async {
         let result = match body {
-            Ok(body) => decide(&app, &body).await,
+            Ok(body) => match issue::parse_request(&body) {
+                None => match requester() {
+                    Ok(requester) => decide(&app, &body, requester).await.map(Granted::Joined),
+                    Err(failure) => Err(failure),
+                },
+                Some(request) => join_with_csr(&app, request).await,
+            },
             Err(rejection) => Err(Failure::Body(rejection)),
         };
-        answer(result, &id)
+        answer(result, app.issuance.as_ref(), &id)
     }
     .instrument(span)
     .await;
@@ -86,12 +116,30 @@ async fn join(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) 
     response
 }
 
-/// Verifies the document, looks the instance up and claims it for a requester unique to this
-/// request; each registry call and the lookup are bounded by the timeout ([`Bounded`]). A
-/// replay is refused before the lookup, and a claim that failed is read back before the
-/// answer (see `PendingJoin::check_instance_once`), so that a 503 never leaves a record that
-/// refuses the instance's retry.
-async fn decide(app: &App, body: &[u8]) -> Result<JoinOutcome, Failure> {
+/// The CSR is checked first, before the document and any EC2 call; the claim's requester is
+/// the CSR's key, so the same key retrying the same document is granted again (a repeat) and
+/// any other key is refused as `already_joined`.
+async fn join_with_csr(app: &App, request: Result<CsrJoin, String>) -> Result<Granted, Failure> {
+    let request = request.map_err(Failure::Request)?;
+    let issuance = app.issuance.as_ref().ok_or(Failure::IssuanceDisabled)?;
+    let csr = issuance.csr(&request.csr).map_err(Failure::Csr)?;
+    let outcome = decide(app, request.document.as_bytes(), csr.requester()).await?;
+    // The claim is granted and stays: if issuing fails here (500), the same key's retry is
+    // granted again as a repeat and gets its certificate then.
+    let now = DateTime::<Utc>::from(SystemTime::now());
+    let issued = issuance
+        .issue(&outcome, &csr, now)
+        .map_err(Failure::Issue)?;
+    app.metrics.certificate_issued();
+    Ok(Granted::Certified(outcome, Box::new(issued)))
+}
+
+/// Verifies the document, looks the instance up and claims it for `requester` (unique to
+/// this request, or the CSR's key); each registry call and the lookup are bounded by the
+/// timeout ([`Bounded`]). A replay is refused before the lookup, and a claim that failed is
+/// read back before the answer (see `PendingJoin::check_instance_once`), so that a 503 never
+/// leaves a record that refuses the instance's retry.
+async fn decide(app: &App, body: &[u8], requester: [u8; 32]) -> Result<JoinOutcome, Failure> {
     let now = DateTime::<Utc>::from(SystemTime::now());
     let pending = tracing::info_span!("document")
         .in_scope(|| app.verifier.verify(body, now))
@@ -105,7 +153,7 @@ async fn decide(app: &App, body: &[u8]) -> Result<JoinOutcome, Failure> {
         timeout: app.timeout,
     };
     pending
-        .check_instance_once(&lookup, &registry, requester()?, now)
+        .check_instance_once(&lookup, &registry, requester, now)
         .await
         .map_err(|e| match e {
             CheckError::Rejected(e) => Failure::Rejected(e),
@@ -118,9 +166,13 @@ async fn decide(app: &App, body: &[u8]) -> Result<JoinOutcome, Failure> {
 }
 
 /// The answer and the outcome label of `/metrics`; the reason is logged.
-fn answer(result: Result<JoinOutcome, Failure>, id: &str) -> (&'static str, Response) {
+fn answer(
+    result: Result<Granted, Failure>,
+    issuance: Option<&Issuance>,
+    id: &str,
+) -> (&'static str, Response) {
     let failure = match result {
-        Ok(outcome) => {
+        Ok(Granted::Joined(outcome)) => {
             tracing::info!(
                 host_id = outcome.host_id(),
                 rule = outcome.matched_rule(),
@@ -131,6 +183,9 @@ fn answer(result: Result<JoinOutcome, Failure>, id: &str) -> (&'static str, Resp
                 "matched_rule": outcome.matched_rule(),
             });
             return ("joined", json(StatusCode::OK, &body));
+        }
+        Ok(Granted::Certified(outcome, issued)) => {
+            return ("joined", certified(&outcome, &issued, issuance));
         }
         Err(failure) => failure,
     };
@@ -147,6 +202,17 @@ fn answer(result: Result<JoinOutcome, Failure>, id: &str) -> (&'static str, Resp
         }
         Failure::Body(e) => tracing::info!(kind = error, "unreadable body: {e}"),
         Failure::Other(e) => tracing::error!(kind = error, "failed: {e}"),
+        Failure::Request(e) => tracing::info!(kind = error, "malformed join request: {e}"),
+        Failure::IssuanceDisabled => {
+            tracing::info!(
+                kind = error,
+                "a CSR, and no --ca-cert: no certificates issued"
+            );
+        }
+        Failure::Csr(e) => tracing::info!(kind = error, "CSR refused: {e}"),
+        Failure::Issue(e) => {
+            tracing::error!(kind = error, "joined, but no certificate issued: {e}");
+        }
     }
     let mut response = refusal(status, error, id);
     if retry {
@@ -184,6 +250,47 @@ fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
         Failure::Registry(_) => (StatusCode::INTERNAL_SERVER_ERROR, "registry_failed", false),
         Failure::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", true),
         Failure::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
+        Failure::Request(_) => (StatusCode::BAD_REQUEST, "malformed", false),
+        Failure::IssuanceDisabled => (StatusCode::BAD_REQUEST, "issuance_disabled", false),
+        Failure::Csr(e) => (StatusCode::BAD_REQUEST, e.kind(), false),
+        Failure::Issue(_) => (StatusCode::INTERNAL_SERVER_ERROR, "issue_failed", false),
+    }
+}
+
+/// The 200 answer with the certificate; the issuance is logged (never the key or the CSR).
+fn certified(outcome: &JoinOutcome, issued: &Issued, issuance: Option<&Issuance>) -> Response {
+    let not_after = issued.not_after.to_rfc3339_opts(SecondsFormat::Secs, true);
+    let grant = outcome.grant().as_str();
+    tracing::info!(
+        host_id = outcome.host_id(),
+        rule = outcome.matched_rule(),
+        serial = issued.serial.as_str(),
+        not_after = not_after.as_str(),
+        grant,
+        "joined; certificate issued"
+    );
+    let body = serde_json::json!({
+        "host_id": outcome.host_id(),
+        "matched_rule": outcome.matched_rule(),
+        "grant": grant,
+        "spiffe_id": issued.spiffe_id,
+        "serial": issued.serial,
+        "not_after": not_after,
+        "certificate": issued.chain_pem,
+        "bundle": issuance.map(Issuance::bundle_pem),
+    });
+    json(StatusCode::OK, &body)
+}
+
+/// `GET /bundle`: the CA certificates relying parties should trust; 404 without `--ca-cert`.
+async fn bundle(State(app): State<Arc<App>>) -> Response {
+    match &app.issuance {
+        Some(issuance) => (
+            [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
+            issuance.bundle_pem().to_owned(),
+        )
+            .into_response(),
+        None => refusal(StatusCode::NOT_FOUND, "issuance_disabled", &request_id()),
     }
 }
 

@@ -125,6 +125,107 @@ pub(crate) struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u32).range(1..=1000))]
     describe_replicas: u32,
+
+    /// Issue certificates to instances that join with a CSR, signed by this CA: PEM
+    /// certificates, the signing CA first, then each issuer in turn (the last one is what
+    /// relying parties trust, served at GET /bundle). Needs --ca-key and --trust-domain.
+    #[arg(long, value_name = "PEM")]
+    ca_cert: Option<PathBuf>,
+
+    /// The unencrypted PEM private key of --ca-cert (PKCS#8 `PRIVATE KEY`, or SEC1/PKCS#1);
+    /// readable by its owner only (chmod 600), else serve refuses to start.
+    #[arg(long, value_name = "PEM")]
+    ca_key: Option<PathBuf>,
+
+    /// The SPIFFE trust domain of the issued certificates' URI SAN, e.g. example.org.
+    #[arg(long, value_name = "NAME")]
+    trust_domain: Option<String>,
+
+    /// The SPIFFE ID path after spiffe://<trust domain>, with {account}, {region},
+    /// {instance_id}, {host_id} and {rule}; default /ec2/{account}/{region}/{instance_id}.
+    #[arg(long, value_name = "TEMPLATE")]
+    id_template: Option<String>,
+
+    /// Also put the instance's private DNS name (from privateIp, e.g.
+    /// ip-10-0-0-10.ec2.internal) in the certificates as a DNS SAN.
+    #[arg(long)]
+    dns_san: bool,
+
+    /// Let the certificates authenticate servers too (EKU serverAuth), not only clients.
+    #[arg(long)]
+    server_auth: bool,
+
+    /// The issued certificates' lifetime, a Go duration from 1m to 24h (e.g. 90s, 30m, 1h).
+    #[arg(long, value_name = "DURATION", default_value = "1h",
+          value_parser = ec2_iid::parse_go_duration)]
+    cert_ttl: Duration,
+
+    /// Accept RSA keys (2048 to 8192 bits) in CSRs, besides ECDSA P-256/P-384 and Ed25519.
+    #[arg(long)]
+    allow_rsa_csr: bool,
+}
+
+/// `--ca-cert`, `--ca-key` and the certificate profile's flags, given together.
+#[derive(Clone, Debug)]
+pub(crate) struct CaFlags {
+    pub(crate) cert: PathBuf,
+    pub(crate) key: PathBuf,
+    pub(crate) trust_domain: String,
+    pub(crate) id_template: Option<String>,
+    pub(crate) dns_san: bool,
+    pub(crate) server_auth: bool,
+    pub(crate) ttl: Duration,
+    pub(crate) allow_rsa: bool,
+}
+
+impl CaFlags {
+    /// The CA flags, or none; a profile flag without a CA, or half a CA, is a usage error.
+    fn new(args: &ServeArgs, matches: &ArgMatches) -> Result<Option<Self>, String> {
+        let (cert, key) = match (&args.ca_cert, &args.ca_key) {
+            (Some(cert), Some(key)) => (cert.clone(), key.clone()),
+            (Some(_), None) => {
+                return Err("--ca-cert needs --ca-key (the CA's PEM private key)".into());
+            }
+            (None, Some(_)) => {
+                return Err("--ca-key needs --ca-cert (the CA's PEM certificate chain)".into());
+            }
+            (None, None) => {
+                let profile_flags = [
+                    "trust_domain",
+                    "id_template",
+                    "dns_san",
+                    "server_auth",
+                    "cert_ttl",
+                    "allow_rsa_csr",
+                ];
+                let given = profile_flags.into_iter().find(|id| {
+                    matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine)
+                });
+                return match given {
+                    Some(id) => Err(format!(
+                        "--{} is about issued certificates: give --ca-cert and --ca-key too, or \
+                         leave it out",
+                        id.replace('_', "-")
+                    )),
+                    None => Ok(None),
+                };
+            }
+        };
+        let trust_domain = args.trust_domain.clone().ok_or(
+            "--ca-cert needs --trust-domain (the SPIFFE trust domain of the certificates, e.g. \
+             --trust-domain example.org)",
+        )?;
+        Ok(Some(Self {
+            cert,
+            key,
+            trust_domain,
+            id_template: args.id_template.clone(),
+            dns_san: args.dns_san,
+            server_auth: args.server_auth,
+            ttl: args.cert_ttl,
+            allow_rsa: args.allow_rsa_csr,
+        }))
+    }
 }
 
 /// How `DescribeInstances` calls are paced (`--describe-*`, `--batch-window-ms`).
@@ -256,6 +357,8 @@ pub(crate) struct ServeOptions {
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) insecure_http: bool,
     pub(crate) limits: Limits,
+    /// `--ca-cert` and the profile: certificates for joins with a CSR.
+    pub(crate) ca: Option<CaFlags>,
 }
 
 impl ServeOptions {
@@ -266,6 +369,7 @@ impl ServeOptions {
     /// The usage error to print.
     pub(crate) fn new(args: ServeArgs, matches: &ArgMatches) -> Result<Self, String> {
         check_cert_order(matches)?;
+        let ca = CaFlags::new(&args, matches)?;
         let pacing = DescribePacing::new(&args);
         let tls = match (args.tls_cert, args.tls_key) {
             (Some(cert), Some(key)) => Some(TlsFiles { cert, key }),
@@ -294,6 +398,7 @@ impl ServeOptions {
             tls,
             insecure_http: args.insecure_http,
             limits,
+            ca,
         })
     }
 }

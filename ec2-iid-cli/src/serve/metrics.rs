@@ -26,6 +26,8 @@ pub(crate) struct Metrics {
     durations: Histogram,
     /// The connections and the TLS certificate (`ListenerMetrics`).
     pub(crate) listener: Arc<ListenerMetrics>,
+    /// `ec2_iid_certificates_issued_total{via="join"}` (`via` leaves room for renewals).
+    issued_by_join: AtomicU64,
 }
 
 impl Default for Metrics {
@@ -34,6 +36,7 @@ impl Default for Metrics {
             joins: Mutex::default(),
             durations: Histogram::new(&BUCKETS),
             listener: Arc::default(),
+            issued_by_join: AtomicU64::new(0),
         }
     }
 }
@@ -66,7 +69,19 @@ impl Metrics {
             "Time to answer a join request.",
         );
         self.listener.render(&mut text);
+        let _ = writeln!(
+            text,
+            "# HELP ec2_iid_certificates_issued_total Certificates issued, by how they were asked for.\n\
+             # TYPE ec2_iid_certificates_issued_total counter\n\
+             ec2_iid_certificates_issued_total{{via=\"join\"}} {}",
+            self.issued_by_join.load(Ordering::Relaxed)
+        );
         text
+    }
+
+    /// Counts a certificate issued to a join with a CSR.
+    pub(crate) fn certificate_issued(&self) {
+        self.issued_by_join.fetch_add(1, Ordering::Relaxed);
     }
 
     fn render_joins(&self, text: &mut String) {
@@ -274,6 +289,7 @@ mod tests {
         metrics.record("joined", Duration::from_millis(3));
         metrics.record("joined", Duration::from_millis(30));
         metrics.record("already_joined", Duration::from_secs(20));
+        metrics.certificate_issued();
         let text = metrics.render(7);
         let expected = "\
 # HELP ec2_iid_joins_total Join requests answered, by outcome.
@@ -312,6 +328,9 @@ ec2_iid_connections_refused_total 0
 # TYPE ec2_iid_tls_reloads_total counter
 ec2_iid_tls_reloads_total{result=\"error\"} 0
 ec2_iid_tls_reloads_total{result=\"ok\"} 0
+# HELP ec2_iid_certificates_issued_total Certificates issued, by how they were asked for.
+# TYPE ec2_iid_certificates_issued_total counter
+ec2_iid_certificates_issued_total{via=\"join\"} 1
 ";
         assert_eq!(text, expected);
     }

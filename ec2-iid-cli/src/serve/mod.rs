@@ -11,6 +11,11 @@
 //!   `overloaded` past `--max-inflight-joins`): may pass later;
 //! * 500 (`lookup_failed`, `registry_failed`): the server's own configuration.
 //!
+//! With `--ca-cert`, a body `{"document", "csr"}` also gets a certificate for the CSR's key
+//! (`issue`): 200 adds `grant`, `spiffe_id`, `serial`, `not_after`, `certificate` and `bundle`;
+//! a refused CSR is 400 with its kind (`csr_malformed`, `csr_weak_key`, ...), a CSR without
+//! `--ca-cert` 400 `issuance_disabled`. `GET /bundle` serves the CA certificates to trust.
+//!
 //! `GET /metrics` (Prometheus text) and `GET /healthz` (`ok`) are for the operator.
 //!
 //! The parts: `app` (the routes and the join's answers), `bounded` (`--timeout`), `lookup`,
@@ -25,6 +30,7 @@ mod args;
 mod body_deadline;
 mod bounded;
 mod connections;
+mod issue;
 mod listener;
 mod lookup;
 mod metrics;
@@ -65,6 +71,7 @@ pub(crate) fn run(args: ServeArgs, matches: &ArgMatches) -> Result<ExitCode, Str
         .as_ref()
         .map(|files| tls::CertReloader::new(files).map(Arc::new))
         .transpose()?;
+    let issuance = options.ca.as_ref().map(issue::Issuance::open).transpose()?;
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_target(false)
@@ -73,7 +80,7 @@ pub(crate) fn run(args: ServeArgs, matches: &ArgMatches) -> Result<ExitCode, Str
         .enable_all()
         .build()
         .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    runtime.block_on(serve(options, verifier, tls))
+    runtime.block_on(serve(options, verifier, tls, issuance))
 }
 
 /// The trust store (AWS's certificates plus `--cert`) and the token's verifier.
@@ -92,6 +99,7 @@ async fn serve(
     options: ServeOptions,
     verifier: Verifier,
     tls: Option<Arc<tls::CertReloader>>,
+    issuance: Option<issue::Issuance>,
 ) -> Result<ExitCode, String> {
     let config = aws_config::load_defaults(BehaviorVersion::latest()).await;
     // --endpoint-url sends the registry's DynamoDB calls to the same emulator as EC2's.
@@ -106,6 +114,7 @@ async fn serve(
         registry,
         metrics: metrics::Metrics::default(),
         timeout: options.timeout,
+        issuance,
     });
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
