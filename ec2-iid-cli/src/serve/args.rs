@@ -6,7 +6,7 @@ use core::time::Duration;
 use std::path::PathBuf;
 
 use clap::ArgMatches;
-use ec2_iid::{Region, RoleArn};
+use ec2_iid::ids::{Region, RoleArn};
 
 use super::listener::Limits;
 use crate::args::{RegionList, check_cert_order, parse_regions};
