@@ -1,4 +1,11 @@
 //! Operations that skip verification. Never base a trust decision on their results.
+//!
+//! They serve diagnostics (what did a rejected request claim, which format does a blob look
+//! like) and an instance computing its own host id; [`verify_input`](crate::verify_input) and
+//! [`Verifier`](crate::Verifier) are the paths that decide.
+
+pub use crate::cms::signed_data::{AlgorithmIdentifier, UnverifiedSignedData, parse_signed_data};
+pub use crate::signature::verify_input::detect_cms_format;
 
 use crate::error::Error;
 use crate::signature::document::IdentityDocument;

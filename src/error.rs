@@ -9,8 +9,9 @@ use crate::ids::{
     AccountId, InstanceId, InstanceState, InvalidIdentifier, Region, RoleArn, SerialNumber,
 };
 use crate::input::Format;
+use crate::text::short_duration;
 
-/// Why an identity document (or the configuration to check one) was rejected.
+/// Why an identity document was rejected; a configuration is refused with [`ConfigError`].
 ///
 /// Variants carry what a log needs to explain the decision; they never carry the raw input.
 #[non_exhaustive]
@@ -60,8 +61,9 @@ pub enum Error {
 
     /// The instance was launched longer ago than the TTL allows.
     #[error(
-        "document with pendingTime {pending_time} is {} old at {now}, older than the TTL of {ttl:?}",
-        crate::text::go_duration(now.signed_duration_since(*pending_time).to_std().unwrap_or_default())
+        "document with pendingTime {pending_time} is {} old at {now}, older than the TTL of {}",
+        short_duration(now.signed_duration_since(*pending_time).to_std().unwrap_or_default()),
+        short_duration(*ttl)
     )]
     Expired {
         /// The document's `pendingTime`.
@@ -112,10 +114,10 @@ pub enum Error {
     },
 
     /// A text is not a valid identifier of this kind.
-    #[error("invalid {kind}")]
+    #[error("invalid {what}")]
     InvalidIdentifier {
-        /// `account id`, `instance id`, `region` or `format`.
-        kind: &'static str,
+        /// What it should have been: `account id`, `instance id`, `region` or `format`.
+        what: &'static str,
     },
 
     /// The signature does not verify with the signer's trusted key.
@@ -189,7 +191,10 @@ pub enum Error {
     },
 
     /// The document's `pendingTime` is further in the future than the allowed clock skew.
-    #[error("pendingTime {pending_time} is ahead of {now} by more than {max_future_skew:?}")]
+    #[error(
+        "pendingTime {pending_time} is ahead of {now} by more than {}",
+        short_duration(*max_future_skew)
+    )]
     PendingTimeInFuture {
         /// The document's `pendingTime`.
         pending_time: DateTime<Utc>,
@@ -210,10 +215,13 @@ pub enum Error {
 
     /// The root EBS volume was attached long after the primary network interface: it may have
     /// been swapped after launch (SPIRE's anti-tamper check).
-    #[error("root volume and primary network interface attach times differ by {seconds} s")]
+    #[error(
+        "root volume and primary network interface attach times differ by {}",
+        short_duration(*gap)
+    )]
     RootVolumeReattached {
-        /// The difference in seconds.
-        seconds: i64,
+        /// How long after the network interface the root volume was attached (or before).
+        gap: Duration,
     },
 
     /// The SignedData has not exactly one SignerInfo.
@@ -306,7 +314,7 @@ pub enum Error {
 impl From<InvalidIdentifier> for Error {
     /// Per document, an invalid identifier is a malformed document.
     fn from(invalid: InvalidIdentifier) -> Self {
-        Self::InvalidIdentifier { kind: invalid.kind }
+        Self::InvalidIdentifier { what: invalid.what }
     }
 }
 
@@ -416,7 +424,8 @@ pub enum ConfigError {
 
     /// The TTL is under one second: most likely a bare number, which is read as nanoseconds.
     #[error(
-        "{field} is {ttl:?}, under one second (a bare number is nanoseconds): write a duration such as \"5m\""
+        "{field} is {}, under one second (a bare number is nanoseconds): write a duration such as \"5m\"",
+        short_duration(*ttl)
     )]
     TtlTooShort {
         /// `spec.aws_iid_ttl`, or `ttl` for the builder.
@@ -508,10 +517,9 @@ pub enum Malformed {
     InvalidValue(&'static str),
     /// Nesting deeper than the crate's bound.
     NestingTooDeep,
-    /// More indefinite-length elements nested in one another than
-    /// [`MAX_INDEFINITE_DEPTH`](crate::MAX_INDEFINITE_DEPTH).
+    /// More indefinite-length elements nested in one another than the crate's bound (10).
     IndefiniteNestingTooDeep,
-    /// More element headers than [`MAX_ELEMENTS`](crate::MAX_ELEMENTS) read in one blob.
+    /// More element headers read in one blob than the crate's bound (1024).
     TooManyElements,
     /// The input ends inside an element.
     Truncated,

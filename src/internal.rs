@@ -1,12 +1,17 @@
-//! Hooks for the crate's benchmarks, differential tests and fuzz targets, all in one place.
+//! Hooks for the crate's benchmarks, differential tests, fuzz targets and the workspace's own
+//! crates, all in one place.
 //!
 //! Not part of the stable API (hidden from the docs): they may change in any release. They
 //! let one build run every RSA backend on the same key, so that the backends can be measured
-//! and compared with each other.
+//! and compared with each other, reach single pipeline steps, and print durations the way the
+//! core's messages do.
 
-use crate::crypto::RsaVerifyingKey;
+pub use crate::cms::ber::{MAX_ELEMENTS, MAX_INDEFINITE_DEPTH};
+pub use crate::crypto::RsaVerifyingKey;
 pub use crate::crypto::backend::Backend;
 use crate::error::ConfigError;
+pub use crate::signature::verify_signature;
+pub use crate::text::short_duration;
 use crate::trust::TrustStore;
 
 /// Like [`RsaVerifyingKey::from_public_key_der`], but verifies with `backend`, whatever the

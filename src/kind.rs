@@ -10,12 +10,12 @@ use serde::Serialize;
 use crate::error::{ConfigError, Error};
 use crate::ids::SerialNumber;
 use crate::input::Format;
-use crate::text::go_duration;
+use crate::text::short_duration;
 
 /// The class of an error, with a stable snake_case name for logs, metrics and JSON.
 ///
 /// ```
-/// let err = ec2_iid::parse_signed_data(b"not base64 *").unwrap_err();
+/// let err = ec2_iid::dangerous::parse_signed_data(b"not base64 *").unwrap_err();
 /// assert_eq!(err.kind(), ec2_iid::ErrorKind::Malformed);
 /// assert_eq!(serde_json::to_string(&err.kind())?, "\"malformed\"");
 /// # Ok::<(), serde_json::Error>(())
@@ -129,7 +129,7 @@ impl Error {
     ///     now: "2026-11-01T12:07:12Z".parse()?,
     ///     ttl: core::time::Duration::from_secs(300),
     /// };
-    /// assert!(err.hint().unwrap().starts_with("pendingTime is 7m12s old; aws_iid_ttl is 5m"));
+    /// assert!(err.hint().unwrap().starts_with("pendingTime is 7m12s old; aws_iid_ttl is 5m0s"));
     /// # Ok::<(), chrono::ParseError>(())
     /// ```
     #[must_use]
@@ -177,8 +177,8 @@ impl Error {
             } => format!(
                 "pendingTime is {} old; aws_iid_ttl is {}: only freshly launched instances \
                  join; launch a new instance, or raise aws_iid_ttl",
-                go_duration(age(*pending_time, *now)),
-                go_duration(*ttl)
+                short_duration(age(*pending_time, *now)),
+                short_duration(*ttl)
             ),
             Self::PendingTimeInFuture {
                 pending_time,
@@ -187,8 +187,8 @@ impl Error {
             } => format!(
                 "pendingTime is {} ahead of this server's clock (allowed {}): check the clock \
                  (NTP)",
-                go_duration(age(*now, *pending_time)),
-                go_duration(*max_future_skew)
+                short_duration(age(*now, *pending_time)),
+                short_duration(*max_future_skew)
             ),
             Self::NoMatchingRule { mismatches, .. } => format!(
                 "change an allow rule to admit it, or run the instance where a rule allows: {}",

@@ -4,9 +4,12 @@
 
 mod shared;
 
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::ids::Region;
+use ec2_iid::internal::verify_signature;
 use ec2_iid::{
-    AllowRule, Error, ErrorKind, Format, Region, SignedInput, TrustStore, VerifiedDocument,
-    Verifier, VerifyOptions, parse_signed_data, verify_input, verify_signature,
+    AllowRule, Error, ErrorKind, Format, SignedInput, TrustStore, VerifiedDocument, Verifier,
+    VerifyOptions, verify_input,
 };
 use shared::Sample;
 

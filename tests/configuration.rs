@@ -7,10 +7,9 @@ mod common;
 use core::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
-use ec2_iid::crypto::RsaVerifyingKey;
-use ec2_iid::{
-    AllowRule, Error, Format, IidTtl, TokenSpec, TrustStore, Verifier, parse_go_duration,
-};
+use ec2_iid::internal::RsaVerifyingKey;
+use ec2_iid::token::{IidTtl, parse_go_duration};
+use ec2_iid::{AllowRule, Error, Format, TokenSpec, TrustStore, Verifier};
 use sha2::{Digest as _, Sha256};
 
 fn store() -> TrustStore {
@@ -47,7 +46,7 @@ fn verifier_reports_its_configuration() {
         .allow(rules[2].clone())
         .build()
         .unwrap();
-    assert_eq!(default.ttl(), ec2_iid::DEFAULT_TTL);
+    assert_eq!(default.ttl(), ec2_iid::token::DEFAULT_TTL);
     assert_eq!(default.ttl(), Duration::from_secs(300));
     // Strict by default: `/pkcs7` only when asked for.
     assert!(!default.options().legacy_dsa_sha1_allowed());
@@ -76,11 +75,11 @@ fn join_names_the_rule_that_matched() {
     let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
     let join = verifier.verify(&blob, now).unwrap();
     assert_eq!(join.matched_rule(), 2);
-    let role = join.rule().aws_role().map(ec2_iid::RoleArn::as_str);
+    let role = join.rule().aws_role().map(ec2_iid::ids::RoleArn::as_str);
     assert_eq!(role, Some("arn:aws:iam::123456789012:role/r"));
     let query = join.query();
     assert_eq!(
-        query.role_arn.as_ref().map(ec2_iid::RoleArn::as_str),
+        query.role_arn.as_ref().map(ec2_iid::ids::RoleArn::as_str),
         Some("arn:aws:iam::123456789012:role/r")
     );
 }
@@ -91,8 +90,8 @@ fn spec_from_rules_is_an_ec2_spec() {
     assert_eq!(spec.join_method, "ec2");
     assert_eq!(spec.aws_iid_ttl, IidTtl::default());
     assert_eq!(
-        spec.validate().unwrap().aws_iid_ttl.get(),
-        ec2_iid::DEFAULT_TTL
+        spec.validate().unwrap().spec().aws_iid_ttl.get(),
+        ec2_iid::token::DEFAULT_TTL
     );
 }
 

@@ -11,11 +11,13 @@ use core::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use common::{BlobSpec, der_oid, oid, tag, test_ca, tlv, tlv_of};
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::ids::{InstanceState, SerialNumber};
+use ec2_iid::internal::verify_signature;
 use ec2_iid::{
     AllowRule, CheckError, ConfigError, Error, Format, InMemoryJoinRegistry, InstanceFacts,
-    InstanceLookup, InstanceQuery, InstanceState, Malformed, PendingJoin, SerialNumber,
-    TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier, parse_signed_data,
-    verify_signature,
+    InstanceLookup, InstanceQuery, Malformed, PendingJoin, TokenResource, TokenSpec, TrustStore,
+    VerifiedDocument, Verifier,
 };
 
 const ACCOUNT: &str = "123456789012";
@@ -716,7 +718,9 @@ fn root_volume_attached_after_launch() {
     facts.root_volume_attach_time = Some(pending_time() + TimeDelta::seconds(120));
     assert_eq!(
         join.check_facts(Some(&facts)).unwrap_err(),
-        Error::RootVolumeReattached { seconds: 120 }
+        Error::RootVolumeReattached {
+            gap: Duration::from_secs(120)
+        }
     );
     facts.root_volume_attach_time = Some(pending_time() - TimeDelta::seconds(60));
     assert!(join.check_facts(Some(&facts)).is_ok());

@@ -7,10 +7,12 @@ mod common;
 
 use chrono::{DateTime, Utc};
 use common::{BlobSpec, NOW_FOR_TESTS};
+use ec2_iid::dangerous::{detect_cms_format, parse_signed_data};
+use ec2_iid::ids::Region;
+use ec2_iid::internal::verify_signature;
 use ec2_iid::{
-    AllowRule, ConfigError, Error, ErrorKind, Format, IdentityDocument, Region, SignedInput,
-    TrustStore, VerifiedDocument, Verifier, VerifyOptions, detect_cms_format, parse_signed_data,
-    verify_input, verify_signature,
+    AllowRule, ConfigError, Error, ErrorKind, Format, IdentityDocument, SignedInput, TrustStore,
+    VerifiedDocument, Verifier, VerifyOptions, verify_input,
 };
 
 const RSA_CA: &[u8] = include_bytes!("data/testca/testca.pem");
@@ -193,7 +195,7 @@ fn formats_do_not_cross() {
         ));
     }
     // An RSA-1024 /signature key is refused for the CMS formats.
-    let rsa1024 = ec2_iid::aws::SIGNATURE[0].pem.as_bytes();
+    let rsa1024 = ec2_iid::trust::aws::SIGNATURE[0].pem.as_bytes();
     for format in [Format::Rsa2048, Format::Pkcs7] {
         assert!(matches!(
             trust.add_pem(format, rsa1024, [region("af-south-1")]),

@@ -7,9 +7,10 @@ mod common;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use ec2_iid::ids::InstanceState;
 use ec2_iid::{
     AllowRule, CheckError, ClaimRecord, Error, Grant, InMemoryJoinRegistry, InstanceFacts,
-    InstanceLookup, InstanceQuery, InstanceState, JoinClaim, JoinRegistry, Verifier,
+    InstanceLookup, InstanceQuery, JoinClaim, JoinRegistry, Verifier,
 };
 
 fn now() -> DateTime<Utc> {

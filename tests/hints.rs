@@ -7,10 +7,12 @@ use core::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use common::{BlobSpec, replace_once, test_ca};
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::ids::InstanceState;
+use ec2_iid::internal::verify_signature;
 use ec2_iid::{
     AllowRule, CheckError, Error, ErrorKind, Format, InstanceFacts, InstanceLookup, InstanceQuery,
-    InstanceState, SignedInput, TrustStore, Verifier, VerifyOptions, parse_signed_data,
-    verify_input, verify_signature,
+    SignedInput, TrustStore, Verifier, VerifyOptions, verify_input,
 };
 
 fn trust() -> TrustStore {
@@ -106,14 +108,14 @@ fn expired_names_age_and_ttl_future_names_the_clock() {
     let (kind, hint) = refusal(verifier.verify(&fixture(), late));
     assert_eq!(kind, ErrorKind::Stale);
     assert!(
-        hint.starts_with("pendingTime is 7m12s old; aws_iid_ttl is 5m"),
+        hint.starts_with("pendingTime is 7m12s old; aws_iid_ttl is 5m0s"),
         "{hint}"
     );
     let early = pending_time() - TimeDelta::minutes(3);
     let (kind, hint) = refusal(verifier.verify(&fixture(), early));
     assert_eq!(kind, ErrorKind::Stale);
     assert!(
-        hint.contains("3m ahead") && hint.contains("clock"),
+        hint.contains("3m0s ahead") && hint.contains("clock"),
         "{hint}"
     );
 }

@@ -11,10 +11,9 @@ use std::time::Instant;
 
 use base64::Engine as _;
 use common::{BlobSpec, attribute, der_oid, imds_base64, oid, position, tag, test_ca, tlv};
-use ec2_iid::{
-    Error, Format, MAX_BLOB_LEN, MAX_ELEMENTS, MAX_INDEFINITE_DEPTH, Malformed, TrustStore,
-    VerifiedDocument, parse_signed_data, verify_signature,
-};
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::internal::{MAX_ELEMENTS, MAX_INDEFINITE_DEPTH, verify_signature};
+use ec2_iid::{Error, Format, MAX_BLOB_LEN, Malformed, TrustStore, VerifiedDocument};
 
 fn trust() -> TrustStore {
     let mut store = TrustStore::empty();

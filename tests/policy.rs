@@ -8,11 +8,13 @@ use core::time::Duration;
 use std::sync::Mutex;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::ids::{InstanceState, RoleArn};
+use ec2_iid::internal::verify_signature;
 use ec2_iid::{
     AllowRule, CheckError, ClaimRecord, ConfigError, Error, InMemoryJoinRegistry, InstanceFacts,
-    InstanceLookup, InstanceQuery, InstanceState, JoinClaim, JoinRegistry, PendingJoin, RoleArn,
-    RuleMismatch, TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier,
-    match_allow_rules, parse_signed_data, verify_signature,
+    InstanceLookup, InstanceQuery, JoinClaim, JoinRegistry, PendingJoin, RuleMismatch,
+    TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier, match_allow_rules,
 };
 
 fn now() -> DateTime<Utc> {
@@ -34,7 +36,7 @@ fn verified() -> VerifiedDocument {
 fn token(name: &str) -> TokenSpec {
     let text = std::fs::read(common::data_path(&format!("tokens/{name}.yaml"))).unwrap();
     let resource: TokenResource = serde_norway::from_slice(&text).unwrap();
-    resource.validate().unwrap()
+    resource.validate().unwrap().into_spec()
 }
 
 fn rule(json: &str) -> AllowRule {
@@ -402,7 +404,9 @@ fn root_volume_check_is_opt_in_and_spire_like() {
     facts.root_volume_attach_time = Some(t("2026-11-01T12:01:01Z"));
     assert_eq!(
         join.check_facts(Some(&facts)).unwrap_err(),
-        Error::RootVolumeReattached { seconds: 61 }
+        Error::RootVolumeReattached {
+            gap: Duration::from_secs(61)
+        }
     );
     facts.root_volume_attach_time = None;
     assert_eq!(
@@ -783,4 +787,19 @@ fn lookups_may_fail_with_anyhow_or_boxed_errors() {
         CheckError::<Throttled>::Rejected(Error::InvalidSignature).into();
     assert_eq!(anyhow_err.to_string(), "invalid signature");
     assert_eq!(outcome.host_id(), "123456789012-i-0123456789abcdef0");
+}
+
+/// A rejection prints its reason once, in the alternate (`{:#}`) chain anyhow prints too.
+#[test]
+fn a_rejection_chain_prints_the_reason_once() {
+    let rejected = CheckError::<Throttled>::Rejected(Error::InvalidSignature);
+    assert!(std::error::Error::source(&rejected).is_none());
+    let chained = anyhow::Error::from(rejected).context("join refused");
+    assert_eq!(format!("{chained:#}"), "join refused: invalid signature");
+    let lookup = anyhow::Error::from(CheckError::<Throttled>::Lookup(Throttled));
+    assert_eq!(
+        format!("{lookup:#}").matches("throttled").count(),
+        1,
+        "{lookup:#}"
+    );
 }

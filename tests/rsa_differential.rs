@@ -1,4 +1,4 @@
-//! Differential test of the RSA backends: every backend of `ec2_iid::crypto::RsaVerifyingKey`
+//! Differential test of the RSA backends: every backend of `ec2_iid::internal::RsaVerifyingKey`
 //! (Montgomery, the `rsa` crate, and AWS-LC with `--features aws-lc-rs`) must accept and
 //! reject exactly what `rsa::PublicKey::verify(Pkcs1v15Sign::new::<Sha256>(), ..)` accepts
 //! and rejects, on:
@@ -25,7 +25,7 @@ mod shared;
 use std::fmt::Display;
 
 use ec2_iid::Error;
-use ec2_iid::crypto::RsaVerifyingKey;
+use ec2_iid::internal::RsaVerifyingKey;
 use ec2_iid::internal::{self, Backend};
 use rsa::pkcs8::{DecodePrivateKey, DecodePublicKey, EncodePublicKey};
 use rsa::traits::PublicKeyParts;

@@ -8,10 +8,10 @@ mod common;
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
+use ec2_iid::ids::{InstanceState, Partition, RoleArn};
 use ec2_iid::{
     AllowRule, CheckError, ConfigError, Error, Format, InstanceFacts, InstanceLookup,
-    InstanceQuery, InstanceState, Partition, RoleArn, RuleMismatch, TokenResource, TrustStore,
-    Verifier,
+    InstanceQuery, RuleMismatch, TokenResource, TrustStore, Verifier,
 };
 
 const ACCOUNT: &str = "123456789012";

@@ -6,7 +6,9 @@ mod common;
 
 use chrono::{DateTime, TimeZone as _, Utc};
 use common::{BlobSpec, attribute, der_oid, oid, tag, test_ca, tlv};
-use ec2_iid::{Error, Format, TrustStore, VerifiedDocument, parse_signed_data, verify_signature};
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::internal::verify_signature;
+use ec2_iid::{Error, Format, TrustStore, VerifiedDocument};
 
 fn store() -> TrustStore {
     let mut store = TrustStore::empty();

@@ -23,9 +23,9 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use common::Expect;
+use ec2_iid::dangerous::parse_signed_data;
 use ec2_iid::{
-    Error, Format, IdentityDocument, SignedInput, Signer, TrustStore, VerifyOptions,
-    parse_signed_data, verify_input,
+    Error, Format, IdentityDocument, SignedInput, Signer, TrustStore, VerifyOptions, verify_input,
 };
 
 /// What a verification yields, compared between the original and a mutant.

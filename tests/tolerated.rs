@@ -5,7 +5,9 @@
 mod common;
 
 use common::{BlobSpec, attribute, der_oid, oid, tag, test_ca, tlv, tlv_of};
-use ec2_iid::{Error, Format, TrustStore, VerifiedDocument, parse_signed_data, verify_signature};
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::internal::verify_signature;
+use ec2_iid::{Error, Format, TrustStore, VerifiedDocument};
 
 fn verify(blob: &[u8]) -> Result<VerifiedDocument, Error> {
     let mut trust = TrustStore::empty();

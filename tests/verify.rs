@@ -3,10 +3,10 @@
 
 mod common;
 
-use ec2_iid::{
-    Error, Format, SerialNumber, SignedInput, TrustStore, VerifyOptions, parse_signed_data,
-    verify_input, verify_signature,
-};
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::ids::SerialNumber;
+use ec2_iid::internal::verify_signature;
+use ec2_iid::{Error, Format, SignedInput, TrustStore, VerifyOptions, verify_input};
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]

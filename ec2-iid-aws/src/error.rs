@@ -7,7 +7,7 @@ use core::time::Duration;
 use aws_sdk_ec2::error::{ProvideErrorMetadata, SdkError};
 use aws_smithy_runtime_api::client::endpoint::error::ResolveEndpointError;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
-use ec2_iid::{Partition, Region};
+use ec2_iid::ids::{Partition, Region};
 
 use crate::sdk_error::{Source, Transport, chain, chain_has, code_suffix};
 

@@ -4,7 +4,8 @@ use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::primitives::DateTime as SdkDateTime;
 use aws_sdk_ec2::types::Instance;
 use chrono::{DateTime, Utc};
-use ec2_iid::{InstanceFacts, InstanceId, InstanceState};
+use ec2_iid::InstanceFacts;
+use ec2_iid::ids::{InstanceId, InstanceState};
 
 use crate::error::{Ec2LookupError, Operation};
 

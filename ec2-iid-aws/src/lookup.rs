@@ -18,9 +18,8 @@ use aws_smithy_async::future::timeout::Timeout;
 use aws_smithy_async::rt::sleep::{AsyncSleep, default_async_sleep};
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_types::timeout::TimeoutConfig;
-use ec2_iid::{
-    InstanceFacts, InstanceId, InstanceLookup, InstanceQuery, Partition, Region, RoleArn,
-};
+use ec2_iid::ids::{InstanceId, Partition, Region, RoleArn};
+use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery};
 use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use crate::error::{CallContext, Ec2LookupError, Operation, is_throttling_code};
@@ -59,7 +58,8 @@ const NOT_FOUND: &[&str] = &["InvalidInstanceID.Malformed", "InvalidInstanceID.N
 /// (default 10 s).
 ///
 /// ```no_run
-/// use ec2_iid::{InstanceLookup, InstanceQuery, InstanceState};
+/// use ec2_iid::{InstanceLookup, InstanceQuery};
+/// use ec2_iid::ids::InstanceState;
 /// use ec2_iid_aws::Ec2Lookup;
 ///
 /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -646,7 +646,7 @@ impl Ec2LookupBuilder {
     ///
     /// ```
     /// # let config = aws_config::SdkConfig::builder().build();
-    /// let role: ec2_iid::RoleArn = "arn:aws:iam::210987654321:role/describe".parse().unwrap();
+    /// let role: ec2_iid::ids::RoleArn = "arn:aws:iam::210987654321:role/describe".parse().unwrap();
     /// let builder = ec2_iid_aws::Ec2Lookup::builder(&config);
     /// assert!(builder.clone().external_id(role.clone(), "tenant-42").build().is_ok());
     /// assert!(builder.external_id(role, "no spaces").build().is_err());
@@ -667,7 +667,7 @@ impl Ec2LookupBuilder {
     /// ```no_run
     /// # async fn run() -> Result<(), ec2_iid_aws::ConfigError> {
     /// use aws_config::BehaviorVersion;
-    /// use ec2_iid::Partition;
+    /// use ec2_iid::ids::Partition;
     ///
     /// let commercial = aws_config::load_defaults(BehaviorVersion::latest()).await;
     /// let china = aws_config::defaults(BehaviorVersion::latest())

@@ -15,9 +15,9 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
+use ec2_iid::token::DEFAULT_MAX_FUTURE_SKEW;
 use ec2_iid::{
-    DEFAULT_MAX_FUTURE_SKEW, Format, MAX_BLOB_LEN, SignedInput, TrustStore, VerifyOptions,
-    check_ttl, verify_input,
+    Format, MAX_BLOB_LEN, SignedInput, TrustStore, VerifyOptions, check_ttl, verify_input,
 };
 use ec2_iid_aws::imds::{ImdsError, ImdsFetcher};
 use emulator::{DOCUMENT, ImdsServer, PKCS7, RSA2048, SIGNATURE, fixture};

@@ -14,7 +14,8 @@ use aws_config::retry::RetryConfig;
 use aws_config::{BehaviorVersion, Region as SdkRegion, SdkConfig};
 use aws_sdk_ec2::config::Credentials;
 use aws_sdk_ec2::types::{Instance, InstanceStateName};
-use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery, InstanceState};
+use ec2_iid::ids::InstanceState;
+use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery};
 use ec2_iid_aws::{Ec2Lookup, Ec2LookupError, Operation};
 use support::{Moto, OWN_ACCOUNT, free_port};
 

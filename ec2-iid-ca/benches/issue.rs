@@ -11,7 +11,8 @@ use std::hint::black_box;
 
 use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
-use ec2_iid::{AllowRule, Format, InstanceFacts, InstanceState, TrustStore, Verifier};
+use ec2_iid::ids::InstanceState;
+use ec2_iid::{AllowRule, Format, InstanceFacts, TrustStore, Verifier};
 use ec2_iid_ca::{Csr, Issuer, Profile};
 
 fn bench(c: &mut Criterion) {

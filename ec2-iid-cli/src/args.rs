@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use chrono::{DateTime, Utc};
 use clap::ArgMatches;
-use ec2_iid::{Format, Region, parse_go_duration};
+use ec2_iid::Format;
+use ec2_iid::ids::Region;
+use ec2_iid::token::parse_go_duration;
 
 /// The flags of `verify` and `explain`.
 #[derive(Clone, Debug, clap::Args)]
@@ -135,7 +137,8 @@ impl Options {
 
     /// Whether freshness is checked without a token: `--now` or `--ttl` given.
     pub(crate) fn ttl_without_token(&self) -> Option<Duration> {
-        (self.now.is_some() || self.ttl.is_some()).then(|| self.ttl.unwrap_or(ec2_iid::DEFAULT_TTL))
+        (self.now.is_some() || self.ttl.is_some())
+            .then(|| self.ttl.unwrap_or(ec2_iid::token::DEFAULT_TTL))
     }
 }
 

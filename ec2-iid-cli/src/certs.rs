@@ -4,8 +4,10 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use ec2_iid::aws::AwsCertificate;
-use ec2_iid::{Format, SerialNumber, TrustStore, TrustedCertificate};
+use ec2_iid::ids::SerialNumber;
+use ec2_iid::trust::TrustedCertificate;
+use ec2_iid::trust::aws::AwsCertificate;
+use ec2_iid::{Format, TrustStore};
 use serde_json::{Value, json};
 use sha2::{Digest as _, Sha256};
 use x509_parser::certificate::X509Certificate;
@@ -19,9 +21,9 @@ pub(crate) fn list(json: bool) -> ExitCode {
     let store = TrustStore::aws();
     let mut entries = Vec::new();
     for (format, certs) in [
-        (Format::Rsa2048, ec2_iid::aws::RSA2048),
-        (Format::Pkcs7, ec2_iid::aws::PKCS7),
-        (Format::Signature, ec2_iid::aws::SIGNATURE),
+        (Format::Rsa2048, ec2_iid::trust::aws::RSA2048),
+        (Format::Pkcs7, ec2_iid::trust::aws::PKCS7),
+        (Format::Signature, ec2_iid::trust::aws::SIGNATURE),
     ] {
         for pem in distinct_pems(certs) {
             match entry(&store, format, pem) {

@@ -5,14 +5,16 @@
 //! re-run the checks one by one with the core's public functions to say where it failed.
 
 use core::fmt;
-use core::time::Duration;
 use std::process::ExitCode;
 
 use chrono::SecondsFormat;
+use ec2_iid::dangerous::{UnverifiedSignedData, detect_cms_format, parse_signed_data};
+use ec2_iid::ids::SerialNumber;
+use ec2_iid::internal::short_duration;
+use ec2_iid::token::DEFAULT_MAX_FUTURE_SKEW;
 use ec2_iid::{
-    AllowRule, DEFAULT_MAX_FUTURE_SKEW, Error, Format, IdentityDocument, SerialNumber, TrustStore,
-    UnverifiedSignedData, VerifiedDocument, Verifier, check_ttl, detect_cms_format,
-    parse_signed_data, verify_input,
+    AllowRule, Error, Format, IdentityDocument, TrustStore, VerifiedDocument, Verifier, check_ttl,
+    verify_input,
 };
 use serde_json::Value;
 use x509_parser::prelude::FromDer as _;
@@ -111,7 +113,7 @@ fn token_stage(report: &mut Report, setup: &Setup) {
         return;
     };
     let rules = verifier.rules().len();
-    let ttl = human(verifier.ttl());
+    let ttl = short_duration(verifier.ttl());
     match verifier.expires() {
         None => report.line(
             Status::Pass,
@@ -394,10 +396,10 @@ fn ttl_stage(report: &mut Report, setup: &Setup, document: &IdentityDocument) {
     };
     let age = setup.now.signed_duration_since(document.pending_time);
     let age_text = match age.to_std() {
-        Ok(age) => format!("pendingTime is {} old", human(age)),
+        Ok(age) => format!("pendingTime is {} old", short_duration(age)),
         Err(_) => format!(
             "pendingTime is {} in the future",
-            human((-age).to_std().unwrap_or_default())
+            short_duration((-age).to_std().unwrap_or_default())
         ),
     };
     let Some(ttl) = ttl else {
@@ -413,9 +415,9 @@ fn ttl_stage(report: &mut Report, setup: &Setup, document: &IdentityDocument) {
     );
     let limit = match result {
         Err(Error::PendingTimeInFuture { .. }) => {
-            format!("allowed skew {}", human(DEFAULT_MAX_FUTURE_SKEW))
+            format!("allowed skew {}", short_duration(DEFAULT_MAX_FUTURE_SKEW))
         }
-        _ => format!("TTL {}", human(ttl)),
+        _ => format!("TTL {}", short_duration(ttl)),
     };
     report.check(result.is_ok(), "ttl", format!("{age_text}; {limit}"));
 }
@@ -458,38 +460,6 @@ fn instance_check(
     )
 }
 
-/// A duration as Go prints it, with days and without zero units: `7m12s`, `5m`, `2d3h`.
-pub(crate) fn human(duration: Duration) -> String {
-    let secs = duration.as_secs();
-    if secs == 0 {
-        return "0s".into();
-    }
-    let units = [
-        (secs / 86_400, "d"),
-        (secs / 3600 % 24, "h"),
-        (secs / 60 % 60, "m"),
-        (secs % 60, "s"),
-    ];
-    units
-        .iter()
-        .filter(|(n, _)| *n > 0)
-        .map(|(n, unit)| format!("{n}{unit}"))
-        .collect()
-}
-
 fn join<T: fmt::Display>(values: &[T]) -> String {
     strings(values).join(", ")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn durations_read_like_go() {
-        assert_eq!(human(Duration::from_secs(0)), "0s");
-        assert_eq!(human(Duration::from_secs(300)), "5m");
-        assert_eq!(human(Duration::from_secs(432)), "7m12s");
-        assert_eq!(human(Duration::from_secs(2 * 86_400 + 3 * 3600)), "2d3h");
-    }
 }

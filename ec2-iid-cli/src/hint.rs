@@ -1,7 +1,8 @@
 //! Hints only the command line can give: mistakes in what was passed, which the core sees only
 //! as undecodable bytes or refused algorithms.
 
-use ec2_iid::{Format, detect_cms_format, parse_signed_data};
+use ec2_iid::Format;
+use ec2_iid::dangerous::{detect_cms_format, parse_signed_data};
 
 use crate::setup::Setup;
 

@@ -11,7 +11,8 @@ mod credentials;
 use core::time::Duration;
 use std::process::ExitCode;
 
-use ec2_iid::{Format, parse_go_duration};
+use ec2_iid::Format;
+use ec2_iid::token::parse_go_duration;
 use ec2_iid_aws::imds::ImdsFetcher;
 use ec2_iid_aws::join::{DEFAULT_MAX_ATTEMPTS, JoinClient, JoinConfigError, JoinError, printable};
 

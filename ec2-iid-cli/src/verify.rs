@@ -7,7 +7,8 @@
 
 use std::process::ExitCode;
 
-use ec2_iid::{DEFAULT_MAX_FUTURE_SKEW, Error, Signer, check_ttl, verify_input};
+use ec2_iid::token::DEFAULT_MAX_FUTURE_SKEW;
+use ec2_iid::{Error, Signer, check_ttl, verify_input};
 use serde_json::{Value, json};
 
 use crate::hint;

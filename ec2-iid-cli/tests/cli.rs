@@ -1,11 +1,9 @@
 //! The `ec2-iid` binary's contract: subcommands, flags, exit codes (0 accepted, 1 rejected,
 //! 2 usage), the JSON of `verify`, the lines of `explain`, `certs list` and `certs check`.
 //!
-//! The `verify` tests it shares with the core's `verify` example are in the core's
-//! `tests/verify_contract/`, on the same committed fixtures, run from the workspace root.
+//! The `verify` contract (flags, exit codes, JSON) is in `verify_contract/`.
 #![cfg(test)] // clippy.toml says why
 
-#[path = "../../tests/verify_contract/mod.rs"]
 mod verify_contract;
 
 use std::collections::BTreeSet;
@@ -148,11 +146,11 @@ fn hints_say_what_to_change() {
     );
     // Too old, and ahead of the clock.
     let args = [&at("2026-11-01T12:07:12Z")[..], &TEST_CA[..], &[BLOB]].concat();
-    assert!(hint(&args, None).starts_with("pendingTime is 7m12s old; aws_iid_ttl is 5m"));
+    assert!(hint(&args, None).starts_with("pendingTime is 7m12s old; aws_iid_ttl is 5m0s"));
     let args = [&at("2026-11-01T11:57:00Z")[..], &TEST_CA[..], &[BLOB]].concat();
     let future = hint(&args, None);
     assert!(
-        future.contains("3m ahead") && future.contains("clock"),
+        future.contains("3m0s ahead") && future.contains("clock"),
         "{future}"
     );
     // No rule matches: the field, what the rule wants and what the document has.
@@ -311,7 +309,7 @@ fn explain_shows_age_and_ttl_of_an_expired_document() {
         .find(|l| l.split_whitespace().nth(1) == Some("ttl"))
         .unwrap_or_else(|| panic!("{text}"));
     assert!(ttl.starts_with("FAIL"), "{ttl}");
-    assert!(ttl.contains("pendingTime is 7m12s old; TTL 5m"), "{ttl}");
+    assert!(ttl.contains("pendingTime is 7m12s old; TTL 5m0s"), "{ttl}");
 }
 
 #[test]
@@ -384,7 +382,7 @@ fn certs_list_json_has_every_rsa2048_region() {
     };
     let rsa2048 = regions("rsa2048");
     assert_eq!(rsa2048.len(), 39, "{rsa2048:?}");
-    let embedded: BTreeSet<String> = ec2_iid::aws::RSA2048
+    let embedded: BTreeSet<String> = ec2_iid::trust::aws::RSA2048
         .iter()
         .map(|c| c.region.to_owned())
         .collect();
@@ -405,7 +403,7 @@ fn certs_check_tells_new_from_present() {
     let out = command(&["certs", "check", "tests/data/testca/testca.pem"], None);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains(": new"), "{}", stdout(&out));
-    let us_east_1 = ec2_iid::aws::RSA2048
+    let us_east_1 = ec2_iid::trust::aws::RSA2048
         .iter()
         .find(|c| c.region == "us-east-1")
         .unwrap();

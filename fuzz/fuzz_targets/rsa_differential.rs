@@ -12,7 +12,7 @@
 #![no_main]
 
 use core::convert::Infallible;
-use ec2_iid::crypto::RsaVerifyingKey;
+use ec2_iid::internal::RsaVerifyingKey;
 use ec2_iid::internal::{self, Backend};
 use rsa::pkcs8::DecodePrivateKey as _;
 use rsa::traits::PublicKeyParts as _;
@@ -32,9 +32,7 @@ fn keys() -> &'static Keys {
         let (_, pem) = x509_parser::pem::parse_x509_pem(pem).expect("test CA PEM");
         let cert = pem.parse_x509().expect("test CA certificate");
         let spki = cert.public_key().raw;
-        let key = |backend| {
-            internal::from_public_key_der_with_backend(spki, backend).expect("key")
-        };
+        let key = |backend| internal::from_public_key_der_with_backend(spki, backend).expect("key");
         Keys {
             montgomery: key(Backend::Montgomery),
             rsa_crate: key(Backend::RsaCrate),

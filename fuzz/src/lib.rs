@@ -8,10 +8,12 @@ use std::sync::OnceLock;
 
 use base64::Engine as _;
 use chrono::{DateTime, TimeZone as _, Utc};
+use ec2_iid::dangerous::parse_signed_data;
+use ec2_iid::ids::InstanceState;
+use ec2_iid::internal::verify_signature;
 use ec2_iid::{
-    AllowRule, ConfigError, Error, Format, InstanceFacts, InstanceState, MAX_BLOB_LEN, PendingJoin,
-    SignedInput, TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier, check_ttl,
-    match_allow_rules, parse_signed_data, verify_signature,
+    AllowRule, ConfigError, Error, Format, InstanceFacts, MAX_BLOB_LEN, PendingJoin, SignedInput,
+    TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier, check_ttl, match_allow_rules,
 };
 
 pub mod ca;
@@ -314,14 +316,17 @@ pub fn check_token(data: &[u8]) {
 /// and each `<number><unit>` term adds to the total (a sum of the terms parses to their sum).
 fn check_go_duration(text: &str) {
     const GO_MAX: core::time::Duration = core::time::Duration::new(9_223_372_036, 854_775_807);
-    let Ok(parsed) = ec2_iid::parse_go_duration(text) else {
+    let Ok(parsed) = ec2_iid::token::parse_go_duration(text) else {
         return;
     };
     assert!(parsed <= GO_MAX, "{text:?} parsed beyond Go's range");
-    if let Ok(twice) = ec2_iid::parse_go_duration(&format!("{text}{text}")) {
+    if let Ok(twice) = ec2_iid::token::parse_go_duration(&format!("{text}{text}")) {
         assert_eq!(Some(twice), parsed.checked_mul(2), "{text:?} twice");
     } else if text != "0" && !text.starts_with(['+', '-']) {
-        assert!(parsed.checked_mul(2).is_none_or(|d| d > GO_MAX), "{text:?} twice refused");
+        assert!(
+            parsed.checked_mul(2).is_none_or(|d| d > GO_MAX),
+            "{text:?} twice refused"
+        );
     }
 }
 
@@ -329,25 +334,26 @@ fn check_spec(spec: &TokenSpec) {
     let built = Verifier::builder(test_ca_store().clone())
         .token_spec(spec)
         .build();
-    let valid = match spec.validate() {
-        Ok(valid) => valid,
+    let checked = match spec.validate() {
+        Ok(checked) => checked,
         Err(e) => {
             assert_eq!(built.err(), Some(e));
             return;
         }
     };
+    let valid = checked.spec();
     assert_eq!(
         valid.validate().as_ref(),
-        Ok(&valid),
+        Ok(&checked),
         "validate is idempotent"
     );
     assert_eq!(valid.join_method, "ec2");
     assert!(!valid.allow.is_empty());
     assert!(!valid.aws_iid_ttl.get().is_zero());
 
-    let json = serde_json::to_string(&valid).expect("serialize spec");
+    let json = serde_json::to_string(valid).expect("serialize spec");
     let again: TokenSpec = serde_json::from_str(&json).expect("a serialized spec parses");
-    assert_eq!(again.validate().as_ref(), Ok(&valid), "JSON round trip");
+    assert_eq!(again.validate().as_ref(), Ok(&checked), "JSON round trip");
 
     let verified = fixture_verified();
     let doc = verified.document();
@@ -396,7 +402,7 @@ fn check_spec(spec: &TokenSpec) {
     let fresh = check_ttl(
         doc.pending_time,
         valid.aws_iid_ttl.get(),
-        ec2_iid::DEFAULT_MAX_FUTURE_SKEW,
+        ec2_iid::token::DEFAULT_MAX_FUTURE_SKEW,
         now(),
     )
     .is_ok();
@@ -434,8 +440,22 @@ mod tests {
     #[test]
     fn go_duration_properties_hold_on_edge_cases() {
         for text in [
-            "5m", "1.5h", ".5s", "1.000000001s", "2562047h", "1281023h", "1281024h", "0", "+5m",
-            "1h30m", "9.99999999999999999999h", "µs", "1µs", "300ms", "5", "",
+            "5m",
+            "1.5h",
+            ".5s",
+            "1.000000001s",
+            "2562047h",
+            "1281023h",
+            "1281024h",
+            "0",
+            "+5m",
+            "1h30m",
+            "9.99999999999999999999h",
+            "µs",
+            "1µs",
+            "300ms",
+            "5",
+            "",
         ] {
             check_go_duration(text);
         }

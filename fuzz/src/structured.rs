@@ -28,7 +28,8 @@ pub struct Parts {
 pub fn parts() -> &'static Parts {
     static PARTS: OnceLock<Parts> = OnceLock::new();
     PARTS.get_or_init(|| {
-        let signed = ec2_iid::parse_signed_data(crate::FIXTURE_DER).expect("fixture parses");
+        let signed =
+            ec2_iid::dangerous::parse_signed_data(crate::FIXTURE_DER).expect("fixture parses");
         Parts {
             content: signed.content().to_vec(),
             signed_attrs: signed.signed_attributes().expect("signed attrs").to_vec(),

@@ -1,6 +1,6 @@
 //! Stage 1, the signed blob: base64 text (or binary) → CMS `SignedData`, read as BER with
 //! indefinite lengths, as AWS produces it. Input: untrusted bytes. Output:
-//! [`UnverifiedSignedData`](crate::UnverifiedSignedData), whose content, signed attributes,
+//! [`UnverifiedSignedData`](crate::dangerous::UnverifiedSignedData), whose content, signed attributes,
 //! signer identity (issuer and serial) and signature are located but trusted for nothing.
 //!
 //! The subset read (RFC 5652; any other shape is refused here). Values marked *later* are

@@ -26,8 +26,8 @@ const ARMOUR_END: &[u8] = b"-----END PKCS7-----";
 
 /// A parsed, **unverified** CMS SignedData: what the blob claims, before any signature check.
 ///
-/// Obtained from [`parse_signed_data`]; turned into a [`VerifiedDocument`](crate::VerifiedDocument)
-/// by [`verify_signature`](crate::verify_signature). Nothing here is trustworthy on its own.
+/// Obtained from [`parse_signed_data`]; [`verify_input`](crate::verify_input) parses and verifies
+/// in one step. Nothing here is trustworthy on its own.
 #[derive(Clone, Debug)]
 pub struct UnverifiedSignedData {
     der: Vec<u8>,
@@ -104,12 +104,12 @@ impl Content {
 ///
 /// Accepts the base64 text IMDS serves (any line breaks, `\n` or `\r\n`, optional trailing
 /// newline), the same inside `-----BEGIN PKCS7-----` armour, and raw BER/DER bytes. Indefinite
-/// lengths and constructed OCTET STRINGs are decoded as BER allows. Nothing is verified: pass
-/// the result to [`verify_signature`](crate::verify_signature).
+/// lengths and constructed OCTET STRINGs are decoded as BER allows. Nothing is verified:
+/// [`verify_input`](crate::verify_input) parses and verifies in one step.
 ///
 /// ```
 /// let blob = include_bytes!("../../tests/data/gen/rsa2048.b64");
-/// let signed = ec2_iid::parse_signed_data(blob)?;
+/// let signed = ec2_iid::dangerous::parse_signed_data(blob)?;
 /// assert!(signed.content().starts_with(b"{"));
 /// assert_eq!(signed.digest_algorithm().oid_string(), "2.16.840.1.101.3.4.2.1");
 /// # Ok::<(), ec2_iid::Error>(())
@@ -124,15 +124,6 @@ impl Content {
 pub fn parse_signed_data(blob: &[u8]) -> Result<UnverifiedSignedData, Error> {
     let der = decode_blob(blob)?;
     UnverifiedSignedData::parse(der)
-}
-
-/// The former name of [`parse_signed_data`]: it returns the SignedData, not the document.
-///
-/// # Errors
-/// As [`parse_signed_data`].
-#[deprecated(note = "renamed to `parse_signed_data`")]
-pub fn parse_document(blob: &[u8]) -> Result<UnverifiedSignedData, Error> {
-    parse_signed_data(blob)
 }
 
 /// Turns base64 text, armoured text or raw BER into BER bytes.
@@ -377,15 +368,6 @@ pub(super) fn raw_span(element: &Element<'_>) -> Range<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    #[expect(deprecated, reason = "the old name must keep working for one release")]
-    fn the_old_name_parses_as_the_new_one() {
-        let blob = include_bytes!("../../tests/data/gen/rsa2048.b64");
-        let old = parse_document(blob).unwrap();
-        assert_eq!(old.content(), parse_signed_data(blob).unwrap().content());
-        assert!(matches!(parse_document(b"*"), Err(Error::Base64)));
-    }
 
     #[test]
     fn content_in_one_piece_is_not_copied() {

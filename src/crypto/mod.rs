@@ -1,8 +1,6 @@
-//! Signature primitives, exposed for benchmarks, fuzzing and differential tests.
-//!
-//! Most users never need this module: [`verify_signature`](crate::verify_signature) picks the
-//! key from the trust store. It is public so that the raw cost of the signature check can be
-//! measured and compared against other implementations with the exact code the crate runs.
+//! Signature primitives. [`RsaVerifyingKey`] is reachable through `crate::internal` so that
+//! benchmarks, fuzzing and differential tests measure and compare the exact code the crate
+//! runs; verification picks the key from the trust store.
 //!
 //! # Backends
 //!

@@ -50,11 +50,11 @@ id_newtype!(
     /// match nothing.
     ///
     /// ```
-    /// let role: ec2_iid::RoleArn = "arn:aws-cn:iam::123456789012:role/ops/describe".parse()?;
+    /// let role: ec2_iid::ids::RoleArn = "arn:aws-cn:iam::123456789012:role/ops/describe".parse()?;
     /// assert_eq!(role.account().as_str(), "123456789012");
-    /// assert_eq!(role.partition(), ec2_iid::Partition::AwsCn);
-    /// assert!("not-an-arn".parse::<ec2_iid::RoleArn>().is_err());
-    /// assert!("arn:aws-gov:iam::123456789012:role/r".parse::<ec2_iid::RoleArn>().is_err());
+    /// assert_eq!(role.partition(), ec2_iid::ids::Partition::AwsCn);
+    /// assert!("not-an-arn".parse::<ec2_iid::ids::RoleArn>().is_err());
+    /// assert!("arn:aws-gov:iam::123456789012:role/r".parse::<ec2_iid::ids::RoleArn>().is_err());
     /// # Ok::<(), ec2_iid::Error>(())
     /// ```
     RoleArn,
@@ -91,11 +91,11 @@ id_newtype!(
     /// that starts with the text before the `*`.
     ///
     /// ```
-    /// let bound: ec2_iid::InstanceProfileArn =
+    /// let bound: ec2_iid::ids::InstanceProfileArn =
     ///     "arn:aws:iam::123456789012:instance-profile/web-*".parse()?;
     /// assert!(bound.matches("arn:aws:iam::123456789012:instance-profile/web-1"));
     /// assert!(!bound.matches("arn:aws:iam::123456789012:instance-profile/db"));
-    /// assert!("*".parse::<ec2_iid::InstanceProfileArn>().is_err());
+    /// assert!("*".parse::<ec2_iid::ids::InstanceProfileArn>().is_err());
     /// # Ok::<(), ec2_iid::Error>(())
     /// ```
     InstanceProfileArn,

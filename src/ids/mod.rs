@@ -10,10 +10,10 @@ use core::str::FromStr;
 /// A text is not a valid identifier of its kind (an account id, a region, a format, ...).
 #[non_exhaustive]
 #[derive(Clone, Copy, Debug, Eq, PartialEq, thiserror::Error)]
-#[error("invalid {kind}")]
+#[error("invalid {what}")]
 pub struct InvalidIdentifier {
     /// What it should have been, e.g. `account id`.
-    pub kind: &'static str,
+    pub what: &'static str,
 }
 
 /// What every identifier type says about itself, for messages that show what to write.
@@ -84,7 +84,7 @@ macro_rules! id_newtype {
                     .then(|| <$text as IdText>::from_text(s))
                     .flatten()
                     .map(Self)
-                    .ok_or(InvalidIdentifier { kind: $what })
+                    .ok_or(InvalidIdentifier { what: $what })
             }
         }
 
@@ -168,7 +168,7 @@ mod tests {
         assert_eq!(hasher.hash_one(&id), hasher.hash_one(longest));
         assert_eq!(
             too_long.parse::<T>().map(|id| id.to_string()),
-            Err(InvalidIdentifier { kind: T::KIND })
+            Err(InvalidIdentifier { what: T::KIND })
         );
         assert!(serde_json::from_str::<T>(&format!("\"{too_long}\"")).is_err());
     }

@@ -12,9 +12,9 @@ id_newtype!(
     /// An AWS region name such as `us-east-1` or `eusc-de-east-1`.
     ///
     /// ```
-    /// let r: ec2_iid::Region = "cn-north-1".parse().unwrap();
-    /// assert_eq!(r.partition(), ec2_iid::Partition::AwsCn);
-    /// assert!("US-EAST-1".parse::<ec2_iid::Region>().is_err());
+    /// let r: ec2_iid::ids::Region = "cn-north-1".parse().unwrap();
+    /// assert_eq!(r.partition(), ec2_iid::ids::Partition::AwsCn);
+    /// assert!("US-EAST-1".parse::<ec2_iid::ids::Region>().is_err());
     /// ```
     Region,
     "region",
@@ -127,8 +127,8 @@ id_newtype!(
     /// Zone under a region (`us-west-2-lax-1a`).
     ///
     /// ```
-    /// assert!("us-east-1a".parse::<ec2_iid::AvailabilityZone>().is_ok());
-    /// assert!("us-east-1".parse::<ec2_iid::AvailabilityZone>().is_err());
+    /// assert!("us-east-1a".parse::<ec2_iid::ids::AvailabilityZone>().is_ok());
+    /// assert!("us-east-1".parse::<ec2_iid::ids::AvailabilityZone>().is_err());
     /// ```
     AvailabilityZone,
     "availability zone",

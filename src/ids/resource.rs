@@ -13,8 +13,8 @@ id_newtype!(
     /// A 12-digit AWS account id.
     ///
     /// ```
-    /// let id: ec2_iid::AccountId = "123456789012".parse().unwrap();
-    /// assert!("12345678901".parse::<ec2_iid::AccountId>().is_err());
+    /// let id: ec2_iid::ids::AccountId = "123456789012".parse().unwrap();
+    /// assert!("12345678901".parse::<ec2_iid::ids::AccountId>().is_err());
     /// ```
     AccountId,
     "account id",
@@ -27,8 +27,8 @@ id_newtype!(
     /// An EC2 instance id: `i-` and 8 or more lowercase hex digits (17 for current instances).
     ///
     /// ```
-    /// let id: ec2_iid::InstanceId = "i-0c5541936caf78c12".parse().unwrap();
-    /// assert!("i-XYZ".parse::<ec2_iid::InstanceId>().is_err());
+    /// let id: ec2_iid::ids::InstanceId = "i-0c5541936caf78c12".parse().unwrap();
+    /// assert!("i-XYZ".parse::<ec2_iid::ids::InstanceId>().is_err());
     /// ```
     InstanceId,
     "instance id",
@@ -53,8 +53,8 @@ id_newtype!(
     /// An AMI id: `ami-` and 8 or 17 lowercase hex digits.
     ///
     /// ```
-    /// assert!("ami-0123456789abcdef0".parse::<ec2_iid::ImageId>().is_ok());
-    /// assert!("ami-1".parse::<ec2_iid::ImageId>().is_err());
+    /// assert!("ami-0123456789abcdef0".parse::<ec2_iid::ids::ImageId>().is_ok());
+    /// assert!("ami-1".parse::<ec2_iid::ids::ImageId>().is_err());
     /// ```
     ImageId,
     "AMI id",
@@ -67,8 +67,8 @@ id_newtype!(
     /// A VPC id: `vpc-` and 8 or 17 lowercase hex digits.
     ///
     /// ```
-    /// assert!("vpc-0123456789abcdef0".parse::<ec2_iid::VpcId>().is_ok());
-    /// assert!("vpc-web".parse::<ec2_iid::VpcId>().is_err());
+    /// assert!("vpc-0123456789abcdef0".parse::<ec2_iid::ids::VpcId>().is_ok());
+    /// assert!("vpc-web".parse::<ec2_iid::ids::VpcId>().is_err());
     /// ```
     VpcId,
     "VPC id",
@@ -81,8 +81,8 @@ id_newtype!(
     /// A subnet id: `subnet-` and 8 or 17 lowercase hex digits.
     ///
     /// ```
-    /// assert!("subnet-0123456789abcdef0".parse::<ec2_iid::SubnetId>().is_ok());
-    /// assert!("subnet-".parse::<ec2_iid::SubnetId>().is_err());
+    /// assert!("subnet-0123456789abcdef0".parse::<ec2_iid::ids::SubnetId>().is_ok());
+    /// assert!("subnet-".parse::<ec2_iid::ids::SubnetId>().is_err());
     /// ```
     SubnetId,
     "subnet id",
@@ -96,8 +96,8 @@ id_newtype!(
     /// `m7i-flex.large`.
     ///
     /// ```
-    /// assert!("m7i-flex.large".parse::<ec2_iid::InstanceType>().is_ok());
-    /// assert!("T3.Micro".parse::<ec2_iid::InstanceType>().is_err());
+    /// assert!("m7i-flex.large".parse::<ec2_iid::ids::InstanceType>().is_ok());
+    /// assert!("T3.Micro".parse::<ec2_iid::ids::InstanceType>().is_err());
     /// ```
     InstanceType,
     "instance type",
@@ -197,7 +197,7 @@ mod tests {
         assert!("i-DE0F1344".parse::<InstanceId>().is_err());
         assert_eq!(
             "1234".parse::<AccountId>(),
-            Err(InvalidIdentifier { kind: "account id" })
+            Err(InvalidIdentifier { what: "account id" })
         );
     }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// document names its signer without copying the serial.
 ///
 /// ```
-/// use ec2_iid::SerialNumber;
+/// use ec2_iid::ids::SerialNumber;
 ///
 /// let serial = SerialNumber::from_be_bytes(&[0x00, 0xb6, 0x4b]);
 /// assert_eq!(serial.as_bytes(), [0xb6, 0x4b]);

@@ -70,7 +70,7 @@ impl FromStr for Format {
         Self::ALL
             .into_iter()
             .find(|format| format.as_str() == s)
-            .ok_or(InvalidIdentifier { kind: "format" })
+            .ok_or(InvalidIdentifier { what: "format" })
     }
 }
 
@@ -86,7 +86,7 @@ mod tests {
         }
         assert_eq!(
             "dsa2048".parse::<Format>(),
-            Err(InvalidIdentifier { kind: "format" })
+            Err(InvalidIdentifier { what: "format" })
         );
     }
 }

@@ -26,8 +26,8 @@ pub use format::Format;
 #[derive(Clone, Copy, Debug, Eq, PartialEq)]
 pub enum SignedInput<'a> {
     /// A CMS blob of either format (`/rsa2048` or `/pkcs7`), told apart by
-    /// [`detect_cms_format`](crate::detect_cms_format). Text or binary, as
-    /// [`parse_signed_data`](crate::parse_signed_data) accepts.
+    /// [`detect_cms_format`](crate::dangerous::detect_cms_format). Text or binary, as
+    /// [`parse_signed_data`](crate::dangerous::parse_signed_data) accepts.
     Cms(&'a [u8]),
     /// `/latest/dynamic/instance-identity/pkcs7`: refused unless
     /// [`VerifyOptions::allow_legacy_dsa_sha1`](crate::VerifyOptions::allow_legacy_dsa_sha1) is set.

@@ -58,8 +58,9 @@ impl InstanceQuery {
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
+/// use ec2_iid::ids::InstanceState;
 /// use ec2_iid::{AllowRule, Format, InMemoryJoinRegistry, InstanceFacts, InstanceLookup,
-///     InstanceQuery, InstanceState, TrustStore, Verifier};
+///     InstanceQuery, TrustStore, Verifier};
 ///
 /// struct FakeEc2;
 ///

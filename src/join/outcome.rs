@@ -101,8 +101,9 @@ impl JoinOutcome {
 ///
 /// The lookup's and the registry's errors are kept as they are (match on them); they need only
 /// `Debug + Display`, so `anyhow::Error` and `Box<dyn Error + Send + Sync>` do as well as any
-/// error type. Display shows the cause; [`source`](core::error::Error::source) is the
-/// rejection's [`Error`] (a lookup's or registry's error may not be a `std` error).
+/// error type. Display shows the cause, so [`source`](core::error::Error::source) is `None`
+/// (as the std convention asks: a chain printed with `{:#}` shows each message once); match on
+/// the variant to reach the inner error.
 #[non_exhaustive]
 #[derive(Debug)]
 pub enum CheckError<L, R = Infallible> {
@@ -130,17 +131,12 @@ impl<L: fmt::Display, R: fmt::Display> fmt::Display for CheckError<L, R> {
     }
 }
 
+/// No [`source`](core::error::Error::source): Display already prints the cause.
 impl<L, R> core::error::Error for CheckError<L, R>
 where
     L: fmt::Debug + fmt::Display,
     R: fmt::Debug + fmt::Display,
 {
-    fn source(&self) -> Option<&(dyn core::error::Error + 'static)> {
-        match self {
-            Self::Rejected(e) => Some(e),
-            Self::Lookup(_) | Self::Registry(_) => None,
-        }
-    }
 }
 
 impl<L, R> CheckError<L, R> {

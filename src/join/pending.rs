@@ -167,7 +167,9 @@ impl<'v> PendingJoin<'v> {
     /// it never grants a later rule than [`check_instance`](Self::check_instance) would.
     ///
     /// # Errors
-    /// As [`check_instance_facts`]: the first candidate's refusal when none passes.
+    /// The first candidate's refusal when none passes: [`Error::InstanceNotFound`],
+    /// [`Error::InstanceIdMismatch`], [`Error::InstanceNotRunning`], [`Error::OwnerMismatch`],
+    /// [`Error::BoundViolated`], [`Error::MissingFact`] or [`Error::RootVolumeReattached`].
     pub fn check_facts(&self, facts: Option<&InstanceFacts>) -> Result<JoinOutcome, Error> {
         let role = self.rule.aws_role();
         let mut refusal = None;

@@ -11,9 +11,8 @@ use crate::input::SignedInput;
 use crate::join::pending::{InstanceCheck, PendingJoin};
 use crate::policy::facts::RootVolumeCheck;
 use crate::policy::rules::{AllowRule, match_allow_rules};
-use crate::policy::token::{TokenResource, TokenSpec};
-use crate::policy::ttl::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
-use crate::policy::ttl::{DEFAULT_TTL, MIN_TTL};
+use crate::policy::token::{TokenResource, TokenSpec, ValidatedSpec};
+use crate::policy::ttl::{DEFAULT_MAX_FUTURE_SKEW, DEFAULT_TTL, MIN_TTL, check_ttl};
 use crate::signature::verify_input::{VerifyOptions, verify_input};
 use crate::trust::TrustStore;
 
@@ -27,7 +26,8 @@ use crate::trust::TrustStore;
 ///
 /// ```
 /// use chrono::{TimeZone, Utc};
-/// use ec2_iid::{AllowRule, Format, InstanceFacts, InstanceState, TrustStore, Verifier};
+/// use ec2_iid::{AllowRule, Format, InstanceFacts, TrustStore, Verifier};
+/// use ec2_iid::ids::InstanceState;
 ///
 /// let mut trust = TrustStore::empty();
 /// trust.add_pem(Format::Rsa2048, include_bytes!("../../tests/data/testca/testca.pem"),
@@ -84,9 +84,9 @@ pub struct VerifierBuilder {
     trust: TrustStore,
     options: VerifyOptions,
     rules: Vec<AllowRule>,
-    rules_from: Option<&'static str>,
+    rules_from: Option<Source>,
     ttl: Option<Duration>,
-    ttl_from: Option<&'static str>,
+    ttl_from: Option<Source>,
     max_future_skew: Duration,
     root_volume_check: bool,
     expires: Option<DateTime<Utc>>,
@@ -145,15 +145,14 @@ impl Verifier {
     }
 
     /// Parses and verifies a CMS blob (`/rsa2048`, or `/pkcs7` if allowed; the format is
-    /// detected by [`detect_cms_format`](crate::detect_cms_format)), then applies the token's
+    /// detected by [`detect_cms_format`](crate::dangerous::detect_cms_format)), then applies the token's
     /// expiry, the allow rules and the TTL. Same as [`Verifier::verify_input`] with
     /// [`SignedInput::Cms`].
     ///
     /// `now` is the caller's clock; the crate never reads one.
     ///
     /// # Errors
-    /// Anything [`parse_signed_data`](crate::parse_signed_data),
-    /// [`verify_signature_with`](crate::verify_signature_with), [`match_allow_rules`] and
+    /// Anything [`verify_input`] with [`SignedInput::Cms`], [`match_allow_rules`] and
     /// [`check_ttl`] report, and [`Error::TokenExpired`].
     pub fn verify(&self, blob: &[u8], now: DateTime<Utc>) -> Result<PendingJoin<'_>, Error> {
         self.verify_input(SignedInput::Cms(blob), now)
@@ -222,7 +221,7 @@ impl VerifierBuilder {
         match token.validate() {
             Ok(spec) => {
                 self.expires = token.metadata.expires;
-                self.set_spec(spec, "token");
+                self.set_spec(spec, Source::Token);
             }
             Err(e) => self.fail(e),
         }
@@ -232,7 +231,7 @@ impl VerifierBuilder {
     /// Uses a token spec's allow rules and TTL (validated as Teleport does).
     pub fn token_spec(mut self, spec: &TokenSpec) -> Self {
         match spec.validate() {
-            Ok(spec) => self.set_spec(spec, "token_spec"),
+            Ok(spec) => self.set_spec(spec, Source::TokenSpec),
             Err(e) => self.fail(e),
         }
         self
@@ -240,14 +239,14 @@ impl VerifierBuilder {
 
     /// Adds an allow rule after those already set.
     pub fn allow(mut self, rule: AllowRule) -> Self {
-        self.claim("allow", Setting::Rules);
+        self.claim(Source::Allow, Setting::Rules);
         self.rules.push(rule);
         self
     }
 
     /// Sets the TTL on `pendingTime` (default 5 minutes; under one second is refused).
     pub fn ttl(mut self, ttl: Duration) -> Self {
-        self.claim("ttl", Setting::Ttl);
+        self.claim(Source::Ttl, Setting::Ttl);
         self.ttl = Some(ttl);
         self
     }
@@ -298,7 +297,7 @@ impl VerifierBuilder {
         if self.rules.is_empty() {
             return Err(ConfigError::NoAllowRules { field: "allow" });
         }
-        let at = if self.rules_from == Some("allow") {
+        let at = if self.rules_from == Some(Source::Allow) {
             "allow"
         } else {
             "spec.allow"
@@ -330,27 +329,28 @@ impl VerifierBuilder {
         })
     }
 
-    fn set_spec(&mut self, spec: TokenSpec, from: &'static str) {
+    fn set_spec(&mut self, spec: ValidatedSpec, from: Source) {
         self.claim(from, Setting::Rules);
         self.claim(from, Setting::Ttl);
+        let spec = spec.into_spec();
         self.rules = spec.allow;
         self.ttl = Some(spec.aws_iid_ttl.get());
     }
 
     /// Records that `from` sets `setting`; a second source of the same setting is a conflict
     /// (`allow` may be called repeatedly: it adds rules).
-    fn claim(&mut self, from: &'static str, setting: Setting) {
+    fn claim(&mut self, from: Source, setting: Setting) {
         let (slot, what) = match setting {
             Setting::Rules => (&mut self.rules_from, "allow rules"),
             Setting::Ttl => (&mut self.ttl_from, "TTL"),
         };
         match *slot {
             None => *slot = Some(from),
-            Some("allow") if from == "allow" => {}
+            Some(Source::Allow) if from == Source::Allow => {}
             Some(first) => {
                 let conflict = ConfigError::Conflict {
-                    first,
-                    second: from,
+                    first: first.method(),
+                    second: from.method(),
                     what,
                 };
                 self.fail(conflict);
@@ -369,4 +369,25 @@ impl VerifierBuilder {
 enum Setting {
     Rules,
     Ttl,
+}
+
+/// The builder method a setting came from, named in [`ConfigError::Conflict`].
+#[derive(Clone, Copy, Debug, Eq, PartialEq)]
+enum Source {
+    Allow,
+    Token,
+    TokenSpec,
+    Ttl,
+}
+
+impl Source {
+    /// The method's name, as the caller wrote it.
+    fn method(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Token => "token",
+            Self::TokenSpec => "token_spec",
+            Self::Ttl => "ttl",
+        }
+    }
 }

@@ -66,16 +66,11 @@ impl InstanceFacts {
 
 /// Largest gap SPIRE tolerates between the root EBS volume's and the primary network
 /// interface's attach times: both are attached at launch.
-pub const MAX_ROOT_VOLUME_ATTACH_GAP: Duration = Duration::from_secs(60);
-
-/// [`MAX_ROOT_VOLUME_ATTACH_GAP`] in seconds.
-#[deprecated(since = "0.1.0", note = "use MAX_ROOT_VOLUME_ATTACH_GAP, a Duration")]
-pub const MAX_ROOT_VOLUME_ATTACH_GAP_SECS: i64 = 60;
+pub(crate) const MAX_ROOT_VOLUME_ATTACH_GAP: Duration = Duration::from_secs(60);
 
 /// Whether [`check_instance_facts`] runs SPIRE's root-volume anti-tamper check.
-#[non_exhaustive]
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
-pub enum RootVolumeCheck {
+pub(crate) enum RootVolumeCheck {
     /// Not checked (Teleport's behaviour).
     #[default]
     Skip,
@@ -94,14 +89,14 @@ pub enum RootVolumeCheck {
 /// volume was attached within 60 s of the primary network interface, i.e. at launch, not
 /// swapped in later (skipped for `instance-store` roots).
 ///
-/// Use it directly when you batch or cache `DescribeInstances`; the
-/// [`Verifier`](crate::Verifier) calls it after its lookup.
+/// [`PendingJoin::check_facts`](crate::PendingJoin::check_facts) and its lookup-driven siblings
+/// call it.
 ///
 /// # Errors
 /// [`Error::InstanceNotFound`], [`Error::InstanceIdMismatch`], [`Error::InstanceNotRunning`],
 /// [`Error::OwnerMismatch`], [`Error::BoundViolated`], [`Error::MissingFact`],
 /// [`Error::RootVolumeReattached`].
-pub fn check_instance_facts(
+pub(crate) fn check_instance_facts(
     verified: &VerifiedDocument,
     rule: &AllowRule,
     facts: Option<&InstanceFacts>,
@@ -156,7 +151,7 @@ fn check_root_volume(facts: &InstanceFacts) -> Result<(), Error> {
     let gap = volume.signed_duration_since(eni).abs();
     if gap.to_std().unwrap_or(Duration::MAX) > MAX_ROOT_VOLUME_ATTACH_GAP {
         return Err(Error::RootVolumeReattached {
-            seconds: gap.num_seconds(),
+            gap: gap.to_std().unwrap_or(Duration::MAX),
         });
     }
     Ok(())
@@ -260,7 +255,9 @@ mod tests {
             Error::InstanceNotRunning {
                 state: InstanceState::Stopped,
             },
-            Error::RootVolumeReattached { seconds: 90 },
+            Error::RootVolumeReattached {
+                gap: Duration::from_secs(90),
+            },
         ] {
             assert!(!is_bound_failure(&own), "{own:?}");
         }

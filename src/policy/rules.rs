@@ -204,7 +204,8 @@ impl AllowRule {
     /// document is then matched against its own region).
     ///
     /// ```
-    /// use ec2_iid::{AllowRule, Partition};
+    /// use ec2_iid::AllowRule;
+    /// use ec2_iid::ids::Partition;
     ///
     /// let china = AllowRule::role("arn:aws-cn:iam::111111111111:role/join".parse()?);
     /// assert_eq!(china.partition(), Some(Partition::AwsCn));
@@ -434,15 +435,14 @@ fn names<T: AsRef<str>>(ids: &[T]) -> Vec<&str> {
 /// [`InstanceFacts`](crate::InstanceFacts). The rule returned here is the first candidate; its
 /// `aws_role` is the role the first lookup assumes. The [`Verifier`](crate::Verifier)'s
 /// instance check then tries it and the later document-matching rules in order, so the rule
-/// that grants a join may be a later one (see [`PendingJoin`](crate::PendingJoin));
-/// [`check_instance_facts`](crate::check_instance_facts) checks one given rule.
+/// that grants a join may be a later one (see [`PendingJoin`](crate::PendingJoin)).
 ///
 /// ```
 /// # let mut trust = ec2_iid::TrustStore::empty();
 /// # trust.add_pem(ec2_iid::Format::Rsa2048,
 /// #     include_bytes!("../../tests/data/testca/testca.pem"), ["us-east-1".parse()?])?;
-/// # let verified = ec2_iid::verify_signature(
-/// #     ec2_iid::parse_signed_data(include_bytes!("../../tests/data/gen/rsa2048.b64"))?, &trust)?;
+/// # let verified = ec2_iid::internal::verify_signature(
+/// #     ec2_iid::dangerous::parse_signed_data(include_bytes!("../../tests/data/gen/rsa2048.b64"))?, &trust)?;
 /// use ec2_iid::{AllowRule, match_allow_rules};
 ///
 /// let rules = [

@@ -20,7 +20,7 @@ use crate::policy::ttl::{DEFAULT_TTL, IidTtl, MIN_TTL};
 ///     "kind": "token", "version": "v2", "metadata": {"name": "ec2-token"},
 ///     "spec": {"roles": ["Node"], "join_method": "ec2",
 ///              "allow": [{"aws_account": "111111111111"}]}}"#)?;
-/// assert_eq!(token.validate()?.aws_iid_ttl.get(), ec2_iid::DEFAULT_TTL);
+/// assert_eq!(token.validate()?.spec().aws_iid_ttl.get(), ec2_iid::token::DEFAULT_TTL);
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[non_exhaustive]
@@ -41,7 +41,7 @@ impl TokenResource {
     ///
     /// # Errors
     /// [`ConfigError::InvalidField`] for a wrong kind or version; as [`TokenSpec::validate`].
-    pub fn validate(&self) -> Result<TokenSpec, ConfigError> {
+    pub fn validate(&self) -> Result<ValidatedSpec, ConfigError> {
         if self.kind != "token" {
             return Err(invalid(
                 "kind",
@@ -200,16 +200,17 @@ impl TokenSpec {
         })
     }
 
-    /// Applies Teleport's defaults and checks, returning the normalised spec.
+    /// Applies Teleport's defaults and checks, returning the normalised spec as a
+    /// [`ValidatedSpec`].
     ///
     /// `join_method` becomes `ec2` when empty with allow rules; the method must be `ec2`; there
     /// must be allow rules (each already names an account, see [`AllowRule`]); the TTL
-    /// defaults to 5 minutes when zero and is at least [`MIN_TTL`] otherwise.
+    /// defaults to 5 minutes when zero and is at least one second otherwise.
     ///
     /// # Errors
     /// [`ConfigError::InvalidField`] for another join method, [`ConfigError::NoAllowRules`],
     /// [`ConfigError::TtlTooShort`].
-    pub fn validate(&self) -> Result<Self, ConfigError> {
+    pub fn validate(&self) -> Result<ValidatedSpec, ConfigError> {
         let mut spec = self.clone();
         if spec.join_method.is_empty() && !spec.allow.is_empty() {
             spec.join_method = String::from("ec2");
@@ -237,7 +238,29 @@ impl TokenSpec {
                 ttl,
             });
         }
-        Ok(spec)
+        Ok(ValidatedSpec(spec))
+    }
+}
+
+/// A [`TokenSpec`] that passed [`TokenSpec::validate`], with Teleport's defaults applied.
+///
+/// Only validation makes one, so a function that takes it needs no second check: the join
+/// method is `ec2`, there is at least one allow rule, and the TTL is at least one second (the
+/// 5-minute default when the spec had none).
+#[derive(Clone, Debug, Eq, PartialEq)]
+pub struct ValidatedSpec(TokenSpec);
+
+impl ValidatedSpec {
+    /// The normalised spec.
+    #[must_use]
+    pub fn spec(&self) -> &TokenSpec {
+        &self.0
+    }
+
+    /// The normalised spec, by value.
+    #[must_use]
+    pub fn into_spec(self) -> TokenSpec {
+        self.0
     }
 }
 
@@ -273,7 +296,10 @@ mod tests {
     }
 
     fn spec(json: &str) -> Result<TokenSpec, ConfigError> {
-        serde_json::from_str::<TokenSpec>(json).unwrap().validate()
+        serde_json::from_str::<TokenSpec>(json)
+            .unwrap()
+            .validate()
+            .map(ValidatedSpec::into_spec)
     }
 
     #[test]
@@ -353,7 +379,7 @@ mod tests {
         let ok: TokenResource = serde_json::from_str(&json("token", "v2", "")).unwrap();
         assert!(ok.validate().is_ok());
         assert_eq!(ok.metadata.expires, None);
-        let field = |r: Result<TokenSpec, ConfigError>| match r {
+        let field = |r: Result<ValidatedSpec, ConfigError>| match r {
             Err(ConfigError::InvalidField { field, .. }) => field,
             other => panic!("{other:?}"),
         };

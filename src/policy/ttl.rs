@@ -13,7 +13,7 @@ use crate::error::Error;
 pub const DEFAULT_TTL: Duration = Duration::from_secs(5 * 60);
 
 /// The shortest TTL accepted: anything shorter is a bare number read as nanoseconds.
-pub const MIN_TTL: Duration = Duration::from_secs(1);
+pub(crate) const MIN_TTL: Duration = Duration::from_secs(1);
 
 /// Teleport's allowance for a `pendingTime` ahead of the verifier's clock.
 pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(60);
@@ -32,7 +32,8 @@ pub const DEFAULT_MAX_FUTURE_SKEW: Duration = Duration::from_secs(60);
 /// ```
 /// use chrono::{TimeZone, Utc};
 /// use core::time::Duration;
-/// use ec2_iid::{DEFAULT_MAX_FUTURE_SKEW, check_ttl};
+/// use ec2_iid::check_ttl;
+/// use ec2_iid::token::DEFAULT_MAX_FUTURE_SKEW;
 ///
 /// let pending = Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap();
 /// let ttl = Duration::from_secs(300);
@@ -172,9 +173,9 @@ impl Serialize for IidTtl {
 ///
 /// ```
 /// use core::time::Duration;
-/// assert_eq!(ec2_iid::parse_go_duration("1h30m")?, Duration::from_secs(5400));
-/// assert_eq!(ec2_iid::parse_go_duration("1.5h")?, Duration::from_secs(5400));
-/// assert!(ec2_iid::parse_go_duration("5 minutes").is_err());
+/// assert_eq!(ec2_iid::token::parse_go_duration("1h30m")?, Duration::from_secs(5400));
+/// assert_eq!(ec2_iid::token::parse_go_duration("1.5h")?, Duration::from_secs(5400));
+/// assert!(ec2_iid::token::parse_go_duration("5 minutes").is_err());
 /// # Ok::<(), String>(())
 /// ```
 ///

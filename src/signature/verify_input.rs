@@ -95,7 +95,8 @@ impl VerifyOptions {
 /// all of them run in full, so detection cannot make a blob pass that the format would refuse.
 ///
 /// ```
-/// use ec2_iid::{Format, TrustStore, detect_cms_format, parse_signed_data};
+/// use ec2_iid::{Format, TrustStore};
+/// use ec2_iid::dangerous::{detect_cms_format, parse_signed_data};
 ///
 /// let trust = TrustStore::aws();
 /// let rsa2048 = parse_signed_data(include_bytes!("../../tests/data/gen/rsa2048.b64"))?;
@@ -121,37 +122,9 @@ pub fn detect_cms_format(signed: &UnverifiedSignedData, trust: &TrustStore) -> F
     }
 }
 
-/// Verifies a parsed CMS blob of either format, detected with
-/// [`detect_cms_format`](crate::detect_cms_format): `/rsa2048` as [`verify_signature`](crate::verify_signature) does,
+/// Verifies a parsed CMS blob of either format, detected with [`detect_cms_format`]:
 /// `/pkcs7` only if `options` allow it.
-///
-/// For `/pkcs7` the checks are those of [`verify_signature`](crate::verify_signature) with the format's algorithms: the
-/// digest is SHA-1 (or SHA-256 with RSA, for China's RSA key), the signature `dsaWithSHA1`
-/// (strict DER `SEQUENCE { r, s }`) or RSA PKCS#1 v1.5 (`rsaEncryption`,
-/// `sha1WithRSAEncryption`, `sha256WithRSAEncryption`), and the signer is looked up among the
-/// `/pkcs7` certificates only.
-///
-/// ```
-/// use ec2_iid::{Error, Format, TrustStore, VerifyOptions, parse_signed_data, verify_signature_with};
-///
-/// let mut trust = TrustStore::empty();
-/// trust.add_pem(Format::Pkcs7, include_bytes!("../../tests/data/testca/testca-dsa.pem"),
-///     ["us-east-1".parse()?])?;
-/// let blob = include_bytes!("../../tests/data/gen/pkcs7.b64");
-///
-/// let refused = verify_signature_with(parse_signed_data(blob)?, &trust, &VerifyOptions::default());
-/// assert_eq!(refused.unwrap_err(), Error::LegacyAlgorithmRefused { format: Format::Pkcs7 });
-///
-/// let options = VerifyOptions::default().allow_legacy_dsa_sha1(true);
-/// let verified = verify_signature_with(parse_signed_data(blob)?, &trust, &options)?;
-/// assert_eq!(verified.signer().format, Format::Pkcs7);
-/// # Ok::<(), Box<dyn std::error::Error>>(())
-/// ```
-///
-/// # Errors
-/// [`Error::LegacyAlgorithmRefused`] for `/pkcs7` without the opt-in, otherwise as
-/// [`verify_signature`](crate::verify_signature).
-pub fn verify_signature_with(
+pub(crate) fn verify_signature_with(
     signed: UnverifiedSignedData,
     trust: &TrustStore,
     options: &VerifyOptions,
@@ -163,11 +136,31 @@ pub fn verify_signature_with(
 
 /// Verifies a signed document in any format and parses the identity it signs.
 ///
-/// * [`SignedInput::Rsa2048`]: as [`verify_signature`](crate::verify_signature).
+/// [`SignedInput::Rsa2048`] is checked in this order, each failure with its own error:
+/// 1. the encapsulated content type is `id-data`;
+/// 2. the digest algorithm is SHA-256 (NULL or absent parameters);
+/// 3. the signature algorithm is `rsaEncryption` or `sha256WithRSAEncryption`;
+/// 4. signed attributes are present, their `contentType` is `id-data` and their
+///    `messageDigest` equals SHA-256 of the content (compared in constant time);
+/// 5. a CMSAlgorithmProtection attribute, if present, names the same algorithms;
+/// 6. the signer's issuer and serial number name a certificate in `trust` for this format
+///    (certificates embedded in the blob are ignored);
+/// 7. the `signingTime`, if present, lies within the validity of that certificate's key (see
+///    [`TrustedKey`](crate::trust::TrustedKey));
+/// 8. the RSA PKCS#1 v1.5 signature verifies over the signed attributes exactly as
+///    transmitted;
+/// 9. the content is a valid [`IdentityDocument`](crate::IdentityDocument), and its `region` is one the key is trusted
+///    for.
+///
+/// The other inputs:
 /// * [`SignedInput::Pkcs7`]: refused with [`Error::LegacyAlgorithmRefused`] unless `options`
-///   allow it (before any parsing), then as
-///   [`verify_signature_with`](crate::verify_signature_with) for `/pkcs7`.
-/// * [`SignedInput::Cms`]: the format is detected ([`detect_cms_format`]), then as above.
+///   allow it (before any parsing), then the checks above with the format's algorithms: the
+///   digest is SHA-1 (or SHA-256 with RSA, for China's RSA key), the signature `dsaWithSHA1`
+///   (strict DER `SEQUENCE { r, s }`) or RSA PKCS#1 v1.5 (`rsaEncryption`,
+///   `sha1WithRSAEncryption`, `sha256WithRSAEncryption`), and the signer is looked up among the
+///   `/pkcs7` certificates only.
+/// * [`SignedInput::Cms`]: the format is detected
+///   ([`detect_cms_format`](crate::dangerous::detect_cms_format)), then as above.
 /// * [`SignedInput::Signature`]: refused with [`Error::LegacyAlgorithmRefused`] unless
 ///   `options` allow it (before any parsing); then the base64 signature is decoded; only the
 ///   document's `region` is read, to pick the `/signature` keys trusted for that region
@@ -175,29 +168,47 @@ pub fn verify_signature_with(
 ///   SHA-256 over exactly the document bytes; only then is the document parsed and returned.
 ///   AWS's `/signature` keys are RSA-1024, accepted for this format only.
 ///
+/// It does not check freshness, allow rules or the instance's state: see
+/// [`check_ttl`](crate::check_ttl), [`match_allow_rules`](crate::match_allow_rules) and
+/// [`Verifier`](crate::Verifier), which runs them all.
+///
 /// ```
 /// use ec2_iid::{Error, Format, SignedInput, TrustStore, VerifyOptions, verify_input};
 ///
 /// let mut trust = TrustStore::empty();
+/// trust.add_pem(Format::Rsa2048, include_bytes!("../../tests/data/testca/testca.pem"),
+///     ["us-east-1".parse()?])?;
 /// trust.add_pem(Format::Signature, include_bytes!("../../tests/data/testca/testca.pem"),
 ///     ["us-east-1".parse()?])?;
-/// let input = SignedInput::Signature {
+/// let strict = VerifyOptions::default();
+///
+/// let blob = SignedInput::Rsa2048(include_bytes!("../../tests/data/gen/rsa2048.b64"));
+/// let verified = verify_input(blob, &trust, &strict)?;
+/// assert_eq!(verified.document().instance_id.as_str(), "i-0123456789abcdef0");
+/// assert_eq!(verified.signer().serial.to_string(), "E1D2C3B4A5968778");
+///
+/// let pair = SignedInput::Signature {
 ///     document: include_bytes!("../../tests/data/gen/document.json"),
 ///     signature: include_bytes!("../../tests/data/gen/signature.b64"),
 /// };
-/// let refused = verify_input(input, &trust, &VerifyOptions::default());
+/// let refused = verify_input(pair, &trust, &strict);
 /// assert_eq!(refused.unwrap_err(), Error::LegacyAlgorithmRefused { format: Format::Signature });
-///
-/// let options = VerifyOptions::default().allow_legacy_rsa1024(true);
-/// let verified = verify_input(input, &trust, &options)?;
+/// let verified = verify_input(pair, &trust, &strict.allow_legacy_rsa1024(true))?;
 /// assert_eq!(verified.signer().format, Format::Signature);
 /// assert_eq!(verified.host_id(), "123456789012-i-0123456789abcdef0");
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors
-/// As [`parse_signed_data`] and [`verify_signature`](crate::verify_signature) for CMS blobs, plus
-/// [`Error::LegacyAlgorithmRefused`] (`/pkcs7` or `/signature` without the opt-in); for `/signature`: [`Error::InputTooLarge`] (over
+/// For CMS blobs, as [`parse_signed_data`](crate::dangerous::parse_signed_data), then one
+/// variant per failed check: [`Error::UnexpectedContentType`],
+/// [`Error::UnsupportedDigestAlgorithm`], [`Error::UnsupportedSignatureAlgorithm`],
+/// [`Error::MissingSignedAttributes`], [`Error::MissingAttribute`],
+/// [`Error::ContentTypeMismatch`], [`Error::DigestMismatch`],
+/// [`Error::AlgorithmProtectionMismatch`], [`Error::UnknownSigner`],
+/// [`Error::SigningTimeOutsideValidity`], [`Error::InvalidSignature`],
+/// [`Error::InvalidDocument`], [`Error::RegionMismatch`]. [`Error::LegacyAlgorithmRefused`] for
+/// `/pkcs7` or `/signature` without the opt-in; for `/signature`: [`Error::InputTooLarge`] (over
 /// [`MAX_BLOB_LEN`](crate::MAX_BLOB_LEN) each), [`Error::Base64`], [`Error::InvalidDocument`]
 /// (no readable region, or an invalid document), [`Error::UnsupportedRegion`] and
 /// [`Error::InvalidSignature`].

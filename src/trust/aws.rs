@@ -29,13 +29,13 @@ impl AwsCertificate {
     /// The partition of the certificate's region.
     ///
     /// ```
-    /// let cn = ec2_iid::aws::RSA2048.iter().find(|c| c.region == "cn-north-1").unwrap();
-    /// assert_eq!(cn.partition(), ec2_iid::Partition::AwsCn);
+    /// let cn = ec2_iid::trust::aws::RSA2048.iter().find(|c| c.region == "cn-north-1").unwrap();
+    /// assert_eq!(cn.partition(), ec2_iid::ids::Partition::AwsCn);
     /// ```
     #[must_use]
     pub fn partition(&self) -> Partition {
         self.region
-            .parse::<crate::Region>()
+            .parse::<crate::ids::Region>()
             .map_or(Partition::Aws, |r| r.partition())
     }
 }
@@ -411,7 +411,7 @@ mod tests {
         assert_eq!(regions.len(), 39);
         for cert in RSA2048.iter().chain(PKCS7).chain(SIGNATURE) {
             assert!(
-                cert.region.parse::<crate::Region>().is_ok(),
+                cert.region.parse::<crate::ids::Region>().is_ok(),
                 "{}",
                 cert.region
             );

@@ -51,13 +51,6 @@ impl TrustedCertificate {
         &self.serial
     }
 
-    /// The serial number in upper-case hex, as `openssl x509 -serial` prints it.
-    #[deprecated(note = "use `serial().to_string()`: `SerialNumber` has the one `Display`")]
-    #[must_use]
-    pub fn serial_hex(&self) -> String {
-        self.serial.to_string()
-    }
-
     /// The regions this certificate was trusted for.
     #[must_use]
     pub fn regions(&self) -> &[Region] {

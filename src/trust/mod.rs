@@ -70,8 +70,8 @@ impl TrustStore {
     }
 
     /// A store with every certificate AWS publishes for instance identity signatures:
-    /// [`aws::RSA2048`](aws::RSA2048), [`aws::PKCS7`](aws::PKCS7) and
-    /// [`aws::SIGNATURE`](aws::SIGNATURE).
+    /// [`aws::RSA2048`], [`aws::PKCS7`] and
+    /// [`aws::SIGNATURE`].
     #[must_use]
     pub fn aws() -> Self {
         let mut store = Self::empty();

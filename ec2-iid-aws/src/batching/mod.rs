@@ -15,7 +15,8 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use ec2_iid::{InstanceFacts, InstanceId, InstanceLookup, InstanceQuery};
+use ec2_iid::ids::InstanceId;
+use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery};
 use tokio::sync::{Notify, oneshot};
 use tokio::time::Instant;
 use tracing::Instrument as _;
@@ -351,16 +352,16 @@ struct State {
 /// account of the credentials.
 #[derive(Clone, Debug, Eq, Hash, PartialEq)]
 struct BucketKey {
-    partition: ec2_iid::Partition,
-    region: ec2_iid::Region,
-    role_arn: Option<ec2_iid::RoleArn>,
+    partition: ec2_iid::ids::Partition,
+    region: ec2_iid::ids::Region,
+    role_arn: Option<ec2_iid::ids::RoleArn>,
 }
 
 /// Queries that may share a call: the same credentials, account and endpoint.
 #[derive(Clone, Debug, Eq, Hash, PartialEq)]
 struct BatchKey {
     bucket: BucketKey,
-    account: ec2_iid::AccountId,
+    account: ec2_iid::ids::AccountId,
 }
 
 impl BatchKey {

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::AtomicUsize;
 
-use ec2_iid::InstanceState;
+use ec2_iid::ids::InstanceState;
 
 use super::*;
 

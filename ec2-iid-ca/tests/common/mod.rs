@@ -4,9 +4,8 @@
 #![allow(dead_code, reason = "each test crate uses a part")]
 
 use chrono::{DateTime, TimeZone, Utc};
-use ec2_iid::{
-    AllowRule, Format, InstanceFacts, InstanceState, JoinOutcome, SignedInput, TrustStore, Verifier,
-};
+use ec2_iid::ids::InstanceState;
+use ec2_iid::{AllowRule, Format, InstanceFacts, JoinOutcome, SignedInput, TrustStore, Verifier};
 use openssl::hash::MessageDigest;
 use openssl::pkey::{PKey, Private};
 use rcgen::{

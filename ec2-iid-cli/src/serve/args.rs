@@ -6,7 +6,7 @@ use core::time::Duration;
 use std::path::PathBuf;
 
 use clap::ArgMatches;
-use ec2_iid::{Region, RoleArn};
+use ec2_iid::ids::{Region, RoleArn};
 
 use super::listener::Limits;
 use crate::args::{RegionList, check_cert_order, parse_regions};
@@ -157,7 +157,7 @@ pub(crate) struct ServeArgs {
 
     /// The issued certificates' lifetime, a Go duration from 1m to 24h (e.g. 90s, 30m, 1h).
     #[arg(long, value_name = "DURATION", default_value = "1h",
-          value_parser = ec2_iid::parse_go_duration)]
+          value_parser = ec2_iid::token::parse_go_duration)]
     cert_ttl: Duration,
 
     /// Accept RSA keys (2048 to 8192 bits) in CSRs, besides ECDSA P-256/P-384 and Ed25519.

@@ -1,20 +1,11 @@
-//! The contract of `verify`, shared by the `verify` example (tests/cli.rs) and
-//! `ec2-iid verify` (ec2-iid-cli/tests/cli.rs): one set of tests on the same committed fixtures,
-//! run from the workspace root. Flags, exit codes (0 accepted, 1 rejected, 2 usage) and the
-//! JSON of an accepted document.
+//! The contract of `ec2-iid verify`, on the committed fixtures, run from the workspace root:
+//! flags, exit codes (0 accepted, 1 rejected, 2 usage) and the JSON of an accepted document.
 //!
-//! The including test crate provides, beside this module:
-//! * `command(args, stdin)`: runs its binary ([`run_in_root`]);
-//! * `VERIFY`: the arguments before the verify flags (none for the example, `verify` for the
-//!   CLI);
-//! * `refused(output, kind)`: asserts a rejection (exit 1) the way its binary reports one;
+//! The including test crate (`cli.rs`) provides, beside this module:
+//! * `command(args, stdin)`: runs `ec2-iid` ([`run_in_root`]);
+//! * `VERIFY`: the subcommand before the verify flags;
+//! * `refused(output, kind)`: asserts a rejection (exit 1) of this kind;
 //! * `root()`: the workspace root, for reading fixtures.
-
-#![allow(
-    dead_code,
-    unreachable_pub,
-    reason = "test helper shared by two test crates; each uses a part"
-)]
 
 use std::ffi::OsStr;
 use std::io::Write as _;
@@ -23,23 +14,27 @@ use std::process::{Command, Output, Stdio};
 
 use super::{VERIFY, command, refused, root};
 
-pub const TEST_CA: [&str; 4] = [
+pub(crate) const TEST_CA: [&str; 4] = [
     "--cert",
     "tests/data/testca/testca.pem",
     "--cert-region",
     "us-east-1",
 ];
-pub const DSA_CA: [&str; 4] = [
+pub(crate) const DSA_CA: [&str; 4] = [
     "--cert",
     "tests/data/testca/testca-dsa.pem",
     "--cert-region",
     "us-east-1",
 ];
-pub const NOW: [&str; 2] = ["--now", "2026-11-01T12:01:00Z"];
-pub const BLOB: &str = "tests/data/gen/rsa2048.b64";
+pub(crate) const NOW: [&str; 2] = ["--now", "2026-11-01T12:01:00Z"];
+pub(crate) const BLOB: &str = "tests/data/gen/rsa2048.b64";
 
 /// Runs `program ARGS` in the workspace root, with `stdin` on standard input.
-pub fn run_in_root(program: impl AsRef<OsStr>, args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn run_in_root(
+    program: impl AsRef<OsStr>,
+    args: &[&str],
+    stdin: Option<&[u8]>,
+) -> Output {
     let mut child = Command::new(program)
         .args(args)
         .current_dir(root())
@@ -55,25 +50,25 @@ pub fn run_in_root(program: impl AsRef<OsStr>, args: &[&str], stdin: Option<&[u8
 }
 
 /// `verify ARGS`, with `stdin` on standard input.
-pub fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
+pub(crate) fn run(args: &[&str], stdin: Option<&[u8]>) -> Output {
     command(&[VERIFY, args].concat(), stdin)
 }
 
-pub fn stdout(output: &Output) -> String {
+pub(crate) fn stdout(output: &Output) -> String {
     String::from_utf8(output.stdout.clone()).unwrap()
 }
 
-pub fn stderr(output: &Output) -> String {
+pub(crate) fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
 /// The one-line JSON object on stdout of an accepted document.
-pub fn json(output: &Output) -> serde_json::Value {
+pub(crate) fn json(output: &Output) -> serde_json::Value {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(output));
     one_json_line(output)
 }
 
-pub fn one_json_line(output: &Output) -> serde_json::Value {
+pub(crate) fn one_json_line(output: &Output) -> serde_json::Value {
     let text = stdout(output);
     assert_eq!(
         text.lines().count(),
@@ -84,7 +79,7 @@ pub fn one_json_line(output: &Output) -> serde_json::Value {
 }
 
 /// Writes `contents` to `name` in a folder of this test process.
-pub fn write_temp(name: &str, contents: &str) -> PathBuf {
+pub(crate) fn write_temp(name: &str, contents: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "{}-{}-{}",
         env!("CARGO_PKG_NAME"),
@@ -99,7 +94,7 @@ pub fn write_temp(name: &str, contents: &str) -> PathBuf {
 
 /// Runs `SUBCOMMAND` (`VERIFY` for verify) on the README's fixture with a token of these
 /// contents.
-pub fn with_token(subcommand: &[&str], name: &str, token: &str, extra: &[&str]) -> Output {
+pub(crate) fn with_token(subcommand: &[&str], name: &str, token: &str, extra: &[&str]) -> Output {
     let path = write_temp(name, token);
     let args = [
         subcommand,
@@ -394,7 +389,7 @@ fn now_without_a_token_applies_the_default_ttl() {
     };
     let far = at("2099-01-01T00:00:00Z", &[]);
     refused(&far, "stale");
-    assert!(stderr(&far).contains("older than the TTL of 300s"));
+    assert!(stderr(&far).contains("older than the TTL of 5m0s"));
     assert_eq!(at("2026-11-01T12:05:00Z", &[]).status.code(), Some(0));
     assert_eq!(at("2026-11-01T12:06:00Z", &[]).status.code(), Some(1));
     assert_eq!(
