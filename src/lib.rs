@@ -35,6 +35,7 @@ pub use ids::{
     InstanceType, InvalidIdentifier, Partition, Region, RoleArn, SerialNumber, SubnetId,
     UnknownInstanceState, VpcId,
 };
+pub use ids::{OrganizationId, OrganizationalUnitId, SecurityGroupId};
 pub use input::{Format, SignedInput};
 pub use join::lookup::{InstanceLookup, InstanceQuery};
 pub use join::outcome::{CheckError, JoinOutcome};
@@ -44,6 +45,7 @@ pub use join::verifier::{Verifier, VerifierBuilder};
 pub use kind::ErrorKind;
 #[expect(deprecated, reason = "the old name stays for one release")]
 pub use policy::facts::MAX_ROOT_VOLUME_ATTACH_GAP_SECS;
+pub use policy::facts::{AccountOrganization, BoundCheck, MAX_INSTANCE_TAGS, lookup_bound_checks};
 pub use policy::facts::{
     InstanceFacts, MAX_ROOT_VOLUME_ATTACH_GAP, RootVolumeCheck, check_instance_facts,
 };
