@@ -12,7 +12,7 @@ use chrono::SecondsFormat;
 use ec2_iid::{
     AllowRule, DEFAULT_MAX_FUTURE_SKEW, Error, Format, IdentityDocument, SerialNumber, TrustStore,
     UnverifiedSignedData, VerifiedDocument, Verifier, check_ttl, detect_cms_format,
-    parse_signed_data, verify_input,
+    lookup_bound_checks, parse_signed_data, verify_input,
 };
 use serde_json::Value;
 use x509_parser::prelude::FromDer as _;
@@ -377,7 +377,8 @@ fn rule_lines(report: &mut Report, index: usize, rule: &AllowRule, doc: &Identit
         all &= report.check(ok, format!("rule[{index}]"), detail);
     }
     if rule.has_lookup_bounds() {
-        let detail = "VPC, subnet and instance-profile bounds are checked with --facts";
+        let detail = "VPC, subnet, instance-profile, security-group, tag, instance-role and \
+                      organization bounds are checked with --facts";
         report.line(Status::Skip, format!("rule[{index}]"), detail);
     }
     all
@@ -429,7 +430,30 @@ fn facts_stage(report: &mut Report, setup: &Setup) {
         );
         return;
     };
-    match instance_check(verifier, setup, facts) {
+    let result = instance_check(verifier, setup, facts);
+    if let Some((first, result)) = &result {
+        // The first candidate's bounds (where a refusal comes from), and the admitting rule's.
+        let mut shown = vec![*first];
+        if let Ok(admitting) = result
+            && admitting != first
+        {
+            shown.push(*admitting);
+        }
+        for index in shown {
+            let Some(rule) = verifier.rules().get(index) else {
+                continue;
+            };
+            for check in lookup_bound_checks(rule, facts) {
+                let actual = check.actual.as_deref().unwrap_or("not in --facts");
+                let detail = format!(
+                    "{}: expected {}, actual {actual}",
+                    check.field, check.expected
+                );
+                report.check(check.holds, format!("rule[{index}]"), detail);
+            }
+        }
+    }
+    match result.map(|(_, result)| result) {
         None => report.line(Status::Skip, "facts", "an earlier stage failed"),
         Some(Ok(rule)) => {
             let detail = format!(
@@ -443,19 +467,20 @@ fn facts_stage(report: &mut Report, setup: &Setup) {
     }
 }
 
-/// The instance check, if the document got that far: the rule that admits the instance (the
-/// first matching rule, or a later one if its bounds fail), or why none does.
+/// The instance check, if the document got that far: the first matching rule, and the rule
+/// that admits the instance (that one, or a later one if its bounds fail) or why none does.
 fn instance_check(
     verifier: &Verifier,
     setup: &Setup,
     facts: &ec2_iid::InstanceFacts,
-) -> Option<Result<usize, Error>> {
+) -> Option<(usize, Result<usize, Error>)> {
     let pending = verifier.verify_input(setup.input(), setup.now).ok()?;
-    Some(
+    Some((
+        pending.matched_rule(),
         pending
             .check_facts(Some(facts))
             .map(|outcome| outcome.matched_rule()),
-    )
+    ))
 }
 
 /// A duration as Go prints it, with days and without zero units: `7m12s`, `5m`, `2d3h`.

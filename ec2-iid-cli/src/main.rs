@@ -67,7 +67,8 @@ enum Command {
     /// GET /healthz for the operator.
     #[cfg(feature = "aws")]
     #[command(after_help = serve::EXIT_CODES)]
-    Serve(serve::ServeArgs),
+    // Boxed: its flags make it far larger than the other variants.
+    Serve(Box<serve::ServeArgs>),
     /// Not built: this binary was built without the `aws` feature.
     #[cfg(not(feature = "aws"))]
     #[command(hide = true, disable_help_flag = true)]
@@ -119,7 +120,7 @@ fn main() -> ExitCode {
         #[cfg(feature = "aws")]
         Command::Serve(args) => {
             let sub_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
-            serve::run(args, sub_matches).unwrap_or_else(|message| usage_error("serve", &message))
+            serve::run(*args, sub_matches).unwrap_or_else(|message| usage_error("serve", &message))
         }
         #[cfg(not(feature = "aws"))]
         Command::Join { .. } => built_without_aws("join"),
