@@ -653,6 +653,78 @@ mod tests {
         }
     }
 
+    /// An API source whose calls all fail (nothing listens at its endpoint), with a directory
+    /// read `age` ago (`None`: never), refreshed every second and kept for two.
+    async fn failing_api(age: Option<Duration>) -> Api {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        drop(listener);
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+                "testing", "testing", None, None, "test",
+            ))
+            .retry_config(aws_config::retry::RetryConfig::standard().with_max_attempts(1))
+            .load()
+            .await;
+        let settings = OrganizationsSettings {
+            role_arn: Some("arn:aws:iam::111111111111:role/read".parse().unwrap()),
+            refresh: Duration::from_secs(1),
+            max_age: Duration::from_secs(2),
+            endpoint_url: Some(url),
+            timeout: Duration::from_secs(5),
+            ..OrganizationsSettings::default()
+        };
+        let Some(Organizations::Api(api)) = Organizations::new(&settings, &config) else {
+            panic!("a role makes an API source");
+        };
+        let api = Arc::into_inner(api).unwrap();
+        if let Some(age) = age {
+            *api.snapshot.lock().unwrap() = Some(Arc::new(Snapshot {
+                organization_id: "o-a1b2c3d4e5".into(),
+                members: HashSet::new(),
+                fetched: Instant::now().checked_sub(age).unwrap(),
+            }));
+        }
+        api
+    }
+
+    #[tokio::test]
+    async fn a_failed_refresh_serves_the_last_good_directory_until_its_maximum_age() {
+        let account: AccountId = "222222222222".parse().unwrap();
+        // Never read: the refresh's own error.
+        let err = failing_api(None).await.account(&account).await.unwrap_err();
+        assert_eq!(err.operation(), Some(Operation::ListAccounts), "{err:?}");
+        assert!(
+            !matches!(err, Ec2LookupError::StaleDirectory { .. }),
+            "{err:?}"
+        );
+        // Due for a refresh that fails, within the maximum age: the last good directory.
+        let api = failing_api(Some(Duration::from_millis(1500))).await;
+        assert_eq!(
+            api.account(&account).await.unwrap(),
+            AccountOrganization::outside()
+        );
+        assert_eq!(api.calls.load(Ordering::Relaxed), 1);
+        // Past the maximum age: refused, as transient.
+        let err = failing_api(Some(Duration::from_secs(3)))
+            .await
+            .account(&account)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(
+                err,
+                Ec2LookupError::StaleDirectory {
+                    operation: Operation::ListAccounts,
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        assert!(err.is_transient());
+    }
+
     #[test]
     fn refresh_settings_are_checked() {
         let mut settings = OrganizationsSettings::default();

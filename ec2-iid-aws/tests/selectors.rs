@@ -326,6 +326,36 @@ async fn a_token_using_every_selector_admits_the_fleet_and_names_each_mismatch()
     ));
     assert_eq!(from_file.organizations_calls(), 0);
 
+    // A profile IAM no longer knows (NoSuchEntity) holds no role.
+    let iam = aws_sdk_iam::Client::new(&config);
+    iam.remove_role_from_instance_profile()
+        .instance_profile_name("web-node")
+        .role_name("web-node")
+        .send()
+        .await
+        .unwrap();
+    iam.delete_instance_profile()
+        .instance_profile_name("web-node")
+        .send()
+        .await
+        .unwrap();
+    let fresh = Ec2Lookup::builder(&config)
+        .endpoint_url(&moto.url)
+        .organization_directory(
+            OrganizationDirectory::from_json(file.to_string().as_bytes()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let err = check(&fresh, &rule, &blob, now).await.unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            CheckError::Rejected(Error::BoundViolated { bound: "aws_iam_role_arns", value })
+                if value == "none"
+        ),
+        "{err:?}"
+    );
+
     // No organizations source: the lookup says so rather than guess.
     let without = Ec2Lookup::builder(&config)
         .endpoint_url(&moto.url)
