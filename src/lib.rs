@@ -32,7 +32,9 @@ pub use join::pending::PendingJoin;
 pub use join::registry::{ClaimRecord, InMemoryJoinRegistry, JoinClaim, JoinRegistry};
 pub use join::verifier::{Verifier, VerifierBuilder};
 pub use kind::ErrorKind;
-pub use policy::facts::InstanceFacts;
+pub use policy::facts::{
+    AccountOrganization, BoundCheck, InstanceFacts, MAX_INSTANCE_TAGS, lookup_bound_checks,
+};
 pub use policy::rules::{AllowRule, match_allow_rules};
 pub use policy::token::{TokenResource, TokenSpec};
 pub use policy::ttl::check_ttl;

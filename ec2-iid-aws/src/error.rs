@@ -19,6 +19,12 @@ pub enum Operation {
     AssumeRole,
     /// `ec2:DescribeInstances`.
     DescribeInstances,
+    /// `iam:GetInstanceProfile`, for rules with `aws_iam_role_arns`.
+    GetInstanceProfile,
+    /// `organizations:ListAccounts`, for rules with `aws_organization_id`.
+    ListAccounts,
+    /// `organizations:ListParents`, for rules with `aws_organization_id`.
+    ListParents,
 }
 
 impl Operation {
@@ -32,6 +38,9 @@ impl Operation {
         match self {
             Self::AssumeRole => "sts:AssumeRole",
             Self::DescribeInstances => "ec2:DescribeInstances",
+            Self::GetInstanceProfile => "iam:GetInstanceProfile",
+            Self::ListAccounts => "organizations:ListAccounts",
+            Self::ListParents => "organizations:ListParents",
         }
     }
 }
@@ -115,6 +124,26 @@ pub enum Ec2LookupError {
         role_arn: String,
         /// The partition of the instance's region.
         partition: Partition,
+    },
+    /// A rule needs the account's organization (`aws_organization_id`), but the lookup has no
+    /// source for it: set [`Ec2LookupBuilder::organizations_role`](crate::Ec2LookupBuilder::organizations_role)
+    /// or [`organization_directory`](crate::Ec2LookupBuilder::organization_directory).
+    #[error(
+        "a rule needs the account's organization, but the lookup has neither an organizations \
+         role nor an accounts file"
+    )]
+    NoOrganizationSource,
+    /// The organization directory is older than its maximum age and could not be refreshed
+    /// (the refresh's own error was logged). Transient.
+    #[non_exhaustive]
+    #[error(
+        "{operation}: the organization directory is stale ({age:?} old) and its refresh failed"
+    )]
+    StaleDirectory {
+        /// The call that failed to refresh it.
+        operation: Operation,
+        /// How old the last good directory is.
+        age: Duration,
     },
     /// The call was not made: too many queries were already waiting for a paced call
     /// ([`BatchingLookup`](crate::BatchingLookup)'s `max_waiting`), or none came within the
@@ -203,8 +232,9 @@ impl Ec2LookupError {
             | Self::Other { operation, .. }
             | Self::Throttled { operation, .. }
             | Self::Timeout { operation, .. }
-            | Self::UnknownRegion { operation, .. } => Some(*operation),
-            Self::InvalidRoleArn { .. } => None,
+            | Self::UnknownRegion { operation, .. }
+            | Self::StaleDirectory { operation, .. } => Some(*operation),
+            Self::InvalidRoleArn { .. } | Self::NoOrganizationSource => None,
         }
     }
 
@@ -218,6 +248,7 @@ impl Ec2LookupError {
             self,
             Self::Connection { .. }
                 | Self::Overloaded { .. }
+                | Self::StaleDirectory { .. }
                 | Self::Throttled { .. }
                 | Self::Timeout { .. }
         )

@@ -4,8 +4,8 @@ use aws_sdk_ec2::operation::describe_instances::DescribeInstancesOutput;
 use aws_sdk_ec2::primitives::DateTime as SdkDateTime;
 use aws_sdk_ec2::types::Instance;
 use chrono::{DateTime, Utc};
-use ec2_iid::InstanceFacts;
 use ec2_iid::ids::{InstanceId, InstanceState};
+use ec2_iid::{InstanceFacts, MAX_INSTANCE_TAGS};
 
 use crate::error::{Ec2LookupError, Operation};
 
@@ -59,8 +59,29 @@ pub(crate) fn facts_from_output(
         .find(|attachment| attachment.device_index() == Some(0))
         .and_then(|attachment| attachment.attach_time())
         .and_then(to_chrono);
+    // EC2 allows 50 tags per instance: more in an answer are not copied.
+    facts.tags = Some(
+        instance
+            .tags()
+            .iter()
+            .filter_map(|tag| Some((tag.key()?.to_owned(), tag.value()?.to_owned())))
+            .take(MAX_INSTANCE_TAGS)
+            .collect(),
+    );
+    facts.security_group_ids = Some(
+        instance
+            .security_groups()
+            .iter()
+            .filter_map(|group| group.group_id().map(str::to_owned))
+            .take(MAX_SECURITY_GROUPS)
+            .collect(),
+    );
     Ok(Some(facts))
 }
+
+/// The most security groups copied from an answer: EC2 allows 16 per network interface, up to
+/// 5 by default; the cap only bounds what a strange answer could make us keep.
+const MAX_SECURITY_GROUPS: usize = 64;
 
 /// `Ebs.AttachTime` of the block device mapping named `RootDeviceName`.
 fn root_volume_attach_time(instance: &Instance) -> Option<DateTime<Utc>> {
@@ -89,9 +110,9 @@ fn invalid(reason: &'static str) -> Ec2LookupError {
 #[cfg(test)]
 mod tests {
     use aws_sdk_ec2::types::{
-        DeviceType, EbsInstanceBlockDevice, IamInstanceProfile, InstanceBlockDeviceMapping,
-        InstanceNetworkInterface, InstanceNetworkInterfaceAttachment,
-        InstanceState as SdkInstanceState, InstanceStateName, Reservation,
+        DeviceType, EbsInstanceBlockDevice, GroupIdentifier, IamInstanceProfile,
+        InstanceBlockDeviceMapping, InstanceNetworkInterface, InstanceNetworkInterfaceAttachment,
+        InstanceState as SdkInstanceState, InstanceStateName, Reservation, Tag,
     };
 
     use super::*;
@@ -148,6 +169,10 @@ mod tests {
             .block_device_mappings(volume("/dev/xvda", 1_700_000_003))
             .network_interfaces(eni(1, 1_700_000_800))
             .network_interfaces(eni(0, 1_700_000_002))
+            .tags(Tag::builder().key("env").value("prod").build())
+            .tags(Tag::builder().key("team").value("").build())
+            .security_groups(GroupIdentifier::builder().group_id("sg-1").build())
+            .security_groups(GroupIdentifier::builder().group_name("no-id").build())
             .build()
     }
 
@@ -193,6 +218,14 @@ mod tests {
         want.root_device_type = Some("ebs".into());
         want.root_volume_attach_time = Some(utc(1_700_000_003));
         want.primary_eni_attach_time = Some(utc(1_700_000_002));
+        want.tags = Some(
+            [
+                ("env".into(), "prod".into()),
+                ("team".into(), String::new()),
+            ]
+            .into(),
+        );
+        want.security_group_ids = Some(vec!["sg-1".into()]);
         assert_eq!(facts, want);
     }
 
@@ -235,7 +268,27 @@ mod tests {
         let facts = facts_from_output(&out, &ID.parse().unwrap())
             .unwrap()
             .unwrap();
-        assert_eq!(facts, InstanceFacts::new(ID, InstanceState::Stopped));
+        let mut want = InstanceFacts::new(ID, InstanceState::Stopped);
+        want.tags = Some(Default::default());
+        want.security_group_ids = Some(Vec::new());
+        assert_eq!(facts, want);
+    }
+
+    #[test]
+    fn tags_are_capped_at_ec2s_limit() {
+        let mut instance = full_instance(ID, InstanceStateName::Running);
+        instance.tags = Some(
+            (0..80)
+                .map(|i| Tag::builder().key(format!("k{i:02}")).value("v").build())
+                .collect(),
+        );
+        let out = output(vec![reservation("123456789012", vec![instance])]);
+        let facts = facts_from_output(&out, &ID.parse().unwrap())
+            .unwrap()
+            .unwrap();
+        let tags = facts.tags.unwrap();
+        assert_eq!(tags.len(), MAX_INSTANCE_TAGS);
+        assert!(tags.contains_key("k49") && !tags.contains_key("k50"));
     }
 
     #[test]

@@ -11,6 +11,7 @@ mod facts;
 pub mod imds;
 pub mod join;
 mod lookup;
+mod organizations;
 mod sdk_error;
 
 pub use batching::{
@@ -18,4 +19,8 @@ pub use batching::{
     DEFAULT_THROTTLE_DEADLINE, MAX_BATCH, PacingEvent,
 };
 pub use error::{Ec2LookupError, Operation};
+pub use lookup::PROFILE_ROLE_TTL;
 pub use lookup::{ConfigError, DEFAULT_SESSION_NAME, DEFAULT_TIMEOUT, Ec2Lookup, Ec2LookupBuilder};
+pub use organizations::{
+    DEFAULT_ORGANIZATIONS_MAX_AGE, DEFAULT_ORGANIZATIONS_REFRESH, OrganizationDirectory,
+};

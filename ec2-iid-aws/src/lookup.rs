@@ -6,7 +6,7 @@ use core::time::Duration;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::SystemTime;
+use std::time::{Instant, SystemTime};
 
 use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_ec2::config::interceptors::InterceptorContext;
@@ -24,12 +24,21 @@ use tokio::sync::{Mutex as AsyncMutex, MutexGuard as AsyncMutexGuard};
 
 use crate::error::{CallContext, Ec2LookupError, Operation, is_throttling_code};
 use crate::facts::facts_from_output;
+use crate::organizations::{Organizations, OrganizationsSettings};
 
 /// The default per-call timeout: 10 seconds.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The default STS role session name: `ec2-iid`.
 pub const DEFAULT_SESSION_NAME: &str = "ec2-iid";
+
+/// How long the role of an instance profile is kept: a profile's role rarely changes, and IAM's
+/// `GetInstanceProfile` is throttled per account.
+pub const PROFILE_ROLE_TTL: Duration = Duration::from_secs(5 * 60);
+
+/// The most instance profiles whose roles are kept at once; past it, the stale entries go, and
+/// then all.
+const MAX_PROFILE_ENTRIES: usize = 4096;
 
 /// Assumed-role credentials are replaced this long before they expire.
 const REFRESH_BEFORE_EXPIRY: Duration = Duration::from_secs(5 * 60);
@@ -52,7 +61,12 @@ const NOT_FOUND: &[&str] = &["InvalidInstanceID.Malformed", "InvalidInstanceID.N
 ///    `sts:AssumeRole` at the STS endpoint of the query's region (so of its partition), and
 ///    caches the credentials until five minutes before they expire;
 /// 3. calls `ec2:DescribeInstances` for the instance id and maps the answer to
-///    [`InstanceFacts`]. An instance EC2 does not know is `Ok(None)`.
+///    [`InstanceFacts`]. An instance EC2 does not know is `Ok(None)`;
+/// 4. for a running instance, when the query [needs the instance
+///    role](InstanceQuery::needs_instance_role), asks `iam:GetInstanceProfile` with the same
+///    credentials (cached per profile for [`PROFILE_ROLE_TTL`]); when it [needs the
+///    organization](InstanceQuery::needs_organization), reads the account's organization and
+///    OUs from the [organizations source](Ec2LookupBuilder::organizations_role).
 ///
 /// Each AWS call, with the SDK's retries, is bounded by the [timeout](Ec2LookupBuilder::timeout)
 /// (default 10 s).
@@ -93,6 +107,19 @@ struct Inner {
     clients: Mutex<HashMap<ClientKey, Arc<AsyncMutex<Option<CachedClient>>>>>,
     /// `DescribeInstances` requests sent (each page counts).
     describe_calls: AtomicU64,
+    /// The roles of instance profiles, by profile ARN; one slot per profile, so that
+    /// concurrent lookups of one profile make one `GetInstanceProfile`.
+    profile_roles: Mutex<HashMap<String, Arc<AsyncMutex<Option<CachedRoles>>>>>,
+    /// `GetInstanceProfile` requests sent.
+    profile_calls: AtomicU64,
+    /// The organization directory, if configured.
+    organizations: Option<Organizations>,
+}
+
+#[derive(Debug)]
+struct CachedRoles {
+    roles: Vec<String>,
+    fetched: Instant,
 }
 
 /// The builder's settings, fixed at `build`.
@@ -104,6 +131,8 @@ struct Settings {
     session_name: String,
     ec2_endpoint_url: Option<String>,
     sts_endpoint_url: Option<String>,
+    iam_endpoint_url: Option<String>,
+    organizations: OrganizationsSettings,
     /// The `ExternalId` to send when assuming a role, by role ARN.
     external_ids: HashMap<String, String>,
     /// Whether the EC2 client's own retries may retry a throttled call; `false` once a
@@ -130,6 +159,8 @@ impl ClientKey {
 #[derive(Debug)]
 struct CachedClient {
     client: aws_sdk_ec2::Client,
+    /// IAM with the same credentials, for `GetInstanceProfile`.
+    iam: aws_sdk_iam::Client,
     /// When the client's assumed-role credentials expire; `None` for the caller's own.
     expires: Option<SystemTime>,
 }
@@ -187,11 +218,17 @@ impl Ec2Lookup {
     }
 
     fn from_settings(settings: Settings) -> Self {
+        let mut organizations = settings.organizations.clone();
+        organizations.timeout = settings.timeout;
+        let organizations = Organizations::new(&organizations, &settings.config);
         Self {
             inner: Arc::new(Inner {
                 settings,
                 clients: Mutex::new(HashMap::new()),
                 describe_calls: AtomicU64::new(0),
+                profile_roles: Mutex::new(HashMap::new()),
+                profile_calls: AtomicU64::new(0),
+                organizations,
             }),
         }
     }
@@ -214,6 +251,143 @@ impl Ec2Lookup {
         self.inner.describe_calls.load(Ordering::Relaxed)
     }
 
+    /// How many `GetInstanceProfile` requests this lookup (and its clones) has sent: for
+    /// metrics and tests.
+    ///
+    /// ```
+    /// # let config = aws_config::SdkConfig::builder().build();
+    /// assert_eq!(ec2_iid_aws::Ec2Lookup::new(&config).profile_calls(), 0);
+    /// ```
+    #[must_use]
+    pub fn profile_calls(&self) -> u64 {
+        self.inner.profile_calls.load(Ordering::Relaxed)
+    }
+
+    /// How many AWS Organizations requests (`ListAccounts` and `ListParents` pages) this
+    /// lookup (and its clones) has sent: for metrics and tests.
+    #[must_use]
+    pub fn organizations_calls(&self) -> u64 {
+        self.inner
+            .organizations
+            .as_ref()
+            .map_or(0, Organizations::calls)
+    }
+
+    /// Adds what the query needs beyond `DescribeInstances` to the facts of a running
+    /// instance: the role of its profile, its account's organization.
+    pub(crate) async fn complete(
+        &self,
+        query: &InstanceQuery,
+        facts: Option<InstanceFacts>,
+    ) -> Result<Option<InstanceFacts>, Ec2LookupError> {
+        let Some(mut facts) = facts else {
+            return Ok(None);
+        };
+        if facts.state != ec2_iid::ids::InstanceState::Running {
+            return Ok(Some(facts));
+        }
+        if query.needs_instance_role {
+            facts.iam_role_arns = Some(match facts.iam_instance_profile_arn.as_deref() {
+                None => Vec::new(),
+                Some(profile) => self.profile_roles(query, profile).await?,
+            });
+        }
+        if query.needs_organization {
+            let organizations = self
+                .inner
+                .organizations
+                .as_ref()
+                .ok_or(Ec2LookupError::NoOrganizationSource)?;
+            facts.organization = Some(organizations.account(&query.account).await?);
+        }
+        Ok(Some(facts))
+    }
+
+    /// The role ARNs of the instance profile `profile_arn` (of the query's account), from the
+    /// cache or `iam:GetInstanceProfile` with the query's credentials.
+    #[tracing::instrument(name = "get_instance_profile", skip_all, fields(profile = profile_arn))]
+    async fn profile_roles(
+        &self,
+        query: &InstanceQuery,
+        profile_arn: &str,
+    ) -> Result<Vec<String>, Ec2LookupError> {
+        let slot = self.profile_slot(profile_arn);
+        let settings = &self.inner.settings;
+        let config = settings.config_for(query.partition);
+        let mut cached = settings
+            .lock_slot(&slot, config, Operation::GetInstanceProfile)
+            .await?;
+        if let Some(cached) = cached.as_ref()
+            && cached.fetched.elapsed() < PROFILE_ROLE_TTL
+        {
+            return Ok(cached.roles.clone());
+        }
+        let key = ClientKey::of(query);
+        let (_, iam) = self.client_for(&key, query).await?;
+        // The name is the ARN's last segment: `instance-profile/<path/>name`.
+        let name = profile_arn.rsplit('/').next().unwrap_or_default();
+        self.inner.profile_calls.fetch_add(1, Ordering::Relaxed);
+        let roles = match iam
+            .get_instance_profile()
+            .instance_profile_name(name)
+            .send()
+            .await
+        {
+            Ok(output) => output
+                .instance_profile()
+                .filter(|profile| profile.arn() == profile_arn)
+                .map(|profile| {
+                    profile
+                        .roles()
+                        .iter()
+                        .map(|role| role.arn().to_owned())
+                        .take(MAX_PROFILE_ROLES)
+                        .collect()
+                })
+                .unwrap_or_default(),
+            // The profile is gone: it has no role.
+            Err(err) if err.code() == Some("NoSuchEntity") => Vec::new(),
+            Err(err) => {
+                let context = CallContext {
+                    region: &query.region,
+                    timeout: settings.timeout,
+                    endpoint_overridden: settings.iam_endpoint_url.is_some(),
+                };
+                let err = Ec2LookupError::from_sdk(err, Operation::GetInstanceProfile, &context);
+                tracing::warn!("GetInstanceProfile failed: {err}");
+                return Err(err);
+            }
+        };
+        *cached = Some(CachedRoles {
+            roles: roles.clone(),
+            fetched: Instant::now(),
+        });
+        Ok(roles)
+    }
+
+    /// The cache slot of `profile_arn`, made if missing; a full cache drops its stale
+    /// entries first, and everything if none is stale.
+    fn profile_slot(&self, profile_arn: &str) -> Arc<AsyncMutex<Option<CachedRoles>>> {
+        let mut slots = self
+            .inner
+            .profile_roles
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if !slots.contains_key(profile_arn) && slots.len() >= MAX_PROFILE_ENTRIES {
+            slots.retain(|_, slot| {
+                slot.try_lock().is_ok_and(|cached| {
+                    cached
+                        .as_ref()
+                        .is_some_and(|c| c.fetched.elapsed() < PROFILE_ROLE_TTL)
+                })
+            });
+            if slots.len() >= MAX_PROFILE_ENTRIES {
+                slots.clear();
+            }
+        }
+        Arc::clone(slots.entry(profile_arn.to_owned()).or_default())
+    }
+
     fn count_describe_call(&self) {
         self.inner.describe_calls.fetch_add(1, Ordering::Relaxed);
     }
@@ -229,18 +403,19 @@ impl Ec2Lookup {
         query: &InstanceQuery,
     ) -> Result<Option<InstanceFacts>, Ec2LookupError> {
         let key = ClientKey::of(query);
-        let client = self.client_for(&key, query).await?;
+        let (client, _) = self.client_for(&key, query).await?;
         self.count_describe_call();
         let result = client
             .describe_instances()
             .instance_ids(query.instance_id.as_str())
             .send()
             .await;
-        match result {
-            Ok(output) => facts_from_output(&output, &query.instance_id),
-            Err(err) if is_not_found(&err) => Ok(None),
-            Err(err) => Err(self.call_failed(err, &key, query)),
-        }
+        let facts = match result {
+            Ok(output) => facts_from_output(&output, &query.instance_id)?,
+            Err(err) if is_not_found(&err) => None,
+            Err(err) => return Err(self.call_failed(err, &key, query)),
+        };
+        self.complete(query, facts).await
     }
 
     /// Describes several instances of the query's account, region and role in one call per
@@ -257,7 +432,7 @@ impl Ec2Lookup {
         ids: &[InstanceId],
     ) -> Result<Vec<Option<InstanceFacts>>, Ec2LookupError> {
         let key = ClientKey::of(query);
-        let client = self.client_for(&key, query).await?;
+        let (client, _) = self.client_for(&key, query).await?;
         let filter = aws_sdk_ec2::types::Filter::builder()
             .name("instance-id")
             .set_values(Some(ids.iter().map(|id| id.as_str().to_owned()).collect()))
@@ -310,26 +485,29 @@ impl Ec2Lookup {
         err
     }
 
-    /// The cached EC2 client for `key`, made (and its role assumed) if missing or expiring.
+    /// The cached EC2 and IAM clients for `key`, made (and its role assumed) if missing or
+    /// expiring.
     async fn client_for(
         &self,
         key: &ClientKey,
         query: &InstanceQuery,
-    ) -> Result<aws_sdk_ec2::Client, Ec2LookupError> {
+    ) -> Result<(aws_sdk_ec2::Client, aws_sdk_iam::Client), Ec2LookupError> {
         if let Some(role_arn) = &key.role_arn {
             check_role_arn(role_arn, query.partition)?;
         }
         let slot = Arc::clone(self.clients().entry(key.clone()).or_default());
         let settings = &self.inner.settings;
         let config = settings.config_for(query.partition);
-        let mut cached = settings.lock_slot(&slot, config).await?;
+        let mut cached = settings
+            .lock_slot(&slot, config, Operation::AssumeRole)
+            .await?;
         let now = config
             .time_source()
             .map_or_else(SystemTime::now, |source| source.now());
         if let Some(cached) = cached.as_ref()
             && cached.fresh_at(now)
         {
-            return Ok(cached.client.clone());
+            return Ok((cached.client.clone(), cached.iam.clone()));
         }
         let (credentials, expires) = match &key.role_arn {
             None => (None, None),
@@ -339,12 +517,14 @@ impl Ec2Lookup {
                 (Some(credentials), expires)
             }
         };
+        let iam = settings.iam_client(config, &query.region, credentials.clone());
         let client = settings.ec2_client(config, &query.region, credentials);
         *cached = Some(CachedClient {
             client: client.clone(),
+            iam: iam.clone(),
             expires,
         });
-        Ok(client)
+        Ok((client, iam))
     }
 
     fn clients(&self) -> MutexGuard<'_, HashMap<ClientKey, Arc<AsyncMutex<Option<CachedClient>>>>> {
@@ -399,13 +579,14 @@ impl fmt::Debug for Ec2Lookup {
 }
 
 impl Settings {
-    /// Locks a cache slot, waiting at most the timeout for a lookup that is assuming the same
-    /// role (so a slow or failing STS cannot queue lookups behind each other).
-    async fn lock_slot<'a>(
+    /// Locks a cache slot, waiting at most the timeout for a lookup that is filling it (so a
+    /// slow or failing STS or IAM cannot queue lookups behind each other).
+    async fn lock_slot<'a, T>(
         &self,
-        slot: &'a AsyncMutex<Option<CachedClient>>,
+        slot: &'a AsyncMutex<T>,
         config: &SdkConfig,
-    ) -> Result<AsyncMutexGuard<'a, Option<CachedClient>>, Ec2LookupError> {
+        operation: Operation,
+    ) -> Result<AsyncMutexGuard<'a, T>, Ec2LookupError> {
         if let Ok(guard) = slot.try_lock() {
             return Ok(guard);
         }
@@ -416,7 +597,7 @@ impl Settings {
         Timeout::new(slot.lock(), sleep.sleep(self.timeout))
             .await
             .map_err(|timed_out| Ec2LookupError::Timeout {
-                operation: Operation::AssumeRole,
+                operation,
                 timeout: self.timeout,
                 source: Box::new(timed_out),
             })
@@ -462,6 +643,29 @@ impl Settings {
             builder = builder.retry_classifier(NoThrottlingRetries);
         }
         aws_sdk_ec2::Client::from_conf(builder.build())
+    }
+
+    /// An IAM client with the EC2 client's credentials. IAM is global: the SDK sends the
+    /// query's region to the endpoint of its partition.
+    fn iam_client(
+        &self,
+        config: &SdkConfig,
+        region: &Region,
+        credentials: Option<Credentials>,
+    ) -> aws_sdk_iam::Client {
+        let mut builder = aws_sdk_iam::config::Builder::from(config)
+            .region(SdkRegion::new(region.to_string()))
+            .timeout_config(self.timeout_config(config));
+        if config.behavior_version().is_none() {
+            builder = builder.behavior_version(BehaviorVersion::latest());
+        }
+        if let Some(credentials) = credentials {
+            builder = builder.credentials_provider(credentials);
+        }
+        if let Some(url) = &self.iam_endpoint_url {
+            builder = builder.endpoint_url(url);
+        }
+        aws_sdk_iam::Client::from_conf(builder.build())
     }
 
     #[tracing::instrument(skip_all, fields(region = %query.region, role = role_arn))]
@@ -565,6 +769,8 @@ impl Ec2LookupBuilder {
                 session_name: DEFAULT_SESSION_NAME.to_owned(),
                 ec2_endpoint_url: None,
                 sts_endpoint_url: None,
+                iam_endpoint_url: None,
+                organizations: OrganizationsSettings::default(),
                 external_ids: HashMap::new(),
                 sdk_retries_throttled: true,
             },
@@ -606,8 +812,8 @@ impl Ec2LookupBuilder {
         self
     }
 
-    /// Sends both EC2 and STS calls to `url` instead of the regional endpoints: for an
-    /// emulator such as moto. Applies to every region.
+    /// Sends EC2, STS, IAM and Organizations calls to `url` instead of the regional
+    /// endpoints: for an emulator such as moto. Applies to every region.
     ///
     /// ```
     /// # let config = aws_config::SdkConfig::builder().build();
@@ -617,8 +823,55 @@ impl Ec2LookupBuilder {
     ///     .unwrap();
     /// ```
     pub fn endpoint_url(self, url: impl Into<String>) -> Self {
+        let mut builder = self;
         let url = url.into();
-        self.ec2_endpoint_url(url.clone()).sts_endpoint_url(url)
+        builder.settings.iam_endpoint_url = Some(url.clone());
+        builder.settings.organizations.endpoint_url = Some(url.clone());
+        builder.ec2_endpoint_url(url.clone()).sts_endpoint_url(url)
+    }
+
+    /// Reads the organization of instance accounts (for rules with `aws_organization_id`)
+    /// from AWS Organizations through `role_arn`, a role in the management account (or a
+    /// delegated administrator's) that may call `organizations:ListAccounts` and
+    /// `organizations:ListParents`. Assumed with the builder's credentials.
+    ///
+    /// The directory is read once, then refreshed every [`organizations_refresh`]
+    /// interval (default 10 minutes), one refresh at a time, while lookups use the last good
+    /// one; a failed refresh keeps serving it until it is older than the maximum age (default
+    /// 1 hour). So replicas do not each page through `ListAccounts` per join, the throttling
+    /// that led SPIRE to an accounts file.
+    ///
+    /// [`organizations_refresh`]: Self::organizations_refresh
+    ///
+    /// ```
+    /// # let config = aws_config::SdkConfig::builder().build();
+    /// let role = "arn:aws:iam::111111111111:role/read-organization".parse().unwrap();
+    /// let lookup = ec2_iid_aws::Ec2Lookup::builder(&config)
+    ///     .organizations_role(role)
+    ///     .build()
+    ///     .unwrap();
+    /// ```
+    pub fn organizations_role(mut self, role_arn: RoleArn) -> Self {
+        self.settings.organizations.role_arn = Some(role_arn);
+        self
+    }
+
+    /// Reads the organization of instance accounts from `directory` (an accounts file, see
+    /// [`OrganizationDirectory`](crate::OrganizationDirectory)) instead of AWS Organizations:
+    /// for fleets that cannot call Organizations. Replaces an
+    /// [`organizations_role`](Self::organizations_role).
+    pub fn organization_directory(mut self, directory: crate::OrganizationDirectory) -> Self {
+        self.settings.organizations.directory = Some(Arc::new(directory));
+        self
+    }
+
+    /// How often the directory read through [`organizations_role`](Self::organizations_role)
+    /// is refreshed (default 10 minutes), and how old it may get when refreshes fail (default
+    /// 1 hour). `max_age` must not be shorter than `refresh`.
+    pub fn organizations_refresh(mut self, refresh: Duration, max_age: Duration) -> Self {
+        self.settings.organizations.refresh = refresh;
+        self.settings.organizations.max_age = max_age;
+        self
     }
 
     /// Sends EC2 calls to `url` instead of the regional endpoint (e.g. a VPC interface endpoint
@@ -704,6 +957,7 @@ impl Ec2LookupBuilder {
         if !valid_session_name(&self.settings.session_name) {
             return Err(ConfigError::InvalidSessionName);
         }
+        self.settings.organizations.check()?;
         if let Some((role_arn, _)) = self
             .settings
             .external_ids
@@ -744,6 +998,13 @@ pub enum ConfigError {
         /// The role the external id was set for.
         role_arn: String,
     },
+    /// An accounts file ([`OrganizationDirectory`](crate::OrganizationDirectory)) is not as
+    /// described.
+    #[error("invalid accounts file: {reason}")]
+    InvalidAccountsFile {
+        /// The first field that is not as described, and how.
+        reason: String,
+    },
     /// A [`BatchingLookupBuilder`](crate::BatchingLookupBuilder) setting is out of range.
     #[error("invalid DescribeInstances pacing: {reason}")]
     InvalidPacing {
@@ -753,10 +1014,19 @@ pub enum ConfigError {
     /// The STS session name is not 2 to 64 characters of letters, digits and `_+=,.@-`.
     #[error("invalid STS role session name: 2 to 64 of A-Z a-z 0-9 _+=,.@- expected")]
     InvalidSessionName,
+    /// The organization directory's refresh interval is zero, or longer than its maximum age.
+    #[error("invalid organizations refresh: {reason}")]
+    InvalidOrganizationsRefresh {
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// The timeout is zero.
     #[error("lookup timeout must not be zero")]
     ZeroTimeout,
 }
+
+/// The most role ARNs kept per profile: IAM allows one.
+const MAX_PROFILE_ROLES: usize = 4;
 
 /// Forbids the SDK's retry of a throttled EC2 call: the caller paces its retries instead.
 #[derive(Debug)]
@@ -942,14 +1212,17 @@ mod tests {
             .behavior_version(BehaviorVersion::latest())
             .build();
         let client = aws_sdk_ec2::Client::new(&config);
+        let iam = aws_sdk_iam::Client::new(&config);
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
         let own = CachedClient {
             client: client.clone(),
+            iam: iam.clone(),
             expires: None,
         };
         assert!(own.fresh_at(now));
         let assumed = |left| CachedClient {
             client: client.clone(),
+            iam: iam.clone(),
             expires: Some(now + left),
         };
         assert!(assumed(Duration::from_secs(3600)).fresh_at(now));

@@ -14,7 +14,7 @@ use ec2_iid::internal::short_duration;
 use ec2_iid::token::DEFAULT_MAX_FUTURE_SKEW;
 use ec2_iid::{
     AllowRule, Error, Format, IdentityDocument, TrustStore, VerifiedDocument, Verifier, check_ttl,
-    verify_input,
+    lookup_bound_checks, verify_input,
 };
 use serde_json::Value;
 use x509_parser::prelude::FromDer as _;
@@ -379,7 +379,8 @@ fn rule_lines(report: &mut Report, index: usize, rule: &AllowRule, doc: &Identit
         all &= report.check(ok, format!("rule[{index}]"), detail);
     }
     if rule.has_lookup_bounds() {
-        let detail = "VPC, subnet and instance-profile bounds are checked with --facts";
+        let detail = "VPC, subnet, instance-profile, security-group, tag, instance-role and \
+                      organization bounds are checked with --facts";
         report.line(Status::Skip, format!("rule[{index}]"), detail);
     }
     all
@@ -431,7 +432,30 @@ fn facts_stage(report: &mut Report, setup: &Setup) {
         );
         return;
     };
-    match instance_check(verifier, setup, facts) {
+    let result = instance_check(verifier, setup, facts);
+    if let Some((first, result)) = &result {
+        // The first candidate's bounds (where a refusal comes from), and the admitting rule's.
+        let mut shown = vec![*first];
+        if let Ok(admitting) = result
+            && admitting != first
+        {
+            shown.push(*admitting);
+        }
+        for index in shown {
+            let Some(rule) = verifier.rules().get(index) else {
+                continue;
+            };
+            for check in lookup_bound_checks(rule, facts) {
+                let actual = check.actual.as_deref().unwrap_or("not in --facts");
+                let detail = format!(
+                    "{}: expected {}, actual {actual}",
+                    check.field, check.expected
+                );
+                report.check(check.holds, format!("rule[{index}]"), detail);
+            }
+        }
+    }
+    match result.map(|(_, result)| result) {
         None => report.line(Status::Skip, "facts", "an earlier stage failed"),
         Some(Ok(rule)) => {
             let detail = format!(
@@ -445,19 +469,20 @@ fn facts_stage(report: &mut Report, setup: &Setup) {
     }
 }
 
-/// The instance check, if the document got that far: the rule that admits the instance (the
-/// first matching rule, or a later one if its bounds fail), or why none does.
+/// The instance check, if the document got that far: the first matching rule, and the rule
+/// that admits the instance (that one, or a later one if its bounds fail) or why none does.
 fn instance_check(
     verifier: &Verifier,
     setup: &Setup,
     facts: &ec2_iid::InstanceFacts,
-) -> Option<Result<usize, Error>> {
+) -> Option<(usize, Result<usize, Error>)> {
     let pending = verifier.verify_input(setup.input(), setup.now).ok()?;
-    Some(
+    Some((
+        pending.matched_rule(),
         pending
             .check_facts(Some(facts))
             .map(|outcome| outcome.matched_rule()),
-    )
+    ))
 }
 
 fn join<T: fmt::Display>(values: &[T]) -> String {

@@ -68,6 +68,7 @@ enum Command {
     /// operator.
     #[cfg(feature = "aws")]
     #[command(after_help = serve::EXIT_CODES)]
+    // Boxed: its flags make it far larger than the other variants.
     Serve(Box<serve::ServeArgs>),
     /// Not built: this binary was built without the `aws` feature.
     #[cfg(not(feature = "aws"))]

@@ -289,6 +289,74 @@ fn explain_shows_the_partition_and_the_rule_whose_bounds_hold() {
     assert!(text.contains("rule 2's bounds hold"), "{text}");
 }
 
+/// Selectors are lookup bounds: with `--facts`, explain prints each one's expected and actual
+/// values, the instance's tag values escaped and cut.
+#[test]
+fn explain_shows_expected_and_actual_selectors() {
+    let token = r#"{"allow": [{"aws_account": "123456789012",
+        "aws_tags": {"env": ["prod"], "team": ["web"]},
+        "aws_security_group_ids": ["sg-0abc1234"],
+        "aws_iam_role_arns": ["arn:aws:iam::123456789012:role/web"],
+        "aws_organization_id": "o-a1b2c3d4e5",
+        "aws_organizational_unit_ids": ["ou-a1b2-c3d4e5f6"]},
+        {"aws_account": "123456789012"}]}"#;
+    let long = "x".repeat(100);
+    let facts = write_temp(
+        "explain-selectors-facts.json",
+        &format!(
+            r#"{{"instance_id": "i-0123456789abcdef0", "state": "running",
+            "owner_id": "123456789012", "tags": {{"env": "dev\u001b[31m{long}", "team": "web"}},
+            "security_group_ids": ["sg-0abc1234"],
+            "organization": {{"organization_id": "o-a1b2c3d4e5",
+                "parent_ids": ["ou-a1b2-00000000", "r-a1b2"]}}}}"#
+        ),
+    );
+    let extra = ["--facts", facts.to_str().unwrap()];
+    let out = with_token(&["explain"], "explain-selectors-token.json", token, &extra);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let text = stdout(&out);
+    let line = |field: &str| {
+        text.lines()
+            .find(|l| l.contains(&format!(" {field}: ")))
+            .unwrap_or_else(|| panic!("{field}: {text}"))
+            .to_owned()
+    };
+    assert_eq!(
+        line("aws_security_group_ids"),
+        "PASS rule[0]      aws_security_group_ids: expected sg-0abc1234, actual sg-0abc1234"
+    );
+    let tags = line("aws_tags");
+    assert!(
+        tags.starts_with(
+            "FAIL rule[0]      aws_tags: expected env=prod, team=web, actual env=dev\\u{1b}[31mxxx"
+        ),
+        "{tags}"
+    );
+    assert!(tags.ends_with("x…, team=web"), "{tags}");
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert_eq!(
+        line("aws_iam_role_arns"),
+        "FAIL rule[0]      aws_iam_role_arns: expected arn:aws:iam::123456789012:role/web, \
+         actual not in --facts"
+    );
+    assert_eq!(
+        line("aws_organization_id"),
+        "PASS rule[0]      aws_organization_id: expected o-a1b2c3d4e5, actual o-a1b2c3d4e5"
+    );
+    assert_eq!(
+        line("aws_organizational_unit_ids"),
+        "FAIL rule[0]      aws_organizational_unit_ids: expected ou-a1b2-c3d4e5f6, \
+         actual ou-a1b2-00000000/r-a1b2"
+    );
+    assert!(text.contains("rule 1's bounds hold"), "{text}");
+}
+
 #[test]
 fn explain_shows_age_and_ttl_of_an_expired_document() {
     let args = [

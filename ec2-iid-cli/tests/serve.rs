@@ -38,7 +38,27 @@ fn closed_url() -> String {
 fn refuses_bad_flags_with_exit_2() {
     let dir = scratch_dir("flags");
     let bad_external_id = format!("{ROLE}=has space");
-    let cases: [(&[&str], &str); 7] = [
+    let missing = dir.join("no-such-accounts.json");
+    let bad_accounts = dir.join("bad-accounts.json");
+    std::fs::write(
+        &bad_accounts,
+        r#"{"organization_id": "o-a1b2c3d4e5", "accounts": {"1": ["r-a1b2"]}}"#,
+    )
+    .unwrap();
+    let (missing, bad_accounts) = (missing.to_str().unwrap(), bad_accounts.to_str().unwrap());
+    let cases: [(&[&str], &str); 10] = [
+        (
+            &["--organization-accounts", missing],
+            "--organization-accounts",
+        ),
+        (
+            &["--organization-accounts", bad_accounts],
+            "invalid accounts file: accounts.1: not a 12-digit account id",
+        ),
+        (
+            &["--organizations-role", "not-an-arn"],
+            "--organizations-role",
+        ),
         (&["--registry", "dynamodb:"], "needs a value"),
         (
             &["--registry", "redis:x"],

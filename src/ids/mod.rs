@@ -123,8 +123,8 @@ mod serial;
 pub use arn::{InstanceProfileArn, RoleArn};
 pub use region::{AvailabilityZone, Partition, Region};
 pub use resource::{
-    AccountId, ImageId, InstanceId, InstanceState, InstanceType, SubnetId, UnknownInstanceState,
-    VpcId,
+    AccountId, ImageId, InstanceId, InstanceState, InstanceType, OrganizationId,
+    OrganizationalUnitId, SecurityGroupId, SubnetId, UnknownInstanceState, VpcId,
 };
 pub use serial::SerialNumber;
 pub(crate) use serial::significant_bytes;

@@ -1,5 +1,5 @@
-//! Accounts and the EC2 resources rules name: instances, images, VPCs, subnets, instance
-//! types and states.
+//! Accounts and the EC2 resources rules name: instances, images, VPCs, subnets, security
+//! groups, instance types and states; AWS Organizations' organizations and OUs.
 
 use core::fmt;
 use core::str::FromStr;
@@ -89,6 +89,58 @@ id_newtype!(
     "subnet-0123456789abcdef0",
     |s| is_hex_id(s, "subnet"),
     InlineStr<{ "subnet-".len() + 17 }>
+);
+
+id_newtype!(
+    /// A security group id: `sg-` and 8 or 17 lowercase hex digits.
+    ///
+    /// ```
+    /// assert!("sg-0123456789abcdef0".parse::<ec2_iid::SecurityGroupId>().is_ok());
+    /// assert!("sg-web".parse::<ec2_iid::SecurityGroupId>().is_err());
+    /// ```
+    SecurityGroupId,
+    "security group id",
+    "sg-0123456789abcdef0",
+    |s| is_hex_id(s, "sg"),
+    InlineStr<{ "sg-".len() + 17 }>
+);
+
+/// `<prefix>-` then `min..=max` lowercase letters and digits, as AWS Organizations writes ids.
+fn is_org_word(s: &str, min: usize, max: usize) -> bool {
+    (min..=max).contains(&s.len())
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+}
+
+id_newtype!(
+    /// An AWS Organizations organization id: `o-` and 10 to 32 lowercase letters or digits.
+    ///
+    /// ```
+    /// assert!("o-a1b2c3d4e5".parse::<ec2_iid::OrganizationId>().is_ok());
+    /// assert!("o-short".parse::<ec2_iid::OrganizationId>().is_err());
+    /// ```
+    OrganizationId,
+    "organization id",
+    "o-a1b2c3d4e5",
+    |s| s.strip_prefix("o-").is_some_and(|rest| is_org_word(rest, 10, 32)),
+    InlineStr<{ "o-".len() + 32 }>
+);
+
+id_newtype!(
+    /// An AWS Organizations organizational unit id: `ou-`, 4 to 32 lowercase letters or digits
+    /// (its root's), `-`, and 8 to 32 more.
+    ///
+    /// ```
+    /// assert!("ou-ab12-cd34ef56".parse::<ec2_iid::OrganizationalUnitId>().is_ok());
+    /// assert!("r-ab12".parse::<ec2_iid::OrganizationalUnitId>().is_err());
+    /// ```
+    OrganizationalUnitId,
+    "organizational unit id",
+    "ou-ab12-cd34ef56",
+    |s| s.strip_prefix("ou-").and_then(|rest| rest.split_once('-')).is_some_and(
+        |(root, unit)| is_org_word(root, 4, 32) && is_org_word(unit, 8, 32)
+    ),
+    String
 );
 
 id_newtype!(
@@ -223,6 +275,22 @@ mod tests {
         assert!("subnet-1234abcd".parse::<SubnetId>().is_ok());
         assert!("ami-1234abcd".parse::<ImageId>().is_ok());
         assert!("ami-1234abc".parse::<ImageId>().is_err());
+        assert!("sg-1234abcd".parse::<SecurityGroupId>().is_ok());
+        assert!("sg-1234abcdx".parse::<SecurityGroupId>().is_err());
+        assert!("o-abcdef1234".parse::<OrganizationId>().is_ok());
+        for bad in ["o-abcdef123", "o-ABCDEF1234", "ou-abcd-abcdefgh", "o-"] {
+            assert!(bad.parse::<OrganizationId>().is_err(), "{bad}");
+        }
+        assert!("ou-abcd-abcdefgh".parse::<OrganizationalUnitId>().is_ok());
+        for bad in [
+            "ou-abc-abcdefgh",
+            "ou-abcd-abcdefg",
+            "ou-abcd",
+            "r-abcd",
+            "ou-abcd-ABCDEFGH",
+        ] {
+            assert!(bad.parse::<OrganizationalUnitId>().is_err(), "{bad}");
+        }
     }
 
     #[test]

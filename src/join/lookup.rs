@@ -23,6 +23,13 @@ pub struct InstanceQuery {
     /// The matched rule's `aws_role` (always in `account`): assume it (STS `AssumeRole`) before
     /// calling EC2, for instances in other accounts. `None`: use the caller's own credentials.
     pub role_arn: Option<RoleArn>,
+    /// A candidate rule has `aws_iam_role_arns`: fill
+    /// [`InstanceFacts::iam_role_arns`] (the role of the instance profile, from
+    /// `iam:GetInstanceProfile`).
+    pub needs_instance_role: bool,
+    /// A candidate rule has `aws_organization_id`: fill
+    /// [`InstanceFacts::organization`] (the account's organization and OUs).
+    pub needs_organization: bool,
 }
 
 impl InstanceQuery {
@@ -35,7 +42,24 @@ impl InstanceQuery {
             partition: region.partition(),
             region,
             role_arn: None,
+            needs_instance_role: false,
+            needs_organization: false,
         }
+    }
+
+    /// Asks for the role of the instance profile as well ([`InstanceFacts::iam_role_arns`]).
+    #[must_use]
+    pub fn with_instance_role_needed(mut self) -> Self {
+        self.needs_instance_role = true;
+        self
+    }
+
+    /// Asks for the account's place in AWS Organizations as well
+    /// ([`InstanceFacts::organization`]).
+    #[must_use]
+    pub fn with_organization_needed(mut self) -> Self {
+        self.needs_organization = true;
+        self
     }
 
     /// Sets the role to assume before describing the instance.

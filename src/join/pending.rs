@@ -136,12 +136,21 @@ impl<'v> PendingJoin<'v> {
 
     fn query_as(&self, role: Option<&RoleArn>) -> InstanceQuery {
         let doc = self.document();
-        InstanceQuery::new(
+        let mut query = InstanceQuery::new(
             doc.account_id.clone(),
             doc.instance_id.clone(),
             doc.region.clone(),
         )
-        .with_role_arn(role.cloned())
+        .with_role_arn(role.cloned());
+        // The facts beyond DescribeInstances that the candidates asking with this role need.
+        for (_, rule) in self
+            .candidates()
+            .filter(|(_, rule)| rule.aws_role() == role)
+        {
+            query.needs_instance_role |= !rule.aws_iam_role_arns().is_empty();
+            query.needs_organization |= rule.aws_organization_id().is_some();
+        }
+        query
     }
 
     /// The candidates in order: the first matching rule and every later rule that matches the

@@ -2,12 +2,15 @@
 //! them (pure; rules are tried in order, see [`match_allow_rules`] and
 //! [`PendingJoin`](crate::PendingJoin) for how instance bounds combine).
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::Value;
 
 use crate::error::{ConfigError, Error, RuleMismatch};
 use crate::ids::{
-    AccountId, AvailabilityZone, ImageId, InstanceProfileArn, InstanceType, Partition, Region,
-    RoleArn, SubnetId, VpcId,
+    AccountId, AvailabilityZone, ImageId, InstanceProfileArn, InstanceType, OrganizationId,
+    OrganizationalUnitId, Partition, Region, RoleArn, SecurityGroupId, SubnetId, VpcId,
 };
 use crate::policy::fields::{self, Fields};
 use crate::signature::VerifiedDocument;
@@ -27,7 +30,19 @@ use crate::trust::TrustStore;
 /// match (AND across fields, OR within a list); an unset one matches anything. The document bounds (`aws_image_ids`,
 /// `aws_instance_types`, `aws_availability_zones`) are checked with the signature; the lookup
 /// bounds (`aws_vpc_ids`, `aws_subnet_ids`, `aws_iam_instance_profile_arns`, the latter exact
-/// or a prefix ending in `*`, as Vault does) against [`InstanceFacts`](crate::InstanceFacts).
+/// or a prefix ending in `*`, as Vault does) against [`InstanceFacts`](crate::InstanceFacts),
+/// and so are the fleet selectors SPIRE and Vault users know:
+///
+/// * `aws_tags: {KEY: [VALUE, …]}`: every key is a tag of the instance, with one of the values
+///   (AWS's tag limits: at most 50 keys, a key 1–128 characters not starting with `aws:`, a
+///   value 0–256 characters);
+/// * `aws_security_group_ids`: the instance is in at least one of the groups;
+/// * `aws_iam_role_arns`: the role of the instance's profile is one of these (Vault's
+///   `bound_iam_role_arn`; in the rule's account and partition, since a profile holds a role
+///   of its own account);
+/// * `aws_organization_id` and `aws_organizational_unit_ids`: the document's account is in
+///   the organization (SPIRE's `verify_organization`) and, with OU ids, in one of those OUs or
+///   below one (OU ids need the organization id).
 ///
 /// Rules are tried in order. A rule whose document fields match but whose lookup bounds fail
 /// the instance lets the next document-matching rule try; the join's rule is the first that
@@ -72,10 +87,20 @@ pub struct AllowRule {
     aws_subnet_ids: Vec<SubnetId>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     aws_iam_instance_profile_arns: Vec<InstanceProfileArn>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_security_group_ids: Vec<SecurityGroupId>,
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    aws_tags: BTreeMap<String, Vec<String>>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_iam_role_arns: Vec<RoleArn>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    aws_organization_id: Option<OrganizationId>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    aws_organizational_unit_ids: Vec<OrganizationalUnitId>,
 }
 
 /// The fields a rule may have: Teleport's (`aws_arn` only to refuse it) and the bounds.
-const RULE_FIELDS: [&str; 10] = [
+const RULE_FIELDS: [&str; 15] = [
     "aws_account",
     "aws_regions",
     "aws_role",
@@ -86,7 +111,17 @@ const RULE_FIELDS: [&str; 10] = [
     "aws_vpc_ids",
     "aws_subnet_ids",
     "aws_iam_instance_profile_arns",
+    "aws_security_group_ids",
+    "aws_tags",
+    "aws_iam_role_arns",
+    "aws_organization_id",
+    "aws_organizational_unit_ids",
 ];
+
+/// AWS's limits on the tags of one resource, which a rule's `aws_tags` must fit to ever match.
+const MAX_TAGS: usize = 50;
+const MAX_TAG_KEY_CHARS: usize = 128;
+const MAX_TAG_VALUE_CHARS: usize = 256;
 
 impl AllowRule {
     /// A rule for instances of `account`.
@@ -102,6 +137,11 @@ impl AllowRule {
             aws_vpc_ids: Vec::new(),
             aws_subnet_ids: Vec::new(),
             aws_iam_instance_profile_arns: Vec::new(),
+            aws_security_group_ids: Vec::new(),
+            aws_tags: BTreeMap::new(),
+            aws_iam_role_arns: Vec::new(),
+            aws_organization_id: None,
+            aws_organizational_unit_ids: Vec::new(),
         }
     }
 
@@ -184,6 +224,62 @@ impl AllowRule {
         arns: impl IntoIterator<Item = InstanceProfileArn>,
     ) -> Self {
         self.aws_iam_instance_profile_arns = arns.into_iter().collect();
+        self
+    }
+
+    /// Restricts the instance's security groups: it must be in at least one (a lookup bound).
+    #[must_use]
+    pub fn with_security_group_ids(
+        mut self,
+        ids: impl IntoIterator<Item = SecurityGroupId>,
+    ) -> Self {
+        self.aws_security_group_ids = ids.into_iter().collect();
+        self
+    }
+
+    /// Restricts the instance's tags: each key must be a tag of the instance, with one of its
+    /// values (a lookup bound).
+    ///
+    /// ```
+    /// let rule = ec2_iid::AllowRule::account("111111111111".parse()?)
+    ///     .with_tags([("env".to_owned(), vec!["prod".to_owned(), "staging".to_owned()])])?;
+    /// assert_eq!(rule.aws_tags().len(), 1);
+    /// let reserved = ec2_iid::AllowRule::account("111111111111".parse()?)
+    ///     .with_tags([("aws:cloudformation:stack-name".to_owned(), vec!["x".to_owned()])]);
+    /// assert!(reserved.unwrap_err().to_string().contains("aws:"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`ConfigError::InvalidField`] for tags no instance can have: none, more than 50, a key
+    /// empty, longer than 128 characters or starting with `aws:`, a key without values, a value
+    /// longer than 256 characters.
+    pub fn with_tags(
+        mut self,
+        tags: impl IntoIterator<Item = (String, Vec<String>)>,
+    ) -> Result<Self, ConfigError> {
+        self.aws_tags = tags.into_iter().collect();
+        check_tags(&self.aws_tags, "")?;
+        Ok(self)
+    }
+
+    /// Restricts the role of the instance's profile (a lookup bound: the lookup asks IAM).
+    #[must_use]
+    pub fn with_iam_role_arns(mut self, arns: impl IntoIterator<Item = RoleArn>) -> Self {
+        self.aws_iam_role_arns = arns.into_iter().collect();
+        self
+    }
+
+    /// Requires the account to be in `organization` and, with `units`, in one of those OUs or
+    /// below one (a lookup bound: the lookup asks AWS Organizations, or reads an accounts file).
+    #[must_use]
+    pub fn with_organization(
+        mut self,
+        organization: OrganizationId,
+        units: impl IntoIterator<Item = OrganizationalUnitId>,
+    ) -> Self {
+        self.aws_organization_id = Some(organization);
+        self.aws_organizational_unit_ids = units.into_iter().collect();
         self
     }
 
@@ -273,16 +369,50 @@ impl AllowRule {
         &self.aws_iam_instance_profile_arns
     }
 
-    /// Whether the rule constrains anything that only `DescribeInstances` knows.
+    /// The allowed security groups (empty: any).
+    #[must_use]
+    pub fn aws_security_group_ids(&self) -> &[SecurityGroupId] {
+        &self.aws_security_group_ids
+    }
+
+    /// The required tags: each key with its allowed values (empty: any tags).
+    #[must_use]
+    pub fn aws_tags(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.aws_tags
+    }
+
+    /// The allowed roles of the instance profile (empty: any).
+    #[must_use]
+    pub fn aws_iam_role_arns(&self) -> &[RoleArn] {
+        &self.aws_iam_role_arns
+    }
+
+    /// The organization the account must be in, if set.
+    #[must_use]
+    pub fn aws_organization_id(&self) -> Option<&OrganizationId> {
+        self.aws_organization_id.as_ref()
+    }
+
+    /// The OUs the account must be in or below (empty: anywhere in the organization).
+    #[must_use]
+    pub fn aws_organizational_unit_ids(&self) -> &[OrganizationalUnitId] {
+        &self.aws_organizational_unit_ids
+    }
+
+    /// Whether the rule constrains anything that only the instance lookup knows.
     #[must_use]
     pub fn has_lookup_bounds(&self) -> bool {
         !(self.aws_vpc_ids.is_empty()
             && self.aws_subnet_ids.is_empty()
-            && self.aws_iam_instance_profile_arns.is_empty())
+            && self.aws_iam_instance_profile_arns.is_empty()
+            && self.aws_security_group_ids.is_empty()
+            && self.aws_tags.is_empty()
+            && self.aws_iam_role_arns.is_empty()
+            && self.aws_organization_id.is_none())
     }
 
     /// Reads the rule found `at` (e.g. `spec.allow[1]`) from a configuration object.
-    pub(crate) fn from_value(value: serde_json::Value, at: &str) -> Result<Self, ConfigError> {
+    pub(crate) fn from_value(value: Value, at: &str) -> Result<Self, ConfigError> {
         let mut fields = Fields::new(value, at, &RULE_FIELDS, &[])?;
         if fields.has("aws_arn") {
             return Err(ConfigError::InvalidField {
@@ -320,13 +450,19 @@ impl AllowRule {
         rule.aws_vpc_ids = fields.ids("aws_vpc_ids")?;
         rule.aws_subnet_ids = fields.ids("aws_subnet_ids")?;
         rule.aws_iam_instance_profile_arns = fields.ids("aws_iam_instance_profile_arns")?;
+        rule.aws_security_group_ids = fields.ids("aws_security_group_ids")?;
+        rule.aws_tags = read_tags(&mut fields, "aws_tags")?;
+        rule.aws_iam_role_arns = fields.ids("aws_iam_role_arns")?;
+        rule.aws_organization_id = fields.id("aws_organization_id")?;
+        rule.aws_organizational_unit_ids = fields.ids("aws_organizational_unit_ids")?;
         rule.check_partition(at)?;
         Ok(rule)
     }
 
     /// Checks that every region of the rule is in its role's partition (the rule found `at`,
-    /// empty for a rule on its own).
+    /// empty for a rule on its own), and that its selectors can match an instance of it.
     pub(crate) fn check_partition(&self, at: &str) -> Result<(), ConfigError> {
+        self.check_selectors(at)?;
         let Some(role) = &self.aws_role else {
             return Ok(());
         };
@@ -348,6 +484,50 @@ impl AllowRule {
                 role: role.clone(),
             }),
         }
+    }
+
+    /// Checks the selectors no instance of the rule could meet: tags beyond AWS's limits,
+    /// profile roles of another account or partition, OUs without their organization.
+    fn check_selectors(&self, at: &str) -> Result<(), ConfigError> {
+        let path = |field: &str| {
+            if at.is_empty() {
+                field.to_owned()
+            } else {
+                format!("{at}.{field}")
+            }
+        };
+        if !self.aws_tags.is_empty() {
+            check_tags(&self.aws_tags, &path("aws_tags"))?;
+        }
+        let partition = self.partition();
+        for (index, role) in self.aws_iam_role_arns.iter().enumerate() {
+            let reason = if role.account() != self.aws_account {
+                format!(
+                    "{role} is not in the rule's account {}: an instance profile holds a role \
+                     of its own account",
+                    self.aws_account
+                )
+            } else if partition.is_some_and(|p| p != role.partition()) {
+                format!(
+                    "{role} is not in the rule's partition {}: name a role of that partition",
+                    partition.map_or("", Partition::as_str)
+                )
+            } else {
+                continue;
+            };
+            return Err(ConfigError::InvalidField {
+                field: path(&format!("aws_iam_role_arns[{index}]")),
+                reason,
+            });
+        }
+        if self.aws_organization_id.is_none() && !self.aws_organizational_unit_ids.is_empty() {
+            return Err(ConfigError::InvalidField {
+                field: path("aws_organizational_unit_ids"),
+                reason: "OU ids need aws_organization_id: name the organization the OUs are in"
+                    .into(),
+            });
+        }
+        Ok(())
     }
 
     /// Checks that `trust` has a certificate for each region the rule names.
@@ -419,6 +599,107 @@ impl<'de> Deserialize<'de> for AllowRule {
     }
 }
 
+/// Reads `aws_tags`: an object of tag keys, each with a list of allowed values.
+fn read_tags(
+    fields: &mut Fields,
+    name: &str,
+) -> Result<BTreeMap<String, Vec<String>>, ConfigError> {
+    let path = fields.path(name);
+    let Some(value) = fields.value::<Value>(name)? else {
+        return Ok(BTreeMap::new());
+    };
+    let invalid = |field: String, reason: String| ConfigError::InvalidField { field, reason };
+    let Value::Object(map) = value else {
+        return Err(invalid(
+            path,
+            "expected a map of tag keys to lists of values (e.g. {\"env\": [\"prod\"]})".into(),
+        ));
+    };
+    let mut tags = BTreeMap::new();
+    for (key, values) in map {
+        let at = format!("{path}.{}", bounded_escaped(&key));
+        let Value::Array(values) = values else {
+            return Err(invalid(
+                at,
+                "expected a list of tag values (e.g. [\"prod\"])".into(),
+            ));
+        };
+        let values = values
+            .into_iter()
+            .enumerate()
+            .map(|(index, value)| match value {
+                Value::String(text) => Ok(text),
+                _ => Err(invalid(
+                    format!("{at}[{index}]"),
+                    "expected a tag value as a quoted string".into(),
+                )),
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        tags.insert(key, values);
+    }
+    check_tags(&tags, &path)?;
+    Ok(tags)
+}
+
+/// Checks tags against AWS's limits (`at` names the field, empty for a rule on its own).
+fn check_tags(tags: &BTreeMap<String, Vec<String>>, at: &str) -> Result<(), ConfigError> {
+    let at = if at.is_empty() { "aws_tags" } else { at };
+    let invalid = |field: String, reason: String| ConfigError::InvalidField { field, reason };
+    if tags.is_empty() {
+        return Err(invalid(
+            at.to_owned(),
+            "an empty map: list at least one tag key, or remove the field".into(),
+        ));
+    }
+    if tags.len() > MAX_TAGS {
+        return Err(invalid(
+            at.to_owned(),
+            format!(
+                "{} tag keys: an instance has at most {MAX_TAGS} tags, so no instance matches",
+                tags.len()
+            ),
+        ));
+    }
+    for (key, values) in tags {
+        let field = format!("{at}.{}", bounded_escaped(key));
+        let chars = key.chars().count();
+        if chars == 0 || chars > MAX_TAG_KEY_CHARS {
+            return Err(invalid(
+                field,
+                format!("a tag key is 1 to {MAX_TAG_KEY_CHARS} characters, this one {chars}"),
+            ));
+        }
+        if key.get(..4).is_some_and(|p| p.eq_ignore_ascii_case("aws:")) {
+            return Err(invalid(
+                field,
+                "tag keys starting with aws: are AWS's own, not an instance's: name a tag you set"
+                    .into(),
+            ));
+        }
+        if values.is_empty() {
+            return Err(invalid(
+                field,
+                "an empty list: list at least one value (\"\" for an empty one), or remove the key"
+                    .into(),
+            ));
+        }
+        if let Some((index, value)) = values
+            .iter()
+            .enumerate()
+            .find(|(_, v)| v.chars().count() > MAX_TAG_VALUE_CHARS)
+        {
+            return Err(invalid(
+                format!("{field}[{index}]"),
+                format!(
+                    "a tag value is at most {MAX_TAG_VALUE_CHARS} characters, this one {}",
+                    value.chars().count()
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn names<T: AsRef<str>>(ids: &[T]) -> Vec<&str> {
     ids.iter().map(AsRef::as_ref).collect()
 }
@@ -488,7 +769,7 @@ mod tests {
 
     use super::*;
 
-    fn read(value: serde_json::Value) -> Result<AllowRule, ConfigError> {
+    fn read(value: Value) -> Result<AllowRule, ConfigError> {
         AllowRule::from_value(value, "spec.allow[0]")
     }
 

@@ -171,7 +171,13 @@ impl InstanceLookup for BatchingLookup {
     /// The call's [`Ec2LookupError`] (shared by every query of the call), or
     /// [`Ec2LookupError::Overloaded`] when too many queries wait or this one waited too long.
     async fn describe_instance(&self, query: &InstanceQuery) -> Answer {
-        Pacer::describe(&self.pacer, query).await
+        let facts = Pacer::describe(&self.pacer, query).await?;
+        // The instance role and organization, per query (cached, not paced as EC2 is).
+        self.pacer
+            .describe
+            .complete(query, facts)
+            .await
+            .map_err(Arc::new)
     }
 }
 

@@ -163,6 +163,22 @@ pub(crate) struct ServeArgs {
     /// Accept RSA keys (2048 to 8192 bits) in CSRs, besides ECDSA P-256/P-384 and Ed25519.
     #[arg(long)]
     allow_rsa_csr: bool,
+
+    /// For rules with aws_organization_id: read the organization's accounts and OUs from AWS
+    /// Organizations through this role (in the management account), refreshed every 10
+    /// minutes.
+    #[arg(
+        long,
+        value_name = "ROLE_ARN",
+        conflicts_with = "organization_accounts"
+    )]
+    organizations_role: Option<RoleArn>,
+
+    /// For rules with aws_organization_id: read the organization's accounts from this JSON
+    /// file instead of AWS Organizations: {"organization_id": "o-…", "accounts":
+    /// {"111122223333": ["ou-…", "r-…"]}} (each account's OUs from its own up to the root).
+    #[arg(long, value_name = "FILE")]
+    organization_accounts: Option<PathBuf>,
 }
 
 /// `--ca-cert`, `--ca-key` and the certificate profile's flags, given together.
@@ -359,6 +375,8 @@ pub(crate) struct ServeOptions {
     pub(crate) limits: Limits,
     /// `--ca-cert` and the profile: certificates for joins with a CSR.
     pub(crate) ca: Option<CaFlags>,
+    pub(crate) organizations_role: Option<RoleArn>,
+    pub(crate) organization_accounts: Option<PathBuf>,
 }
 
 impl ServeOptions {
@@ -399,6 +417,8 @@ impl ServeOptions {
             insecure_http: args.insecure_http,
             limits,
             ca,
+            organizations_role: args.organizations_role,
+            organization_accounts: args.organization_accounts,
         })
     }
 }
@@ -506,6 +526,40 @@ mod tests {
         }
         assert_eq!(parse_rate("2.5"), Ok(2.5));
         assert!(parse_rate("inf").unwrap_err().contains("above 0"));
+    }
+
+    #[test]
+    fn organization_sources() {
+        use clap::Parser as _;
+
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            serve: ServeArgs,
+        }
+        let parse = |extra: &[&str]| {
+            let args = ["serve", "--token", "t.yaml"].iter().chain(extra);
+            Cli::try_parse_from(args).map(|cli| cli.serve)
+        };
+        let role = "arn:aws:iam::111111111111:role/read-organization";
+        let by_role = parse(&["--organizations-role", role]).unwrap();
+        assert_eq!(
+            by_role.organizations_role.as_ref().map(RoleArn::as_str),
+            Some(role)
+        );
+        let by_file = parse(&["--organization-accounts", "accounts.json"]).unwrap();
+        assert_eq!(
+            by_file.organization_accounts,
+            Some(PathBuf::from("accounts.json"))
+        );
+        assert!(parse(&["--organizations-role", "not-an-arn"]).is_err());
+        let both = [
+            "--organizations-role",
+            role,
+            "--organization-accounts",
+            "a.json",
+        ];
+        assert!(parse(&both).is_err());
     }
 
     #[test]

@@ -175,6 +175,16 @@ fn ec2_lookup(options: &ServeOptions, config: &SdkConfig) -> Result<Ec2Lookup, S
     for external in &options.external_ids {
         builder = builder.external_id(external.role_arn.clone(), &external.id);
     }
+    if let Some(role) = &options.organizations_role {
+        builder = builder.organizations_role(role.clone());
+    }
+    if let Some(path) = &options.organization_accounts {
+        let text = std::fs::read(path)
+            .map_err(|e| format!("--organization-accounts {}: {e}", path.display()))?;
+        let directory = ec2_iid_aws::OrganizationDirectory::from_json(&text)
+            .map_err(|e| format!("--organization-accounts {}: {e}", path.display()))?;
+        builder = builder.organization_directory(directory);
+    }
     builder
         .build()
         .map_err(|e| format!("--external-id or --timeout: {e}"))
