@@ -95,8 +95,8 @@ id_newtype!(
     /// A security group id: `sg-` and 8 or 17 lowercase hex digits.
     ///
     /// ```
-    /// assert!("sg-0123456789abcdef0".parse::<ec2_iid::SecurityGroupId>().is_ok());
-    /// assert!("sg-web".parse::<ec2_iid::SecurityGroupId>().is_err());
+    /// assert!("sg-0123456789abcdef0".parse::<ec2_iid::ids::SecurityGroupId>().is_ok());
+    /// assert!("sg-web".parse::<ec2_iid::ids::SecurityGroupId>().is_err());
     /// ```
     SecurityGroupId,
     "security group id",
@@ -116,8 +116,8 @@ id_newtype!(
     /// An AWS Organizations organization id: `o-` and 10 to 32 lowercase letters or digits.
     ///
     /// ```
-    /// assert!("o-a1b2c3d4e5".parse::<ec2_iid::OrganizationId>().is_ok());
-    /// assert!("o-short".parse::<ec2_iid::OrganizationId>().is_err());
+    /// assert!("o-a1b2c3d4e5".parse::<ec2_iid::ids::OrganizationId>().is_ok());
+    /// assert!("o-short".parse::<ec2_iid::ids::OrganizationId>().is_err());
     /// ```
     OrganizationId,
     "organization id",
@@ -131,8 +131,8 @@ id_newtype!(
     /// (its root's), `-`, and 8 to 32 more.
     ///
     /// ```
-    /// assert!("ou-ab12-cd34ef56".parse::<ec2_iid::OrganizationalUnitId>().is_ok());
-    /// assert!("r-ab12".parse::<ec2_iid::OrganizationalUnitId>().is_err());
+    /// assert!("ou-ab12-cd34ef56".parse::<ec2_iid::ids::OrganizationalUnitId>().is_ok());
+    /// assert!("r-ab12".parse::<ec2_iid::ids::OrganizationalUnitId>().is_err());
     /// ```
     OrganizationalUnitId,
     "organizational unit id",

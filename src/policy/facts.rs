@@ -386,10 +386,11 @@ pub struct BoundCheck {
 }
 
 /// Each lookup bound `rule` sets, with what `facts` say and whether it holds, in the order
-/// [`check_instance_facts`] checks them.
+/// the instance check checks them.
 ///
 /// ```
-/// use ec2_iid::{AllowRule, InstanceFacts, InstanceState, lookup_bound_checks};
+/// use ec2_iid::ids::InstanceState;
+/// use ec2_iid::{AllowRule, InstanceFacts, lookup_bound_checks};
 ///
 /// let rule = AllowRule::account("111111111111".parse()?)
 ///     .with_tags([("env".to_owned(), vec!["prod".to_owned()])])?;
