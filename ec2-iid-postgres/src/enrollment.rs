@@ -47,7 +47,7 @@ impl EnrollmentSql {
             // Enrollment::may_replace in the WHERE, Enrollment::merged_over in the SET.
             enroll: format!(
                 "INSERT INTO {t} AS e ({COLUMNS}) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, NULL, $8, $9, NULL) \
                  ON CONFLICT (host_id) DO UPDATE SET \
                  account = EXCLUDED.account, region = EXCLUDED.region, \
                  instance_id = EXCLUDED.instance_id, matched_rule = EXCLUDED.matched_rule, \
@@ -56,8 +56,8 @@ impl EnrollmentSql {
                  first_joined = CASE WHEN e.evicted_at IS NULL THEN e.first_joined \
                  ELSE EXCLUDED.first_joined END, \
                  last_renewed = CASE WHEN e.evicted_at IS NULL THEN e.last_renewed \
-                 ELSE EXCLUDED.last_renewed END, \
-                 evicted_at = EXCLUDED.evicted_at \
+                 ELSE NULL END, \
+                 evicted_at = NULL \
                  WHERE e.evicted_at IS NULL OR e.pending_time < EXCLUDED.pending_time \
                  RETURNING host_id"
             ),
@@ -129,10 +129,8 @@ impl EnrollmentRegistry for PostgresJoinRegistry {
                     &rule,
                     &enrollment.pending_time,
                     &enrollment.first_joined,
-                    &enrollment.last_renewed,
                     &enrollment.serial,
                     &enrollment.not_after,
-                    &enrollment.evicted_at,
                 ],
             )
             .await?;

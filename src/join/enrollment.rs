@@ -139,15 +139,25 @@ impl Enrollment {
 
     /// The record [`enroll`](EnrollmentRegistry::enroll) stores when this join replaces
     /// `stored`: a record not evicted keeps its `first_joined` and `last_renewed`; an evicted
-    /// one is replaced whole.
+    /// one is replaced whole. A join is never renewed nor evicted: this one's `last_renewed`
+    /// and `evicted_at` are not taken.
     #[must_use]
     pub fn merged_over(&self, stored: &Self) -> Self {
-        let mut merged = self.clone();
+        let mut merged = self.as_join();
         if stored.evicted_at.is_none() {
             merged.first_joined = stored.first_joined;
             merged.last_renewed = stored.last_renewed;
         }
         merged
+    }
+
+    /// This record as a join: never renewed, not evicted.
+    fn as_join(&self) -> Self {
+        Self {
+            last_renewed: None,
+            evicted_at: None,
+            ..self.clone()
+        }
     }
 }
 
@@ -156,7 +166,8 @@ impl Enrollment {
 ///
 /// Every method is atomic in every implementation (one statement or one conditional write,
 /// never read-then-write), also across processes sharing the store:
-/// - [`enroll`](Self::enroll) (at a join) stores a new host's record; over a present record
+/// - [`enroll`](Self::enroll) (at a join) stores a new host's record (never renewed, not
+///   evicted: the argument's `last_renewed` and `evicted_at` are not taken); over a present record
 ///   that is not evicted it takes the new launch, rule, serial and expiry and keeps
 ///   `first_joined` and `last_renewed`; an evicted record is replaced only by a join of a
 ///   newer launch (`pending_time` later than the evicted one's), otherwise it is refused
@@ -268,7 +279,7 @@ fn enroll(records: &mut Enrollments, enrollment: &Enrollment) -> bool {
     let record = match stored {
         Some(stored) if !enrollment.may_replace(stored) => return false,
         Some(stored) => enrollment.merged_over(stored),
-        None => enrollment.clone(),
+        None => enrollment.as_join(),
     };
     records.insert(record.host_id.clone(), record);
     true
@@ -480,6 +491,12 @@ mod tests {
         assert_eq!(left, ["new", "renewed"]);
     }
 
+    fn renewed_or(record: &Enrollment, renewed: Option<DateTime<Utc>>) -> Enrollment {
+        let mut record = record.clone();
+        record.last_renewed = renewed;
+        record
+    }
+
     #[test]
     fn the_rules_as_functions() {
         let stored = joined("h", 0, "01", 1);
@@ -492,6 +509,11 @@ mod tests {
         assert!(!same.may_replace(&evicted));
         assert!(newer.may_replace(&evicted));
         assert_eq!(newer.merged_over(&evicted), newer, "replaced whole");
+        assert_eq!(
+            evicted.merged_over(&stored),
+            renewed_or(&stored, None),
+            "a join is neither renewed nor evicted"
+        );
         let mut renewed = stored.clone();
         renewed.last_renewed = Some(t(2));
         let merged = newer.merged_over(&renewed);

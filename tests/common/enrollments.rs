@@ -33,8 +33,12 @@ pub(crate) async fn rules<R: EnrollmentRegistry>(registry: &R, host: &str) {
     assert_eq!(registry.renew(host, "0f", t(99), t(1)).await.unwrap(), None);
     assert!(!registry.evict(host, t(1)).await.unwrap(), "unknown host");
 
-    let first = joined(host, 0, "01", 1);
+    // A join is stored neither renewed nor evicted, whatever the argument says.
+    let mut first = joined(host, 0, "01", 1);
+    first.last_renewed = Some(t(1));
+    first.evicted_at = Some(t(1));
     assert!(registry.enroll(&first).await.unwrap());
+    let first = joined(host, 0, "01", 1);
     assert_eq!(registry.get(host).await.unwrap().as_ref(), Some(&first));
 
     let renewed = registry
