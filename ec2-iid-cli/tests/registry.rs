@@ -195,6 +195,14 @@ async fn on_postgres() {
     let Some(pg) = pg::server() else { return };
     let spec = database(pg, "registry_cli", "registry_cli").await;
     let settings = spec.strip_prefix("postgres:").unwrap();
+    // Before `serve` made the tables: a setup error saying so.
+    let output = cli(&["--registry", &spec, "list"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("42P01") && stderr(&output).contains("made by `ec2-iid serve`"),
+        "{}",
+        stderr(&output)
+    );
     let registry = PostgresJoinRegistry::from_config(settings).unwrap();
     registry.migrate().await.unwrap();
     list_show_evict_purge(&registry, &["--registry", &spec]).await;
