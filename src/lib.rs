@@ -26,6 +26,7 @@ pub mod trust;
 pub use cms::signed_data::MAX_BLOB_LEN;
 pub use error::{ConfigError, Error, Malformed, RuleMismatch};
 pub use input::{Format, SignedInput};
+pub use join::enrollment::{Enrollment, EnrollmentRegistry, MAX_LIST_LIMIT};
 pub use join::lookup::{InstanceLookup, InstanceQuery};
 pub use join::outcome::{CheckError, Grant, JoinOutcome};
 pub use join::pending::PendingJoin;

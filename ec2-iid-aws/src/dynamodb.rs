@@ -23,6 +23,7 @@
 //! # }
 //! ```
 
+mod enrollment;
 mod error;
 
 use core::time::Duration;
@@ -93,6 +94,10 @@ const ACTIVE_POLL: Duration = Duration::from_millis(500);
 ///
 /// DynamoDB's TTL deletes expired items in the background, usually within days; until then they
 /// block nothing. The registry is cheap to clone (the client is shared) and `Send + Sync`.
+///
+/// The registry is also an [`EnrollmentRegistry`](ec2_iid::EnrollmentRegistry): its records
+/// are items of the same table under keys `enrollment#<host_id>`, without `expires_at` (see
+/// that implementation's notes); claims' items are unchanged.
 ///
 /// IAM: `dynamodb:PutItem` and `dynamodb:GetItem` on the table for claims; [`ensure_table`](Self::ensure_table) also
 /// needs `dynamodb:CreateTable`, `dynamodb:DescribeTable`, `dynamodb:DescribeTimeToLive` and

@@ -3,8 +3,8 @@
 //! Subcommands: `verify` (JSON verdict), `explain` (one line per check), `certs list` and
 //! `certs check`. Exit codes: 0 accepted, 1 rejected, 2 usage or setup error. With the `aws`
 //! feature, `join` (on an instance: send the IMDS document to a join server; exit 0 joined,
-//! 1 refused, 2 usage, 3 IMDS failed or the server could not be reached) and `serve` (the join
-//! server). See the crate's README for an example session.
+//! 1 refused, 2 usage, 3 IMDS failed or the server could not be reached), `serve` (the join
+//! server) and `registry` (the enrollment records of a shared registry). See the crate's README for an example session.
 // The layout of `serve`'s join future (axum handler, lookup, registry, timeout, spans) nests
 // deeper than the default limit of 128 queries when clippy computes it.
 #![recursion_limit = "256"]
@@ -15,6 +15,8 @@ mod explain;
 mod hint;
 #[cfg(feature = "aws")]
 mod join;
+#[cfg(feature = "aws")]
+mod registry;
 #[cfg(feature = "aws")]
 mod serve;
 mod setup;
@@ -77,6 +79,18 @@ enum Command {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
         args: Vec<std::ffi::OsString>,
     },
+    /// The enrollment records of a shared join registry (--registry postgres:URL or
+    /// dynamodb:TABLE): list, show, evict and purge hosts.
+    #[cfg(feature = "aws")]
+    #[command(after_help = registry::EXIT_CODES)]
+    Registry(registry::RegistryArgs),
+    /// Not built: this binary was built without the `aws` feature.
+    #[cfg(not(feature = "aws"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Registry {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,6 +137,12 @@ fn main() -> ExitCode {
             let sub_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
             serve::run(*args, sub_matches).unwrap_or_else(|message| usage_error("serve", &message))
         }
+        #[cfg(feature = "aws")]
+        Command::Registry(args) => {
+            registry::run(args).unwrap_or_else(|message| usage_error("registry", &message))
+        }
+        #[cfg(not(feature = "aws"))]
+        Command::Registry { .. } => built_without_aws("registry"),
         #[cfg(not(feature = "aws"))]
         Command::Join { .. } => built_without_aws("join"),
         #[cfg(not(feature = "aws"))]
@@ -130,7 +150,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// `join` and `serve` without the `aws` feature: exit 2.
+/// `join`, `serve` and `registry` without the `aws` feature: exit 2.
 #[cfg(not(feature = "aws"))]
 fn built_without_aws(name: &str) -> ExitCode {
     eprintln!(

@@ -17,6 +17,10 @@ pub enum Operation {
     CreateTable,
     /// `dynamodb:DescribeTable`, from `ensure_table` (waiting for the table to be active).
     DescribeTable,
+    /// `dynamodb:DeleteItem`: the conditional deletes of
+    /// [`purge`](ec2_iid::EnrollmentRegistry::purge) and
+    /// [`purge_expired`](super::DynamoDbJoinRegistry::purge_expired).
+    DeleteItem,
     /// `dynamodb:DescribeTimeToLive`, from `ensure_table`.
     DescribeTimeToLive,
     /// `dynamodb:GetItem`: the consistent read of a
@@ -25,6 +29,14 @@ pub enum Operation {
     /// `dynamodb:PutItem`: the conditional write of a
     /// [`claim`](ec2_iid::JoinRegistry::claim).
     PutItem,
+    /// `dynamodb:Scan`: [`list`](ec2_iid::EnrollmentRegistry::list) and the purges, which
+    /// read the whole table.
+    Scan,
+    /// `dynamodb:UpdateItem`: the conditional updates of an enrollment record
+    /// ([`enroll`](ec2_iid::EnrollmentRegistry::enroll),
+    /// [`renew`](ec2_iid::EnrollmentRegistry::renew),
+    /// [`evict`](ec2_iid::EnrollmentRegistry::evict)).
+    UpdateItem,
     /// `dynamodb:UpdateTimeToLive`, from `ensure_table` (enabling TTL on `expires_at`).
     UpdateTimeToLive,
 }
@@ -41,9 +53,12 @@ impl Operation {
         match self {
             Self::CreateTable => "dynamodb:CreateTable",
             Self::DescribeTable => "dynamodb:DescribeTable",
+            Self::DeleteItem => "dynamodb:DeleteItem",
             Self::DescribeTimeToLive => "dynamodb:DescribeTimeToLive",
             Self::GetItem => "dynamodb:GetItem",
             Self::PutItem => "dynamodb:PutItem",
+            Self::Scan => "dynamodb:Scan",
+            Self::UpdateItem => "dynamodb:UpdateItem",
             Self::UpdateTimeToLive => "dynamodb:UpdateTimeToLive",
         }
     }
@@ -118,6 +133,23 @@ pub enum DynamoDbRegistryError {
         /// The SDK's error.
         #[source]
         source: Source,
+    },
+    /// An item under an enrollment record's key does not hold a record (an attribute missing
+    /// or out of range: written by something else). Not transient: the item must be fixed or
+    /// deleted.
+    #[non_exhaustive]
+    #[error(
+        "{operation} on table {table:?}: invalid enrollment record of host {host_id:?}: {reason}"
+    )]
+    InvalidRecord {
+        /// The call that read it.
+        operation: Operation,
+        /// The registry's table.
+        table: String,
+        /// The record's host id (at most 64 characters of it).
+        host_id: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// Any other failure: an AWS error code not sorted into a kind above (e.g.
     /// `ValidationException` for an invalid table name), an invalid request or configuration,
@@ -225,6 +257,7 @@ impl DynamoDbRegistryError {
             Self::AccessDenied { operation, .. }
             | Self::Connection { operation, .. }
             | Self::Credentials { operation, .. }
+            | Self::InvalidRecord { operation, .. }
             | Self::Other { operation, .. }
             | Self::TableNotFound { operation, .. }
             | Self::Throttled { operation, .. }

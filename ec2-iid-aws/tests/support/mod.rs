@@ -28,7 +28,8 @@ impl Moto {
         Self::start_as(Launch::Plain)
     }
 
-    /// Like [`start`](Self::start), with DynamoDB's `PutItem` made atomic, as it is on AWS.
+    /// Like [`start`](Self::start), with DynamoDB's `PutItem` (and `UpdateItem`, `DeleteItem`)
+    /// made atomic, as they are on AWS.
     ///
     /// moto checks a write's condition and stores the item in separate steps, and serves each
     /// request in a thread of its own: two concurrent conditional puts can both pass the check
@@ -202,18 +203,24 @@ moto.server.run_simple = run_logged
 moto.server.main(sys.argv[1:])
 ";
 
-/// `moto_server`'s `main`, with DynamoDB's `Table.put_item` (condition check, then store)
-/// behind one lock; `python -c` passes the remaining arguments on in `sys.argv[1:]`.
+/// `moto_server`'s `main`, with DynamoDB's `Table.put_item` (condition check, then store) and
+/// its backend's `update_item` and `delete_item` (the same, for enrollment records) behind one
+/// re-entrant lock (`update_item` of a new item calls `put_item`); `python -c` passes the
+/// remaining arguments on in `sys.argv[1:]`.
 const ATOMIC_PUT_ITEM: &str = "\
 import sys, threading
 import moto.server
+from moto.dynamodb.models import DynamoDBBackend
 from moto.dynamodb.models.table import Table
-lock = threading.Lock()
-put_item = Table.put_item
-def atomic_put_item(self, *args, **kwargs):
-    with lock:
-        return put_item(self, *args, **kwargs)
-Table.put_item = atomic_put_item
+lock = threading.RLock()
+def atomic(method):
+    def locked(self, *args, **kwargs):
+        with lock:
+            return method(self, *args, **kwargs)
+    return locked
+Table.put_item = atomic(Table.put_item)
+DynamoDBBackend.update_item = atomic(DynamoDBBackend.update_item)
+DynamoDBBackend.delete_item = atomic(DynamoDBBackend.delete_item)
 moto.server.main(sys.argv[1:])
 ";
 

@@ -286,7 +286,7 @@ pub(crate) enum RegistrySpec {
 }
 
 impl RegistrySpec {
-    fn parse(text: &str) -> Result<Self, String> {
+    pub(crate) fn parse(text: &str) -> Result<Self, String> {
         match text.split_once(':') {
             None if text == "memory" => Ok(Self::Memory),
             Some(("postgres", url)) if !url.is_empty() => Ok(Self::Postgres(url.to_owned())),
@@ -336,7 +336,7 @@ fn parse_external_id(text: &str) -> Result<ExternalId, String> {
     })
 }
 
-fn parse_secs(text: &str) -> Result<Duration, String> {
+pub(crate) fn parse_secs(text: &str) -> Result<Duration, String> {
     match text.parse::<u64>() {
         Ok(0) => Err("must be at least 1 second".into()),
         Ok(secs) => Ok(Duration::from_secs(secs)),

@@ -35,7 +35,7 @@ mod listener;
 mod lookup;
 mod metrics;
 mod overload;
-mod registry;
+pub(crate) mod registry;
 mod tls;
 
 use std::net::SocketAddr;
@@ -49,6 +49,7 @@ use ec2_iid_aws::Ec2Lookup;
 
 pub(crate) use self::args::ServeArgs;
 use self::args::ServeOptions;
+pub(crate) use self::args::{RegistrySpec, parse_secs};
 use self::lookup::Lookup;
 use self::registry::Registry;
 use crate::setup::{read_file, read_verifier};
@@ -191,7 +192,7 @@ fn ec2_lookup(options: &ServeOptions, config: &SdkConfig) -> Result<Ec2Lookup, S
 }
 
 /// An error and its sources, `: `-separated, for the log.
-fn error_chain(e: &(dyn core::error::Error + 'static)) -> String {
+pub(crate) fn error_chain(e: &(dyn core::error::Error + 'static)) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -7,7 +7,9 @@ use core::time::Duration;
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
-use ec2_iid::{ClaimRecord, InMemoryJoinRegistry, JoinClaim, JoinRegistry};
+use ec2_iid::{
+    ClaimRecord, Enrollment, EnrollmentRegistry, InMemoryJoinRegistry, JoinClaim, JoinRegistry,
+};
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError};
 use ec2_iid_postgres::{PostgresJoinRegistry, PostgresRegistryError};
 use tracing::Instrument as _;
@@ -42,37 +44,61 @@ impl Registry {
         config: &SdkConfig,
         timeout: Duration,
     ) -> Result<Self, String> {
-        match spec {
-            RegistrySpec::Memory => {
+        let registry = Self::connect(spec, config, timeout)?;
+        match &registry {
+            Self::Memory(_) => {
                 tracing::warn!(
                     "--registry memory: joins are remembered in this process only, so each \
                      replica (and each restart) lets an instance join again; use \
                      --registry postgres:URL or dynamodb:TABLE with more than one replica"
                 );
-                Ok(Self::Memory(InMemoryJoinRegistry::new()))
             }
-            RegistrySpec::Postgres(settings) => {
-                let bad =
-                    |e: &PostgresRegistryError| format!("--registry postgres: {}", error_chain(e));
-                let registry = PostgresJoinRegistry::from_config(settings)
-                    .and_then(|r| r.with_timeout(postgres_bound(timeout)))
-                    .map_err(|e| bad(&e))?;
-                registry.migrate().await.map_err(|e| bad(&e))?;
-                tracing::info!(table = registry.table(), "join registry: PostgreSQL");
-                Ok(Self::Postgres(registry))
+            Self::Postgres(postgres) => {
+                postgres
+                    .migrate()
+                    .await
+                    .map_err(|e| format!("--registry postgres: {}", error_chain(&e)))?;
+                tracing::info!(table = postgres.table(), "join registry: PostgreSQL");
             }
+            Self::DynamoDb(dynamodb) => {
+                dynamodb.ensure_table().await.map_err(|e| {
+                    format!(
+                        "--registry dynamodb:{}: {}",
+                        dynamodb.table(),
+                        error_chain(&e)
+                    )
+                })?;
+                tracing::info!(table = dynamodb.table(), "join registry: DynamoDB");
+            }
+        }
+        Ok(registry)
+    }
+
+    /// The registry of `spec`, its calls bounded by `timeout` as [`open`](Self::open)'s, with
+    /// nothing sent yet and no table created (`ec2-iid registry` reads what `serve` made).
+    ///
+    /// # Errors
+    /// The setup error to print: PostgreSQL settings that do not parse.
+    pub(crate) fn connect(
+        spec: &RegistrySpec,
+        config: &SdkConfig,
+        timeout: Duration,
+    ) -> Result<Self, String> {
+        match spec {
+            RegistrySpec::Memory => Ok(Self::Memory(InMemoryJoinRegistry::new())),
+            RegistrySpec::Postgres(settings) => PostgresJoinRegistry::from_config(settings)
+                .and_then(|r| r.with_timeout(postgres_bound(timeout)))
+                .map(Self::Postgres)
+                .map_err(|e| format!("--registry postgres: {}", error_chain(&e))),
             RegistrySpec::DynamoDb(table) => {
                 let config = config
                     .to_builder()
                     .timeout_config(sdk_timeouts(timeout))
                     .build();
-                let registry = DynamoDbJoinRegistry::from_conf(&config, table.as_str());
-                registry
-                    .ensure_table()
-                    .await
-                    .map_err(|e| format!("--registry dynamodb:{table}: {}", error_chain(&e)))?;
-                tracing::info!(table = registry.table(), "join registry: DynamoDB");
-                Ok(Self::DynamoDb(registry))
+                Ok(Self::DynamoDb(DynamoDbJoinRegistry::from_conf(
+                    &config,
+                    table.as_str(),
+                )))
             }
         }
     }
@@ -165,6 +191,72 @@ impl JoinRegistry for Registry {
         }
         .instrument(span)
         .await
+    }
+}
+
+/// A `match` over the backends for an [`EnrollmentRegistry`] call, its error wrapped.
+macro_rules! each_backend {
+    ($registry:expr, $r:ident => $call:expr) => {
+        match $registry {
+            Registry::Memory($r) => match $call {
+                Ok(value) => Ok(value),
+                Err(never) => match never {},
+            },
+            Registry::Postgres($r) => $call.map_err(RegistryError::Postgres),
+            Registry::DynamoDb($r) => $call.map_err(RegistryError::DynamoDb),
+        }
+    };
+}
+
+/// The backend's enrollment records; serve's enrollment and renewal calls and `ec2-iid
+/// registry` go through it.
+impl EnrollmentRegistry for Registry {
+    type Error = RegistryError;
+
+    async fn enroll(&self, enrollment: &Enrollment) -> Result<bool, RegistryError> {
+        each_backend!(self, r => r.enroll(enrollment).await)
+    }
+
+    async fn renew(
+        &self,
+        host_id: &str,
+        serial: &str,
+        not_after: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Enrollment>, RegistryError> {
+        each_backend!(self, r => r.renew(host_id, serial, not_after, now).await)
+    }
+
+    async fn get(&self, host_id: &str) -> Result<Option<Enrollment>, RegistryError> {
+        each_backend!(self, r => r.get(host_id).await)
+    }
+
+    async fn list(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<Enrollment>, RegistryError> {
+        each_backend!(self, r => r.list(after, limit).await)
+    }
+
+    async fn evict(&self, host_id: &str, now: DateTime<Utc>) -> Result<bool, RegistryError> {
+        each_backend!(self, r => r.evict(host_id, now).await)
+    }
+
+    async fn purge(&self, older_than: DateTime<Utc>) -> Result<u64, RegistryError> {
+        each_backend!(self, r => r.purge(older_than).await)
+    }
+}
+
+impl Registry {
+    /// Deletes the join claims expired at `now`; returns how many (none in memory, where
+    /// claims drop out as new ones come in).
+    pub(crate) async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, RegistryError> {
+        match self {
+            Self::Memory(_) => Ok(0),
+            Self::Postgres(r) => r.purge_expired(now).await.map_err(RegistryError::Postgres),
+            Self::DynamoDb(r) => r.purge_expired(now).await.map_err(RegistryError::DynamoDb),
+        }
     }
 }
 
