@@ -36,6 +36,7 @@ pub use ids::{
     UnknownInstanceState, VpcId,
 };
 pub use input::{Format, SignedInput};
+pub use join::enrollment::{Enrollment, EnrollmentRegistry, MAX_LIST_LIMIT};
 pub use join::lookup::{InstanceLookup, InstanceQuery};
 pub use join::outcome::{CheckError, Grant, JoinOutcome};
 pub use join::pending::PendingJoin;

@@ -13,12 +13,25 @@ type Source = Box<dyn StdError + Send + Sync + 'static>;
 pub enum Operation {
     /// [`claim`](ec2_iid::JoinRegistry::claim): the upsert that records a join.
     Claim,
+    /// [`enroll`](ec2_iid::EnrollmentRegistry::enroll): the upsert of an enrollment record.
+    Enroll,
+    /// [`evict`](ec2_iid::EnrollmentRegistry::evict): marking a host evicted.
+    Evict,
+    /// [`get`](ec2_iid::EnrollmentRegistry::get): reading a host's enrollment record.
+    GetEnrollment,
+    /// [`list`](ec2_iid::EnrollmentRegistry::list): reading a page of enrollment records.
+    ListEnrollments,
     /// [`migrate`](crate::PostgresJoinRegistry::migrate): creating the table and its index.
     Migrate,
     /// [`purge_expired`](crate::PostgresJoinRegistry::purge_expired): deleting expired records.
     PurgeExpired,
+    /// [`purge`](ec2_iid::EnrollmentRegistry::purge): deleting enrollment records not seen
+    /// since a cutoff.
+    PurgeEnrollments,
     /// [`record`](ec2_iid::JoinRegistry::record): reading a host's record.
     Record,
+    /// [`renew`](ec2_iid::EnrollmentRegistry::renew): recording a renewal.
+    Renew,
 }
 
 impl Operation {
@@ -31,9 +44,15 @@ impl Operation {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Claim => "claim",
+            Self::Enroll => "enroll",
+            Self::Evict => "evict",
+            Self::GetEnrollment => "get enrollment",
+            Self::ListEnrollments => "list enrollments",
             Self::Migrate => "migrate",
+            Self::PurgeEnrollments => "purge enrollments",
             Self::PurgeExpired => "purge expired",
             Self::Record => "record",
+            Self::Renew => "renew",
         }
     }
 }
@@ -85,6 +104,18 @@ pub enum PostgresRegistryError {
         /// tokio-postgres's, rustls's or deadpool's error, or what this crate refuses.
         #[source]
         source: Source,
+    },
+    /// A row of the enrollment records' table does not hold a record (e.g. a negative
+    /// `matched_rule` written by hand). Not transient: the row must be fixed or deleted.
+    #[non_exhaustive]
+    #[error("{operation}: invalid enrollment record of host {host_id:?}: {reason}")]
+    InvalidRecord {
+        /// The registry call that read it.
+        operation: Operation,
+        /// The row's host id (at most 64 characters of it).
+        host_id: String,
+        /// What is wrong with it.
+        reason: &'static str,
     },
     /// The table name is not a plain lowercase SQL identifier of at most
     /// [`MAX_TABLE_NAME_LEN`](crate::MAX_TABLE_NAME_LEN) bytes.
@@ -147,7 +178,10 @@ impl PostgresRegistryError {
                         .iter()
                         .any(|class| code.starts_with(class))
             }
-            Self::InvalidConfig { .. } | Self::InvalidTableName { .. } | Self::Tls { .. } => false,
+            Self::InvalidConfig { .. }
+            | Self::InvalidRecord { .. }
+            | Self::InvalidTableName { .. }
+            | Self::Tls { .. } => false,
         }
     }
 
@@ -156,6 +190,7 @@ impl PostgresRegistryError {
     pub fn operation(&self) -> Option<Operation> {
         match self {
             Self::Database { operation, .. }
+            | Self::InvalidRecord { operation, .. }
             | Self::Pool { operation, .. }
             | Self::Tls { operation, .. } => Some(*operation),
             Self::InvalidConfig { .. } | Self::InvalidTableName { .. } => None,
@@ -184,6 +219,19 @@ impl PostgresRegistryError {
                 operation,
                 source: Box::new(err),
             }
+        }
+    }
+
+    /// A row that is not an enrollment record.
+    pub(crate) fn invalid_record(
+        operation: Operation,
+        host_id: &str,
+        reason: &'static str,
+    ) -> Self {
+        Self::InvalidRecord {
+            operation,
+            host_id: host_id.chars().take(64).collect(),
+            reason,
         }
     }
 

@@ -1,6 +1,7 @@
 #![doc = include_str!("../README.md")]
 #![forbid(unsafe_code)]
 
+mod enrollment;
 mod error;
 mod registry;
 mod tls;

@@ -9,6 +9,7 @@ use deadpool_postgres::{Manager, Pool, Runtime};
 use ec2_iid::{ClaimRecord, JoinClaim, JoinRegistry};
 use tokio_postgres::NoTls;
 
+use crate::enrollment::EnrollmentSql;
 use crate::error::{Operation, PostgresRegistryError};
 use crate::tls::{Settings, Tls};
 
@@ -75,12 +76,15 @@ struct Sql {
     record: String,
     create_table: String,
     purge: String,
+    /// The enrollment records' statements (their table is created with this one).
+    enrollment: EnrollmentSql,
 }
 
 impl Sql {
     /// The statements for `table`, which must already be valid ([`check_table_name`]): it is
     /// quoted, so no name can be a keyword, and only `[a-z0-9_]` can reach the SQL text.
     fn new(table: &str) -> Self {
+        let enrollment = EnrollmentSql::new(table);
         Self {
             table: table.to_owned(),
             claim: format!(
@@ -105,9 +109,12 @@ impl Sql {
                  expires_at timestamptz NOT NULL, \
                  requester bytea); \
                  ALTER TABLE \"{table}\" ADD COLUMN IF NOT EXISTS requester bytea; \
-                 CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON \"{table}\" (expires_at)"
+                 CREATE INDEX IF NOT EXISTS \"{table}_expires_at_idx\" ON \"{table}\" (expires_at); \
+                 {}",
+                enrollment.create_table
             ),
             purge: format!("DELETE FROM \"{table}\" WHERE expires_at <= $1"),
+            enrollment,
         }
     }
 }
@@ -245,7 +252,13 @@ impl PostgresJoinRegistry {
         &self.pool
     }
 
-    /// Creates the table and its `expires_at` index if they do not exist.
+    /// The enrollment records' statements.
+    pub(crate) fn enrollment_sql(&self) -> &EnrollmentSql {
+        &self.sql.enrollment
+    }
+
+    /// Creates the table and its `expires_at` index if they do not exist, and the enrollment
+    /// records' table `<table>_enrollments` ([`EnrollmentRegistry`](ec2_iid::EnrollmentRegistry)).
     ///
     /// Safe to run at every start, from every replica at once: it takes a transaction-scoped
     /// advisory lock, so concurrent runs do not race. It does not alter an existing table.
@@ -337,7 +350,7 @@ struct OwnPool;
 
 impl PostgresJoinRegistry {
     /// A connection from the pool, for `op`.
-    async fn connection(
+    pub(crate) async fn connection(
         &self,
         op: Operation,
     ) -> Result<deadpool_postgres::Object, PostgresRegistryError> {

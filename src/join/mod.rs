@@ -4,6 +4,7 @@
 //! [`JoinOutcome`](crate::JoinOutcome) with the host id. Input: a blob and the caller's clock.
 //! Output: the outcome, or a [`CheckError`](crate::CheckError).
 
+pub(crate) mod enrollment;
 pub(crate) mod lookup;
 pub(crate) mod outcome;
 pub(crate) mod pending;

@@ -174,13 +174,16 @@ pub trait JoinRegistry {
     ) -> impl Future<Output = Result<Option<ClaimRecord>, Self::Error>> + Send;
 }
 
-/// A [`JoinRegistry`] in memory: for tests, examples and single-process servers.
+/// A [`JoinRegistry`] in memory: for tests, examples and single-process servers. It is also
+/// an [`EnrollmentRegistry`](crate::EnrollmentRegistry), so one value serves both.
 ///
 /// Expired records are dropped as claims come in, so memory stays bounded by the hosts that
 /// joined within one TTL.
 #[derive(Debug, Default)]
 pub struct InMemoryJoinRegistry {
     state: Mutex<Records>,
+    /// Its [`EnrollmentRegistry`](crate::EnrollmentRegistry) records.
+    pub(super) enrollments: Mutex<super::enrollment::Enrollments>,
 }
 
 #[derive(Debug, Default)]
