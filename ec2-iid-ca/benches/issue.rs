@@ -20,7 +20,7 @@ fn bench(c: &mut Criterion) {
     trust
         .add_pem(
             Format::Rsa2048,
-            include_bytes!("../../tests/data/testca/testca.pem"),
+            include_bytes!("../tests/data/join/testca.pem"),
             ["us-east-1".parse().unwrap()],
         )
         .unwrap();
@@ -29,7 +29,7 @@ fn bench(c: &mut Criterion) {
         .build()
         .unwrap();
     let pending = verifier
-        .verify(include_bytes!("../../tests/data/gen/rsa2048.b64"), now)
+        .verify(include_bytes!("../tests/data/join/rsa2048.b64"), now)
         .unwrap();
     let mut facts = InstanceFacts::new("i-0123456789abcdef0", InstanceState::Running);
     facts.owner_id = Some("123456789012".to_owned());

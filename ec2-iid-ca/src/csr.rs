@@ -190,7 +190,7 @@ fn csr_pem_block(pem: &str) -> Result<Vec<u8>, CsrError> {
     Ok(block.contents)
 }
 
-fn key_type(
+pub(crate) fn key_type(
     spki: &x509_parser::x509::SubjectPublicKeyInfo<'_>,
     policy: KeyPolicy,
 ) -> Result<KeyType, CsrError> {
@@ -273,7 +273,7 @@ fn curve_name(oid: &Oid<'_>) -> String {
 
 /// The verification algorithm for a signature algorithm on a key type; SHA-1 and RSA-PSS are
 /// not accepted.
-fn verification_alg(
+pub(crate) fn verification_alg(
     key: KeyType,
     sig: &Oid<'_>,
 ) -> Result<&'static dyn signature::VerificationAlgorithm, CsrError> {

@@ -1,5 +1,5 @@
-//! What can go wrong: a refused CSR ([`CsrError`]), a setup mistake ([`ConfigError`]) or a
-//! certificate that could not be issued ([`IssueError`]). Each has a machine-readable
+//! What can go wrong: a refused CSR ([`CsrError`]), a setup mistake ([`ConfigError`]), a
+//! certificate that could not be issued ([`IssueError`]) or renewed ([`RenewError`]). Each has a machine-readable
 //! [`kind`](CsrError::kind) and a message saying what to change; none carries key material,
 //! and text taken from a request is bounded and escaped.
 
@@ -211,6 +211,95 @@ impl IssueError {
             Self::NoPrivateIp { .. } => "no_private_ip",
             Self::Sign { .. } => "sign_failed",
             Self::SpiffeId { .. } => "invalid_spiffe_id",
+        }
+    }
+}
+
+/// Why a certificate presented for renewal ([`Issuer::check_presented`](crate::Issuer::check_presented),
+/// [`Issuer::renew`](crate::Issuer::renew)) gets no new one. The client must join again with a
+/// fresh identity document, or (for [`RenewError::Issue`]) the CA's operator must act.
+#[non_exhaustive]
+#[derive(Clone, Debug, Eq, PartialEq, thiserror::Error)]
+pub enum RenewError {
+    /// Not one well-formed X.509 certificate (DER).
+    #[error(
+        "presented certificate is malformed ({reason}): present the certificate this CA issued"
+    )]
+    Malformed {
+        /// What is wrong, without the input.
+        reason: String,
+    },
+    /// The input is longer than [`MAX_CERT_LEN`](crate::MAX_CERT_LEN).
+    #[error("presented certificate is {len} bytes, more than the {max} accepted")]
+    TooLarge {
+        /// The input's length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The certificate names another issuer than this CA.
+    #[error(
+        "presented certificate was issued by {issuer:?}, not by this CA: join again to get one \
+         from this CA"
+    )]
+    NotIssuedHere {
+        /// The certificate's issuer, bounded and escaped.
+        issuer: String,
+    },
+    /// The certificate names this CA but its signature does not verify with the CA's key.
+    #[error("presented certificate's signature does not verify with this CA's key")]
+    BadSignature,
+    /// The certificate has expired: renew before notAfter, or join again.
+    #[error("presented certificate expired at {not_after}: join again with a fresh document")]
+    Expired {
+        /// Its notAfter.
+        not_after: chrono::DateTime<chrono::Utc>,
+    },
+    /// The certificate is not valid yet (a clock far behind, or a forged date).
+    #[error("presented certificate is not valid before {not_before}: check the server's clock")]
+    NotYetValid {
+        /// Its notBefore.
+        not_before: chrono::DateTime<chrono::Utc>,
+    },
+    /// The certificate is not a joined instance's: a CA, or no single CN and SPIFFE ID.
+    #[error("presented certificate is not an instance certificate of this CA: {reason}")]
+    NotAnInstance {
+        /// What it lacks.
+        reason: &'static str,
+    },
+    /// The certificate's SPIFFE ID is outside the profile's trust domain (the trust domain
+    /// was changed since it was issued).
+    #[error(
+        "presented certificate's SPIFFE ID {spiffe_id:?} is outside the trust domain \
+         {trust_domain:?}: join again to get an ID in it"
+    )]
+    OtherTrustDomain {
+        /// The certificate's SPIFFE ID, bounded and escaped.
+        spiffe_id: String,
+        /// The profile's trust domain.
+        trust_domain: String,
+    },
+    /// The new certificate could not be issued.
+    #[error(transparent)]
+    Issue(#[from] IssueError),
+}
+
+impl RenewError {
+    /// The machine-readable class: `cert_malformed`, `cert_too_large`, `cert_not_issued_here`,
+    /// `cert_bad_signature`, `cert_expired`, `cert_not_yet_valid`, `cert_not_instance`,
+    /// `cert_other_trust_domain`, or the [`IssueError`]'s kind.
+    #[must_use]
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Malformed { .. } => "cert_malformed",
+            Self::TooLarge { .. } => "cert_too_large",
+            Self::NotIssuedHere { .. } => "cert_not_issued_here",
+            Self::BadSignature => "cert_bad_signature",
+            Self::Expired { .. } => "cert_expired",
+            Self::NotYetValid { .. } => "cert_not_yet_valid",
+            Self::NotAnInstance { .. } => "cert_not_instance",
+            Self::OtherTrustDomain { .. } => "cert_other_trust_domain",
+            Self::Issue(e) => e.kind(),
         }
     }
 }

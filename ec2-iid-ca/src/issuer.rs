@@ -12,7 +12,7 @@ use rcgen::{
 use x509_parser::certificate::X509Certificate;
 use x509_parser::prelude::FromDer;
 
-use crate::csr::{Csr, KeyType};
+use crate::csr::{self, Csr, KeyPolicy, KeyType};
 use crate::error::{ConfigError, IssueError, bounded};
 use crate::profile::{Profile, private_dns_name};
 
@@ -41,6 +41,8 @@ pub struct Issuer {
     signer: rcgen::Issuer<'static, KeyPair>,
     subject: String,
     not_after: DateTime<Utc>,
+    /// What a certificate presented for renewal is checked against (`renewal`).
+    pub(crate) ca: CaKey,
     /// The given certificates but the last (the bundle's), PEM: the signing CA when it is an
     /// intermediate and those above it, sent with each leaf.
     intermediates_pem: String,
@@ -54,6 +56,23 @@ impl fmt::Debug for Issuer {
             .field("not_after", &self.not_after)
             .finish_non_exhaustive()
     }
+}
+
+/// The signing CA's name and public key, to recognise the certificates it issued.
+#[derive(Clone, Debug)]
+pub(crate) struct CaKey {
+    /// The CA certificate's subject, DER: a certificate it issued names it as issuer.
+    pub(crate) subject_der: Vec<u8>,
+    /// The CA's public key (the SubjectPublicKeyInfo's bit string).
+    pub(crate) public_key: Vec<u8>,
+    pub(crate) key_type: KeyType,
+}
+
+/// The names a certificate carries: who it is issued to.
+pub(crate) struct Identity<'a> {
+    pub(crate) host_id: &'a str,
+    pub(crate) spiffe_id: String,
+    pub(crate) dns_name: Option<String>,
 }
 
 /// A certificate issued to a joined instance.
@@ -124,6 +143,15 @@ impl Issuer {
         if key.public_key_raw() != &*ca.public_key().subject_public_key.data {
             return Err(ConfigError::CaKeyMismatch { subject });
         }
+        let ca_key = CaKey {
+            subject_der: ca.subject().as_raw().to_vec(),
+            public_key: ca.public_key().subject_public_key.data.to_vec(),
+            key_type: csr::key_type(ca.public_key(), KeyPolicy::AllowRsa).map_err(|e| {
+                ConfigError::CaChain {
+                    reason: bounded(&format!("the CA's key cannot check renewals: {e}")),
+                }
+            })?,
+        };
         let not_after = DateTime::from_timestamp(ca.validity().not_after.timestamp(), 0)
             .ok_or_else(|| ConfigError::CaChain {
                 reason: "the CA certificate's notAfter is out of range".to_owned(),
@@ -144,6 +172,7 @@ impl Issuer {
             signer,
             subject,
             not_after,
+            ca: ca_key,
             intermediates_pem,
             bundle_pem: pem_cert(last_der),
         })
@@ -184,17 +213,39 @@ impl Issuer {
         now: DateTime<Utc>,
         serial: [u8; 16],
     ) -> Result<Issued, IssueError> {
-        if self.not_after <= now {
-            return Err(IssueError::CaExpired {
-                not_after: self.not_after,
-            });
-        }
         let spiffe_id = profile.spiffe_id(outcome)?;
         let dns_name = if profile.dns_san() {
             Some(private_dns_name(outcome)?)
         } else {
             None
         };
+        let identity = Identity {
+            host_id: outcome.host_id(),
+            spiffe_id,
+            dns_name,
+        };
+        self.sign(identity, csr, profile, now, serial)
+    }
+
+    /// Signs a certificate for `identity` and the key of `csr`, as [`Issuer::issue`] says.
+    pub(crate) fn sign(
+        &self,
+        identity: Identity<'_>,
+        csr: &Csr,
+        profile: &Profile,
+        now: DateTime<Utc>,
+        serial: [u8; 16],
+    ) -> Result<Issued, IssueError> {
+        if self.not_after <= now {
+            return Err(IssueError::CaExpired {
+                not_after: self.not_after,
+            });
+        }
+        let Identity {
+            host_id,
+            spiffe_id,
+            dns_name,
+        } = identity;
         // Whole seconds: what the certificate can say (X.509 times have no fractions).
         let now = DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now);
         let not_before = now - BACKDATE;
@@ -206,9 +257,7 @@ impl Issuer {
 
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
-        params
-            .distinguished_name
-            .push(DnType::CommonName, outcome.host_id());
+        params.distinguished_name.push(DnType::CommonName, host_id);
         params
             .subject_alt_names
             .push(SanType::URI(ia5(&spiffe_id)?));
@@ -241,18 +290,19 @@ impl Issuer {
         Ok(Issued {
             chain_pem,
             certificate_der: cert.der().to_vec(),
-            serial: serial
-                .get(start..)
-                .unwrap_or_default()
-                .iter()
-                .map(|b| format!("{b:02x}"))
-                .collect(),
+            serial: serial_hex(serial.get(start..).unwrap_or_default()),
             not_before,
             not_after,
             spiffe_id,
             dns_name,
         })
     }
+}
+
+/// Lowercase hex of serial bytes (leading zeros already dropped), as [`Issued::serial`] and
+/// `Presented::serial` give it.
+pub(crate) fn serial_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The serial as a positive INTEGER: top bit cleared, and never zero.

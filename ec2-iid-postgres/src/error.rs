@@ -81,7 +81,8 @@ impl fmt::Display for Operation {
 #[non_exhaustive]
 #[derive(Debug, thiserror::Error)]
 pub enum PostgresRegistryError {
-    /// A statement reached the server and failed there, or the connection broke while it ran.
+    /// A statement (or the login) reached the server and failed there, or the connection broke
+    /// while it ran.
     #[non_exhaustive]
     #[error("{operation}: database error{}", code_suffix(code.as_deref()))]
     Database {
@@ -207,9 +208,23 @@ impl PostgresRegistryError {
         }
     }
 
-    /// No connection from the pool: [`Tls`](Self::Tls) if rustls refused the handshake.
+    /// No connection from the pool: [`Tls`](Self::Tls) if rustls refused the handshake,
+    /// [`Database`](Self::Database) with the server's SQLSTATE if the server refused the
+    /// login (class 28: a wrong password or no `pg_hba.conf` entry; 3D000: no such database),
+    /// which [`is_transient`](Self::is_transient) then judges by its code: retrying does not
+    /// fix a configuration.
     pub(crate) fn pool(operation: Operation, err: deadpool_postgres::PoolError) -> Self {
-        if is_tls_refusal(&err) {
+        let refused_login = match &err {
+            deadpool_postgres::PoolError::Backend(e) => e.code().map(|c| c.code().to_owned()),
+            _ => None,
+        };
+        if let Some(code) = refused_login {
+            Self::Database {
+                operation,
+                code: Some(code),
+                source: Box::new(err),
+            }
+        } else if is_tls_refusal(&err) {
             Self::Tls {
                 operation,
                 source: Box::new(err),

@@ -168,10 +168,15 @@ async fn sslmode_against_a_server_that_requires_tls() {
         chain(&err)
     );
 
-    // Without TLS (asked for, or the loopback default), the server refuses the login.
+    // Without TLS (asked for, or the loopback default), the server refuses the login: SQLSTATE
+    // 28000, a configuration to fix, not an outage to wait out.
     for settings in [format!("{base} sslmode=disable"), base.clone()] {
         let err = claim_error(&settings).await;
-        assert!(matches!(err, PostgresRegistryError::Pool { .. }), "{err:?}");
+        assert!(
+            matches!(&err, PostgresRegistryError::Database { code: Some(code), .. } if code == "28000"),
+            "{err:?}"
+        );
+        assert!(!err.is_transient());
         let message = chain(&err);
         assert!(
             message.contains("no pg_hba.conf entry") && message.contains("no encryption"),

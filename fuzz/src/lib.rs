@@ -14,6 +14,7 @@ use ec2_iid::{
     match_allow_rules, parse_signed_data, verify_signature,
 };
 
+pub mod ca;
 pub mod structured;
 
 /// The generated fixture every accepting test-CA path starts from (`tests/data/gen/`).
