@@ -18,7 +18,7 @@ use axum::middleware;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
 use chrono::{DateTime, SecondsFormat, Utc};
-use ec2_iid::{CheckError, ErrorKind, JoinOutcome, Verifier};
+use ec2_iid::{CheckError, Enrollment, EnrollmentRegistry as _, ErrorKind, JoinOutcome, Verifier};
 use ec2_iid_aws::Ec2LookupError;
 use ec2_iid_ca::{CsrError, Issued};
 use tracing::Instrument as _;
@@ -31,6 +31,7 @@ use super::lookup::Lookup;
 use super::metrics::{self, Metrics};
 use super::overload::{JoinCap, cap_joins};
 use super::registry::{Registry, RegistryError};
+use super::renew;
 
 /// What the requests share.
 #[derive(Debug)]
@@ -74,6 +75,8 @@ enum Failure {
     Csr(CsrError),
     /// The join was granted, the certificate not issued (why, for the log).
     Issue(String),
+    /// The host was evicted, and this is not a newer launch.
+    Evicted,
 }
 
 /// The routes; at most `max_inflight_joins` joins at once ([`cap_joins`]).
@@ -84,6 +87,9 @@ pub(crate) fn router(app: Arc<App>, max_inflight_joins: usize) -> Router {
             "/join",
             post(join).route_layer(middleware::from_fn_with_state(cap, cap_joins)),
         )
+        // Not under the join cap: a renewal makes no EC2 call, and only holders of this CA's
+        // certificates get past its first check (a signature, before any registry call).
+        .route("/renew", post(renew::renew))
         .route("/bundle", get(bundle))
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -130,8 +136,32 @@ async fn join_with_csr(app: &App, request: Result<CsrJoin, String>) -> Result<Gr
     let issued = issuance
         .issue(&outcome, &csr, now)
         .map_err(Failure::Issue)?;
+    enroll(app, &outcome, &issued, now).await?;
     app.metrics.certificate_issued();
     Ok(Granted::Certified(outcome, Box::new(issued)))
+}
+
+/// Records the host's enrollment (the certificate it got), which its renewals need. An
+/// evicted host's record refuses the same launch (`evicted`): the certificate just issued is
+/// then never sent. A registry failure is a 503 like a claim's: the retry with the same key is
+/// granted again and enrolls then.
+async fn enroll(
+    app: &App,
+    outcome: &JoinOutcome,
+    issued: &Issued,
+    now: DateTime<Utc>,
+) -> Result<(), Failure> {
+    let enrollment = Enrollment::of_outcome(outcome, issued.serial.clone(), issued.not_after, now);
+    let registry = Bounded {
+        inner: &app.registry,
+        timeout: app.timeout,
+    };
+    match registry.bound(app.registry.enroll(&enrollment)).await {
+        Ok(true) => Ok(()),
+        Ok(false) => Err(Failure::Evicted),
+        Err(BoundedError::Failed(e)) => Err(Failure::Registry(e)),
+        Err(BoundedError::TimedOut(timeout)) => Err(Failure::TimedOut(timeout)),
+    }
 }
 
 /// Verifies the document, looks the instance up and claims it for `requester` (unique to
@@ -213,6 +243,10 @@ fn answer(
         Failure::Issue(e) => {
             tracing::error!(kind = error, "joined, but no certificate issued: {e}");
         }
+        Failure::Evicted => tracing::info!(
+            kind = error,
+            "the host is evicted: only a newer launch's document may enroll it again"
+        ),
     }
     let mut response = refusal(status, error, id);
     if retry {
@@ -254,6 +288,7 @@ fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
         Failure::IssuanceDisabled => (StatusCode::BAD_REQUEST, "issuance_disabled", false),
         Failure::Csr(e) => (StatusCode::BAD_REQUEST, e.kind(), false),
         Failure::Issue(_) => (StatusCode::INTERNAL_SERVER_ERROR, "issue_failed", false),
+        Failure::Evicted => (StatusCode::FORBIDDEN, "evicted", false),
     }
 }
 
@@ -269,17 +304,29 @@ fn certified(outcome: &JoinOutcome, issued: &Issued, issuance: Option<&Issuance>
         grant,
         "joined; certificate issued"
     );
-    let body = serde_json::json!({
-        "host_id": outcome.host_id(),
-        "matched_rule": outcome.matched_rule(),
-        "grant": grant,
+    let mut body = certificate_body(outcome.host_id(), issued, issuance);
+    if let Some(fields) = body.as_object_mut() {
+        fields.insert("matched_rule".into(), outcome.matched_rule().into());
+        fields.insert("grant".into(), grant.into());
+    }
+    json(StatusCode::OK, &body)
+}
+
+/// A certificate answer's fields: `{"host_id", "spiffe_id", "serial", "not_after",
+/// "certificate", "bundle"}` (`/join` adds `matched_rule` and `grant`).
+pub(crate) fn certificate_body(
+    host_id: &str,
+    issued: &Issued,
+    issuance: Option<&Issuance>,
+) -> serde_json::Value {
+    serde_json::json!({
+        "host_id": host_id,
         "spiffe_id": issued.spiffe_id,
         "serial": issued.serial,
-        "not_after": not_after,
+        "not_after": issued.not_after.to_rfc3339_opts(SecondsFormat::Secs, true),
         "certificate": issued.chain_pem,
         "bundle": issuance.map(Issuance::bundle_pem),
-    });
-    json(StatusCode::OK, &body)
+    })
 }
 
 /// `GET /bundle`: the CA certificates relying parties should trust; 404 without `--ca-cert`.
@@ -314,7 +361,7 @@ pub(crate) fn refusal(status: StatusCode, error: &str, id: &str) -> Response {
     )
 }
 
-fn json(status: StatusCode, body: &serde_json::Value) -> Response {
+pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response {
     let content_type = [(header::CONTENT_TYPE, "application/json")];
     (status, content_type, body.to_string()).into_response()
 }

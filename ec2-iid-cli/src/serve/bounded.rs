@@ -38,7 +38,7 @@ impl<E: fmt::Display> fmt::Display for BoundedError<E> {
 
 impl<T> Bounded<'_, T> {
     /// `call`'s result, or [`BoundedError::TimedOut`] once the timeout has passed.
-    async fn bound<R, E>(
+    pub(crate) async fn bound<R, E>(
         &self,
         call: impl Future<Output = Result<R, E>>,
     ) -> Result<R, BoundedError<E>> {

@@ -9,7 +9,9 @@ use std::path::Path;
 
 use chrono::{DateTime, Utc};
 use ec2_iid::JoinOutcome;
-use ec2_iid_ca::{ConfigError, Csr, CsrError, Issued, Issuer, KeyPolicy, Profile};
+use ec2_iid_ca::{
+    ConfigError, Csr, CsrError, Issued, Issuer, KeyPolicy, Presented, Profile, RenewError,
+};
 
 use super::args::CaFlags;
 use crate::setup::read_file;
@@ -85,17 +87,54 @@ impl Issuance {
         csr: &Csr,
         now: DateTime<Utc>,
     ) -> Result<Issued, String> {
-        let mut serial = [0; 16];
-        getrandom::fill(&mut serial).map_err(|e| format!("no randomness for a serial: {e}"))?;
         self.issuer
-            .issue(outcome, csr, &self.profile, now, serial)
+            .issue(outcome, csr, &self.profile, now, random_serial()?)
             .map_err(|e| format!("{} ({})", e, e.kind()))
+    }
+
+    /// Checks a certificate presented for renewal (`POST /renew`): this CA's, valid at `now`,
+    /// an instance's.
+    ///
+    /// # Errors
+    /// The refusal: its [`RenewError::kind`] is the answer's `error`.
+    pub(crate) fn check_presented(
+        &self,
+        der: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Presented, RenewError> {
+        self.issuer.check_presented(der, now)
+    }
+
+    /// Signs a certificate for `presented`'s identity and `csr`'s key.
+    ///
+    /// # Errors
+    /// [`RenewError::OtherTrustDomain`] after a `--trust-domain` change;
+    /// [`RenewError::Issue`] as for a join.
+    pub(crate) fn renew(
+        &self,
+        presented: &Presented,
+        csr: &Csr,
+        now: DateTime<Utc>,
+        serial: [u8; 16],
+    ) -> Result<Issued, RenewError> {
+        self.issuer
+            .renew(presented, csr, &self.profile, now, serial)
     }
 
     /// The CA certificates relying parties should trust, PEM (`GET /bundle`).
     pub(crate) fn bundle_pem(&self) -> &str {
         self.issuer.bundle_pem()
     }
+}
+
+/// 16 random bytes for a certificate's serial.
+///
+/// # Errors
+/// The system has no randomness to give (for the log).
+pub(crate) fn random_serial() -> Result<[u8; 16], String> {
+    let mut serial = [0; 16];
+    getrandom::fill(&mut serial).map_err(|e| format!("no randomness for a serial: {e}"))?;
+    Ok(serial)
 }
 
 /// A CA or profile error, prefixed with the flag it is about.
@@ -152,23 +191,31 @@ pub(crate) fn parse_request(body: &[u8]) -> Option<Result<CsrJoin, String>> {
 }
 
 fn parse_json(body: &[u8]) -> Result<CsrJoin, String> {
+    let [document, csr] = string_fields(body, ["document", "csr"])?;
+    Ok(CsrJoin { document, csr })
+}
+
+/// The string fields `names` of a JSON object, which must have those and no others; else why
+/// not (bounded, for the log).
+pub(crate) fn string_fields<const N: usize>(
+    body: &[u8],
+    names: [&str; N],
+) -> Result<[String; N], String> {
     let fields: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(body).map_err(|e| format!("not a JSON object: {e}"))?;
-    if let Some(unknown) = fields.keys().find(|k| *k != "document" && *k != "csr") {
+    if let Some(unknown) = fields.keys().find(|k| !names.contains(&k.as_str())) {
         let name: String = unknown.chars().take(64).collect();
-        return Err(format!(
-            "unknown field {name:?}: send {{\"document\", \"csr\"}} only"
-        ));
+        return Err(format!("unknown field {name:?}: send {names:?} only"));
     }
-    let field = |name: &str| match fields.get(name) {
-        Some(serde_json::Value::String(text)) => Ok(text.clone()),
-        Some(_) => Err(format!("{name:?} is not a string")),
-        None => Err(format!("missing field {name:?}")),
-    };
-    Ok(CsrJoin {
-        document: field("document")?,
-        csr: field("csr")?,
-    })
+    let mut values = names.map(|_| String::new());
+    for (name, value) in names.iter().zip(&mut values) {
+        *value = match fields.get(*name) {
+            Some(serde_json::Value::String(text)) => text.clone(),
+            Some(_) => return Err(format!("{name:?} is not a string")),
+            None => return Err(format!("missing field {name:?}")),
+        };
+    }
+    Ok(values)
 }
 
 #[cfg(test)]

@@ -150,7 +150,7 @@ async fn connection(
 ) {
     let _ = stream.set_nodelay(true);
     let Some(acceptor) = &shared.tls else {
-        return http(stream, shared, activity, stopping).await;
+        return http(stream, shared, activity, stopping, None).await;
     };
     let handshake =
         tokio::time::timeout(shared.limits.header_read_timeout, acceptor.accept(stream));
@@ -164,7 +164,22 @@ async fn connection(
         () = activity.changed() => return,
         _ = stopping.changed() => return,
     };
-    http(tls, shared, activity, stopping).await;
+    let client = ClientCertificate::of(tls.get_ref().1);
+    http(tls, shared, activity, stopping, client).await;
+}
+
+/// The certificate a client presented in the TLS handshake (the leaf, DER), already verified
+/// against the client roots of [`CertReloader::acceptor`](super::tls::CertReloader::acceptor).
+/// Each request of the connection carries it as an extension; a handler that needs a client
+/// identity reads it and checks it for its own purpose.
+#[derive(Clone, Debug)]
+pub(crate) struct ClientCertificate(pub(crate) Arc<[u8]>);
+
+impl ClientCertificate {
+    fn of(tls: &rustls::ServerConnection) -> Option<Self> {
+        let leaf = tls.peer_certificates()?.first()?;
+        Some(Self(Arc::from(leaf.as_ref())))
+    }
 }
 
 /// Serves HTTP/1 on `io` until the client closes, a timeout or a shed order closes it, or the
@@ -174,6 +189,7 @@ async fn http<I>(
     shared: &Shared,
     activity: &Arc<Activity>,
     mut stopping: watch::Receiver<bool>,
+    client: Option<ClientCertificate>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -185,7 +201,10 @@ async fn http<I>(
     let in_service = Arc::clone(activity);
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let in_flight = in_service.request();
-        let request = request.map(|body| DeadlineBody::new(body, body_timeout));
+        let mut request = request.map(|body| DeadlineBody::new(body, body_timeout));
+        if let Some(client) = &client {
+            request.extensions_mut().insert(client.clone());
+        }
         let mut router = router.clone();
         async move {
             let response = router.call(request).await;

@@ -26,8 +26,11 @@ pub(crate) struct Metrics {
     durations: Histogram,
     /// The connections and the TLS certificate (`ListenerMetrics`).
     pub(crate) listener: Arc<ListenerMetrics>,
-    /// `ec2_iid_certificates_issued_total{via="join"}` (`via` leaves room for renewals).
+    /// `ec2_iid_certificates_issued_total{via="join"}`.
     issued_by_join: AtomicU64,
+    /// `ec2_iid_renewals_total` by outcome (`renewed`, `evicted`, `not_enrolled`, ...); the
+    /// `renewed` count is also `ec2_iid_certificates_issued_total{via="renew"}`.
+    renewals: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 impl Default for Metrics {
@@ -37,6 +40,7 @@ impl Default for Metrics {
             durations: Histogram::new(&BUCKETS),
             listener: Arc::default(),
             issued_by_join: AtomicU64::new(0),
+            renewals: Mutex::default(),
         }
     }
 }
@@ -69,14 +73,39 @@ impl Metrics {
             "Time to answer a join request.",
         );
         self.listener.render(&mut text);
+        self.render_certificates(&mut text);
+        text
+    }
+
+    /// Records one answered `POST /renew`.
+    pub(crate) fn renewal(&self, outcome: &'static str) {
+        *self
+            .renewals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(outcome)
+            .or_default() += 1;
+    }
+
+    fn render_certificates(&self, text: &mut String) {
+        let renewals = self.renewals.lock().unwrap_or_else(PoisonError::into_inner);
+        let renewed = renewals.get("renewed").copied().unwrap_or(0);
         let _ = writeln!(
             text,
             "# HELP ec2_iid_certificates_issued_total Certificates issued, by how they were asked for.\n\
              # TYPE ec2_iid_certificates_issued_total counter\n\
-             ec2_iid_certificates_issued_total{{via=\"join\"}} {}",
+             ec2_iid_certificates_issued_total{{via=\"join\"}} {}\n\
+             ec2_iid_certificates_issued_total{{via=\"renew\"}} {renewed}\n\
+             # HELP ec2_iid_renewals_total Renewal requests answered, by outcome.\n\
+             # TYPE ec2_iid_renewals_total counter",
             self.issued_by_join.load(Ordering::Relaxed)
         );
-        text
+        for (outcome, count) in renewals.iter() {
+            let _ = writeln!(
+                text,
+                "ec2_iid_renewals_total{{outcome=\"{outcome}\"}} {count}"
+            );
+        }
     }
 
     /// Counts a certificate issued to a join with a CSR.
@@ -290,6 +319,9 @@ mod tests {
         metrics.record("joined", Duration::from_millis(30));
         metrics.record("already_joined", Duration::from_secs(20));
         metrics.certificate_issued();
+        metrics.renewal("renewed");
+        metrics.renewal("renewed");
+        metrics.renewal("evicted");
         let text = metrics.render(7);
         let expected = "\
 # HELP ec2_iid_joins_total Join requests answered, by outcome.
@@ -331,6 +363,11 @@ ec2_iid_tls_reloads_total{result=\"ok\"} 0
 # HELP ec2_iid_certificates_issued_total Certificates issued, by how they were asked for.
 # TYPE ec2_iid_certificates_issued_total counter
 ec2_iid_certificates_issued_total{via=\"join\"} 1
+ec2_iid_certificates_issued_total{via=\"renew\"} 2
+# HELP ec2_iid_renewals_total Renewal requests answered, by outcome.
+# TYPE ec2_iid_renewals_total counter
+ec2_iid_renewals_total{outcome=\"evicted\"} 1
+ec2_iid_renewals_total{outcome=\"renewed\"} 2
 ";
         assert_eq!(text, expected);
     }

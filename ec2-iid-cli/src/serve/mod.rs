@@ -36,6 +36,7 @@ mod lookup;
 mod metrics;
 mod overload;
 pub(crate) mod registry;
+mod renew;
 mod tls;
 
 use std::net::SocketAddr;
@@ -109,6 +110,8 @@ async fn serve(
         None => config.clone(),
     };
     let registry = Registry::open(&options.registry, &registry_config, options.timeout).await?;
+    // With a CA, clients may present its certificates (mutual TLS), for `POST /renew`.
+    let client_roots = issuance.as_ref().map(|i| i.bundle_pem().to_owned());
     let app = Arc::new(app::App {
         verifier,
         lookup: Lookup::new(ec2_lookup(&options, &config)?, &options.pacing)?,
@@ -129,7 +132,7 @@ async fn serve(
                 Arc::clone(reloader),
                 Arc::clone(&listener_metrics),
             ));
-            Some(reloader.acceptor()?)
+            Some(reloader.acceptor(client_roots.as_deref())?)
         }
         None => None,
     };

@@ -144,6 +144,21 @@ impl fmt::Display for RegistryError {
     }
 }
 
+/// `$call` on the backend `$registry` of `$self`, awaited, with its error as a
+/// [`RegistryError`] (the in-memory registry never fails).
+macro_rules! on_backend {
+    ($self:ident, $registry:ident => $call:expr) => {
+        match $self {
+            Registry::Memory($registry) => match $call.await {
+                Ok(value) => Ok(value),
+                Err(never) => match never {},
+            },
+            Registry::Postgres($registry) => $call.await.map_err(RegistryError::Postgres),
+            Registry::DynamoDb($registry) => $call.await.map_err(RegistryError::DynamoDb),
+        }
+    };
+}
+
 impl JoinRegistry for Registry {
     type Error = RegistryError;
 
@@ -153,59 +168,17 @@ impl JoinRegistry for Registry {
         now: DateTime<Utc>,
     ) -> Result<Option<ClaimRecord>, RegistryError> {
         let span = tracing::info_span!("registry_read", host_id = %host_id);
-        async {
-            match self {
-                Self::Memory(registry) => match registry.record(host_id, now).await {
-                    Ok(record) => Ok(record),
-                    Err(never) => match never {},
-                },
-                Self::Postgres(registry) => registry
-                    .record(host_id, now)
-                    .await
-                    .map_err(RegistryError::Postgres),
-                Self::DynamoDb(registry) => registry
-                    .record(host_id, now)
-                    .await
-                    .map_err(RegistryError::DynamoDb),
-            }
-        }
-        .instrument(span)
-        .await
+        async { on_backend!(self, registry => registry.record(host_id, now)) }
+            .instrument(span)
+            .await
     }
 
     async fn claim(&self, claim: &JoinClaim) -> Result<bool, RegistryError> {
         let span = tracing::info_span!("registry", host_id = %claim.host_id);
-        async {
-            match self {
-                Self::Memory(registry) => match registry.claim(claim).await {
-                    Ok(won) => Ok(won),
-                    Err(never) => match never {},
-                },
-                Self::Postgres(registry) => {
-                    registry.claim(claim).await.map_err(RegistryError::Postgres)
-                }
-                Self::DynamoDb(registry) => {
-                    registry.claim(claim).await.map_err(RegistryError::DynamoDb)
-                }
-            }
-        }
-        .instrument(span)
-        .await
+        async { on_backend!(self, registry => registry.claim(claim)) }
+            .instrument(span)
+            .await
     }
-}
-
-/// A `match` over the backends for an [`EnrollmentRegistry`] call, its error wrapped.
-macro_rules! each_backend {
-    ($registry:expr, $r:ident => $call:expr) => {
-        match $registry {
-            Registry::Memory($r) => match $call {
-                Ok(value) => Ok(value),
-                Err(never) => match never {},
-            },
-            Registry::Postgres($r) => $call.map_err(RegistryError::Postgres),
-            Registry::DynamoDb($r) => $call.map_err(RegistryError::DynamoDb),
-        }
-    };
 }
 
 /// The backend's enrollment records; serve's enrollment and renewal calls and `ec2-iid
@@ -214,7 +187,10 @@ impl EnrollmentRegistry for Registry {
     type Error = RegistryError;
 
     async fn enroll(&self, enrollment: &Enrollment) -> Result<bool, RegistryError> {
-        each_backend!(self, r => r.enroll(enrollment).await)
+        let span = tracing::info_span!("enroll", host_id = %enrollment.host_id);
+        async { on_backend!(self, registry => registry.enroll(enrollment)) }
+            .instrument(span)
+            .await
     }
 
     async fn renew(
@@ -224,11 +200,17 @@ impl EnrollmentRegistry for Registry {
         not_after: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Enrollment>, RegistryError> {
-        each_backend!(self, r => r.renew(host_id, serial, not_after, now).await)
+        let span = tracing::info_span!("enrollment_renew", host_id = %host_id);
+        async { on_backend!(self, registry => registry.renew(host_id, serial, not_after, now)) }
+            .instrument(span)
+            .await
     }
 
     async fn get(&self, host_id: &str) -> Result<Option<Enrollment>, RegistryError> {
-        each_backend!(self, r => r.get(host_id).await)
+        let span = tracing::info_span!("enrollment_read", host_id = %host_id);
+        async { on_backend!(self, registry => registry.get(host_id)) }
+            .instrument(span)
+            .await
     }
 
     async fn list(
@@ -236,15 +218,15 @@ impl EnrollmentRegistry for Registry {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<Enrollment>, RegistryError> {
-        each_backend!(self, r => r.list(after, limit).await)
+        on_backend!(self, registry => registry.list(after, limit))
     }
 
     async fn evict(&self, host_id: &str, now: DateTime<Utc>) -> Result<bool, RegistryError> {
-        each_backend!(self, r => r.evict(host_id, now).await)
+        on_backend!(self, registry => registry.evict(host_id, now))
     }
 
     async fn purge(&self, older_than: DateTime<Utc>) -> Result<u64, RegistryError> {
-        each_backend!(self, r => r.purge(older_than).await)
+        on_backend!(self, registry => registry.purge(older_than))
     }
 }
 

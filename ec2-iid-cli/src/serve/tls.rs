@@ -58,17 +58,53 @@ impl CertReloader {
 
     /// The acceptor of the listener: HTTP/1.1 only (ALPN), this resolver's certificate.
     ///
+    /// With `client_roots` (PEM CA certificates), a client may present a certificate: if it
+    /// does, the handshake verifies it up to one of the roots (chain, validity, clientAuth),
+    /// and requests carry it ([`ClientCertificate`](super::listener::ClientCertificate)).
+    /// A client without one is still served: only the handlers that need a client identity
+    /// refuse it.
+    ///
     /// # Errors
-    /// The provider refused its own default protocol versions (not expected).
-    pub(crate) fn acceptor(self: &Arc<Self>) -> Result<TlsAcceptor, String> {
+    /// `client_roots` holds no usable certificate, or the provider refused its own default
+    /// protocol versions (not expected).
+    pub(crate) fn acceptor(
+        self: &Arc<Self>,
+        client_roots: Option<&str>,
+    ) -> Result<TlsAcceptor, String> {
         let resolver: Arc<dyn ResolvesServerCert> = self.clone();
-        let mut config = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
+        let builder = rustls::ServerConfig::builder_with_provider(Arc::clone(&self.provider))
             .with_safe_default_protocol_versions()
-            .map_err(|e| format!("TLS configuration: {e}"))?
-            .with_no_client_auth()
-            .with_cert_resolver(resolver);
+            .map_err(|e| format!("TLS configuration: {e}"))?;
+        let builder = match client_roots {
+            None => builder.with_no_client_auth(),
+            Some(pem) => builder.with_client_cert_verifier(self.client_verifier(pem)?),
+        };
+        let mut config = builder.with_cert_resolver(resolver);
         config.alpn_protocols = vec![b"http/1.1".to_vec()];
         Ok(TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
+impl CertReloader {
+    /// Verifies client certificates up to the roots of `pem`; clients without one pass.
+    fn client_verifier(
+        &self,
+        pem: &str,
+    ) -> Result<Arc<dyn rustls::server::danger::ClientCertVerifier>, String> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in CertificateDer::pem_slice_iter(pem.as_bytes()) {
+            let cert = cert.map_err(|e| format!("client CA certificates: {e}"))?;
+            roots
+                .add(cert)
+                .map_err(|e| format!("client CA certificates: {e}"))?;
+        }
+        rustls::server::WebPkiClientVerifier::builder_with_provider(
+            Arc::new(roots),
+            Arc::clone(&self.provider),
+        )
+        .allow_unauthenticated()
+        .build()
+        .map_err(|e| format!("client CA certificates: {e}"))
     }
 }
 

@@ -1,0 +1,225 @@
+//! `POST /renew` over mutual TLS: an instance that joined with a CSR renews with its
+//! certificate and a new key, twice, without a new document; renewals without a client
+//! certificate, with a certificate of another CA, or after `evict` are refused. The real
+//! binary over TLS, an instance in moto, a PostgreSQL registry (evicted through the library,
+//! as an operator's `ec2-iid registry evict` would), and the test CA of ec2-iid-ca.
+//!
+//! Needs `moto_server` and PostgreSQL (as tests/serve.rs): without them the test prints a
+//! notice and passes, unless `CI=true`.
+#![cfg(test)] // clippy.toml says why
+
+mod harness;
+
+use std::os::unix::fs::PermissionsExt as _;
+use std::path::{Path, PathBuf};
+
+use ec2_iid::EnrollmentRegistry as _;
+use harness::support::{Moto, OWN_ACCOUNT};
+use harness::{
+    Server, database, ec2_client, exchange, install_tls_pair, launch, now, pg, rsa2048, sample,
+    scratch_dir, tls_connect_as, tls_metrics, tls_pair,
+};
+use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
+
+fn ca_data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../ec2-iid-ca/tests/data/ca")
+        .join(name)
+}
+
+/// The test CA's chain and key in `dir` (the key mode 600); the serve flags naming them.
+fn ca_flags(dir: &Path) -> [String; 6] {
+    let chain = dir.join("ca-chain.pem");
+    let key = dir.join("ca.key");
+    std::fs::copy(ca_data("intermediate-chain.pem"), &chain).unwrap();
+    std::fs::copy(ca_data("intermediate.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    [
+        "--ca-cert".into(),
+        chain.display().to_string(),
+        "--ca-key".into(),
+        key.display().to_string(),
+        "--trust-domain".into(),
+        "example.org".into(),
+    ]
+}
+
+/// A new P-256 key (PEM) and its CSR.
+fn new_key() -> (String, String) {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap();
+    (key.serialize_pem(), csr)
+}
+
+/// One request over TLS, presenting `client` (chain, key) if given: status and JSON body;
+/// `None` if the connection failed (a refused client certificate).
+async fn post(
+    server: &Server,
+    path: &'static str,
+    client: Option<(&str, &str)>,
+    body: &serde_json::Value,
+) -> Option<(u16, serde_json::Value)> {
+    let mut stream = tls_connect_as(&server.addr, &tls_pair(1).ca, client)
+        .await
+        .ok()?;
+    let body = body.to_string();
+    // A refused client certificate ends the connection after the handshake, at the first read.
+    let exchanged = tokio::spawn(async move {
+        let (status, _, body) = exchange(&mut stream, "POST", path, body.as_bytes()).await;
+        (status, body)
+    });
+    let (status, body) = exchanged.await.ok()?;
+    Some((status, serde_json::from_str(&body).unwrap()))
+}
+
+/// The leaf of a PEM chain: its CN, its URI SANs and its public key.
+fn leaf(chain: &str) -> (String, Vec<String>, Vec<u8>) {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+    let (_, cert) = X509Certificate::from_der(&pem.contents).unwrap();
+    let cn = cert.subject().iter_common_name().next().unwrap();
+    let sans = cert.subject_alternative_name().unwrap().unwrap();
+    let uris = sans
+        .value
+        .general_names
+        .iter()
+        .filter_map(|n| match n {
+            GeneralName::URI(u) => Some((*u).to_owned()),
+            _ => None,
+        })
+        .collect();
+    let key = cert.public_key().subject_public_key.data.to_vec();
+    (cn.as_str().unwrap().to_owned(), uris, key)
+}
+
+fn public_key(key_pem: &str) -> Vec<u8> {
+    rcgen::KeyPair::from_pem(key_pem)
+        .unwrap()
+        .public_key_raw()
+        .to_vec()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
+    let Some(moto) = Moto::start() else { return };
+    let Some(db) = pg::server() else { return };
+    let registry = database(db, "renewals", "postgres").await;
+    let ec2 = ec2_client(&moto.url).await;
+    let instance = launch(&ec2, 1).await.remove(0);
+    let host_id = format!("{OWN_ACCOUNT}-{instance}");
+    let spiffe_id = format!("spiffe://example.org/ec2/{OWN_ACCOUNT}/us-east-1/{instance}");
+    let dir = scratch_dir("renew");
+    let flags = [
+        &ca_flags(&dir)[..],
+        &install_tls_pair(&dir, 1)[..],
+        &["--registry".to_owned(), registry.clone()],
+    ]
+    .concat();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&dir, "serve", &moto.url, &flags);
+
+    // The join: a certificate for the first key.
+    let document = rsa2048(OWN_ACCOUNT, &instance, now());
+    let (key, first_csr) = new_key();
+    let join_body = serde_json::json!({ "document": document, "csr": first_csr });
+    let (status, joined) = post(&server, "/join", None, &join_body).await.unwrap();
+    assert_eq!(status, 200, "{joined}");
+    let mut chain = joined["certificate"].as_str().unwrap().to_owned();
+    let mut held = key;
+    let mut serials = vec![joined["serial"].as_str().unwrap().to_owned()];
+
+    // Two renewals, each presenting the certificate of the one before, each for a new key.
+    for _ in 0..2 {
+        let (key, csr) = new_key();
+        let (status, renewed) = post(
+            &server,
+            "/renew",
+            Some((&chain, &held)),
+            &serde_json::json!({ "csr": csr }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(status, 200, "{renewed}");
+        assert_eq!(renewed["host_id"], host_id.as_str());
+        assert_eq!(renewed["spiffe_id"], spiffe_id.as_str());
+        let serial = renewed["serial"].as_str().unwrap().to_owned();
+        assert!(!serials.contains(&serial), "a new serial: {renewed}");
+        serials.push(serial);
+        chain = renewed["certificate"].as_str().unwrap().to_owned();
+        let (cn, uris, public) = leaf(&chain);
+        assert_eq!((cn, uris), (host_id.clone(), vec![spiffe_id.clone()]));
+        assert_eq!(public, public_key(&key), "issued for the new key");
+        held = key;
+    }
+    let store = ec2_iid_postgres::PostgresJoinRegistry::from_config(
+        registry.strip_prefix("postgres:").unwrap(),
+    )
+    .unwrap();
+    let record = store.get(&host_id).await.unwrap().unwrap();
+    assert_eq!(&record.serial, serials.last().unwrap());
+    assert!(record.last_renewed.is_some());
+
+    // No client certificate: 401, whatever the CSR.
+    let (_, csr) = new_key();
+    let (status, refused) = post(&server, "/renew", None, &serde_json::json!({ "csr": csr }))
+        .await
+        .unwrap();
+    assert_eq!(status, 401, "{refused}");
+    assert_eq!(refused["error"], "client_certificate_required");
+
+    // A certificate of another CA (the TLS test pair's server certificate): the handshake or
+    // the request fails, and no certificate comes back.
+    let pair = tls_pair(1);
+    let foreign = (
+        std::fs::read_to_string(&pair.cert).unwrap(),
+        std::fs::read_to_string(&pair.key).unwrap(),
+    );
+    let answer = post(
+        &server,
+        "/renew",
+        Some((&foreign.0, &foreign.1)),
+        &serde_json::json!({ "csr": csr }),
+    )
+    .await;
+    assert!(answer.is_none(), "{answer:?}");
+
+    // Evicted: the renewal is refused, and so is the same launch's join with the same key.
+    assert!(store.evict(&host_id, chrono::Utc::now()).await.unwrap());
+    let (status, refused) = post(
+        &server,
+        "/renew",
+        Some((&chain, &held)),
+        &serde_json::json!({ "csr": csr }),
+    )
+    .await
+    .unwrap();
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"], "evicted");
+    // The first key's retry of the join would be granted again (a repeat), but the eviction
+    // holds: no certificate.
+    let (status, refused) = post(&server, "/join", None, &join_body).await.unwrap();
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"], "evicted");
+
+    let metrics = tls_metrics(&server.addr).await;
+    for (name, value) in [
+        ("ec2_iid_certificates_issued_total{via=\"join\"}", 1.0),
+        ("ec2_iid_certificates_issued_total{via=\"renew\"}", 2.0),
+        ("ec2_iid_renewals_total{outcome=\"renewed\"}", 2.0),
+        (
+            "ec2_iid_renewals_total{outcome=\"client_certificate_required\"}",
+            1.0,
+        ),
+        ("ec2_iid_renewals_total{outcome=\"evicted\"}", 1.0),
+        ("ec2_iid_joins_total{outcome=\"evicted\"}", 1.0),
+        // The join's lookup and the retry's (the same key's repeat is looked up again; the
+        // eviction is found when it enrolls); none for the renewals.
+        ("ec2_iid_describe_instances_calls_total", 2.0),
+    ] {
+        assert_eq!(sample(&metrics, name), value, "{name}\n{metrics}");
+    }
+}
