@@ -374,7 +374,7 @@ async fn two_replicas_on_one_dynamodb_table_let_one_of_20_posts_join() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_blocked_or_unreachable_registry_is_503() {
+async fn a_blocked_registry_is_503_and_a_refused_login_500() {
     let Some(moto) = Moto::start() else { return };
     let Some(db) = pg::server() else { return };
     let registry = database(db, "flaky", "flaky").await;
@@ -415,7 +415,8 @@ async fn a_blocked_or_unreachable_registry_is_503() {
     }
     locker.batch_execute("ROLLBACK").await.unwrap();
 
-    // The database refuses the server's role: no connection, 503.
+    // The database refuses the server's login (SQLSTATE 28000): a configuration to fix, not an
+    // outage to wait out, so 500 `registry_failed` without Retry-After.
     let admin = admin(db, "postgres").await;
     admin
         .batch_execute("ALTER ROLE flaky NOLOGIN")
@@ -429,12 +430,12 @@ async fn a_blocked_or_unreachable_registry_is_503() {
         .unwrap();
     let document = rsa2048(OWN_ACCOUNT, &instances[1], now());
     let (status, head, body) = request(&server.addr, "POST", "/join", document.as_bytes()).await;
-    assert_eq!(status, 503, "{body}");
+    assert_eq!(status, 500, "{body}");
     assert!(
-        head.to_ascii_lowercase().contains("\r\nretry-after: 1"),
+        !head.to_ascii_lowercase().contains("retry-after"),
         "{head}"
     );
-    server.refused(&body, "registry_unavailable", "registry failed");
+    server.refused(&body, "registry_failed", "SQLSTATE 28000");
     admin.batch_execute("ALTER ROLE flaky LOGIN").await.unwrap();
     let metrics = server.metrics().await;
     assert_eq!(
@@ -443,6 +444,10 @@ async fn a_blocked_or_unreachable_registry_is_503() {
                 &metrics,
                 "ec2_iid_joins_total{outcome=\"registry_unavailable\"}"
             ),
-        2.0
+        1.0
+    );
+    assert_eq!(
+        sample(&metrics, "ec2_iid_joins_total{outcome=\"registry_failed\"}"),
+        1.0
     );
 }
