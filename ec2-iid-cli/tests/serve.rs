@@ -431,10 +431,7 @@ async fn a_blocked_registry_is_503_and_a_refused_login_500() {
     let document = rsa2048(OWN_ACCOUNT, &instances[1], now());
     let (status, head, body) = request(&server.addr, "POST", "/join", document.as_bytes()).await;
     assert_eq!(status, 500, "{body}");
-    assert!(
-        !head.to_ascii_lowercase().contains("retry-after"),
-        "{head}"
-    );
+    assert!(!head.to_ascii_lowercase().contains("retry-after"), "{head}");
     server.refused(&body, "registry_failed", "SQLSTATE 28000");
     admin.batch_execute("ALTER ROLE flaky LOGIN").await.unwrap();
     let metrics = server.metrics().await;
