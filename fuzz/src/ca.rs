@@ -4,7 +4,8 @@
 
 use std::sync::OnceLock;
 
-use ec2_iid::{InstanceFacts, InstanceState, JoinOutcome};
+use ec2_iid::ids::InstanceState;
+use ec2_iid::{InstanceFacts, JoinOutcome};
 use ec2_iid_ca::{Csr, Issued, Issuer, KeyPolicy, Presented, Profile};
 use sha2::Digest as _;
 
