@@ -322,16 +322,8 @@ impl JoinRegistry for DynamoDbJoinRegistry {
                 .condition_expression(CONDITION_WITH_REQUESTER)
                 .expression_attribute_values(":rq", requester);
         }
-        let put = put.send().await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
+        match unless_condition_failed(put.send().await) {
+            Ok(written) => Ok(written.is_some()),
             Err(err) => {
                 let err = DynamoDbRegistryError::from_sdk(err, Operation::PutItem, &self.table);
                 tracing::warn!("PutItem failed: {err}");
@@ -383,6 +375,27 @@ fn record_of(item: &HashMap<String, AttributeValue>) -> Option<ClaimRecord> {
 }
 
 /// A DynamoDB number.
+/// A conditional write's result: `Ok(Some(output))` if it was made, `Ok(None)` if DynamoDB
+/// refused it because its condition did not hold (`ConditionalCheckFailedException`), the
+/// error otherwise.
+fn unless_condition_failed<T, E, R>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+) -> Result<Option<T>, aws_sdk_dynamodb::error::SdkError<E, R>>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata,
+{
+    match result {
+        Ok(output) => Ok(Some(output)),
+        Err(err)
+            if err.as_service_error().and_then(|e| e.code())
+                == Some("ConditionalCheckFailedException") =>
+        {
+            Ok(None)
+        }
+        Err(err) => Err(err),
+    }
+}
+
 fn number(n: i64) -> AttributeValue {
     AttributeValue::N(n.to_string())
 }

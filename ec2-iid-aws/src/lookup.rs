@@ -100,6 +100,15 @@ pub struct Ec2Lookup {
 }
 
 /// The shared state of an [`Ec2Lookup`] and its clones.
+///
+/// Why the assumed-role credentials are cached here rather than by `aws-config`'s
+/// `AssumeRoleProvider`: that provider assumes the role lazily, inside the EC2 (or IAM) call's
+/// credential resolution, so a refused `sts:AssumeRole` comes back as a generic credentials
+/// error of `DescribeInstances`. Assuming it here keeps it a call of its own, with its own
+/// [`Operation::AssumeRole`] in [`Ec2LookupError`], its own timeout and its own span, so an
+/// operator is told which policy to fix (the role's trust policy, not the role's EC2
+/// permissions); the slot's lock, bounded by the per-call timeout, also lets concurrent
+/// lookups share one `AssumeRole` without queueing behind a slow STS.
 struct Inner {
     settings: Settings,
     /// One slot per (region, role); the slot's lock makes concurrent lookups for the same key

@@ -8,7 +8,10 @@ use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditi
 use chrono::{DateTime, Utc};
 use ec2_iid::{Enrollment, EnrollmentRegistry, MAX_LIST_LIMIT};
 
-use super::{DynamoDbJoinRegistry, DynamoDbRegistryError, EXPIRES_AT, HOST_ID, Operation, number};
+use super::{
+    DynamoDbJoinRegistry, DynamoDbRegistryError, EXPIRES_AT, HOST_ID, Operation, number,
+    unless_condition_failed,
+};
 
 /// The key prefix of enrollment items: claims' keys are `<accountId>-<instanceId>`, so the two
 /// never meet, and an enrollment item has no `expires_at`, so the table's TTL keeps it.
@@ -122,17 +125,9 @@ impl DynamoDbJoinRegistry {
             .set_expression_attribute_values(Some(values(enrollment)))
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(self.failed(err, Operation::UpdateItem)),
-        }
+        let updated =
+            unless_condition_failed(updated).map_err(|e| self.failed(e, Operation::UpdateItem))?;
+        Ok(updated.is_some())
     }
 
     /// `enroll`'s second write: the whole item over an evicted record of an older launch.
@@ -236,13 +231,10 @@ impl DynamoDbJoinRegistry {
                     .set_expression_attribute_values(non_empty(condition_values))
                     .send()
                     .await;
-                match gone {
-                    Ok(_) => deleted = deleted.saturating_add(1),
-                    Err(err)
-                        if err
-                            .as_service_error()
-                            .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
-                    Err(err) => return Err(self.failed(err, Operation::DeleteItem)),
+                let gone = unless_condition_failed(gone)
+                    .map_err(|e| self.failed(e, Operation::DeleteItem))?;
+                if gone.is_some() {
+                    deleted = deleted.saturating_add(1);
                 }
             }
             match page.last_evaluated_key() {
@@ -443,17 +435,10 @@ impl EnrollmentRegistry for DynamoDbJoinRegistry {
             .return_values(ReturnValue::AllNew)
             .send()
             .await;
-        match updated {
-            Ok(out) => out.attributes().map(|item| self.read(op, item)).transpose(),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(None)
-            }
-            Err(err) => Err(self.failed(err, op)),
-        }
+        let Some(out) = unless_condition_failed(updated).map_err(|e| self.failed(e, op))? else {
+            return Ok(None);
+        };
+        out.attributes().map(|item| self.read(op, item)).transpose()
     }
 
     #[tracing::instrument(name = "get_enrollment", skip_all, fields(table = %self.table))]
@@ -539,17 +524,9 @@ impl EnrollmentRegistry for DynamoDbJoinRegistry {
             .expression_attribute_values(":evicted_at", millis(now))
             .send()
             .await;
-        match updated {
-            Ok(_) => Ok(true),
-            Err(err)
-                if err
-                    .as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(false)
-            }
-            Err(err) => Err(self.failed(err, Operation::UpdateItem)),
-        }
+        let updated =
+            unless_condition_failed(updated).map_err(|e| self.failed(e, Operation::UpdateItem))?;
+        Ok(updated.is_some())
     }
 
     #[tracing::instrument(name = "purge_enrollments", skip_all, fields(table = %self.table))]

@@ -21,7 +21,7 @@ pub(crate) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8"
 #[derive(Debug)]
 pub(crate) struct Metrics {
     /// `ec2_iid_joins_total` by outcome (`joined`, an error kind, `lookup_unavailable`, ...).
-    joins: Mutex<BTreeMap<&'static str, u64>>,
+    joins: ByOutcome,
     /// `ec2_iid_join_duration_seconds`.
     durations: Histogram,
     /// The connections and the TLS certificate (`ListenerMetrics`).
@@ -30,17 +30,42 @@ pub(crate) struct Metrics {
     issued_by_join: AtomicU64,
     /// `ec2_iid_renewals_total` by outcome (`renewed`, `evicted`, `not_enrolled`, ...); the
     /// `renewed` count is also `ec2_iid_certificates_issued_total{via="renew"}`.
-    renewals: Mutex<BTreeMap<&'static str, u64>>,
+    renewals: ByOutcome,
+}
+
+/// A counter family with an `outcome` label.
+#[derive(Debug, Default)]
+struct ByOutcome(Mutex<BTreeMap<&'static str, u64>>);
+
+impl ByOutcome {
+    fn add(&self, outcome: &'static str) {
+        *self.counts().entry(outcome).or_default() += 1;
+    }
+
+    fn get(&self, outcome: &str) -> u64 {
+        self.counts().get(outcome).copied().unwrap_or(0)
+    }
+
+    fn render(&self, text: &mut String, name: &str, help: &str) {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter");
+        for (outcome, count) in self.counts().iter() {
+            let _ = writeln!(text, "{name}{{outcome=\"{outcome}\"}} {count}");
+        }
+    }
+
+    fn counts(&self) -> std::sync::MutexGuard<'_, BTreeMap<&'static str, u64>> {
+        self.0.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Default for Metrics {
     fn default() -> Self {
         Self {
-            joins: Mutex::default(),
+            joins: ByOutcome::default(),
             durations: Histogram::new(&BUCKETS),
             listener: Arc::default(),
             issued_by_join: AtomicU64::new(0),
-            renewals: Mutex::default(),
+            renewals: ByOutcome::default(),
         }
     }
 }
@@ -48,19 +73,18 @@ impl Default for Metrics {
 impl Metrics {
     /// Records one answered `POST /join`.
     pub(crate) fn record(&self, outcome: &'static str, took: Duration) {
-        *self
-            .joins
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(outcome)
-            .or_default() += 1;
+        self.joins.add(outcome);
         self.durations.observe(took.as_secs_f64(), took);
     }
 
     /// The exposition, with `describe_calls` from the lookup's counter.
     pub(crate) fn render(&self, describe_calls: u64) -> String {
         let mut text = String::new();
-        self.render_joins(&mut text);
+        self.joins.render(
+            &mut text,
+            "ec2_iid_joins_total",
+            "Join requests answered, by outcome.",
+        );
         let _ = writeln!(
             text,
             "# HELP ec2_iid_describe_instances_calls_total DescribeInstances requests sent.\n\
@@ -79,50 +103,29 @@ impl Metrics {
 
     /// Records one answered `POST /renew`.
     pub(crate) fn renewal(&self, outcome: &'static str) {
-        *self
-            .renewals
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .entry(outcome)
-            .or_default() += 1;
+        self.renewals.add(outcome);
     }
 
     fn render_certificates(&self, text: &mut String) {
-        let renewals = self.renewals.lock().unwrap_or_else(PoisonError::into_inner);
-        let renewed = renewals.get("renewed").copied().unwrap_or(0);
         let _ = writeln!(
             text,
             "# HELP ec2_iid_certificates_issued_total Certificates issued, by how they were asked for.\n\
              # TYPE ec2_iid_certificates_issued_total counter\n\
              ec2_iid_certificates_issued_total{{via=\"join\"}} {}\n\
-             ec2_iid_certificates_issued_total{{via=\"renew\"}} {renewed}\n\
-             # HELP ec2_iid_renewals_total Renewal requests answered, by outcome.\n\
-             # TYPE ec2_iid_renewals_total counter",
-            self.issued_by_join.load(Ordering::Relaxed)
+             ec2_iid_certificates_issued_total{{via=\"renew\"}} {}",
+            self.issued_by_join.load(Ordering::Relaxed),
+            self.renewals.get("renewed"),
         );
-        for (outcome, count) in renewals.iter() {
-            let _ = writeln!(
-                text,
-                "ec2_iid_renewals_total{{outcome=\"{outcome}\"}} {count}"
-            );
-        }
+        self.renewals.render(
+            text,
+            "ec2_iid_renewals_total",
+            "Renewal requests answered, by outcome.",
+        );
     }
 
     /// Counts a certificate issued to a join with a CSR.
     pub(crate) fn certificate_issued(&self) {
         self.issued_by_join.fetch_add(1, Ordering::Relaxed);
-    }
-
-    fn render_joins(&self, text: &mut String) {
-        let _ = writeln!(
-            text,
-            "# HELP ec2_iid_joins_total Join requests answered, by outcome.\n\
-             # TYPE ec2_iid_joins_total counter"
-        );
-        let joins = self.joins.lock().unwrap_or_else(PoisonError::into_inner);
-        for (outcome, count) in joins.iter() {
-            let _ = writeln!(text, "ec2_iid_joins_total{{outcome=\"{outcome}\"}} {count}");
-        }
     }
 }
 
