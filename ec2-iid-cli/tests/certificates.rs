@@ -542,3 +542,144 @@ async fn join_out_dir_needs_a_directory_and_a_certificate() {
     );
     assert!(sent["document"].is_string());
 }
+
+/// Two replicas with the CA on `registry`: one document posted with 20 different CSRs at once
+/// grants exactly one certificate; then another instance's document posted 20 times at once
+/// with one CSR grants 20 certificates, all for that key, and one enrollment. `enrollment`
+/// reads the host's record from the registry.
+async fn two_replicas_bind_a_launch_to_one_key<F, Fut>(
+    moto: &Moto,
+    name: &str,
+    registry: &str,
+    enrollment: F,
+) where
+    F: Fn(String) -> Fut,
+    Fut: Future<Output = Option<ec2_iid::Enrollment>>,
+{
+    let ec2 = ec2_client(&moto.url).await;
+    let instances = launch(&ec2, 2).await;
+    let dir = scratch_dir(name);
+    let (chain, key) = install_ca(&dir, 0o600);
+    let flags = [
+        "--registry",
+        registry,
+        "--ca-cert",
+        &chain,
+        "--ca-key",
+        &key,
+        "--trust-domain",
+        "example.org",
+    ];
+    let replicas = [
+        Server::start(&dir, "a", &moto.url, &flags),
+        Server::start(&dir, "b", &moto.url, &flags),
+    ];
+    let post_all = |bodies: Vec<Vec<u8>>| {
+        let posts: Vec<_> = bodies
+            .into_iter()
+            .enumerate()
+            .map(|(n, body)| {
+                let addr = replicas[n % 2].addr.clone();
+                tokio::spawn(async move { request(&addr, "POST", "/join", &body).await })
+            })
+            .collect();
+        async move {
+            let mut answers = Vec::new();
+            for post in posts {
+                let (status, _, body) = post.await.unwrap();
+                let body: serde_json::Value = serde_json::from_str(&body).unwrap();
+                answers.push((status, body));
+            }
+            answers
+        }
+    };
+
+    // One document, 20 keys: one certificate, 19 refusals.
+    let document = rsa2048(OWN_ACCOUNT, &instances[0], now());
+    let bodies = (0..20).map(|_| csr_body(&document, &new_csr().0)).collect();
+    let answers = post_all(bodies).await;
+    let granted: Vec<_> = answers
+        .iter()
+        .filter(|(status, _)| *status == 200)
+        .collect();
+    assert_eq!(granted.len(), 1, "{answers:?}");
+    assert_eq!(granted[0].1["grant"], "first");
+    for (status, body) in answers.iter().filter(|(status, _)| *status != 200) {
+        assert_eq!((*status, &body["error"]), (403, &"already_joined".into()));
+    }
+
+    // One key, 20 posts of another document: 20 certificates for that key, one enrollment.
+    let (csr, key_pem) = new_csr();
+    let document = rsa2048(OWN_ACCOUNT, &instances[1], now());
+    let answers = post_all(vec![csr_body(&document, &csr); 20]).await;
+    let public = rcgen::KeyPair::from_pem(&key_pem)
+        .unwrap()
+        .public_key_raw()
+        .to_vec();
+    let mut serials = std::collections::BTreeSet::new();
+    for (status, body) in &answers {
+        assert_eq!(*status, 200, "{body}");
+        let chain = body["certificate"].as_str().unwrap();
+        let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+        let (_, cert) = X509Certificate::from_der(&pem.contents).unwrap();
+        assert_eq!(cert.public_key().subject_public_key.data.as_ref(), public);
+        serials.insert(body["serial"].as_str().unwrap().to_owned());
+    }
+    assert_eq!(serials.len(), 20, "a serial each");
+    let grants = answers
+        .iter()
+        .filter(|(_, b)| b["grant"] == "first")
+        .count();
+    assert!(grants >= 1, "{answers:?}");
+    let host_id = format!("{OWN_ACCOUNT}-{}", instances[1]);
+    let record = enrollment(host_id.clone())
+        .await
+        .expect("the host is enrolled");
+    assert!(serials.contains(&record.serial), "{record:?}");
+    assert_eq!((record.host_id, record.evicted_at), (host_id, None));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_postgres_bind_a_launch_to_one_key() {
+    use ec2_iid::EnrollmentRegistry as _;
+    let Some(moto) = Moto::start() else { return };
+    let Some(db) = harness::pg::server() else {
+        return;
+    };
+    let registry = harness::database(db, "csr_replicas", "postgres").await;
+    let store = ec2_iid_postgres::PostgresJoinRegistry::from_config(
+        registry.strip_prefix("postgres:").unwrap(),
+    )
+    .unwrap();
+    let store = &store;
+    two_replicas_bind_a_launch_to_one_key(&moto, "csr-replicas-pg", &registry, |host| async move {
+        store.get(&host).await.unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_replicas_on_dynamodb_bind_a_launch_to_one_key() {
+    use ec2_iid::EnrollmentRegistry as _;
+    // moto's conditional writes check and write in two steps; AWS's are atomic.
+    let Some(moto) = Moto::start_with_atomic_put_item() else {
+        return;
+    };
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(harness::REGION))
+        .credentials_provider(aws_sdk_ec2::config::Credentials::new(
+            "testing", "testing", None, None, "test",
+        ))
+        .endpoint_url(&moto.url)
+        .load()
+        .await;
+    let store = ec2_iid_aws::dynamodb::DynamoDbJoinRegistry::from_conf(&config, "csr-replicas");
+    let store = &store;
+    two_replicas_bind_a_launch_to_one_key(
+        &moto,
+        "csr-replicas-dynamodb",
+        "dynamodb:csr-replicas",
+        |host| async move { store.get(&host).await.unwrap() },
+    )
+    .await;
+}
