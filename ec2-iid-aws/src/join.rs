@@ -62,8 +62,8 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject as _;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::time::Instant;
 
 use crate::imds::{ImdsError, ImdsFetcher};
@@ -104,6 +104,10 @@ const MAX_KIND_LEN: usize = 64;
 #[derive(Clone, Debug)]
 pub struct JoinClient {
     url: Uri,
+    /// `{server}/renew`.
+    renew_url: Uri,
+    /// Whether a client certificate is presented (for `renew`).
+    has_identity: bool,
     fetcher: ImdsFetcher,
     format: Format,
     deadline: Duration,
@@ -125,6 +129,9 @@ pub struct JoinClientBuilder {
     ca_certificates: Vec<CertificateDer<'static>>,
     ca_error: Option<JoinConfigError>,
     csr: Option<String>,
+    /// The certificate chain and key presented to the server (`POST /renew`); the key's
+    /// `Debug` shows no key material.
+    identity: Option<Arc<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>>,
 }
 
 impl JoinClient {
@@ -142,6 +149,7 @@ impl JoinClient {
             ca_certificates: Vec::new(),
             ca_error: None,
             csr: None,
+            identity: None,
         }
     }
 
@@ -192,11 +200,41 @@ impl JoinClient {
                 Bytes::from(json.to_string())
             }
         };
+        self.send(&self.url, body, until).await
+    }
+
+    /// Renews the certificate this client presents ([`JoinClientBuilder::client_certificate`])
+    /// for the key of its CSR ([`JoinClientBuilder::csr`]): posts `{"csr"}` to
+    /// `{server}/renew` over mutual TLS, retrying as [`join`](Self::join) does. No identity
+    /// document is fetched.
+    ///
+    /// # Errors
+    /// [`JoinConfigError::RenewNeedsCertificateAndCsr`] without both;
+    /// [`JoinError::Refused`] for a 400, 401, 403 or 413 answer (e.g. `evicted`: join again
+    /// with a new launch); otherwise as [`join`](Self::join).
+    pub async fn renew(&self) -> Result<Joined, JoinError> {
+        let (Some(csr), true) = (&self.csr, self.has_identity) else {
+            return Err(JoinConfigError::RenewNeedsCertificateAndCsr.into());
+        };
+        let until = Instant::now() + self.deadline;
+        let body = Bytes::from(serde_json::json!({ "csr": csr }).to_string());
+        self.send(&self.renew_url, body, until).await
+    }
+
+    /// Posts `body` to `url` until an answer is final, the deadline `until` passes or no
+    /// attempt is left.
+    async fn send(&self, url: &Uri, body: Bytes, until: Instant) -> Result<Joined, JoinError> {
+        let gave_up = |attempts, last| JoinError::GaveUp {
+            url: url.to_string(),
+            attempts,
+            deadline: self.deadline,
+            last,
+        };
         let mut backoff = Backoff::new();
         let mut attempts = 0;
         loop {
             attempts += 1;
-            let (last, retry_after) = match self.post(body.clone(), until).await {
+            let (last, retry_after) = match self.post(url, body.clone(), until).await {
                 Attempt::Joined(joined) => return Ok(joined),
                 Attempt::Final(err) => return Err(err),
                 Attempt::TimedOut => return Err(gave_up(attempts, "no answer in time".into())),
@@ -228,10 +266,10 @@ impl JoinClient {
 
     /// One `POST`, its answer sorted by status. The answer's head must come by `until`; its
     /// body is read up to [`MAX_ANSWER_LEN`] bytes, for at most [`ANSWER_READ_TIMEOUT`].
-    async fn post(&self, body: Bytes, until: Instant) -> Attempt {
+    async fn post(&self, url: &Uri, body: Bytes, until: Instant) -> Attempt {
         let request = Request::builder()
             .method(Method::POST)
-            .uri(self.url.clone())
+            .uri(url.clone())
             .header(
                 header::CONTENT_TYPE,
                 if self.csr.is_some() {
@@ -249,7 +287,7 @@ impl JoinClient {
             Err(_) => return Attempt::TimedOut,
             Ok(Err(e)) if chain(&e).any(is_tls_error) => {
                 return Attempt::Final(JoinError::Tls {
-                    url: self.url.to_string(),
+                    url: url.to_string(),
                     reason: error_chain(&e),
                 });
             }
@@ -269,13 +307,14 @@ impl JoinClient {
         match status {
             StatusCode::OK => Attempt::Joined(Joined::new(text)),
             StatusCode::SERVICE_UNAVAILABLE => Attempt::Unavailable(retry_after),
-            StatusCode::BAD_REQUEST | StatusCode::FORBIDDEN | StatusCode::PAYLOAD_TOO_LARGE => {
-                Attempt::Final(JoinError::Refused {
-                    status: status.as_u16(),
-                    kind: refusal_kind(status, &text),
-                    body: text,
-                })
-            }
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNAUTHORIZED
+            | StatusCode::FORBIDDEN
+            | StatusCode::PAYLOAD_TOO_LARGE => Attempt::Final(JoinError::Refused {
+                status: status.as_u16(),
+                kind: refusal_kind(status, &text),
+                body: text,
+            }),
             _ => Attempt::Final(JoinError::UnexpectedStatus {
                 status: status.as_u16(),
                 body: text,
@@ -466,6 +505,21 @@ impl JoinClientBuilder {
         self
     }
 
+    /// Present this certificate chain (PEM, the certificate first) and its key (PEM) to the
+    /// server, for [`JoinClient::renew`]: the certificate the server issued at the join or
+    /// the last renewal.
+    #[must_use]
+    pub fn client_certificate(mut self, chain_pem: &[u8], key_pem: &[u8]) -> Self {
+        let chain: Result<Vec<_>, _> = CertificateDer::pem_slice_iter(chain_pem).collect();
+        match (chain, PrivateKeyDer::from_pem_slice(key_pem)) {
+            (Ok(chain), Ok(key)) if !chain.is_empty() => {
+                self.identity = Some(Arc::new((chain, key)));
+            }
+            _ => self.ca_error = Some(JoinConfigError::InvalidClientCertificate),
+        }
+        self
+    }
+
     /// The time the whole join may take, the IMDS fetch and the retries included. Default:
     /// [`DEFAULT_DEADLINE`].
     #[must_use]
@@ -526,13 +580,20 @@ impl JoinClientBuilder {
                 server: self.server.clone(),
             });
         }
-        let url = format!("{}/join", self.server.trim_end_matches('/'))
-            .parse()
-            .map_err(|_| invalid())?;
+        let endpoint = |path: &str| -> Result<Uri, JoinConfigError> {
+            format!("{}/{path}", self.server.trim_end_matches('/'))
+                .parse()
+                .map_err(|_| invalid())
+        };
+        let (url, renew_url) = (endpoint("join")?, endpoint("renew")?);
+        let has_identity = self.identity.is_some();
         let mut connector = HttpConnector::new();
         connector.set_connect_timeout(Some(MAX_BACKOFF));
         connector.enforce_http(false);
-        let tls = tls_config(https, self.ca_certificates)?;
+        let identity = self
+            .identity
+            .map(|identity| (identity.0.clone(), identity.1.clone_key()));
+        let tls = tls_config(https, self.ca_certificates, identity)?;
         let connector = HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -540,6 +601,8 @@ impl JoinClientBuilder {
             .wrap_connector(connector);
         Ok(JoinClient {
             url,
+            renew_url,
+            has_identity,
             fetcher: self.fetcher.unwrap_or_default(),
             format: self.format,
             deadline: self.deadline,
@@ -551,10 +614,12 @@ impl JoinClientBuilder {
     }
 }
 
-/// The TLS settings: the system's roots (looked up only for an `https://` server) and `extra`.
+/// The TLS settings: the system's roots (looked up only for an `https://` server) and `extra`;
+/// `identity`, the client certificate chain and key, presented when the server asks.
 fn tls_config(
     https: bool,
     extra: Vec<CertificateDer<'static>>,
+    identity: Option<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>)>,
 ) -> Result<rustls::ClientConfig, JoinConfigError> {
     let mut roots = rustls::RootCertStore::empty();
     if https {
@@ -570,13 +635,19 @@ fn tls_config(
         return Err(JoinConfigError::NoRootCertificates);
     }
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
+    let tls_error = |e: rustls::Error| JoinConfigError::Tls {
+        reason: e.to_string(),
+    };
+    let builder = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
-        .map_err(|e| JoinConfigError::Tls {
-            reason: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+        .map_err(tls_error)?
+        .with_root_certificates(roots);
+    match identity {
+        None => Ok(builder.with_no_client_auth()),
+        Some((chain, key)) => builder
+            .with_client_auth_cert(chain, key)
+            .map_err(|_| JoinConfigError::InvalidClientCertificate),
+    }
 }
 
 /// The server let the instance join: its 200 answer. The fields are the server's, untrusted:
@@ -708,6 +779,15 @@ pub enum JoinConfigError {
         /// The server as given.
         server: String,
     },
+    /// The client certificate or its key is not PEM, or they do not belong together.
+    #[error(
+        "the client certificate is invalid: give the PEM certificate chain the server issued \
+         and its PEM private key"
+    )]
+    InvalidClientCertificate,
+    /// [`JoinClient::renew`] without a client certificate and a CSR.
+    #[error("renewing needs the current certificate (client_certificate) and a CSR (csr)")]
+    RenewNeedsCertificateAndCsr,
     /// rustls refused the TLS settings.
     #[non_exhaustive]
     #[error("TLS settings refused: {reason}")]
@@ -980,6 +1060,40 @@ mod tests {
         assert_eq!(build(b"-----BEGIN CERTIFICATE-----\nnot base64\n"), err);
         let ca = include_bytes!("../tests/data/tls/ca.pem");
         assert_eq!(build(ca), Ok(()));
+    }
+
+    #[test]
+    fn a_client_certificate_must_be_a_pem_chain_and_its_key() {
+        let cert = include_bytes!("../tests/data/tls/server.pem");
+        let key = include_bytes!("../tests/data/tls/server.key");
+        let build = |chain: &[u8], key: &[u8]| {
+            JoinClient::builder("https://127.0.0.1:1")
+                .ca_certificates_pem(include_bytes!("../tests/data/tls/ca.pem"))
+                .client_certificate(chain, key)
+                .build()
+                .map(|_| ())
+        };
+        let err = Err(JoinConfigError::InvalidClientCertificate);
+        assert_eq!(build(b"", key), err);
+        assert_eq!(build(cert, b"not a key"), err);
+        assert_eq!(build(cert, key), Ok(()));
+    }
+
+    #[tokio::test]
+    async fn renewing_needs_a_client_certificate_and_a_csr() {
+        let client = JoinClient::builder("https://127.0.0.1:1")
+            .ca_certificates_pem(include_bytes!("../tests/data/tls/ca.pem"))
+            .csr("-----BEGIN CERTIFICATE REQUEST-----")
+            .build()
+            .unwrap();
+        let err = client.renew().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                JoinError::Config(JoinConfigError::RenewNeedsCertificateAndCsr)
+            ),
+            "{err:?}"
+        );
     }
 
     #[test]

@@ -6,15 +6,19 @@
 //! leaves the instance), its CSR goes with the document, and the key, the certificate and the
 //! CA bundle are written to the directory ([`credentials`]).
 
+pub(crate) mod agent;
 mod credentials;
 
 use core::time::Duration;
+use std::path::Path;
 use std::process::ExitCode;
 
 use ec2_iid::Format;
 use ec2_iid::token::parse_go_duration;
 use ec2_iid_aws::imds::ImdsFetcher;
-use ec2_iid_aws::join::{DEFAULT_MAX_ATTEMPTS, JoinClient, JoinConfigError, JoinError, printable};
+use ec2_iid_aws::join::{
+    DEFAULT_MAX_ATTEMPTS, JoinClient, JoinClientBuilder, JoinConfigError, JoinError, printable,
+};
 
 use crate::out;
 
@@ -76,6 +80,38 @@ pub(crate) struct JoinArgs {
 /// The usage error to print: an invalid `--server` (or an `http://` one off this host without
 /// `--insecure-http`), `--imds-endpoint`, `--ca-cert` or `--out-dir` (not a directory).
 pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
+    if let Some(dir) = &args.out_dir {
+        credentials::check_dir(dir)?;
+    }
+    let client = build(client_builder(&args)?, &args)?;
+    if client.is_insecure_http() {
+        eprintln!(
+            "warning: --insecure-http: the identity document goes to {} in plain HTTP, readable \
+             by anyone on the path, who can join with it first",
+            client.url()
+        );
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    match &args.out_dir {
+        Some(dir) => Ok(runtime.block_on(join_once(&args, dir))),
+        None => Ok(match runtime.block_on(client.join()) {
+            Ok(joined) => {
+                out(printable(joined.body()));
+                ExitCode::SUCCESS
+            }
+            Err(e) => failed(e),
+        }),
+    }
+}
+
+/// A client builder with `args`' server, CA, IMDS, format, deadline and attempts.
+///
+/// # Errors
+/// The usage error to print: an invalid `--imds-endpoint`, or `--ca-cert` unreadable.
+pub(crate) fn client_builder(args: &JoinArgs) -> Result<JoinClientBuilder, String> {
     let fetcher = match &args.imds_endpoint {
         Some(url) => ImdsFetcher::builder()
             .endpoint(url)
@@ -88,74 +124,76 @@ pub(crate) fn run(args: JoinArgs) -> Result<ExitCode, String> {
         let pem = std::fs::read(path).map_err(|e| format!("--ca-cert {}: {e}", path.display()))?;
         builder = builder.ca_certificates_pem(&pem);
     }
-    // One key per run: every retry sends the same CSR, so the server sees the same requester.
-    let key = match &args.out_dir {
-        Some(dir) => {
-            credentials::check_dir(dir)?;
-            let key = credentials::Key::generate()?;
-            builder = builder.csr(key.csr_pem());
-            Some(key)
-        }
-        None => None,
-    };
-    let client = builder
+    Ok(builder
         .fetcher(fetcher)
         .format(args.format)
         .deadline(args.deadline)
         .max_attempts(args.max_attempts)
-        .allow_insecure_http(args.insecure_http)
-        .build()
-        .map_err(|e| match e {
-            JoinConfigError::InvalidCaCertificates => format!("--ca-cert: {e}"),
-            JoinConfigError::InsecureHttp { .. } => format!(
-                "--server {:?}: plain http:// to another host than this one lets anyone on the \
-                 path read the identity document and join with it first: use https://, or pass \
-                 --insecure-http to send it anyway",
-                args.server
-            ),
-            e => format!("--server: {e}"),
-        })?;
-    if client.is_insecure_http() {
-        eprintln!(
-            "warning: --insecure-http: the identity document goes to {} in plain HTTP, readable \
-             by anyone on the path, who can join with it first",
-            client.url()
-        );
-    }
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
-    Ok(match runtime.block_on(client.join()) {
-        Ok(joined) => match (&args.out_dir, &key) {
-            (Some(dir), Some(key)) => match credentials::write(dir, key, &joined) {
-                Ok(()) => {
-                    out(printable(&credentials::summary(&joined)));
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    eprintln!("error: {}", printable(&e));
-                    ExitCode::from(3)
-                }
-            },
-            _ => {
-                out(printable(joined.body()));
+        .allow_insecure_http(args.insecure_http))
+}
+
+/// `builder` built, its errors as the flags' usage errors.
+fn build(builder: JoinClientBuilder, args: &JoinArgs) -> Result<JoinClient, String> {
+    builder.build().map_err(|e| match e {
+        JoinConfigError::InvalidCaCertificates => format!("--ca-cert: {e}"),
+        JoinConfigError::InsecureHttp { .. } => format!(
+            "--server {:?}: plain http:// to another host than this one lets anyone on the \
+             path read the identity document and join with it first: use https://, or pass \
+             --insecure-http to send it anyway",
+            args.server
+        ),
+        e => format!("--server: {e}"),
+    })
+}
+
+/// Joins with a new key and writes it, the certificate and the bundle into `dir`; one key
+/// per call, so every retry sends the same CSR and the server sees the same requester.
+pub(crate) async fn join_once(args: &JoinArgs, dir: &Path) -> ExitCode {
+    let prepared = credentials::Key::generate().and_then(|key| {
+        let client = build(client_builder(args)?.csr(key.csr_pem()), args)?;
+        Ok((key, client))
+    });
+    let (key, client) = match prepared {
+        Ok(prepared) => prepared,
+        Err(e) => {
+            eprintln!("error: {}", printable(&e));
+            return ExitCode::from(2);
+        }
+    };
+    match client.join().await {
+        Ok(joined) => match credentials::write(dir, &key, &joined) {
+            Ok(()) => {
+                out(printable(&credentials::summary(&joined)));
                 ExitCode::SUCCESS
             }
+            Err(e) => {
+                eprintln!("error: {}", printable(&e));
+                ExitCode::from(3)
+            }
         },
-        Err(JoinError::Refused { kind, body, .. }) => {
+        Err(e) => failed(e),
+    }
+}
+
+/// A join that failed: 1 refused, 2 a setting, 3 anything else; the refusal's JSON printed.
+fn failed(e: JoinError) -> ExitCode {
+    match e {
+        JoinError::Refused { kind, body, .. } => {
             if serde_json::from_str::<serde_json::Value>(&body).is_ok() {
                 out(printable(&body));
             }
             eprintln!("refused: {}", printable(&kind));
             ExitCode::FAILURE
         }
-        Err(JoinError::Config(e)) => return Err(e.to_string()),
-        Err(e) => {
+        JoinError::Config(e) => {
+            eprintln!("error: {}", printable(&e.to_string()));
+            ExitCode::from(2)
+        }
+        e => {
             eprintln!("error: {}", printable(&e.to_string()));
             ExitCode::from(3)
         }
-    })
+    }
 }
 
 fn parse_format(text: &str) -> Result<Format, String> {

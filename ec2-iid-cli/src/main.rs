@@ -57,6 +57,19 @@ enum Command {
     #[cfg(feature = "aws")]
     #[command(after_help = join::EXIT_CODES)]
     Join(join::JoinArgs),
+    /// On an instance: keep a certificate in --out-dir valid. Joins (POST URL/join with a new
+    /// key's CSR) when it holds none, then renews over mutual TLS (POST URL/renew, a new key
+    /// each time) at two thirds of each certificate's lifetime; runs until SIGTERM or Ctrl-C.
+    #[cfg(feature = "aws")]
+    #[command(after_help = join::EXIT_CODES)]
+    Agent(join::agent::AgentArgs),
+    /// Not built: this binary was built without the `aws` feature.
+    #[cfg(not(feature = "aws"))]
+    #[command(hide = true, disable_help_flag = true)]
+    Agent {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+        args: Vec<std::ffi::OsString>,
+    },
     /// Not built: this binary was built without the `aws` feature.
     #[cfg(not(feature = "aws"))]
     #[command(hide = true, disable_help_flag = true)]
@@ -133,6 +146,10 @@ fn main() -> ExitCode {
             join::run(args).unwrap_or_else(|message| usage_error("join", &message))
         }
         #[cfg(feature = "aws")]
+        Command::Agent(args) => {
+            join::agent::run(args).unwrap_or_else(|message| usage_error("agent", &message))
+        }
+        #[cfg(feature = "aws")]
         Command::Serve(args) => {
             let sub_matches = matches.subcommand_matches("serve").unwrap_or(&matches);
             serve::run(*args, sub_matches).unwrap_or_else(|message| usage_error("serve", &message))
@@ -146,11 +163,13 @@ fn main() -> ExitCode {
         #[cfg(not(feature = "aws"))]
         Command::Join { .. } => built_without_aws("join"),
         #[cfg(not(feature = "aws"))]
+        Command::Agent { .. } => built_without_aws("agent"),
+        #[cfg(not(feature = "aws"))]
         Command::Serve { .. } => built_without_aws("serve"),
     }
 }
 
-/// `join`, `serve` and `registry` without the `aws` feature: exit 2.
+/// `join`, `agent`, `serve` and `registry` without the `aws` feature: exit 2.
 #[cfg(not(feature = "aws"))]
 fn built_without_aws(name: &str) -> ExitCode {
     eprintln!(

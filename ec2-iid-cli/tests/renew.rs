@@ -223,3 +223,132 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
         assert_eq!(sample(&metrics, name), value, "{name}\n{metrics}");
     }
 }
+
+/// `ec2-iid agent`: joins once (no certificate in the directory), renews twice over mutual TLS
+/// (a test-only schedule: `--cert-ttl` is at least a minute), and after `evict` its renewal is
+/// refused and it exits 1; a second agent on the same directory renews without joining.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_joins_once_renews_and_stops_when_evicted() {
+    use std::io::BufRead as _;
+    use std::process::Stdio;
+
+    let Some(moto) = Moto::start() else { return };
+    let Some(db) = pg::server() else { return };
+    let registry = database(db, "agent", "postgres").await;
+    let ec2 = ec2_client(&moto.url).await;
+    let instance = launch(&ec2, 1).await.remove(0);
+    let host_id = format!("{OWN_ACCOUNT}-{instance}");
+    let dir = scratch_dir("agent");
+    let flags = [
+        &ca_flags(&dir)[..],
+        &install_tls_pair(&dir, 1)[..],
+        &["--registry".to_owned(), registry.clone()],
+    ]
+    .concat();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&dir, "serve", &moto.url, &flags);
+    let imds = harness::emulator::ImdsServer::start().await;
+    imds.set_body(
+        harness::emulator::RSA2048,
+        rsa2048(OWN_ACCOUNT, &instance, now()),
+    );
+    let out = dir.join("agent");
+    std::fs::create_dir(&out).unwrap();
+    let agent = |renew_after: &str| {
+        std::process::Command::new(harness::binary())
+            .arg("agent")
+            .args(["--server", &format!("https://{}", server.addr)])
+            .arg("--ca-cert")
+            .arg(&tls_pair(1).ca)
+            .args(["--imds-endpoint", &imds.url, "--deadline", "10s"])
+            .arg("--out-dir")
+            .arg(&out)
+            .args(["--renew-after", renew_after])
+            .env_remove("AWS_EC2_METADATA_DISABLED")
+            .env_remove("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // Reads the agent's stdout lines (one per certificate) on a thread, with a bound.
+    let lines = |child: &mut std::process::Child| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+        std::thread::spawn(move || {
+            for line in stdout.lines() {
+                let _ = tx.send(line.unwrap());
+            }
+        });
+        rx
+    };
+    let next = |rx: &std::sync::mpsc::Receiver<String>| -> serde_json::Value {
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(20))
+            .expect("a certificate within 20 s");
+        serde_json::from_str(&line).unwrap()
+    };
+
+    let mut first = agent("1s");
+    let rx = lines(&mut first);
+    let joined = next(&rx);
+    assert_eq!(joined["grant"], "first", "{joined}");
+    assert_eq!(joined["host_id"], host_id.as_str());
+    let mut serials = vec![joined["serial"].clone()];
+    for _ in 0..2 {
+        let renewed = next(&rx);
+        assert_eq!(renewed["host_id"], host_id.as_str(), "{renewed}");
+        assert!(!serials.contains(&renewed["serial"]), "{renewed}");
+        serials.push(renewed["serial"].clone());
+    }
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let key_mode = std::fs::metadata(out.join("key.pem"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(key_mode & 0o777, 0o600);
+
+    // A new agent on the same directory holds a valid certificate: it renews, no join.
+    imds.remove(harness::emulator::RSA2048);
+    let mut second = agent("1s");
+    let rx = lines(&mut second);
+    let renewed = next(&rx);
+    assert!(
+        renewed["grant"].is_null(),
+        "a renewal, not a join: {renewed}"
+    );
+
+    // Evicted: the next renewal is refused, and the agent exits 1.
+    let store = ec2_iid_postgres::PostgresJoinRegistry::from_config(
+        registry.strip_prefix("postgres:").unwrap(),
+    )
+    .unwrap();
+    assert!(store.evict(&host_id, chrono::Utc::now()).await.unwrap());
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = second.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(20),
+            "the agent still runs after the eviction"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    };
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut second.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("refused: renewal evicted"), "{stderr}");
+    let metrics = tls_metrics(&server.addr).await;
+    assert_eq!(
+        sample(&metrics, "ec2_iid_renewals_total{outcome=\"renewed\"}"),
+        3.0,
+        "{metrics}"
+    );
+    assert_eq!(
+        sample(&metrics, "ec2_iid_certificates_issued_total{via=\"join\"}"),
+        1.0
+    );
+}
