@@ -352,3 +352,56 @@ async fn the_agent_joins_once_renews_and_stops_when_evicted() {
         1.0
     );
 }
+
+/// `--renew-check-instance`: a renewal asks EC2 that the instance still runs; once it is
+/// stopped, 403 `instance_rejected`.
+#[tokio::test(flavor = "multi_thread")]
+async fn renewal_checks_the_instance_when_asked() {
+    let Some(moto) = Moto::start() else { return };
+    let ec2 = ec2_client(&moto.url).await;
+    let instance = launch(&ec2, 1).await.remove(0);
+    let dir = scratch_dir("renew-check");
+    let flags = [
+        &ca_flags(&dir)[..],
+        &install_tls_pair(&dir, 1)[..],
+        &["--renew-check-instance".to_owned()],
+    ]
+    .concat();
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Server::start(&dir, "serve", &moto.url, &flags);
+    let (key, csr) = new_key();
+    let document = rsa2048(OWN_ACCOUNT, &instance, now());
+    let join_body = serde_json::json!({ "document": document, "csr": csr });
+    let (status, joined) = post(&server, "/join", None, &join_body).await.unwrap();
+    assert_eq!(status, 200, "{joined}");
+    let chain = joined["certificate"].as_str().unwrap().to_owned();
+    let renew_body = serde_json::json!({ "csr": new_key().1 });
+
+    let (status, renewed) = post(&server, "/renew", Some((&chain, &key)), &renew_body)
+        .await
+        .unwrap();
+    assert_eq!(status, 200, "{renewed}");
+
+    ec2.stop_instances()
+        .instance_ids(&instance)
+        .send()
+        .await
+        .unwrap();
+    harness::wait_for(
+        &ec2,
+        std::slice::from_ref(&instance),
+        aws_sdk_ec2::types::InstanceStateName::Stopped,
+    )
+    .await;
+    let (status, refused) = post(&server, "/renew", Some((&chain, &key)), &renew_body)
+        .await
+        .unwrap();
+    assert_eq!(status, 403, "{refused}");
+    assert_eq!(refused["error"], "instance_rejected");
+    let metrics = tls_metrics(&server.addr).await;
+    assert_eq!(
+        sample(&metrics, "ec2_iid_describe_instances_calls_total"),
+        3.0,
+        "the join's lookup and one per renewal: {metrics}"
+    );
+}

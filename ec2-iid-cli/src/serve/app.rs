@@ -44,6 +44,8 @@ pub(crate) struct App {
     pub(crate) timeout: Duration,
     /// `--ca-cert`: certificates for joins with a CSR.
     pub(crate) issuance: Option<Issuance>,
+    /// `--renew-check-instance`: a renewal asks EC2 that the instance still runs.
+    pub(crate) renew_check_instance: bool,
 }
 
 /// A join that succeeded, and the certificate when it came with a CSR.

@@ -164,6 +164,12 @@ pub(crate) struct ServeArgs {
     #[arg(long)]
     allow_rsa_csr: bool,
 
+    /// On POST /renew, also ask EC2 (DescribeInstances, paced and batched like joins, with the
+    /// joining rule's role) that the instance still runs in its account; else 403
+    /// instance_rejected. Default: no EC2 call on renewal.
+    #[arg(long)]
+    renew_check_instance: bool,
+
     /// For rules with aws_organization_id: read the organization's accounts and OUs from AWS
     /// Organizations through this role (in the management account), refreshed every 10
     /// minutes.
@@ -372,6 +378,8 @@ pub(crate) struct ServeOptions {
     pub(crate) external_ids: Vec<ExternalId>,
     pub(crate) tls: Option<TlsFiles>,
     pub(crate) insecure_http: bool,
+    /// `--renew-check-instance`.
+    pub(crate) renew_check_instance: bool,
     pub(crate) limits: Limits,
     /// `--ca-cert` and the profile: certificates for joins with a CSR.
     pub(crate) ca: Option<CaFlags>,
@@ -415,6 +423,7 @@ impl ServeOptions {
             external_ids: args.external_id,
             tls,
             insecure_http: args.insecure_http,
+            renew_check_instance: args.renew_check_instance,
             limits,
             ca,
             organizations_role: args.organizations_role,

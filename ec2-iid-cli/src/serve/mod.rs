@@ -119,6 +119,7 @@ async fn serve(
         metrics: metrics::Metrics::default(),
         timeout: options.timeout,
         issuance,
+        renew_check_instance: options.renew_check_instance,
     });
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await

@@ -7,7 +7,8 @@
 //! evicted and began no later than that certificate was issued (so a certificate from before
 //! an eviction cannot renew the host's later enrollment), then issues a certificate with the
 //! same names and records the renewal, which the registry refuses atomically if the host was
-//! evicted meanwhile. No EC2 call is made.
+//! evicted meanwhile. No EC2 call is made, unless `--renew-check-instance` asks EC2 that the
+//! instance still runs.
 
 use core::time::Duration;
 use std::sync::Arc;
@@ -20,7 +21,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
-use ec2_iid::EnrollmentRegistry as _;
+use ec2_iid::ids::{AccountId, InstanceState};
+use ec2_iid::{Enrollment, EnrollmentRegistry as _, InstanceLookup as _, InstanceQuery};
+use ec2_iid_aws::Ec2LookupError;
 use ec2_iid_ca::{CsrError, Issued, Presented, RenewError};
 use tracing::Instrument as _;
 
@@ -50,6 +53,10 @@ enum Failure {
     Evicted,
     /// The certificate was issued before the host's present enrollment began.
     PredatesEnrollment,
+    /// `--renew-check-instance`: the instance is gone, stopped, or in another account.
+    InstanceRejected,
+    /// `--renew-check-instance`: the lookup failed.
+    Lookup(Arc<Ec2LookupError>),
     Registry(RegistryError),
     TimedOut(Duration),
     /// No randomness for a serial.
@@ -111,6 +118,9 @@ async fn decide(
     if presented.issued_at() < began {
         return Err(Failure::PredatesEnrollment);
     }
+    if app.renew_check_instance {
+        check_instance(app, &enrollment).await?;
+    }
     let serial = issue::random_serial().map_err(Failure::Other)?;
     let issued = issuance
         .renew(&presented, &csr, now, serial)
@@ -125,6 +135,42 @@ async fn decide(
         // Evicted between the read and now: the certificate is never sent.
         .ok_or(Failure::Evicted)?;
     Ok((presented, issued))
+}
+
+/// `--renew-check-instance`: the enrolled instance still runs in its account, as EC2 says
+/// through the server's paced lookup, with the role of the rule it joined by.
+async fn check_instance(app: &App, enrollment: &Enrollment) -> Result<(), Failure> {
+    let invalid = |what: &str| Failure::Other(format!("the enrollment's {what} does not parse"));
+    let account: AccountId = enrollment.account.parse().map_err(|_| invalid("account"))?;
+    let query = InstanceQuery::new(
+        account.clone(),
+        enrollment
+            .instance_id
+            .parse()
+            .map_err(|_| invalid("instance id"))?,
+        enrollment.region.parse().map_err(|_| invalid("region"))?,
+    )
+    .with_role_arn(
+        app.verifier
+            .rules()
+            .get(enrollment.matched_rule)
+            .and_then(|rule| rule.aws_role().cloned()),
+    );
+    let lookup = Bounded {
+        inner: &app.lookup,
+        timeout: app.timeout,
+    };
+    match lookup.describe_instance(&query).await {
+        Ok(Some(facts))
+            if facts.state == InstanceState::Running
+                && facts.owner_id.as_deref() == Some(account.as_str()) =>
+        {
+            Ok(())
+        }
+        Ok(_) => Err(Failure::InstanceRejected),
+        Err(BoundedError::Failed(e)) => Err(Failure::Lookup(e)),
+        Err(BoundedError::TimedOut(timeout)) => Err(Failure::TimedOut(timeout)),
+    }
 }
 
 fn registry_failure(e: BoundedError<RegistryError>) -> Failure {
@@ -163,6 +209,7 @@ fn answer(
     let (status, error, retry) = classify(&failure);
     match &failure {
         Failure::Registry(e) => tracing::warn!(kind = error, "registry failed: {e}"),
+        Failure::Lookup(e) => tracing::warn!(kind = error, "lookup failed: {e}"),
         Failure::TimedOut(timeout) => {
             tracing::warn!(kind = error, "timed out: not answered within {timeout:?}");
         }
@@ -178,7 +225,8 @@ fn answer(
         | Failure::NoClientCertificate
         | Failure::NotEnrolled
         | Failure::Evicted
-        | Failure::PredatesEnrollment => tracing::info!(kind = error, "renewal refused"),
+        | Failure::PredatesEnrollment
+        | Failure::InstanceRejected => tracing::info!(kind = error, "renewal refused"),
     }
     let mut response = refusal(status, error, id);
     if retry {
@@ -215,6 +263,11 @@ fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
             "certificate_predates_enrollment",
             false,
         ),
+        Failure::InstanceRejected => (StatusCode::FORBIDDEN, "instance_rejected", false),
+        Failure::Lookup(e) if e.is_transient() => {
+            (StatusCode::SERVICE_UNAVAILABLE, "lookup_unavailable", true)
+        }
+        Failure::Lookup(_) => (StatusCode::INTERNAL_SERVER_ERROR, "lookup_failed", false),
         Failure::Registry(e) if e.is_transient() => (
             StatusCode::SERVICE_UNAVAILABLE,
             "registry_unavailable",
