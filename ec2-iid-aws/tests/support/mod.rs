@@ -113,6 +113,15 @@ impl Moto {
                 return Err(format!("{} exited: {status}", binary.display()));
             }
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
+                // Something answers; make sure it is this moto and not another process that
+                // took the port between the probe and moto's bind (this moto then exits).
+                std::thread::sleep(Duration::from_millis(200));
+                if let Ok(Some(status)) = moto.child.try_wait() {
+                    return Err(format!(
+                        "{} exited: {status} (port {port} taken?)",
+                        binary.display()
+                    ));
+                }
                 return Ok(moto);
             }
             if Instant::now() > deadline {
