@@ -250,13 +250,23 @@ fn answer(
             "the host is evicted: only a newer launch's document may enroll it again"
         ),
     }
-    let mut response = refusal(status, error, id);
-    if retry {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    }
-    (error, response)
+    let response = refusal(status, error, id);
+    (
+        error,
+        if retry {
+            retry_later(response)
+        } else {
+            response
+        },
+    )
+}
+
+/// `response` with `Retry-After: 1`: a failure that may pass by itself.
+pub(crate) fn retry_later(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// The status, the body's `error` (also the outcome label) and whether to send
@@ -274,17 +284,9 @@ fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
             ErrorKind::Malformed => (StatusCode::BAD_REQUEST, "malformed", false),
             kind => (StatusCode::FORBIDDEN, kind.as_str(), false),
         },
-        Failure::Lookup(e) if e.is_transient() => {
-            (StatusCode::SERVICE_UNAVAILABLE, "lookup_unavailable", true)
-        }
-        Failure::Lookup(_) => (StatusCode::INTERNAL_SERVER_ERROR, "lookup_failed", false),
-        Failure::Registry(e) if e.is_transient() => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "registry_unavailable",
-            true,
-        ),
-        Failure::Registry(_) => (StatusCode::INTERNAL_SERVER_ERROR, "registry_failed", false),
-        Failure::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", true),
+        Failure::Lookup(e) => lookup_answer(e),
+        Failure::Registry(e) => registry_answer(e),
+        Failure::TimedOut(_) => TIMED_OUT,
         Failure::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
         Failure::Request(_) => (StatusCode::BAD_REQUEST, "malformed", false),
         Failure::IssuanceDisabled => (StatusCode::BAD_REQUEST, "issuance_disabled", false),
@@ -293,6 +295,34 @@ fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
         Failure::Evicted => (StatusCode::FORBIDDEN, "evicted", false),
     }
 }
+
+/// A lookup's failure, for `/join` and `/renew`: 503 `lookup_unavailable` (with
+/// `Retry-After`) when it may pass by itself, else 500 `lookup_failed`.
+pub(crate) fn lookup_answer(e: &Ec2LookupError) -> (StatusCode, &'static str, bool) {
+    if e.is_transient() {
+        (StatusCode::SERVICE_UNAVAILABLE, "lookup_unavailable", true)
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "lookup_failed", false)
+    }
+}
+
+/// A registry's failure, for `/join` and `/renew`: 503 `registry_unavailable` (with
+/// `Retry-After`) when it may pass by itself, else 500 `registry_failed`.
+pub(crate) fn registry_answer(e: &RegistryError) -> (StatusCode, &'static str, bool) {
+    if e.is_transient() {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "registry_unavailable",
+            true,
+        )
+    } else {
+        (StatusCode::INTERNAL_SERVER_ERROR, "registry_failed", false)
+    }
+}
+
+/// A lookup or registry call that did not answer within `--timeout`: 503 `timeout`.
+pub(crate) const TIMED_OUT: (StatusCode, &str, bool) =
+    (StatusCode::SERVICE_UNAVAILABLE, "timeout", true);
 
 /// The 200 answer with the certificate; the issuance is logged (never the key or the CSR).
 fn certified(outcome: &JoinOutcome, issued: &Issued, issuance: Option<&Issuance>) -> Response {

@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as _, Frame};
 use tokio::sync::Semaphore;
 
-use super::app::{App, refusal, request_id};
+use super::app::{App, refusal, request_id, retry_later};
 
 /// The permits of the joins in flight.
 #[derive(Clone, Debug)]
@@ -57,11 +57,7 @@ pub(crate) async fn cap_joins(
             );
         });
         cap.app.metrics.record("overloaded", Duration::ZERO);
-        let mut response = refusal(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &id);
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return response;
+        return retry_later(refusal(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &id));
     };
     next.run(request).await
 }

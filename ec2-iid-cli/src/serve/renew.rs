@@ -27,7 +27,10 @@ use ec2_iid_aws::Ec2LookupError;
 use ec2_iid_ca::{CsrError, Issued, Presented, RenewError};
 use tracing::Instrument as _;
 
-use super::app::{App, certificate_body, json, refusal, request_id};
+use super::app::{
+    App, TIMED_OUT, certificate_body, json, lookup_answer, refusal, registry_answer, request_id,
+    retry_later,
+};
 use super::bounded::{Bounded, BoundedError};
 use super::issue::{self, Issuance};
 use super::listener::ClientCertificate;
@@ -228,14 +231,15 @@ fn answer(
         | Failure::PredatesEnrollment
         | Failure::InstanceRejected => tracing::info!(kind = error, "renewal refused"),
     }
-    let mut response = refusal(status, error, id);
-    if retry {
-        response.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            axum::http::HeaderValue::from_static("1"),
-        );
-    }
-    (error, response)
+    let response = refusal(status, error, id);
+    (
+        error,
+        if retry {
+            retry_later(response)
+        } else {
+            response
+        },
+    )
 }
 
 /// The status, the body's `error` (also the outcome label) and whether to send `Retry-After`.
@@ -264,17 +268,9 @@ fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
             false,
         ),
         Failure::InstanceRejected => (StatusCode::FORBIDDEN, "instance_rejected", false),
-        Failure::Lookup(e) if e.is_transient() => {
-            (StatusCode::SERVICE_UNAVAILABLE, "lookup_unavailable", true)
-        }
-        Failure::Lookup(_) => (StatusCode::INTERNAL_SERVER_ERROR, "lookup_failed", false),
-        Failure::Registry(e) if e.is_transient() => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "registry_unavailable",
-            true,
-        ),
-        Failure::Registry(_) => (StatusCode::INTERNAL_SERVER_ERROR, "registry_failed", false),
-        Failure::TimedOut(_) => (StatusCode::SERVICE_UNAVAILABLE, "timeout", true),
+        Failure::Lookup(e) => lookup_answer(e),
+        Failure::Registry(e) => registry_answer(e),
+        Failure::TimedOut(_) => TIMED_OUT,
         Failure::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
     }
 }
