@@ -44,6 +44,20 @@ fn ca_flags(dir: &Path) -> [String; 6] {
     ]
 }
 
+/// `ec2-iid serve` over TLS (test pair 1) with the test CA, and `extra` flags.
+fn tls_ca_server(dir: &Path, endpoint_url: &str, extra: &[&str]) -> Server {
+    let flags = [&ca_flags(dir)[..], &install_tls_pair(dir, 1)[..]].concat();
+    let mut flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    flags.extend_from_slice(extra);
+    Server::start(dir, "serve", endpoint_url, &flags)
+}
+
+/// The PostgreSQL registry of a `--registry postgres:URL` value, to evict and read hosts.
+fn postgres_store(registry: &str) -> ec2_iid_postgres::PostgresJoinRegistry {
+    ec2_iid_postgres::PostgresJoinRegistry::from_config(registry.strip_prefix("postgres:").unwrap())
+        .unwrap()
+}
+
 /// A new P-256 key (PEM) and its CSR.
 fn new_key() -> (String, String) {
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -113,14 +127,7 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
     let host_id = format!("{OWN_ACCOUNT}-{instance}");
     let spiffe_id = format!("spiffe://example.org/ec2/{OWN_ACCOUNT}/us-east-1/{instance}");
     let dir = scratch_dir("renew");
-    let flags = [
-        &ca_flags(&dir)[..],
-        &install_tls_pair(&dir, 1)[..],
-        &["--registry".to_owned(), registry.clone()],
-    ]
-    .concat();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = Server::start(&dir, "serve", &moto.url, &flags);
+    let server = tls_ca_server(&dir, &moto.url, &["--registry", &registry]);
 
     // The join: a certificate for the first key.
     let document = rsa2048(OWN_ACCOUNT, &instance, now());
@@ -155,10 +162,7 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
         assert_eq!(public, public_key(&key), "issued for the new key");
         held = key;
     }
-    let store = ec2_iid_postgres::PostgresJoinRegistry::from_config(
-        registry.strip_prefix("postgres:").unwrap(),
-    )
-    .unwrap();
+    let store = postgres_store(&registry);
     let record = store.get(&host_id).await.unwrap().unwrap();
     assert_eq!(&record.serial, serials.last().unwrap());
     assert!(record.last_renewed.is_some());
@@ -239,14 +243,7 @@ async fn the_agent_joins_once_renews_and_stops_when_evicted() {
     let instance = launch(&ec2, 1).await.remove(0);
     let host_id = format!("{OWN_ACCOUNT}-{instance}");
     let dir = scratch_dir("agent");
-    let flags = [
-        &ca_flags(&dir)[..],
-        &install_tls_pair(&dir, 1)[..],
-        &["--registry".to_owned(), registry.clone()],
-    ]
-    .concat();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = Server::start(&dir, "serve", &moto.url, &flags);
+    let server = tls_ca_server(&dir, &moto.url, &["--registry", &registry]);
     let imds = harness::emulator::ImdsServer::start().await;
     imds.set_body(
         harness::emulator::RSA2048,
@@ -321,10 +318,7 @@ async fn the_agent_joins_once_renews_and_stops_when_evicted() {
     );
 
     // Evicted: the next renewal is refused, and the agent exits 1.
-    let store = ec2_iid_postgres::PostgresJoinRegistry::from_config(
-        registry.strip_prefix("postgres:").unwrap(),
-    )
-    .unwrap();
+    let store = postgres_store(&registry);
     assert!(store.evict(&host_id, chrono::Utc::now()).await.unwrap());
     let started = std::time::Instant::now();
     let status = loop {
@@ -361,14 +355,7 @@ async fn renewal_checks_the_instance_when_asked() {
     let ec2 = ec2_client(&moto.url).await;
     let instance = launch(&ec2, 1).await.remove(0);
     let dir = scratch_dir("renew-check");
-    let flags = [
-        &ca_flags(&dir)[..],
-        &install_tls_pair(&dir, 1)[..],
-        &["--renew-check-instance".to_owned()],
-    ]
-    .concat();
-    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = Server::start(&dir, "serve", &moto.url, &flags);
+    let server = tls_ca_server(&dir, &moto.url, &["--renew-check-instance"]);
     let (key, csr) = new_key();
     let document = rsa2048(OWN_ACCOUNT, &instance, now());
     let join_body = serde_json::json!({ "document": document, "csr": csr });
