@@ -91,7 +91,7 @@ impl Content {
             _ => None,
         };
         if let Some(segment) = single {
-            return Ok(Self::InPlace(span(&segment)));
+            return Ok(Self::InPlace(segment.value_span()));
         }
         // Several segments, nested ones, or an error to report: the general reader.
         let mut joined = Vec::new();
@@ -328,7 +328,7 @@ fn signed_data<'a>(outer: &mut Reader<'a>) -> Result<Element<'a>, Error> {
 /// The EncapsulatedContentInfo's type and content; a detached signature has no content.
 fn encapsulated_content(encap: &Element<'_>) -> Result<(Range<usize>, Content), Error> {
     let mut encap = encap.children()?;
-    let econtent_type = span(&ber::oid_element(&encap.next_element()?)?);
+    let econtent_type = ber::oid_element(&encap.next_element()?)?.value_span();
     let Some(explicit) = encap.optional(CONSTRUCTED | 0xA0)? else {
         return Err(Error::MissingContent);
     };
@@ -354,15 +354,6 @@ fn only_signer<'a>(signer_infos: &Element<'a>) -> Result<Element<'a>, Error> {
         (Some(signer), 1) => Ok(signer),
         _ => Err(Error::SignerCount { count }),
     }
-}
-
-pub(super) fn span(element: &Element<'_>) -> Range<usize> {
-    let start = element.value_offset();
-    start..start + element.value.len()
-}
-
-pub(super) fn raw_span(element: &Element<'_>) -> Range<usize> {
-    element.offset..element.offset + element.raw.len()
 }
 
 #[cfg(test)]

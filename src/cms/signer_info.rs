@@ -10,7 +10,6 @@ use crate::cms::ber::{
     malformed,
 };
 use crate::cms::oids;
-use crate::cms::signed_data::{raw_span, span};
 use crate::error::{Error, Malformed};
 
 #[derive(Clone, Debug)]
@@ -60,7 +59,7 @@ impl SignerParts {
         let (signed_attrs, attributes) = match signed {
             Some(element) => {
                 let element = element.expect_definite()?;
-                (Some(raw_span(&element)), parse_attributes(&element)?)
+                (Some(element.raw_span()), parse_attributes(&element)?)
             }
             None => (None, SignedAttributes::default()),
         };
@@ -69,13 +68,13 @@ impl SignerParts {
         si.optional(CONSTRUCTED | 0xA1)?;
         si.finish()?;
         Ok(Self {
-            issuer: raw_span(&issuer),
-            serial: span(&serial),
+            issuer: issuer.raw_span(),
+            serial: serial.value_span(),
             digest_algorithm,
             signed_attrs,
             attributes,
             signature_algorithm,
-            signature: span(&signature),
+            signature: signature.value_span(),
         })
     }
 }
@@ -127,10 +126,10 @@ impl SignedAttributes {
     fn record(&mut self, oid: &[u8], value: &Element<'_>) -> Result<bool, Error> {
         match oid {
             oids::CONTENT_TYPE => once(&mut self.content_type, oid, || {
-                Ok(span(&ber::oid_element(value)?))
+                Ok(ber::oid_element(value)?.value_span())
             })?,
             oids::MESSAGE_DIGEST => once(&mut self.message_digest, oid, || {
-                Ok(span(&value.expect_tag(ber::TAG_OCTET_STRING)?))
+                Ok(value.expect_tag(ber::TAG_OCTET_STRING)?.value_span())
             })?,
             oids::SIGNING_TIME => once(&mut self.signing_time, oid, || parse_time(value))?,
             oids::ALGORITHM_PROTECTION => once(&mut self.algorithm_protection, oid, || {
@@ -180,11 +179,11 @@ pub(super) fn algorithm(element: &Element<'_>) -> Result<AlgorithmSpans, Error> 
 /// The fields of an AlgorithmIdentifier, whatever the (possibly implicit) outer tag.
 fn algorithm_fields(element: &Element<'_>) -> Result<AlgorithmSpans, Error> {
     let mut seq = element.children()?;
-    let oid = span(&ber::oid_element(&seq.next_element()?)?);
+    let oid = ber::oid_element(&seq.next_element()?)?.value_span();
     let parameters = if seq.is_empty() {
         None
     } else {
-        Some(raw_span(&seq.next_element()?))
+        Some(seq.next_element()?.raw_span())
     };
     seq.finish()?;
     Ok(AlgorithmSpans { oid, parameters })

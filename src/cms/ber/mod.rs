@@ -171,6 +171,18 @@ impl<'a> Element<'a> {
         self.offset + usize::from(self.header_len)
     }
 
+    /// Where `value` lies in the whole input: parsed structures keep ranges, not borrows, so
+    /// the signature stage can reach the exact bytes that were parsed.
+    pub(crate) fn value_span(&self) -> core::ops::Range<usize> {
+        let start = self.value_offset();
+        start..start + self.value.len()
+    }
+
+    /// Where the whole element (header and value) lies in the input.
+    pub(crate) fn raw_span(&self) -> core::ops::Range<usize> {
+        self.offset..self.offset + self.raw.len()
+    }
+
     /// A reader over this element's children; requires the constructed bit.
     pub(crate) fn children(&self) -> Result<Reader<'a>, BerError> {
         if self.tag & CONSTRUCTED == 0 {
