@@ -268,9 +268,9 @@ fn requester() -> Result<[u8; 32], Failure> {
 ///
 /// Not tower-http's request-id and trace layers: the id is made here and never taken from a
 /// client header (a caller-chosen id in the log would be attacker text to bound and escape),
-/// and each handler opens its own span (`join`, `renew`) so that the answer's kind is logged
-/// once, in it, with the stages nested below; a trace layer would add a second span and
-/// event per request without them.
+/// and each handler opens its own span (`join`, `renew`, `bundle`) so that the answer's kind
+/// is logged once, in it ([`Failure::refuse`]), with the stages nested below; a trace layer
+/// would add a second span and event per request without them.
 pub(crate) fn request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
