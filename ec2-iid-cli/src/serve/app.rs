@@ -1,36 +1,31 @@
-//! The HTTP side: `POST /join`, `GET /bundle`, `GET /metrics`, `GET /healthz`, and what each
-//! failure answers.
-//!
-//! Refusal bodies are generic on purpose, `{"error": KIND, "request_id": ID}`: an
-//! unauthenticated caller learns nothing about the rules. The full reason and the hint go to
-//! the log (stderr), in the request's span.
+//! The HTTP side: `POST /join`, `GET /bundle`, `GET /metrics`, `GET /healthz`. A failure is a
+//! [`Failure`], whose [`Refusal`] is the answer (see `failure`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use axum::Router;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{DefaultBodyLimit, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::header;
 use axum::middleware;
 use axum::response::{IntoResponse as _, Response};
 use axum::routing::{get, post};
+use axum::{Json, Router};
 use chrono::{DateTime, SecondsFormat, Utc};
-use ec2_iid::{CheckError, Enrollment, EnrollmentRegistry as _, ErrorKind, JoinOutcome, Verifier};
-use ec2_iid_aws::Ec2LookupError;
-use ec2_iid_ca::{CsrError, Issued};
+use ec2_iid::{CheckError, Enrollment, EnrollmentRegistry as _, JoinOutcome, Verifier};
+use ec2_iid_ca::Issued;
+use serde_json::Value;
 use tracing::Instrument as _;
 
-use super::body_deadline;
 use super::bounded::{Bounded, BoundedError};
-use super::error_chain;
+use super::failure::{Failure, Refusal};
 use super::issue::{self, CsrJoin, Issuance};
 use super::lookup::Lookup;
 use super::metrics::{self, Metrics};
 use super::overload::{JoinCap, cap_joins};
-use super::registry::{Registry, RegistryError};
+use super::registry::Registry;
 use super::renew;
 
 /// What the requests share.
@@ -57,30 +52,6 @@ enum Granted {
     Certified(JoinOutcome, Box<Issued>),
 }
 
-/// Why a join did not succeed.
-#[derive(Debug)]
-enum Failure {
-    /// The body could not be read: too large, or cut off.
-    Body(BytesRejection),
-    Rejected(ec2_iid::Error),
-    Lookup(Arc<Ec2LookupError>),
-    Registry(RegistryError),
-    /// The lookup or the registry did not answer within `--timeout`.
-    TimedOut(Duration),
-    /// A [`CheckError`] variant this server does not know (it is non-exhaustive).
-    Other(String),
-    /// A JSON body that is not `{"document", "csr"}` (why, for the log).
-    Request(String),
-    /// A CSR, and no `--ca-cert`.
-    IssuanceDisabled,
-    /// The CSR was refused.
-    Csr(CsrError),
-    /// The join was granted, the certificate not issued (why, for the log).
-    Issue(String),
-    /// The host was evicted, and this is not a newer launch.
-    Evicted,
-}
-
 /// The routes; at most `max_inflight_joins` joins at once ([`cap_joins`]).
 pub(crate) fn router(app: Arc<App>, max_inflight_joins: usize) -> Router {
     let cap = JoinCap::new(Arc::clone(&app), max_inflight_joins);
@@ -101,27 +72,34 @@ pub(crate) fn router(app: Arc<App>, max_inflight_joins: usize) -> Router {
 
 /// `POST /join`: the body is the `/rsa2048` (or `/pkcs7`) text, as IMDS serves it, or
 /// `{"document": TEXT, "csr": PEM}` for a certificate as well ([`issue::parse_request`]).
-async fn join(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) -> Response {
+/// The answer is logged in the request's span and counted once, by its outcome.
+async fn join(
+    State(app): State<Arc<App>>,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Json<Value>, Refusal> {
     let started = Instant::now();
     let id = request_id();
     let span = tracing::info_span!("join", request_id = %id);
-    let (outcome, response) = async {
-        let result = match body {
-            Ok(body) => match issue::parse_request(&body) {
-                None => match requester() {
-                    Ok(requester) => decide(&app, &body, requester).await.map(Granted::Joined),
-                    Err(failure) => Err(failure),
-                },
-                Some(request) => join_with_csr(&app, request).await,
-            },
-            Err(rejection) => Err(Failure::Body(rejection)),
-        };
-        answer(result, app.issuance.as_ref(), &id)
+    let answer = async {
+        match grant(&app, body).await {
+            Ok(granted) => Ok(Json(granted.answer(app.issuance.as_ref()))),
+            Err(failure) => Err(failure.refuse(&id)),
+        }
     }
     .instrument(span)
     .await;
+    let outcome = answer.as_ref().map_or_else(Refusal::kind, |_| "joined");
     app.metrics.record(outcome, started.elapsed());
-    response
+    answer
+}
+
+/// A join of the document alone, or with a CSR.
+async fn grant(app: &App, body: Result<Bytes, BytesRejection>) -> Result<Granted, Failure> {
+    let body = body.map_err(Failure::Body)?;
+    match issue::parse_request(&body) {
+        None => decide(app, &body, requester()?).await.map(Granted::Joined),
+        Some(request) => join_with_csr(app, request).await,
+    }
 }
 
 /// The CSR is checked first, before the document and any EC2 call; the claim's requester is
@@ -129,7 +107,7 @@ async fn join(State(app): State<Arc<App>>, body: Result<Bytes, BytesRejection>) 
 /// any other key is refused as `already_joined`.
 async fn join_with_csr(app: &App, request: Result<CsrJoin, String>) -> Result<Granted, Failure> {
     let request = request.map_err(Failure::Request)?;
-    let issuance = app.issuance.as_ref().ok_or(Failure::IssuanceDisabled)?;
+    let issuance = app.issuance.as_ref().ok_or(Failure::CsrWithoutCa)?;
     let csr = issuance.csr(&request.csr).map_err(Failure::Csr)?;
     let outcome = decide(app, request.document.as_bytes(), csr.requester()).await?;
     // The claim is granted and stays: if issuing fails here (500), the same key's retry is
@@ -193,139 +171,33 @@ async fn decide(app: &App, body: &[u8], requester: [u8; 32]) -> Result<JoinOutco
             CheckError::Registry(BoundedError::Failed(e)) => Failure::Registry(e),
             CheckError::Lookup(BoundedError::TimedOut(timeout))
             | CheckError::Registry(BoundedError::TimedOut(timeout)) => Failure::TimedOut(timeout),
-            e => Failure::Other(e.to_string()),
+            e => Failure::Internal(e.to_string()),
         })
 }
 
-/// The answer and the outcome label of `/metrics`; the reason is logged.
-fn answer(
-    result: Result<Granted, Failure>,
-    issuance: Option<&Issuance>,
-    id: &str,
-) -> (&'static str, Response) {
-    let failure = match result {
-        Ok(Granted::Joined(outcome)) => {
-            tracing::info!(
-                host_id = outcome.host_id(),
-                rule = outcome.matched_rule(),
-                "joined"
-            );
-            let body = serde_json::json!({
-                "host_id": outcome.host_id(),
-                "matched_rule": outcome.matched_rule(),
-            });
-            return ("joined", json(StatusCode::OK, &body));
+impl Granted {
+    /// The 200 answer's body; the grant is logged (never the key or the CSR).
+    fn answer(self, issuance: Option<&Issuance>) -> Value {
+        match self {
+            Self::Joined(outcome) => {
+                tracing::info!(
+                    host_id = outcome.host_id(),
+                    rule = outcome.matched_rule(),
+                    "joined"
+                );
+                serde_json::json!({
+                    "host_id": outcome.host_id(),
+                    "matched_rule": outcome.matched_rule(),
+                })
+            }
+            Self::Certified(outcome, issued) => certified(&outcome, &issued, issuance),
         }
-        Ok(Granted::Certified(outcome, issued)) => {
-            return ("joined", certified(&outcome, &issued, issuance));
-        }
-        Err(failure) => failure,
-    };
-    let (status, error, retry) = classify(&failure);
-    match &failure {
-        Failure::Rejected(e) => {
-            let hint = e.hint().unwrap_or_default();
-            tracing::info!(kind = error, "rejected: {e}; hint: {hint}");
-        }
-        Failure::Lookup(e) => tracing::warn!(kind = error, "lookup failed: {}", error_chain(e)),
-        Failure::Registry(e) => tracing::warn!(kind = error, "registry failed: {e}"),
-        Failure::TimedOut(timeout) => {
-            tracing::warn!(kind = error, "timed out: not answered within {timeout:?}");
-        }
-        Failure::Body(e) => tracing::info!(kind = error, "unreadable body: {e}"),
-        Failure::Other(e) => tracing::error!(kind = error, "failed: {e}"),
-        Failure::Request(e) => tracing::info!(kind = error, "malformed join request: {e}"),
-        Failure::IssuanceDisabled => {
-            tracing::info!(
-                kind = error,
-                "a CSR, and no --ca-cert: no certificates issued"
-            );
-        }
-        Failure::Csr(e) => tracing::info!(kind = error, "CSR refused: {e}"),
-        Failure::Issue(e) => {
-            tracing::error!(kind = error, "joined, but no certificate issued: {e}");
-        }
-        Failure::Evicted => tracing::info!(
-            kind = error,
-            "the host is evicted: only a newer launch's document may enroll it again"
-        ),
-    }
-    let response = refusal(status, error, id);
-    (
-        error,
-        if retry {
-            retry_later(response)
-        } else {
-            response
-        },
-    )
-}
-
-/// `response` with `Retry-After: 1`: a failure that may pass by itself.
-pub(crate) fn retry_later(mut response: Response) -> Response {
-    response
-        .headers_mut()
-        .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-    response
-}
-
-/// The status, the body's `error` (also the outcome label) and whether to send
-/// `Retry-After`: a failure that may pass later is 503.
-fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
-    match failure {
-        Failure::Body(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "too_large", false)
-        }
-        Failure::Body(e) if body_deadline::timed_out(e) => {
-            (StatusCode::REQUEST_TIMEOUT, "body_timeout", false)
-        }
-        Failure::Body(_) => (StatusCode::BAD_REQUEST, "malformed", false),
-        Failure::Rejected(e) => match e.kind() {
-            ErrorKind::Malformed => (StatusCode::BAD_REQUEST, "malformed", false),
-            kind => (StatusCode::FORBIDDEN, kind.as_str(), false),
-        },
-        Failure::Lookup(e) => lookup_answer(e),
-        Failure::Registry(e) => registry_answer(e),
-        Failure::TimedOut(_) => TIMED_OUT,
-        Failure::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
-        Failure::Request(_) => (StatusCode::BAD_REQUEST, "malformed", false),
-        Failure::IssuanceDisabled => (StatusCode::BAD_REQUEST, "issuance_disabled", false),
-        Failure::Csr(e) => (StatusCode::BAD_REQUEST, e.kind(), false),
-        Failure::Issue(_) => (StatusCode::INTERNAL_SERVER_ERROR, "issue_failed", false),
-        Failure::Evicted => (StatusCode::FORBIDDEN, "evicted", false),
     }
 }
 
-/// A lookup's failure, for `/join` and `/renew`: 503 `lookup_unavailable` (with
-/// `Retry-After`) when it may pass by itself, else 500 `lookup_failed`.
-pub(crate) fn lookup_answer(e: &Ec2LookupError) -> (StatusCode, &'static str, bool) {
-    if e.is_transient() {
-        (StatusCode::SERVICE_UNAVAILABLE, "lookup_unavailable", true)
-    } else {
-        (StatusCode::INTERNAL_SERVER_ERROR, "lookup_failed", false)
-    }
-}
-
-/// A registry's failure, for `/join` and `/renew`: 503 `registry_unavailable` (with
-/// `Retry-After`) when it may pass by itself, else 500 `registry_failed`.
-pub(crate) fn registry_answer(e: &RegistryError) -> (StatusCode, &'static str, bool) {
-    if e.is_transient() {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "registry_unavailable",
-            true,
-        )
-    } else {
-        (StatusCode::INTERNAL_SERVER_ERROR, "registry_failed", false)
-    }
-}
-
-/// A lookup or registry call that did not answer within `--timeout`: 503 `timeout`.
-pub(crate) const TIMED_OUT: (StatusCode, &str, bool) =
-    (StatusCode::SERVICE_UNAVAILABLE, "timeout", true);
-
-/// The 200 answer with the certificate; the issuance is logged (never the key or the CSR).
-fn certified(outcome: &JoinOutcome, issued: &Issued, issuance: Option<&Issuance>) -> Response {
+/// The 200 answer's body with the certificate; the issuance is logged (never the key or the
+/// CSR).
+fn certified(outcome: &JoinOutcome, issued: &Issued, issuance: Option<&Issuance>) -> Value {
     let not_after = issued.not_after.to_rfc3339_opts(SecondsFormat::Secs, true);
     let grant = outcome.grant().as_str();
     tracing::info!(
@@ -341,7 +213,7 @@ fn certified(outcome: &JoinOutcome, issued: &Issued, issuance: Option<&Issuance>
         fields.insert("matched_rule".into(), outcome.matched_rule().into());
         fields.insert("grant".into(), grant.into());
     }
-    json(StatusCode::OK, &body)
+    body
 }
 
 /// A certificate answer's fields: `{"host_id", "spiffe_id", "serial", "not_after",
@@ -350,7 +222,7 @@ pub(crate) fn certificate_body(
     host_id: &str,
     issued: &Issued,
     issuance: Option<&Issuance>,
-) -> serde_json::Value {
+) -> Value {
     serde_json::json!({
         "host_id": host_id,
         "spiffe_id": issued.spiffe_id,
@@ -362,15 +234,14 @@ pub(crate) fn certificate_body(
 }
 
 /// `GET /bundle`: the CA certificates relying parties should trust; 404 without `--ca-cert`.
-async fn bundle(State(app): State<Arc<App>>) -> Response {
-    match &app.issuance {
-        Some(issuance) => (
-            [(header::CONTENT_TYPE, "application/pem-certificate-chain")],
-            issuance.bundle_pem().to_owned(),
-        )
-            .into_response(),
-        None => refusal(StatusCode::NOT_FOUND, "issuance_disabled", &request_id()),
-    }
+async fn bundle(State(app): State<Arc<App>>) -> Result<Response, Refusal> {
+    let Some(issuance) = &app.issuance else {
+        let id = request_id();
+        let span = tracing::info_span!("bundle", request_id = %id);
+        return Err(span.in_scope(|| Failure::IssuanceDisabled.refuse(&id)));
+    };
+    let content_type = [(header::CONTENT_TYPE, "application/pem-certificate-chain")];
+    Ok((content_type, issuance.bundle_pem().to_owned()).into_response())
 }
 
 /// `GET /metrics`.
@@ -385,24 +256,11 @@ async fn healthz() -> &'static str {
     "ok"
 }
 
-/// A refusal's body: the kind and the request id, nothing a caller could learn the rules from.
-pub(crate) fn refusal(status: StatusCode, error: &str, id: &str) -> Response {
-    json(
-        status,
-        &serde_json::json!({ "error": error, "request_id": id }),
-    )
-}
-
-pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Response {
-    let content_type = [(header::CONTENT_TYPE, "application/json")];
-    (status, content_type, body.to_string()).into_response()
-}
-
 /// 32 random bytes: the claim's requester, so that the server can tell its own claim's record
 /// from a concurrent replay's.
 fn requester() -> Result<[u8; 32], Failure> {
     let mut bytes = [0; 32];
-    getrandom::fill(&mut bytes).map_err(|e| Failure::Other(format!("no randomness: {e}")))?;
+    getrandom::fill(&mut bytes).map_err(|e| Failure::Internal(format!("no randomness: {e}")))?;
     Ok(bytes)
 }
 
@@ -410,9 +268,9 @@ fn requester() -> Result<[u8; 32], Failure> {
 ///
 /// Not tower-http's request-id and trace layers: the id is made here and never taken from a
 /// client header (a caller-chosen id in the log would be attacker text to bound and escape),
-/// and each handler opens its own span (`join`, `renew`) so that the answer's kind is logged
-/// once, in it, with the stages nested below; a trace layer would add a second span and
-/// event per request without them.
+/// and each handler opens its own span (`join`, `renew`, `bundle`) so that the answer's kind
+/// is logged once, in it ([`Failure::refuse`]), with the stages nested below; a trace layer
+/// would add a second span and event per request without them.
 pub(crate) fn request_id() -> String {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static STARTED: std::sync::OnceLock<u64> = std::sync::OnceLock::new();

@@ -18,7 +18,8 @@
 //!
 //! `GET /metrics` (Prometheus text) and `GET /healthz` (`ok`) are for the operator.
 //!
-//! The parts: `app` (the routes and the join's answers), `bounded` (`--timeout`), `lookup`,
+//! The parts: `app` (the routes and the join's answers), `failure` (every refusal's
+//! answer), `bounded` (`--timeout`), `lookup`,
 //! `registry`, `metrics`; at the edge, `listener` (the serving loop: accept, HTTP/1 per
 //! connection, graceful shutdown on SIGTERM/SIGINT within `--shutdown-grace`), `connections`
 //! (`--max-connections`, the idle and header-read timeouts), `body_deadline`
@@ -30,6 +31,7 @@ mod args;
 mod body_deadline;
 mod bounded;
 mod connections;
+mod failure;
 mod issue;
 mod listener;
 mod lookup;

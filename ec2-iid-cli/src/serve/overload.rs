@@ -14,13 +14,13 @@ use std::sync::Arc;
 
 use axum::body::{Body, Bytes};
 use axum::extract::{Request, State};
-use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use http_body::{Body as _, Frame};
 use tokio::sync::Semaphore;
 
-use super::app::{App, refusal, request_id, retry_later};
+use super::app::{App, request_id};
+use super::failure::{Failure, Refusal};
 
 /// The permits of the joins in flight.
 #[derive(Clone, Debug)]
@@ -45,21 +45,17 @@ pub(crate) async fn cap_joins(
     State(cap): State<JoinCap>,
     request: Request,
     next: Next,
-) -> Response {
+) -> Result<Response, Refusal> {
     let (parts, body) = request.into_parts();
     let request = Request::from_parts(parts, read_body(body).await);
     let Ok(_permit) = Arc::clone(&cap.permits).try_acquire_owned() else {
         let id = request_id();
-        tracing::info_span!("join", request_id = %id).in_scope(|| {
-            tracing::warn!(
-                kind = "overloaded",
-                "refused: the --max-inflight-joins joins are in flight"
-            );
-        });
-        cap.app.metrics.record("overloaded", Duration::ZERO);
-        return retry_later(refusal(StatusCode::SERVICE_UNAVAILABLE, "overloaded", &id));
+        let refusal = tracing::info_span!("join", request_id = %id)
+            .in_scope(|| Failure::Overloaded.refuse(&id));
+        cap.app.metrics.record(refusal.kind(), Duration::ZERO);
+        return Err(refusal);
     };
-    next.run(request).await
+    Ok(next.run(request).await)
 }
 
 /// The body read up to one byte past `ec2_iid::MAX_BLOB_LEN`, as a body again: the bytes, or

@@ -10,81 +10,55 @@
 //! evicted meanwhile. No EC2 call is made, unless `--renew-check-instance` asks EC2 that the
 //! instance still runs.
 
-use core::time::Duration;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use axum::Extension;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::{Extension, Json};
 use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
 use ec2_iid::ids::{AccountId, InstanceState};
 use ec2_iid::{Enrollment, EnrollmentRegistry as _, InstanceLookup as _, InstanceQuery};
-use ec2_iid_aws::Ec2LookupError;
-use ec2_iid_ca::{CsrError, Issued, Presented, RenewError};
+use ec2_iid_ca::{Issued, Presented};
+use serde_json::Value;
 use tracing::Instrument as _;
 
-use super::app::{
-    App, TIMED_OUT, certificate_body, json, lookup_answer, refusal, registry_answer, request_id,
-    retry_later,
-};
+use super::app::{App, certificate_body, request_id};
 use super::bounded::{Bounded, BoundedError};
+use super::failure::{Failure, Refusal};
 use super::issue::{self, Issuance};
 use super::listener::ClientCertificate;
 use super::registry::RegistryError;
 
-/// Why a renewal did not succeed.
-#[derive(Debug)]
-enum Failure {
-    /// The body could not be read.
-    Body(BytesRejection),
-    /// Not `{"csr": PEM}` (why, for the log).
-    Request(String),
-    /// No `--ca-cert`: this server issues no certificates.
-    IssuanceDisabled,
-    /// No client certificate in the TLS handshake (or no TLS).
-    NoClientCertificate,
-    Csr(CsrError),
-    /// The presented certificate was refused, or the new one could not be issued.
-    Renewal(RenewError),
-    /// This CA issued the certificate, but the host has no enrollment.
-    NotEnrolled,
-    /// The host was evicted.
-    Evicted,
-    /// The certificate was issued before the host's present enrollment began.
-    PredatesEnrollment,
-    /// `--renew-check-instance`: the instance is gone, stopped, or in another account.
-    InstanceRejected,
-    /// `--renew-check-instance`: the lookup failed.
-    Lookup(Arc<Ec2LookupError>),
-    Registry(RegistryError),
-    TimedOut(Duration),
-    /// No randomness for a serial.
-    Other(String),
-}
-
-/// `POST /renew`.
+/// `POST /renew`. The answer is logged in the request's span and counted once, by its
+/// outcome.
 pub(crate) async fn renew(
     State(app): State<Arc<App>>,
     client: Option<Extension<ClientCertificate>>,
     body: Result<Bytes, BytesRejection>,
-) -> Response {
+) -> Result<Json<Value>, Refusal> {
     let id = request_id();
     let span = tracing::info_span!("renew", request_id = %id);
-    let (outcome, response) = async {
-        let result = match body {
+    let answer = async {
+        let renewed = match body {
             Ok(body) => decide(&app, client.map(|Extension(c)| c), &body).await,
-            Err(rejection) => Err(Failure::Body(rejection)),
+            Err(rejection) => Err(Failure::RenewalBody(rejection)),
         };
-        answer(result, app.issuance.as_ref(), &id)
+        match renewed {
+            Ok((presented, issued)) => Ok(Json(renewed_body(
+                &presented,
+                &issued,
+                app.issuance.as_ref(),
+            ))),
+            Err(failure) => Err(failure.refuse(&id)),
+        }
     }
     .instrument(span)
     .await;
-    app.metrics.renewal(outcome);
-    response
+    app.metrics
+        .renewal(answer.as_ref().map_or_else(Refusal::kind, |_| "renewed"));
+    answer
 }
 
 async fn decide(
@@ -124,7 +98,7 @@ async fn decide(
     if app.renew_check_instance {
         check_instance(app, &enrollment).await?;
     }
-    let serial = issue::random_serial().map_err(Failure::Other)?;
+    let serial = issue::random_serial().map_err(Failure::Internal)?;
     let issued = issuance
         .renew(&presented, &csr, now, serial)
         .map_err(Failure::Renewal)?;
@@ -143,7 +117,7 @@ async fn decide(
 /// `--renew-check-instance`: the enrolled instance still runs in its account, as EC2 says
 /// through the server's paced lookup, with the role of the rule it joined by.
 async fn check_instance(app: &App, enrollment: &Enrollment) -> Result<(), Failure> {
-    let invalid = |what: &str| Failure::Other(format!("the enrollment's {what} does not parse"));
+    let invalid = |what: &str| Failure::Internal(format!("the enrollment's {what} does not parse"));
     let account: AccountId = enrollment.account.parse().map_err(|_| invalid("account"))?;
     let query = InstanceQuery::new(
         account.clone(),
@@ -189,90 +163,16 @@ fn parse_request(body: &[u8]) -> Result<String, String> {
     Ok(csr)
 }
 
-/// The answer and the outcome label of `/metrics`; the reason is logged.
-fn answer(
-    result: Result<(Presented, Issued), Failure>,
-    issuance: Option<&Issuance>,
-    id: &str,
-) -> (&'static str, Response) {
-    let failure = match result {
-        Ok((presented, issued)) => {
-            let body = certificate_body(presented.host_id(), &issued, issuance);
-            tracing::info!(
-                host_id = presented.host_id(),
-                serial = issued.serial.as_str(),
-                previous_serial = presented.serial(),
-                not_after = %issued.not_after,
-                "renewed; certificate issued"
-            );
-            return ("renewed", json(StatusCode::OK, &body));
-        }
-        Err(failure) => failure,
-    };
-    let (status, error, retry) = classify(&failure);
-    match &failure {
-        Failure::Registry(e) => tracing::warn!(kind = error, "registry failed: {e}"),
-        Failure::Lookup(e) => tracing::warn!(kind = error, "lookup failed: {e}"),
-        Failure::TimedOut(timeout) => {
-            tracing::warn!(kind = error, "timed out: not answered within {timeout:?}");
-        }
-        Failure::Other(e) => tracing::error!(kind = error, "no certificate issued: {e}"),
-        Failure::Renewal(e) if status.is_server_error() => {
-            tracing::error!(kind = error, "no certificate issued: {e}");
-        }
-        Failure::Renewal(e) => tracing::info!(kind = error, "renewal refused: {e}"),
-        Failure::Csr(e) => tracing::info!(kind = error, "CSR refused: {e}"),
-        Failure::Request(e) => tracing::info!(kind = error, "malformed renewal request: {e}"),
-        Failure::Body(e) => tracing::info!(kind = error, "unreadable body: {e}"),
-        Failure::IssuanceDisabled
-        | Failure::NoClientCertificate
-        | Failure::NotEnrolled
-        | Failure::Evicted
-        | Failure::PredatesEnrollment
-        | Failure::InstanceRejected => tracing::info!(kind = error, "renewal refused"),
-    }
-    let response = refusal(status, error, id);
-    (
-        error,
-        if retry {
-            retry_later(response)
-        } else {
-            response
-        },
-    )
-}
-
-/// The status, the body's `error` (also the outcome label) and whether to send `Retry-After`.
-fn classify(failure: &Failure) -> (StatusCode, &'static str, bool) {
-    match failure {
-        Failure::Body(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            (StatusCode::PAYLOAD_TOO_LARGE, "too_large", false)
-        }
-        Failure::Body(_) | Failure::Request(_) => (StatusCode::BAD_REQUEST, "malformed", false),
-        Failure::IssuanceDisabled => (StatusCode::NOT_FOUND, "issuance_disabled", false),
-        Failure::NoClientCertificate => (
-            StatusCode::UNAUTHORIZED,
-            "client_certificate_required",
-            false,
-        ),
-        Failure::Csr(e) => (StatusCode::BAD_REQUEST, e.kind(), false),
-        Failure::Renewal(e @ RenewError::Issue(_)) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, e.kind(), false)
-        }
-        Failure::Renewal(e) => (StatusCode::FORBIDDEN, e.kind(), false),
-        Failure::NotEnrolled => (StatusCode::FORBIDDEN, "not_enrolled", false),
-        Failure::Evicted => (StatusCode::FORBIDDEN, "evicted", false),
-        Failure::PredatesEnrollment => (
-            StatusCode::FORBIDDEN,
-            "certificate_predates_enrollment",
-            false,
-        ),
-        Failure::InstanceRejected => (StatusCode::FORBIDDEN, "instance_rejected", false),
-        Failure::Lookup(e) => lookup_answer(e),
-        Failure::Registry(e) => registry_answer(e),
-        Failure::TimedOut(_) => TIMED_OUT,
-        Failure::Other(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", false),
-    }
+/// The 200 answer's body; the renewal is logged (never the key or the CSR).
+fn renewed_body(presented: &Presented, issued: &Issued, issuance: Option<&Issuance>) -> Value {
+    tracing::info!(
+        host_id = presented.host_id(),
+        serial = issued.serial.as_str(),
+        previous_serial = presented.serial(),
+        not_after = %issued.not_after,
+        "renewed; certificate issued"
+    );
+    certificate_body(presented.host_id(), issued, issuance)
 }
 
 #[cfg(test)]
