@@ -1,8 +1,6 @@
 //! What an AWS SDK error says about the transport, for the adapter's errors to build on: the
 //! EC2 lookup's ([`Ec2LookupError`](crate::Ec2LookupError)) and the DynamoDB registry's each
 //! sort [`Transport::Response`] by their service's error codes, and keep their own variants.
-//! The IMDS fetcher's error (`aws-config`'s IMDS client has errors of its own) shares the
-//! source-chain helpers.
 
 use core::error::Error as StdError;
 
@@ -11,7 +9,7 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 use aws_smithy_runtime_api::client::result::SdkError;
 use aws_smithy_types::retry::ErrorKind as RetryErrorKind;
 
-/// A boxed error from the AWS SDK (or `aws-config`'s IMDS client), kept as the `source` of an
+/// A boxed error from the AWS SDK, kept as the `source` of an
 /// adapter error.
 pub(crate) type Source = Box<dyn StdError + Send + Sync + 'static>;
 

@@ -98,7 +98,7 @@ fn legacy_options(options: &Options) -> VerifyOptions {
 ///
 /// # Errors
 /// As [`read_verifier_with`].
-#[cfg(feature = "aws")]
+#[cfg(feature = "serve")]
 pub(crate) fn read_verifier(
     path: &Path,
     trust: TrustStore,

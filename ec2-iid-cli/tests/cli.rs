@@ -535,22 +535,42 @@ fn unknown_flags_and_subcommands_exit_2_with_the_usage() {
     }
 }
 
-/// Without the `aws` feature, `join` exists only to say so (exit 2).
-#[cfg(not(feature = "aws"))]
+/// Without the `join` feature, `join` exists only to say so (exit 2).
+#[cfg(not(feature = "join"))]
 #[test]
-fn join_needs_the_aws_feature() {
+fn join_needs_the_join_feature() {
     let output = command(&["join", "--server", "http://127.0.0.1:1"], None);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("built without the `aws` feature"));
+    assert!(stderr(&output).contains(
+        "built without the `join` feature, which `join` needs: cargo install ec2-iid-cli \
+         --features join"
+    ));
     assert_eq!(stdout(&output), "");
 }
 
-/// Without the `aws` feature, `serve` exists only to say so (exit 2).
-#[cfg(not(feature = "aws"))]
+/// Without the `serve` feature, `serve` exists only to say so (exit 2).
+#[cfg(not(feature = "serve"))]
 #[test]
-fn serve_needs_the_aws_feature() {
+fn serve_needs_the_serve_feature() {
     let output = command(&["serve", "--token", "token.yaml"], None);
     assert_eq!(output.status.code(), Some(2));
-    assert!(stderr(&output).contains("built without the `aws` feature, which `serve` needs"));
+    assert!(stderr(&output).contains("built without the `serve` feature, which `serve` needs"));
+    assert_eq!(stdout(&output), "");
+}
+
+/// With `serve` but without `postgres`, a PostgreSQL registry says which feature it needs
+/// (exit 2), before anything is read or listened on.
+#[cfg(all(feature = "serve", not(feature = "postgres")))]
+#[test]
+fn a_postgres_registry_needs_the_postgres_feature() {
+    let output = command(
+        &["registry", "--registry", "postgres:host=db", "list"],
+        None,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output)
+            .contains("built without the `postgres` feature, which --registry postgres:URL needs")
+    );
     assert_eq!(stdout(&output), "");
 }

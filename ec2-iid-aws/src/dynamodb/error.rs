@@ -271,7 +271,7 @@ impl DynamoDbRegistryError {
     /// timeouts, connection failures, DynamoDB's own failures, and a table still being created.
     ///
     /// A join server can answer these with "try again" instead of "denied". The name follows
-    /// the crate's other errors ([`Ec2LookupError::is_transient`](crate::Ec2LookupError)).
+    /// the crate's other errors (`Ec2LookupError::is_transient`, `ImdsError::is_transient`).
     #[doc(alias = "is_retryable")]
     #[must_use]
     pub fn is_transient(&self) -> bool {

@@ -5,30 +5,38 @@ use core::fmt;
 use core::time::Duration;
 
 use aws_config::SdkConfig;
+#[cfg(feature = "dynamodb")]
 use aws_config::timeout::TimeoutConfig;
 use chrono::{DateTime, Utc};
 use ec2_iid::{
     ClaimRecord, Enrollment, EnrollmentRegistry, InMemoryJoinRegistry, JoinClaim, JoinRegistry,
 };
+#[cfg(feature = "dynamodb")]
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError};
+#[cfg(feature = "postgres")]
 use ec2_iid_postgres::{PostgresJoinRegistry, PostgresRegistryError};
 use tracing::Instrument as _;
 
 use super::args::RegistrySpec;
+#[cfg(any(feature = "postgres", feature = "dynamodb"))]
 use super::error_chain;
 
 /// The server's join registry.
 #[derive(Debug)]
 pub(crate) enum Registry {
     Memory(InMemoryJoinRegistry),
+    #[cfg(feature = "postgres")]
     Postgres(PostgresJoinRegistry),
+    #[cfg(feature = "dynamodb")]
     DynamoDb(DynamoDbJoinRegistry),
 }
 
 /// A registry that did not answer.
 #[derive(Debug)]
 pub(crate) enum RegistryError {
+    #[cfg(feature = "postgres")]
     Postgres(PostgresRegistryError),
+    #[cfg(feature = "dynamodb")]
     DynamoDb(DynamoDbRegistryError),
 }
 
@@ -53,6 +61,7 @@ impl Registry {
                      --registry postgres:URL or dynamodb:TABLE with more than one replica"
                 );
             }
+            #[cfg(feature = "postgres")]
             Self::Postgres(postgres) => {
                 postgres
                     .migrate()
@@ -60,6 +69,7 @@ impl Registry {
                     .map_err(|e| format!("--registry postgres: {}", error_chain(&e)))?;
                 tracing::info!(table = postgres.table(), "join registry: PostgreSQL");
             }
+            #[cfg(feature = "dynamodb")]
             Self::DynamoDb(dynamodb) => {
                 dynamodb.ensure_table().await.map_err(|e| {
                     format!(
@@ -78,7 +88,8 @@ impl Registry {
     /// nothing sent yet and no table created (`ec2-iid registry` reads what `serve` made).
     ///
     /// # Errors
-    /// The setup error to print: PostgreSQL settings that do not parse.
+    /// The setup error to print: PostgreSQL settings that do not parse, or a kind of registry
+    /// whose feature this binary was built without.
     pub(crate) fn connect(
         spec: &RegistrySpec,
         config: &SdkConfig,
@@ -86,10 +97,25 @@ impl Registry {
     ) -> Result<Self, String> {
         match spec {
             RegistrySpec::Memory => Ok(Self::Memory(InMemoryJoinRegistry::new())),
+            #[cfg(feature = "postgres")]
             RegistrySpec::Postgres(settings) => PostgresJoinRegistry::from_config(settings)
                 .and_then(|r| r.with_timeout(postgres_bound(timeout)))
                 .map(Self::Postgres)
                 .map_err(|e| format!("--registry postgres: {}", error_chain(&e))),
+            #[cfg(not(feature = "postgres"))]
+            RegistrySpec::Postgres(_) => {
+                let _ = timeout;
+                Err(crate::built_without("postgres", "--registry postgres:URL"))
+            }
+            #[cfg(not(feature = "dynamodb"))]
+            RegistrySpec::DynamoDb(_) => {
+                let _ = config;
+                Err(crate::built_without(
+                    "dynamodb",
+                    "--registry dynamodb:TABLE",
+                ))
+            }
+            #[cfg(feature = "dynamodb")]
             RegistrySpec::DynamoDb(table) => {
                 let config = config
                     .to_builder()
@@ -108,6 +134,7 @@ impl Registry {
 /// attempt within a third of it, all its retries within 3/4) before the server does, so the
 /// server still has time to read the record back and learn whether a write whose answer was
 /// lost was recorded, before it answers.
+#[cfg(feature = "dynamodb")]
 fn sdk_timeouts(timeout: Duration) -> TimeoutConfig {
     TimeoutConfig::builder()
         .operation_attempt_timeout(timeout / 3)
@@ -121,6 +148,7 @@ fn sdk_timeouts(timeout: Duration) -> TimeoutConfig {
 /// 503 it gets leaves the retry free to join; a claim still running when the server answers
 /// could commit afterwards and refuse that retry (`already_joined`). The other 20 % (at least
 /// 200 ms at `--timeout 1`) is for the error to come back over the network.
+#[cfg(feature = "postgres")]
 pub(crate) fn postgres_bound(timeout: Duration) -> Duration {
     timeout * 4 / 5
 }
@@ -128,18 +156,26 @@ pub(crate) fn postgres_bound(timeout: Duration) -> Duration {
 impl RegistryError {
     /// Whether the same claim may succeed later (503 rather than 500).
     pub(crate) fn is_transient(&self) -> bool {
-        match self {
-            Self::Postgres(e) => e.is_transient(),
-            Self::DynamoDb(e) => e.is_transient(),
+        match *self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(ref e) => e.is_transient(),
+            #[cfg(feature = "dynamodb")]
+            Self::DynamoDb(ref e) => e.is_transient(),
         }
     }
 }
 
 impl fmt::Display for RegistryError {
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "dynamodb")),
+        expect(unused_variables, reason = "no registry that can fail was built")
+    )]
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Postgres(e) => f.write_str(&error_chain(e)),
-            Self::DynamoDb(e) => f.write_str(&error_chain(e)),
+        match *self {
+            #[cfg(feature = "postgres")]
+            Self::Postgres(ref e) => f.write_str(&error_chain(e)),
+            #[cfg(feature = "dynamodb")]
+            Self::DynamoDb(ref e) => f.write_str(&error_chain(e)),
         }
     }
 }
@@ -153,7 +189,9 @@ macro_rules! on_backend {
                 Ok(value) => Ok(value),
                 Err(never) => match never {},
             },
+            #[cfg(feature = "postgres")]
             Registry::Postgres($registry) => $call.await.map_err(RegistryError::Postgres),
+            #[cfg(feature = "dynamodb")]
             Registry::DynamoDb($registry) => $call.await.map_err(RegistryError::DynamoDb),
         }
     };
@@ -233,16 +271,22 @@ impl EnrollmentRegistry for Registry {
 impl Registry {
     /// Deletes the join claims expired at `now`; returns how many (none in memory, where
     /// claims drop out as new ones come in).
+    #[cfg_attr(
+        not(any(feature = "postgres", feature = "dynamodb")),
+        expect(unused_variables, reason = "no registry that keeps claims was built")
+    )]
     pub(crate) async fn purge_expired(&self, now: DateTime<Utc>) -> Result<u64, RegistryError> {
         match self {
             Self::Memory(_) => Ok(0),
+            #[cfg(feature = "postgres")]
             Self::Postgres(r) => r.purge_expired(now).await.map_err(RegistryError::Postgres),
+            #[cfg(feature = "dynamodb")]
             Self::DynamoDb(r) => r.purge_expired(now).await.map_err(RegistryError::DynamoDb),
         }
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "postgres"))]
 mod tests {
     use super::*;
 
