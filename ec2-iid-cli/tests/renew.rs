@@ -129,7 +129,12 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
     let host_id = format!("{OWN_ACCOUNT}-{instance}");
     let spiffe_id = format!("spiffe://example.org/ec2/{OWN_ACCOUNT}/us-east-1/{instance}");
     let dir = scratch_dir("renew");
-    let server = tls_ca_server(&dir, &moto.url, &["--registry", &registry]);
+    let refresh = ["--enrolled-hosts-refresh", "1"];
+    let server = tls_ca_server(
+        &dir,
+        &moto.url,
+        &[&["--registry", &registry][..], &refresh].concat(),
+    );
 
     // The join: a certificate for the first key.
     let document = rsa2048(OWN_ACCOUNT, &instance, now());
@@ -193,8 +198,11 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
     .await;
     assert!(answer.is_none(), "{answer:?}");
 
-    // Evicted: the renewal is refused, and so is the same launch's join with the same key.
+    // Evicted: the renewal is refused, and so is the same launch's join with the same key;
+    // the gauge (counted by PostgreSQL every second) no longer counts the host.
+    enrolled_hosts_reach(&server, 1).await;
     assert!(store.evict(&host_id, chrono::Utc::now()).await.unwrap());
+    enrolled_hosts_reach(&server, 0).await;
     let (status, refused) = post(
         &server,
         "/renew",
@@ -317,15 +325,21 @@ async fn join_over_https_gets_a_certificate_for_mutual_tls() {
     assert_eq!(again_public, public);
 
     // The gauge counts the host within its refresh (1 s).
+    enrolled_hosts_reach(&server, 1).await;
+}
+
+/// Waits (at most 10 s) for `ec2_iid_enrolled_hosts` to read `count`.
+async fn enrolled_hosts_reach(server: &Server, count: u32) {
+    let line = format!("\nec2_iid_enrolled_hosts {count}\n");
     let started = std::time::Instant::now();
     loop {
         let metrics = tls_metrics(&server.addr).await;
-        if metrics.contains("\nec2_iid_enrolled_hosts 1\n") {
-            break;
+        if metrics.contains(&line) {
+            return;
         }
         assert!(
             started.elapsed() < std::time::Duration::from_secs(10),
-            "{metrics}"
+            "{line:?} not in\n{metrics}"
         );
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
