@@ -179,8 +179,9 @@ impl Enrollment {
 ///   time); the host may only come back with a newer launch's document.
 /// - [`purge`](Self::purge) deletes the records last seen ([`Enrollment::last_seen`]) before a
 ///   cutoff, evicted or not.
-/// - [`count_enrolled`](Self::count_enrolled) counts the records not evicted (a gauge for
-///   operators: it reads every record, so call it on a schedule, not per request).
+/// - [`count_enrolled`](Self::count_enrolled) counts the records not evicted, a gauge for
+///   operators: it reads every record, so call it on a schedule, not per request. It writes
+///   nothing, and a count made page by page (DynamoDB) is not one snapshot.
 ///
 /// [`InMemoryJoinRegistry`] implements it next to [`JoinRegistry`](crate::JoinRegistry), so one
 /// value serves both; `ec2-iid-postgres` and `ec2-iid-aws` (feature `dynamodb`) keep the
