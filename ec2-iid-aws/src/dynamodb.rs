@@ -106,6 +106,9 @@ const ACTIVE_POLL: Duration = Duration::from_millis(500);
 pub struct DynamoDbJoinRegistry {
     client: Client,
     table: String,
+    /// The most `Scan` pages one [`count_enrolled`](ec2_iid::EnrollmentRegistry::count_enrolled)
+    /// reads ([`with_max_count_pages`](Self::with_max_count_pages)).
+    max_count_pages: u32,
 }
 
 impl DynamoDbJoinRegistry {
@@ -118,7 +121,18 @@ impl DynamoDbJoinRegistry {
         Self {
             client,
             table: table.into(),
+            max_count_pages: enrollment::MAX_COUNT_PAGES,
         }
+    }
+
+    /// At most `pages` `Scan` pages (each up to 1 MB of the table, claims included) for one
+    /// [`count_enrolled`](ec2_iid::EnrollmentRegistry::count_enrolled), which past them fails
+    /// with [`TooManyPages`](DynamoDbRegistryError::TooManyPages) rather than read on; at
+    /// least 1, default 1000 (a table of about 1 GB).
+    #[must_use]
+    pub fn with_max_count_pages(mut self, pages: u32) -> Self {
+        self.max_count_pages = pages.max(1);
+        self
     }
 
     /// A registry in `table`, with a client of its own built from `config` (e.g. from

@@ -151,6 +151,7 @@ async fn without_the_table_the_error_says_so() {
         registry.evict("h", t(2)).await.unwrap_err(),
         registry.purge(t(2)).await.unwrap_err(),
         registry.purge_expired(t(2)).await.unwrap_err(),
+        registry.count_enrolled().await.unwrap_err(),
     ] {
         assert!(
             matches!(err, DynamoDbRegistryError::TableNotFound { .. }),
@@ -159,4 +160,57 @@ async fn without_the_table_the_error_says_so() {
     }
     let err = registry.get("h").await.unwrap_err();
     assert_eq!(err.operation(), Some(Operation::GetItem));
+}
+
+/// `count_enrolled` reads the table page by page (DynamoDB, and moto, end a `Scan` page at
+/// 1 MB), adding up each page's count; past `with_max_count_pages` it stops with an error
+/// instead of reading on.
+#[tokio::test]
+async fn the_count_adds_up_pages_and_stops_at_its_bound() {
+    let Some(moto) = Moto::start() else {
+        return;
+    };
+    let registry = table(&moto, "count").await;
+    assert_eq!(registry.count_enrolled().await.unwrap(), 0);
+    // Three items of 390 KB (not records): the scan takes two pages.
+    for i in 0..3 {
+        registry
+            .client()
+            .put_item()
+            .table_name("count")
+            .item("host_id", AttributeValue::S(format!("big-{i}")))
+            .item(
+                "padding",
+                AttributeValue::B(aws_sdk_dynamodb::primitives::Blob::new(vec![0; 390_000])),
+            )
+            .send()
+            .await
+            .unwrap();
+    }
+    for host in ["h-a", "h-b", "h-c"] {
+        assert!(registry.enroll(&joined(host, 0, "01", 1)).await.unwrap());
+    }
+    assert!(registry.evict("h-b", t(2)).await.unwrap());
+    assert_eq!(registry.count_enrolled().await.unwrap(), 2);
+    let bounded = registry.clone().with_max_count_pages(2);
+    assert_eq!(bounded.count_enrolled().await.unwrap(), 2, "two pages");
+    let err = registry
+        .with_max_count_pages(1)
+        .count_enrolled()
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            &err,
+            DynamoDbRegistryError::TooManyPages { operation: Operation::Scan, table, pages: 1, .. }
+                if table == "count"
+        ),
+        "{err:?}"
+    );
+    assert!(!err.is_transient());
+    assert_eq!(
+        err.to_string(),
+        "dynamodb:Scan on table \"count\": more to scan after the limit of 1 page(s) of up to \
+         1 MB; raise with_max_count_pages for a table this large"
+    );
 }

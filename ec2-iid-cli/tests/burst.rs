@@ -151,11 +151,12 @@ async fn a_1000_instance_burst_joins_at_5_describe_calls_a_second() {
     );
 }
 
-/// The figure of benches/README.md ("Join server: 1,000-instance burst"): the burst through
+/// The figures of benches/README.md ("Join server: 1,000-instance burst"): the burst through
 /// two replicas sharing a PostgreSQL registry, at the default pacing divided between them
 /// (`--describe-replicas 2`); prints joins/s, p50/p99 and the `DescribeInstances` calls of
-/// both. Run with `EC2_IID_BIN` set to an older build for its figure: flags it lacks are left
-/// out.
+/// both. Then the same documents with a CSR each, through two replicas with `--ca-cert` on a
+/// new database: every join also issues a certificate. Run with `EC2_IID_BIN` set to an older
+/// build for its figure: flags it lacks are left out (and the CSR burst without `--ca-cert`).
 #[tokio::test(flavor = "multi_thread")]
 async fn a_1000_instance_burst_through_two_replicas_on_postgresql() {
     let _serial = SERIAL.lock().await;
@@ -192,6 +193,71 @@ async fn a_1000_instance_burst_through_two_replicas_on_postgresql() {
         percentile(&burst.latencies, 50).as_secs_f64() * 1000.0,
         percentile(&burst.latencies, 99).as_secs_f64() * 1000.0,
     );
+    drop((a, b));
+    if !String::from_utf8_lossy(&help.stdout).contains("--ca-cert") {
+        return;
+    }
+
+    // The same documents with a CSR each (a new P-256 key per instance), to two new replicas
+    // with the test CA on a database of their own: every join also gets a certificate.
+    let registry = database(db, "burst_replicas_csr", "postgres").await;
+    flags[1] = registry.as_str();
+    let ca = ca_flags(&dir);
+    flags.extend(ca.iter().map(String::as_str));
+    let bodies: Vec<String> = documents
+        .iter()
+        .map(|document| serde_json::json!({ "document": document, "csr": new_csr() }).to_string())
+        .collect();
+    let a = Server::start(&dir, "replica-a-csr", &moto.url, &flags);
+    let b = Server::start(&dir, "replica-b-csr", &moto.url, &flags);
+    let burst = post_all(&[&a.addr, &b.addr], &bodies).await;
+    assert_eq!(burst.statuses, [(200, INSTANCES)], "{:?}", burst.statuses);
+    let (mut calls, mut issued) = (0.0, 0.0);
+    for replica in [&a, &b] {
+        let metrics = replica.metrics().await;
+        calls += sample(&metrics, "ec2_iid_describe_instances_calls_total");
+        issued += sample(&metrics, "ec2_iid_certificates_issued_total{via=\"join\"}");
+    }
+    assert_eq!(issued, 1000.0);
+    let seconds = burst.took.as_secs_f64();
+    eprintln!(
+        "two replicas on PostgreSQL with CSRs: {INSTANCES} joins and certificates in \
+         {seconds:.2} s = {:.0} joins/s, p50 {:.0} ms, p99 {:.0} ms; {calls} DescribeInstances \
+         calls",
+        1000.0 / seconds,
+        percentile(&burst.latencies, 50).as_secs_f64() * 1000.0,
+        percentile(&burst.latencies, 99).as_secs_f64() * 1000.0,
+    );
+}
+
+/// The test CA of ec2-iid-ca (a P-384 intermediate) copied into `dir`, the key mode 600; the
+/// serve flags that issue certificates with it.
+fn ca_flags(dir: &Path) -> [String; 6] {
+    use std::os::unix::fs::PermissionsExt as _;
+    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ec2-iid-ca/tests/data/ca");
+    let (chain, key) = (dir.join("ca-chain.pem"), dir.join("ca.key"));
+    std::fs::copy(data.join("intermediate-chain.pem"), &chain).unwrap();
+    std::fs::copy(data.join("intermediate.key"), &key).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    [
+        "--ca-cert".into(),
+        chain.display().to_string(),
+        "--ca-key".into(),
+        key.display().to_string(),
+        "--trust-domain".into(),
+        "example.org".into(),
+    ]
+}
+
+/// The CSR (PEM) of a new P-256 key.
+fn new_csr() -> String {
+    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
+    rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&key)
+        .unwrap()
+        .pem()
+        .unwrap()
 }
 
 /// The pacing flags: out-of-range values are usage errors (exit 2) naming the flag;

@@ -1,8 +1,10 @@
-//! `POST /renew` over mutual TLS: an instance that joined with a CSR renews with its
-//! certificate and a new key, twice, without a new document; renewals without a client
-//! certificate, with a certificate of another CA, or after `evict` are refused. The real
-//! binary over TLS, an instance in moto, a PostgreSQL registry (evicted through the library,
-//! as an operator's `ec2-iid registry evict` would), and the test CA of ec2-iid-ca.
+//! Certificates over TLS: an instance joins over https with `ec2-iid join --out-dir` and its
+//! certificate passes `openssl verify` and a mutual-TLS server's check; `POST /renew` over
+//! mutual TLS: an instance that joined with a CSR renews with its certificate and a new key,
+//! twice, without a new document; renewals without a client certificate, with a certificate
+//! of another CA, or after `evict` are refused. The real binary over TLS, an instance in moto,
+//! a PostgreSQL registry (evicted through the library, as an operator's `ec2-iid registry
+//! evict` would), and the test CA of ec2-iid-ca.
 //!
 //! Needs `moto_server` and PostgreSQL (as tests/serve.rs): without them the test prints a
 //! notice and passes, unless `CI=true`.
@@ -127,7 +129,12 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
     let host_id = format!("{OWN_ACCOUNT}-{instance}");
     let spiffe_id = format!("spiffe://example.org/ec2/{OWN_ACCOUNT}/us-east-1/{instance}");
     let dir = scratch_dir("renew");
-    let server = tls_ca_server(&dir, &moto.url, &["--registry", &registry]);
+    let refresh = ["--enrolled-hosts-refresh", "1"];
+    let server = tls_ca_server(
+        &dir,
+        &moto.url,
+        &[&["--registry", &registry][..], &refresh].concat(),
+    );
 
     // The join: a certificate for the first key.
     let document = rsa2048(OWN_ACCOUNT, &instance, now());
@@ -191,8 +198,11 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
     .await;
     assert!(answer.is_none(), "{answer:?}");
 
-    // Evicted: the renewal is refused, and so is the same launch's join with the same key.
+    // Evicted: the renewal is refused, and so is the same launch's join with the same key;
+    // the gauge (counted by PostgreSQL every second) no longer counts the host.
+    enrolled_hosts_reach(&server, 1).await;
     assert!(store.evict(&host_id, chrono::Utc::now()).await.unwrap());
+    enrolled_hosts_reach(&server, 0).await;
     let (status, refused) = post(
         &server,
         "/renew",
@@ -226,6 +236,210 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
     ] {
         assert_eq!(sample(&metrics, name), value, "{name}\n{metrics}");
     }
+}
+
+/// The system path over TLS (issue 29's first "done when"): `ec2-iid join --out-dir` over
+/// https gets a certificate that `openssl verify` accepts under the bundle it wrote, with the
+/// host as CN and its SPIFFE ID; a TLS server of the test's own that requires client
+/// certificates from that bundle accepts the key and certificate on disk; a second key with
+/// the same document is refused as `already_joined`, and the first key's retry gets a new
+/// certificate. Meanwhile the `ec2_iid_enrolled_hosts` gauge counts the host.
+#[tokio::test(flavor = "multi_thread")]
+async fn join_over_https_gets_a_certificate_for_mutual_tls() {
+    let Some(moto) = Moto::start() else { return };
+    let ec2 = ec2_client(&moto.url).await;
+    let instance = launch(&ec2, 1).await.remove(0);
+    let host_id = format!("{OWN_ACCOUNT}-{instance}");
+    let spiffe_id = format!("spiffe://example.org/ec2/{OWN_ACCOUNT}/us-east-1/{instance}");
+    let dir = scratch_dir("tls-system");
+    let server = tls_ca_server(&dir, &moto.url, &["--enrolled-hosts-refresh", "1"]);
+    let imds = harness::emulator::ImdsServer::start().await;
+    let document = rsa2048(OWN_ACCOUNT, &instance, now());
+    imds.set_body(harness::emulator::RSA2048, document.clone());
+
+    let out = dir.join("out");
+    std::fs::create_dir(&out).unwrap();
+    let (code, stdout, stderr) = join_https(&server, &imds.url, &out).await;
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let printed: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(printed["grant"], "first", "{stdout}");
+    let read = |name: &str| std::fs::read_to_string(out.join(name)).unwrap();
+    let (cert, key) = (read("cert.pem"), read("key.pem"));
+    let (cn, uris, public) = leaf(&cert);
+    assert_eq!((cn, uris), (host_id.clone(), vec![spiffe_id.clone()]));
+    assert_eq!(public, public_key(&key), "issued for the key on disk");
+    let [bundle, cert_path] = ["bundle.pem", "cert.pem"].map(|f| out.join(f));
+    let verified = std::process::Command::new("openssl")
+        .args(["verify", "-CAfile"])
+        .arg(&bundle)
+        .arg("-untrusted")
+        .args([&cert_path, &cert_path])
+        .output()
+        .expect("the openssl command");
+    assert!(verified.status.success(), "{verified:?}");
+
+    // A server requiring client certificates under the bundle accepts key.pem and cert.pem,
+    // and refuses a client without one.
+    let (addr, accepted) = mutual_tls_server(&read("bundle.pem"), 2).await;
+    let mut client = tls_connect_as(&addr, &tls_pair(1).ca, Some((&cert, &key)))
+        .await
+        .unwrap();
+    let mut greeting = [0; 5];
+    tokio::io::AsyncReadExt::read_exact(&mut client, &mut greeting)
+        .await
+        .unwrap();
+    assert_eq!(&greeting, b"hello");
+    // TLS 1.3: the client's handshake ends before the server checks it; the read fails.
+    if let Ok(mut anonymous) = tls_connect_as(&addr, &tls_pair(1).ca, None).await {
+        let refused = tokio::io::AsyncReadExt::read_exact(&mut anonymous, &mut greeting).await;
+        assert!(refused.is_err(), "no greeting without a client certificate");
+    }
+    let accepted = tokio::time::timeout(std::time::Duration::from_secs(10), accepted)
+        .await
+        .unwrap()
+        .unwrap();
+    let seen = leaf_der_of(&cert);
+    assert_eq!(accepted[0].as_ref().ok(), Some(&seen), "{accepted:?}");
+    assert!(accepted[1].is_err(), "{accepted:?}");
+
+    // A second key with the same document: refused, nothing written.
+    let other = dir.join("other");
+    std::fs::create_dir(&other).unwrap();
+    let (code, stdout, stderr) = join_https(&server, &imds.url, &other).await;
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stderr.contains("refused: already_joined"), "{stderr}");
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 0);
+    // The first key's retry: a certificate again (a repeat), for the same key.
+    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
+        .unwrap()
+        .serialize_request(&rcgen::KeyPair::from_pem(&key).unwrap())
+        .unwrap()
+        .pem()
+        .unwrap();
+    let body = serde_json::json!({ "document": document, "csr": csr });
+    let (status, again) = post(&server, "/join", None, &body).await.unwrap();
+    assert_eq!(status, 200, "{again}");
+    assert_eq!(again["grant"], "repeat", "{again}");
+    assert_ne!(again["serial"], printed["serial"], "a new certificate");
+    let (_, _, again_public) = leaf(again["certificate"].as_str().unwrap());
+    assert_eq!(again_public, public);
+
+    // The gauge counts the host within its refresh (1 s).
+    enrolled_hosts_reach(&server, 1).await;
+}
+
+/// Waits (at most 10 s) for `ec2_iid_enrolled_hosts` to read `count`.
+async fn enrolled_hosts_reach(server: &Server, count: u32) {
+    let line = format!("\nec2_iid_enrolled_hosts {count}\n");
+    let started = std::time::Instant::now();
+    loop {
+        let metrics = tls_metrics(&server.addr).await;
+        if metrics.contains(&line) {
+            return;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(10),
+            "{line:?} not in\n{metrics}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+}
+
+/// `ec2-iid join --out-dir OUT` over https (the TLS test pair's CA trusted) for the instance
+/// `imds_url` serves, to its exit: the code, stdout and stderr.
+async fn join_https(server: &Server, imds_url: &str, out: &Path) -> (Option<i32>, String, String) {
+    let child = tokio::process::Command::new(harness::binary())
+        .arg("join")
+        .args(["--server", &format!("https://{}", server.addr)])
+        .arg("--ca-cert")
+        .arg(tls_pair(1).ca)
+        .args(["--imds-endpoint", imds_url, "--deadline", "20s"])
+        .arg("--out-dir")
+        .arg(out)
+        .env_remove("AWS_EC2_METADATA_DISABLED")
+        .env_remove("AWS_EC2_METADATA_SERVICE_ENDPOINT")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let output = tokio::time::timeout(std::time::Duration::from_secs(30), child.wait_with_output())
+        .await
+        .expect("ec2-iid join ends within 30 s")
+        .unwrap();
+    let text = |b: Vec<u8>| String::from_utf8(b).unwrap();
+    (
+        output.status.code(),
+        text(output.stdout),
+        text(output.stderr),
+    )
+}
+
+/// A TLS server (the TLS test pair's certificate) that requires client certificates under
+/// `bundle` (PEM) and greets each client that has one with `hello`; for `connections`
+/// connections, then the client leaf (DER) of each, or why its handshake failed.
+async fn mutual_tls_server(
+    bundle: &str,
+    connections: usize,
+) -> (
+    String,
+    tokio::task::JoinHandle<Vec<Result<Vec<u8>, String>>>,
+) {
+    use rustls::pki_types::pem::PemObject as _;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(bundle.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        std::sync::Arc::clone(&provider),
+    )
+    .build()
+    .unwrap();
+    let pair = tls_pair(1);
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(
+            CertificateDer::pem_file_iter(&pair.cert)
+                .unwrap()
+                .collect::<Result<_, _>>()
+                .unwrap(),
+            PrivateKeyDer::from_pem_file(&pair.key).unwrap(),
+        )
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let accepted = tokio::spawn(async move {
+        let mut seen = Vec::new();
+        for _ in 0..connections {
+            let (tcp, _) = listener.accept().await.unwrap();
+            match acceptor.accept(tcp).await {
+                Ok(mut stream) => {
+                    let leaf = stream.get_ref().1.peer_certificates().unwrap()[0].to_vec();
+                    tokio::io::AsyncWriteExt::write_all(&mut stream, b"hello")
+                        .await
+                        .unwrap();
+                    tokio::io::AsyncWriteExt::flush(&mut stream).await.unwrap();
+                    seen.push(Ok(leaf));
+                }
+                Err(e) => seen.push(Err(e.to_string())),
+            }
+        }
+        seen
+    });
+    (addr, accepted)
+}
+
+/// The DER of the first certificate of a PEM chain.
+fn leaf_der_of(chain: &str) -> Vec<u8> {
+    let (_, pem) = x509_parser::pem::parse_x509_pem(chain.as_bytes()).unwrap();
+    pem.contents
 }
 
 /// `ec2-iid agent`: joins once (no certificate in the directory), renews twice over mutual TLS

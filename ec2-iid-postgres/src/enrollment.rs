@@ -22,6 +22,7 @@ pub(crate) struct EnrollmentSql {
     list: String,
     evict: String,
     purge: String,
+    count_enrolled: String,
 }
 
 impl EnrollmentSql {
@@ -76,6 +77,7 @@ impl EnrollmentSql {
             ),
             // GREATEST skips NULLs: a record never renewed counts from its first join.
             purge: format!("DELETE FROM {t} WHERE GREATEST(first_joined, last_renewed) < $1"),
+            count_enrolled: format!("SELECT count(*) FROM {t} WHERE evicted_at IS NULL"),
         }
     }
 }
@@ -102,7 +104,8 @@ impl PostgresJoinRegistry {
 /// `<table>`; [`migrate`](PostgresJoinRegistry::migrate) creates both), one row per host. Each
 /// method is one statement: `enroll` an `INSERT ... ON CONFLICT (host_id) DO UPDATE ... WHERE`
 /// that replaces an evicted row only for a newer launch, `renew` and `evict` an `UPDATE ...
-/// WHERE`, `purge` a `DELETE ... WHERE`. The primary key's row lock serializes concurrent
+/// WHERE`, `purge` a `DELETE ... WHERE`, `count_enrolled` a `SELECT count(*) ... WHERE evicted_at
+/// IS NULL` (a scan of the table). The primary key's row lock serializes concurrent
 /// calls on one host, whichever connection they come from. Each call is bounded like a claim
 /// ([`with_timeout`](PostgresJoinRegistry::with_timeout)).
 ///
@@ -193,6 +196,21 @@ impl EnrollmentRegistry for PostgresJoinRegistry {
             .map_err(db)?;
         client.execute(&statement, &[&older_than]).await.map_err(db)
     }
+
+    async fn count_enrolled(&self) -> Result<u64, PostgresRegistryError> {
+        let op = Operation::CountEnrolled;
+        let rows = self
+            .enrollment_rows(op, |sql| &sql.count_enrolled, &[])
+            .await?;
+        let count: i64 = match rows.first() {
+            Some(row) => row
+                .try_get(0)
+                .map_err(|e| PostgresRegistryError::database(op, e))?,
+            None => 0,
+        };
+        // count(*) is never negative.
+        Ok(u64::try_from(count).unwrap_or(0))
+    }
 }
 
 /// The record a row of [`COLUMNS`] holds.
@@ -245,6 +263,10 @@ mod tests {
         assert_eq!(
             sql.purge,
             "DELETE FROM \"t_joins_enrollments\" WHERE GREATEST(first_joined, last_renewed) < $1"
+        );
+        assert_eq!(
+            sql.count_enrolled,
+            "SELECT count(*) FROM \"t_joins_enrollments\" WHERE evicted_at IS NULL"
         );
     }
 }

@@ -13,6 +13,9 @@ type Source = Box<dyn StdError + Send + Sync + 'static>;
 pub enum Operation {
     /// [`claim`](ec2_iid::JoinRegistry::claim): the upsert that records a join.
     Claim,
+    /// [`count_enrolled`](ec2_iid::EnrollmentRegistry::count_enrolled): counting the
+    /// enrollment records not evicted.
+    CountEnrolled,
     /// [`enroll`](ec2_iid::EnrollmentRegistry::enroll): the upsert of an enrollment record.
     Enroll,
     /// [`evict`](ec2_iid::EnrollmentRegistry::evict): marking a host evicted.
@@ -44,6 +47,7 @@ impl Operation {
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Claim => "claim",
+            Self::CountEnrolled => "count enrolled",
             Self::Enroll => "enroll",
             Self::Evict => "evict",
             Self::GetEnrollment => "get enrollment",

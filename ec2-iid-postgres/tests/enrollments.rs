@@ -88,4 +88,10 @@ async fn without_the_table_the_error_says_migrate() {
         err.to_string(),
         "list enrollments: database error (SQLSTATE 42P01)"
     );
+    let err = registry.count_enrolled().await.unwrap_err();
+    assert_eq!(err.operation(), Some(Operation::CountEnrolled));
+    assert_eq!(
+        err.to_string(),
+        "count enrolled: database error (SQLSTATE 42P01)"
+    );
 }

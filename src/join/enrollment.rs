@@ -179,6 +179,9 @@ impl Enrollment {
 ///   time); the host may only come back with a newer launch's document.
 /// - [`purge`](Self::purge) deletes the records last seen ([`Enrollment::last_seen`]) before a
 ///   cutoff, evicted or not.
+/// - [`count_enrolled`](Self::count_enrolled) counts the records not evicted, a gauge for
+///   operators: it reads every record, so call it on a schedule, not per request. It writes
+///   nothing, and a count made page by page (DynamoDB) is not one snapshot.
 ///
 /// [`InMemoryJoinRegistry`] implements it next to [`JoinRegistry`](crate::JoinRegistry), so one
 /// value serves both; `ec2-iid-postgres` and `ec2-iid-aws` (feature `dynamodb`) keep the
@@ -199,7 +202,9 @@ impl Enrollment {
 /// assert!(registry.enroll(&joined).await?);
 /// let renewed = registry.renew(host, "02", now + hour * 2, now + hour).await?;
 /// assert_eq!(renewed.map(|r| r.serial), Some("02".to_owned()));
+/// assert_eq!(registry.count_enrolled().await?, 1);
 /// assert!(registry.evict(host, now + hour).await?);
+/// assert_eq!(registry.count_enrolled().await?, 0, "evicted hosts are not counted");
 /// assert_eq!(registry.renew(host, "03", now + hour * 3, now + hour * 2).await?, None);
 /// assert!(!registry.enroll(&joined).await?, "the evicted launch may not enroll again");
 /// # Ok(())
@@ -260,6 +265,11 @@ pub trait EnrollmentRegistry {
         &self,
         older_than: DateTime<Utc>,
     ) -> impl Future<Output = Result<u64, Self::Error>> + Send;
+
+    /// How many records are not evicted: the hosts that may renew (whether or not their
+    /// current certificate has expired). It reads every record (a `count(*)` or a whole-table
+    /// scan), so a server calls it on a schedule and keeps the last answer, never per request.
+    fn count_enrolled(&self) -> impl Future<Output = Result<u64, Self::Error>> + Send;
 }
 
 /// The enrollment records of an [`InMemoryJoinRegistry`], by host id.
@@ -356,6 +366,15 @@ impl EnrollmentRegistry for InMemoryJoinRegistry {
         let before = records.len();
         records.retain(|_, record| record.last_seen() >= older_than);
         Ok(u64::try_from(before.saturating_sub(records.len())).unwrap_or(u64::MAX))
+    }
+
+    async fn count_enrolled(&self) -> Result<u64, Infallible> {
+        let enrolled = self
+            .enrollments()
+            .values()
+            .filter(|record| record.evicted_at.is_none())
+            .count();
+        Ok(u64::try_from(enrolled).unwrap_or(u64::MAX))
     }
 }
 
@@ -489,6 +508,33 @@ mod tests {
             .map(|r| r.host_id)
             .collect();
         assert_eq!(left, ["new", "renewed"]);
+    }
+
+    #[test]
+    fn count_enrolled_leaves_out_evicted_records() {
+        let registry = InMemoryJoinRegistry::new();
+        assert_eq!(now(registry.count_enrolled()), 0);
+        for host in ["a", "b", "c"] {
+            assert!(now(registry.enroll(&joined(host, 0, "01", 1))));
+        }
+        assert!(
+            now(registry.enroll(&joined("a", 5, "02", 6))),
+            "a join again"
+        );
+        assert_eq!(now(registry.count_enrolled()), 3);
+        assert!(now(registry.evict("b", t(7))));
+        assert_eq!(now(registry.count_enrolled()), 2);
+        assert!(
+            now(registry.enroll(&joined("b", 8, "03", 9))),
+            "a new launch"
+        );
+        assert_eq!(now(registry.count_enrolled()), 3);
+        assert_eq!(
+            now(registry.purge(t(2))),
+            2,
+            "a and c, last seen at minute 1"
+        );
+        assert_eq!(now(registry.count_enrolled()), 1);
     }
 
     fn renewed_or(record: &Enrollment, renewed: Option<DateTime<Utc>>) -> Enrollment {

@@ -1,4 +1,4 @@
-//! The [`EnrollmentRegistry`] rules, run against the registry crates' implementations
+//! The [`EnrollmentRegistry`] rules (`count_enrolled` with each), run against the registry crates' implementations
 //! (ec2-iid-aws's DynamoDB, ec2-iid-postgres's), included by `#[path]` next to `registries.rs`.
 #![allow(dead_code, reason = "each including test crate uses a part")]
 #![cfg(test)] // clippy.toml says why
@@ -29,6 +29,7 @@ pub(crate) fn joined(host: &str, launched: i64, serial: &str, now: i64) -> Enrol
 
 /// Every rule of [`EnrollmentRegistry`] on `host` (and `host` + `-b`, `-c`), in order.
 pub(crate) async fn rules<R: EnrollmentRegistry>(registry: &R, host: &str) {
+    let others = registry.count_enrolled().await.unwrap();
     assert_eq!(registry.get(host).await.unwrap(), None);
     assert_eq!(registry.renew(host, "0f", t(99), t(1)).await.unwrap(), None);
     assert!(!registry.evict(host, t(1)).await.unwrap(), "unknown host");
@@ -40,6 +41,7 @@ pub(crate) async fn rules<R: EnrollmentRegistry>(registry: &R, host: &str) {
     assert!(registry.enroll(&first).await.unwrap());
     let first = joined(host, 0, "01", 1);
     assert_eq!(registry.get(host).await.unwrap().as_ref(), Some(&first));
+    assert_eq!(registry.count_enrolled().await.unwrap(), others + 1);
 
     let renewed = registry
         .renew(host, "02", t(90), t(30))
@@ -68,6 +70,7 @@ pub(crate) async fn rules<R: EnrollmentRegistry>(registry: &R, host: &str) {
     assert!(registry.evict(host, t(51)).await.unwrap(), "again");
     let evicted = registry.get(host).await.unwrap().unwrap();
     assert_eq!(evicted.evicted_at, Some(t(50)), "the first eviction's time");
+    assert_eq!(registry.count_enrolled().await.unwrap(), others, "evicted");
     assert_eq!(
         registry.renew(host, "04", t(99), t(52)).await.unwrap(),
         None
@@ -80,6 +83,7 @@ pub(crate) async fn rules<R: EnrollmentRegistry>(registry: &R, host: &str) {
     let relaunched = joined(host, 55, "05", 56);
     assert!(registry.enroll(&relaunched).await.unwrap());
     assert_eq!(registry.get(host).await.unwrap(), Some(relaunched));
+    assert_eq!(registry.count_enrolled().await.unwrap(), others + 1);
     assert!(
         registry
             .renew(host, "06", t(99), t(57))
@@ -108,6 +112,7 @@ pub(crate) async fn list_and_purge<R: EnrollmentRegistry>(registry: &R) {
     assert!(registry.list(Some("h-d"), 2).await.unwrap().is_empty());
     assert!(registry.list(None, 0).await.unwrap().is_empty());
     assert_eq!(registry.list(None, usize::MAX).await.unwrap().len(), 4);
+    assert_eq!(registry.count_enrolled().await.unwrap(), 4);
     const { assert!(MAX_LIST_LIMIT >= 4) };
 
     // h-a joined at 1 only; h-b renewed at 10; h-c evicted at 20 (still last seen at 1);
@@ -119,6 +124,7 @@ pub(crate) async fn list_and_purge<R: EnrollmentRegistry>(registry: &R) {
         .unwrap();
     assert!(registry.evict("h-c", t(20)).await.unwrap());
     assert!(registry.enroll(&joined("h-d", 5, "02", 10)).await.unwrap());
+    assert_eq!(registry.count_enrolled().await.unwrap(), 3, "h-c evicted");
     assert_eq!(
         registry.purge(t(1)).await.unwrap(),
         0,
@@ -126,6 +132,7 @@ pub(crate) async fn list_and_purge<R: EnrollmentRegistry>(registry: &R) {
     );
     assert_eq!(registry.purge(t(10)).await.unwrap(), 3, "h-a, h-c, h-d");
     assert_eq!(hosts(registry.list(None, 10).await.unwrap()), ["h-b"]);
+    assert_eq!(registry.count_enrolled().await.unwrap(), 1);
     assert_eq!(registry.purge(t(11)).await.unwrap(), 1);
     assert!(registry.list(None, 10).await.unwrap().is_empty());
 }
@@ -153,6 +160,7 @@ where
     let stored = registries[1].get(host).await.unwrap().unwrap();
     assert_eq!(stored.first_joined, t(1), "the first join's");
     assert_eq!(registries[0].list(None, 100).await.unwrap().len(), 1);
+    assert_eq!(registries[1].count_enrolled().await.unwrap(), 1);
 
     assert!(registries[0].evict(host, t(3)).await.unwrap());
     assert_eq!(enroll_all(registries, joins(0, 4)).await, 0, "replays");

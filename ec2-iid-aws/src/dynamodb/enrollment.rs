@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use aws_sdk_dynamodb::types::{AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, ReturnValue, ReturnValuesOnConditionCheckFailure, Select,
+};
 use chrono::{DateTime, Utc};
 use ec2_iid::{Enrollment, EnrollmentRegistry, MAX_LIST_LIMIT};
 
@@ -16,6 +18,10 @@ use super::{
 /// The key prefix of enrollment items: claims' keys are `<accountId>-<instanceId>`, so the two
 /// never meet, and an enrollment item has no `expires_at`, so the table's TTL keeps it.
 pub(super) const PREFIX: &str = "enrollment#";
+
+/// The most `Scan` pages [`count_enrolled`](EnrollmentRegistry::count_enrolled) reads by
+/// default ([`DynamoDbJoinRegistry::with_max_count_pages`]).
+pub(super) const MAX_COUNT_PAGES: u32 = 1000;
 
 /// How many times [`enroll`](EnrollmentRegistry::enroll) tries its two conditional writes
 /// while concurrent calls change the record between them.
@@ -52,6 +58,8 @@ const PRESENT_NOT_EVICTED: &str =
 /// `evict`'s update (a second eviction keeps the first time) and condition.
 const EVICT_UPDATE: &str = "SET #evicted_at = if_not_exists(#evicted_at, :evicted_at)";
 const PRESENT: &str = "attribute_exists(#host_id)";
+/// `count_enrolled`'s filter: the enrollment items not evicted.
+const ENROLLED: &str = "begins_with(#host_id, :prefix) AND attribute_not_exists(#evicted_at)";
 /// `purge`'s condition: last seen before `:cutoff` ([`Enrollment::last_seen`]).
 const LAST_SEEN_BEFORE: &str = "#first_joined < :cutoff \
      AND (attribute_not_exists(#last_renewed) OR #last_renewed < :cutoff)";
@@ -386,6 +394,12 @@ impl DynamoDbJoinRegistry {
 ///   keeps the `limit` first host ids after `after` in memory, `purge` deletes each record
 ///   last seen before the cutoff with a `DeleteItem` under that condition (a record renewed
 ///   since the scan stays). They are for operators, not for each join.
+/// - `count_enrolled` **scans the whole table** too, page by page with `Select=COUNT` and a
+///   filter (eventually consistent: half the read capacity), at most
+///   [`with_max_count_pages`](DynamoDbJoinRegistry::with_max_count_pages) pages (1000 by
+///   default, each up to 1 MB); past them it fails with
+///   [`TooManyPages`](DynamoDbRegistryError::TooManyPages). Each page costs read capacity
+///   for the whole megabyte it reads: count on a schedule (serve: every minute).
 ///
 /// IAM: `dynamodb:UpdateItem`, `dynamodb:PutItem`, `dynamodb:GetItem`; `dynamodb:Scan` and
 /// `dynamodb:DeleteItem` for `list` and `purge`.
@@ -537,6 +551,40 @@ impl EnrollmentRegistry for DynamoDbJoinRegistry {
             (":cutoff".to_owned(), millis(older_than)),
         ]);
         self.delete_where(&filter, LAST_SEEN_BEFORE, &values).await
+    }
+
+    #[tracing::instrument(name = "count_enrolled", skip_all, fields(table = %self.table))]
+    async fn count_enrolled(&self) -> Result<u64, DynamoDbRegistryError> {
+        let op = Operation::Scan;
+        let mut counted = 0_u64;
+        let mut start: Option<HashMap<String, AttributeValue>> = None;
+        for _ in 0..self.max_count_pages {
+            let page = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .select(Select::Count)
+                .filter_expression(ENROLLED)
+                .set_expression_attribute_names(Some(names_in(&[ENROLLED])))
+                .expression_attribute_values(":prefix", AttributeValue::S(PREFIX.to_owned()))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(|e| self.failed(e, op))?;
+            let on_page = u64::try_from(page.count()).unwrap_or(0);
+            counted = counted.saturating_add(on_page);
+            match page.last_evaluated_key() {
+                Some(last) => start = Some(last.clone()),
+                None => return Ok(counted),
+            }
+        }
+        let err = DynamoDbRegistryError::TooManyPages {
+            operation: op,
+            table: self.table.clone(),
+            pages: self.max_count_pages,
+        };
+        tracing::warn!("count_enrolled stopped: {err}");
+        Err(err)
     }
 }
 

@@ -29,7 +29,8 @@ pub enum Operation {
     /// `dynamodb:PutItem`: the conditional write of a
     /// [`claim`](ec2_iid::JoinRegistry::claim).
     PutItem,
-    /// `dynamodb:Scan`: [`list`](ec2_iid::EnrollmentRegistry::list) and the purges, which
+    /// `dynamodb:Scan`: [`list`](ec2_iid::EnrollmentRegistry::list),
+    /// [`count_enrolled`](ec2_iid::EnrollmentRegistry::count_enrolled) and the purges, which
     /// read the whole table.
     Scan,
     /// `dynamodb:UpdateItem`: the conditional updates of an enrollment record
@@ -228,6 +229,22 @@ pub enum DynamoDbRegistryError {
         #[source]
         source: Source,
     },
+    /// [`count_enrolled`](ec2_iid::EnrollmentRegistry::count_enrolled) read its most `Scan`
+    /// pages ([`with_max_count_pages`](super::DynamoDbJoinRegistry::with_max_count_pages))
+    /// and the table went on. Not transient: the table is larger than the bound.
+    #[non_exhaustive]
+    #[error(
+        "{operation} on table {table:?}: more to scan after the limit of {pages} page(s) of up \
+         to 1 MB; raise with_max_count_pages for a table this large"
+    )]
+    TooManyPages {
+        /// The call that was repeated, page after page.
+        operation: Operation,
+        /// The registry's table.
+        table: String,
+        /// How many pages were read.
+        pages: u32,
+    },
     /// DynamoDB failed on its side (`InternalServerError`, `ServiceUnavailable`, a
     /// `TransactionConflictException` or `ReplicatedWriteConflictException`, HTTP 5xx), and
     /// the SDK's retries did not get through.
@@ -262,6 +279,7 @@ impl DynamoDbRegistryError {
             | Self::TableNotFound { operation, .. }
             | Self::Throttled { operation, .. }
             | Self::Timeout { operation, .. }
+            | Self::TooManyPages { operation, .. }
             | Self::Unavailable { operation, .. } => Some(*operation),
             Self::TableNotActive { .. } => None,
         }

@@ -185,6 +185,20 @@ pub(crate) struct ServeArgs {
     /// {"111122223333": ["ou-…", "r-…"]}} (each account's OUs from its own up to the root).
     #[arg(long, value_name = "FILE")]
     organization_accounts: Option<PathBuf>,
+
+    /// How often to count the hosts enrolled and not evicted for the ec2_iid_enrolled_hosts
+    /// gauge of /metrics, in whole seconds (each count within that time, one at a time); 0
+    /// never counts. A count reads every record: on DynamoDB, a scan of the whole table.
+    #[arg(long, value_name = "SECS", default_value = "60", value_parser = parse_refresh)]
+    enrolled_hosts_refresh: Duration,
+}
+
+/// `--enrolled-hosts-refresh`: whole seconds up to a day; 0 turns the count off.
+fn parse_refresh(text: &str) -> Result<Duration, String> {
+    match text.parse::<u64>() {
+        Ok(secs) if secs <= 86_400 => Ok(Duration::from_secs(secs)),
+        _ => Err("whole seconds from 0 (never) to 86400 expected".into()),
+    }
 }
 
 /// `--ca-cert`, `--ca-key` and the certificate profile's flags, given together.
@@ -385,6 +399,8 @@ pub(crate) struct ServeOptions {
     pub(crate) ca: Option<CaFlags>,
     pub(crate) organizations_role: Option<RoleArn>,
     pub(crate) organization_accounts: Option<PathBuf>,
+    /// `--enrolled-hosts-refresh`; `None` for 0 (never).
+    pub(crate) enrolled_hosts_refresh: Option<Duration>,
 }
 
 impl ServeOptions {
@@ -428,6 +444,8 @@ impl ServeOptions {
             ca,
             organizations_role: args.organizations_role,
             organization_accounts: args.organization_accounts,
+            enrolled_hosts_refresh: Some(args.enrolled_hosts_refresh)
+                .filter(|every| !every.is_zero()),
         })
     }
 }
@@ -569,6 +587,15 @@ mod tests {
             "a.json",
         ];
         assert!(parse(&both).is_err());
+    }
+
+    #[test]
+    fn enrolled_hosts_refresh() {
+        assert_eq!(parse_refresh("60"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_refresh("0"), Ok(Duration::ZERO));
+        for bad in ["86401", "", "1.5", "-1", "1m"] {
+            assert!(parse_refresh(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

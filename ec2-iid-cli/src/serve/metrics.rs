@@ -1,11 +1,12 @@
 //! `GET /metrics`: join counts by outcome, histograms (join latency, ids per DescribeInstances
-//! call, lookup waits) and the listener's gauges and counters, in the Prometheus text format
-//! (version 0.0.4), written by hand: a few families need no client library.
+//! call, lookup waits), the listener's gauges and counters and the enrolled hosts' gauge, in
+//! the Prometheus text format (version 0.0.4), written by hand: a few families need no client
+//! library.
 
 use core::fmt::Write as _;
 use core::time::Duration;
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 /// The histogram's upper bounds, in seconds (`le`), Prometheus's default buckets: a join
@@ -31,6 +32,8 @@ pub(crate) struct Metrics {
     /// `ec2_iid_renewals_total` by outcome (`renewed`, `evicted`, `not_enrolled`, ...); the
     /// `renewed` count is also `ec2_iid_certificates_issued_total{via="renew"}`.
     renewals: ByOutcome,
+    /// `ec2_iid_enrolled_hosts`, set in the background (`serve/enrolled.rs`).
+    pub(crate) enrolled: EnrolledHosts,
 }
 
 /// A counter family with an `outcome` label.
@@ -66,6 +69,7 @@ impl Default for Metrics {
             listener: Arc::default(),
             issued_by_join: AtomicU64::new(0),
             renewals: ByOutcome::default(),
+            enrolled: EnrolledHosts::default(),
         }
     }
 }
@@ -98,6 +102,7 @@ impl Metrics {
         );
         self.listener.render(&mut text);
         self.render_certificates(&mut text);
+        self.enrolled.render(&mut text);
         text
     }
 
@@ -126,6 +131,64 @@ impl Metrics {
     /// Counts a certificate issued to a join with a CSR.
     pub(crate) fn certificate_issued(&self) {
         self.issued_by_join.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `ec2_iid_enrolled_hosts`: the registry's last count of the hosts enrolled and not evicted,
+/// absent until a count succeeds; and the counts that failed.
+#[derive(Debug, Default)]
+pub(crate) struct EnrolledHosts {
+    count: AtomicU64,
+    counted: AtomicBool,
+    /// `ec2_iid_enrolled_hosts_refresh_failures_total`.
+    failures: AtomicU64,
+}
+
+impl EnrolledHosts {
+    /// A count that succeeded.
+    pub(crate) fn set(&self, count: u64) {
+        self.count.store(count, Ordering::Relaxed);
+        self.counted.store(true, Ordering::Release);
+    }
+
+    /// A count that failed or timed out: the last value stays.
+    pub(crate) fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// The last count, if one succeeded.
+    #[cfg(test)]
+    pub(crate) fn value(&self) -> Option<u64> {
+        self.counted
+            .load(Ordering::Acquire)
+            .then(|| self.count.load(Ordering::Relaxed))
+    }
+
+    /// The failed counts.
+    #[cfg(test)]
+    pub(crate) fn failures(&self) -> u64 {
+        self.failures.load(Ordering::Relaxed)
+    }
+
+    fn render(&self, text: &mut String) {
+        let _ = writeln!(
+            text,
+            "# HELP ec2_iid_enrolled_hosts Hosts enrolled and not evicted (they may renew), as \
+             the registry last counted them (every --enrolled-hosts-refresh; absent before).\n\
+             # TYPE ec2_iid_enrolled_hosts gauge"
+        );
+        if self.counted.load(Ordering::Acquire) {
+            let count = self.count.load(Ordering::Relaxed);
+            let _ = writeln!(text, "ec2_iid_enrolled_hosts {count}");
+        }
+        let _ = writeln!(
+            text,
+            "# HELP ec2_iid_enrolled_hosts_refresh_failures_total Counts of the enrolled hosts \
+             that failed or timed out (the gauge keeps its last value).\n\
+             # TYPE ec2_iid_enrolled_hosts_refresh_failures_total counter\n\
+             ec2_iid_enrolled_hosts_refresh_failures_total {}",
+            self.failures.load(Ordering::Relaxed)
+        );
     }
 }
 
@@ -371,8 +434,24 @@ ec2_iid_certificates_issued_total{via=\"renew\"} 2
 # TYPE ec2_iid_renewals_total counter
 ec2_iid_renewals_total{outcome=\"evicted\"} 1
 ec2_iid_renewals_total{outcome=\"renewed\"} 2
+# HELP ec2_iid_enrolled_hosts Hosts enrolled and not evicted (they may renew), as the registry last counted them (every --enrolled-hosts-refresh; absent before).
+# TYPE ec2_iid_enrolled_hosts gauge
+# HELP ec2_iid_enrolled_hosts_refresh_failures_total Counts of the enrolled hosts that failed or timed out (the gauge keeps its last value).
+# TYPE ec2_iid_enrolled_hosts_refresh_failures_total counter
+ec2_iid_enrolled_hosts_refresh_failures_total 0
 ";
         assert_eq!(text, expected);
+        metrics.enrolled.set(4);
+        metrics.enrolled.failed();
+        let text = metrics.render(7);
+        let tail = "\
+# TYPE ec2_iid_enrolled_hosts gauge
+ec2_iid_enrolled_hosts 4
+# HELP ec2_iid_enrolled_hosts_refresh_failures_total Counts of the enrolled hosts that failed or timed out (the gauge keeps its last value).
+# TYPE ec2_iid_enrolled_hosts_refresh_failures_total counter
+ec2_iid_enrolled_hosts_refresh_failures_total 1
+";
+        assert!(text.ends_with(tail), "{text}");
     }
 
     #[test]

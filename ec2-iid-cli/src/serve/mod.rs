@@ -19,8 +19,9 @@
 //! `GET /metrics` (Prometheus text) and `GET /healthz` (`ok`) are for the operator.
 //!
 //! The parts: `app` (the routes and the join's answers), `failure` (every refusal's
-//! answer), `bounded` (`--timeout`), `lookup`,
-//! `registry`, `metrics`; at the edge, `listener` (the serving loop: accept, HTTP/1 per
+//! answer), `bounded` (`--timeout`), `lookup`, `registry`, `metrics`, `enrolled` (the enrolled
+//! hosts' gauge, counted in the background every `--enrolled-hosts-refresh`); at the edge,
+//! `listener` (the serving loop: accept, HTTP/1 per
 //! connection, graceful shutdown on SIGTERM/SIGINT within `--shutdown-grace`), `connections`
 //! (`--max-connections`, the idle and header-read timeouts), `body_deadline`
 //! (`--body-read-timeout`), `overload` (`--max-inflight-joins`) and `tls` (`--tls-cert`,
@@ -31,6 +32,7 @@ mod args;
 mod body_deadline;
 mod bounded;
 mod connections;
+mod enrolled;
 mod failure;
 mod issue;
 mod listener;
@@ -123,6 +125,9 @@ async fn serve(
         issuance,
         renew_check_instance: options.renew_check_instance,
     });
+    if let Some(every) = options.enrolled_hosts_refresh {
+        tokio::spawn(enrolled::refresh(Arc::clone(&app), every));
+    }
     let listener = tokio::net::TcpListener::bind(&options.listen)
         .await
         .map_err(|e| format!("--listen {}: {e}", options.listen))?;

@@ -266,6 +266,10 @@ impl EnrollmentRegistry for Registry {
     async fn purge(&self, older_than: DateTime<Utc>) -> Result<u64, RegistryError> {
         on_backend!(self, registry => registry.purge(older_than))
     }
+
+    async fn count_enrolled(&self) -> Result<u64, RegistryError> {
+        on_backend!(self, registry => registry.count_enrolled())
+    }
 }
 
 impl Registry {
