@@ -148,8 +148,8 @@ struct Token {
 }
 
 impl ImdsFetcher {
-    /// A fetcher with the defaults: the endpoint from the environment (else
-    /// `http://169.254.169.254`), [`DEFAULT_IMDS_TIMEOUT`], [`DEFAULT_MAX_ATTEMPTS`].
+    /// A fetcher with the defaults: the endpoint from the environment or `~/.aws/config`
+    /// (else `http://169.254.169.254`), [`DEFAULT_IMDS_TIMEOUT`], [`DEFAULT_MAX_ATTEMPTS`].
     #[must_use]
     pub fn new() -> Self {
         Self::with(ImdsFetcherBuilder::default(), configured_endpoint())
