@@ -1,5 +1,5 @@
-//! The generated fixtures in `tests/data/gen/`: committed bytes equal what `test-support/src/fixtures.rs`
-//! produces, and each blob is what its `index.json` entry claims, checked with the `cms` crate
+//! The generated fixtures in `tests/data/gen/`: committed bytes equal what the generator
+//! (`test-support/src/fixtures.rs`) produces, and each blob is what its `index.json` entry claims, checked with the `cms` crate
 //! and `rsa` only (independent of the crate under test and of OpenSSL).
 //!
 //! `EC2_IID_REGENERATE=1 cargo test --test fixtures` rewrites the files instead of comparing.

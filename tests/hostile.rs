@@ -1,7 +1,7 @@
 //! Structurally hostile blobs and documents: each case is rejected with one exact error.
 //!
-//! The blobs come from the fixture generator (`test-support/src/fixtures.rs`), signed by the test CA
-//! unless a case is about the signature, so that each one gets past every check but the one
+//! The blobs come from the fixture generator (`test-support/src/fixtures.rs`), signed by the
+//! test CA unless a case is about the signature, so that each one gets past every check but the one
 //! it targets.
 #![cfg(test)] // clippy.toml says why
 

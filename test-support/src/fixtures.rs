@@ -1105,8 +1105,8 @@ fn index_json(fixtures: &[Fixture]) -> String {
 const README_HEAD: &str = "\
 # Generated fixtures
 
-Everything here except `document.json` is written by `test-support/src/fixtures.rs` from `document.json`
-and the test CAs in `../testca/` (NOT AWS keys). Do not edit these files by hand:
+Everything here except `document.json` is written by `test-support/src/fixtures.rs` from
+`document.json` and the test CAs in `../testca/` (NOT AWS keys). Do not edit these files by hand:
 `cargo test --test fixtures` fails if a committed file differs from what the generator produces;
 `EC2_IID_REGENERATE=1 cargo test --test fixtures` rewrites them (this README and `index.json`
 included).

@@ -1,7 +1,7 @@
 //! Crafted blobs that cost the parser the most per byte, each within `MAX_BLOB_LEN` (64 KiB)
-//! of binary BER. The core crate's `tests/hostile.rs` checks that the committed copies in `tests/data/hostile/`
-//! (base64 of the binary blob) match [`hostile_blobs`] and how each is refused or accepted;
-//! `benches/verify.rs` times them as `verify/hostile_worst`.
+//! of binary BER. The core crate's `tests/hostile.rs` checks that the committed copies in
+//! `tests/data/hostile/` (base64 of the binary blob) match [`hostile_blobs`] and how each is
+//! refused or accepted; `benches/verify.rs` times them as `verify/hostile_worst`.
 //!
 //! Each starts from the default fixture (`BlobSpec::aws_like`, signed by the test CA), whose
 //! ContentInfo, `[0]`, SignedData, encapContentInfo, `[0]` and eContent OCTET STRING have

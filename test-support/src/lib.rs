@@ -3,12 +3,16 @@
 //!
 //! | feature | module | for |
 //! |---|---|---|
-//! | `fixtures` | `fixtures`, `hostile` | documents signed by the test CAs, as bytes and text (no ec2-iid types, so the core crate's tests use it too) |
+//! | `fixtures` | `fixtures`, `hostile` | documents signed by the test CAs, as bytes and text |
 //! | `moto` | `moto` | `moto_server`, a local AWS |
 //! | `imds` | `imds` | an IMDSv2 emulator serving the committed fixtures |
 //! | `join-server` | `join_server` | a fake join server with scripted answers |
 //! | `postgres` | `postgres` | a throwaway PostgreSQL server |
-//! | `registries` | `registries`, `enrollments` | conformance suites of `JoinRegistry` and `EnrollmentRegistry` (ec2-iid types: never for the core crate's own tests, which would see a second copy of the crate) |
+//! | `registries` | `registries`, `enrollments` | conformance suites of `JoinRegistry` and `EnrollmentRegistry` |
+//!
+//! Only `registries` (and `postgres`, through ec2-iid-postgres) use ec2-iid's types; the core
+//! crate's own tests turn on `fixtures` alone, since a dev-dependency on ec2-iid's types would
+//! bring them a second copy of the crate.
 //!
 //! The harnesses need a server binary (moto, PostgreSQL): without one a test prints a notice and
 //! passes, unless `CI=true`; then it fails.
