@@ -29,7 +29,7 @@ mod shared;
 const BLOB: &[u8] = include_bytes!("../tests/data/gen/rsa2048.b64");
 const TEST_CA: &[u8] = include_bytes!("../tests/data/testca/testca.pem");
 
-/// The crafted blobs of `tests/common/hostile.rs` (base64 of binary BER, each within
+/// The crafted blobs of `test-support/src/hostile.rs` (base64 of binary BER, each within
 /// `MAX_BLOB_LEN`), and whether each verifies.
 const HOSTILE: [(&str, &str, bool); 6] = [
     (

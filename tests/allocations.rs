@@ -10,6 +10,7 @@ use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use ec2_iid::{AllowRule, Verifier};
+use ec2_iid_test_support::fixtures;
 
 struct Counting;
 
@@ -47,8 +48,8 @@ fn verify_allocates_little_and_a_constant_amount() {
         .allow(AllowRule::account("123456789012".parse().unwrap()))
         .build()
         .unwrap();
-    let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
-    let now = common::NOW_FOR_TESTS.parse().unwrap();
+    let blob = std::fs::read(fixtures::data_path("gen/rsa2048.b64")).unwrap();
+    let now = fixtures::NOW_FOR_TESTS.parse().unwrap();
     let mut counts = Vec::new();
     for _ in 0..5 {
         let (before, bytes_before) = (

@@ -2,14 +2,13 @@
 //! configuration is built from.
 #![cfg(test)] // clippy.toml says why
 
-mod common;
-
 use core::time::Duration;
 
 use chrono::{TimeZone as _, Utc};
 use ec2_iid::internal::RsaVerifyingKey;
 use ec2_iid::token::{IidTtl, parse_go_duration};
 use ec2_iid::{AllowRule, Error, Format, TokenSpec, TrustStore, Verifier};
+use ec2_iid_test_support::fixtures;
 use sha2::{Digest as _, Sha256};
 
 fn store() -> TrustStore {
@@ -17,7 +16,7 @@ fn store() -> TrustStore {
     store
         .add_pem(
             Format::Rsa2048,
-            common::test_ca().cert_pem.as_bytes(),
+            fixtures::test_ca().cert_pem.as_bytes(),
             ["us-east-1".parse().unwrap(), "eu-west-1".parse().unwrap()],
         )
         .unwrap();
@@ -72,7 +71,7 @@ fn join_names_the_rule_that_matched() {
         .build()
         .unwrap();
     let now = Utc.with_ymd_and_hms(2026, 11, 1, 12, 1, 0).unwrap();
-    let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
+    let blob = std::fs::read(fixtures::data_path("gen/rsa2048.b64")).unwrap();
     let join = verifier.verify(&blob, now).unwrap();
     assert_eq!(join.matched_rule(), 2);
     let role = join.rule().aws_role().map(ec2_iid::ids::RoleArn::as_str);
@@ -142,11 +141,11 @@ fn ttl_errors_say_what_is_expected() {
 
 #[test]
 fn rsa_key_of_the_test_ca() {
-    let ca = common::test_ca();
+    let ca = fixtures::test_ca();
     let (_, cert) = x509_parser::parse_x509_certificate(&ca.cert_der).unwrap();
     let key = RsaVerifyingKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).unwrap();
     assert_eq!(key.modulus_len(), 256);
-    let spec = common::BlobSpec::aws_like(&common::document());
+    let spec = fixtures::BlobSpec::aws_like(&fixtures::document());
     let message = spec.signed_message();
     let signature = spec.signature(&ca);
     let digest: [u8; 32] = Sha256::digest(&message).into();

@@ -3,14 +3,11 @@
 //! `src/error.rs` is mapped to a producing test in `tests/README.md`.
 #![cfg(test)] // clippy.toml says why
 
-mod common;
-
 use core::convert::Infallible;
 use core::future::Future;
 use core::time::Duration;
 
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
-use common::{BlobSpec, der_oid, oid, tag, test_ca, tlv, tlv_of};
 use ec2_iid::dangerous::parse_signed_data;
 use ec2_iid::ids::{InstanceState, SerialNumber};
 use ec2_iid::internal::verify_signature;
@@ -19,6 +16,8 @@ use ec2_iid::{
     InstanceLookup, InstanceQuery, Malformed, PendingJoin, TokenResource, TokenSpec, TrustStore,
     VerifiedDocument, Verifier,
 };
+use ec2_iid_test_support::fixtures::{self, BlobSpec, der_oid, oid, tag, test_ca, tlv, tlv_of};
+use ec2_iid_test_support::now_or_never;
 
 const ACCOUNT: &str = "123456789012";
 const INSTANCE: &str = "i-0123456789abcdef0";
@@ -37,7 +36,7 @@ fn store_for(region: &str) -> TrustStore {
 }
 
 fn spec() -> BlobSpec {
-    BlobSpec::aws_like(&common::document())
+    BlobSpec::aws_like(&fixtures::document())
 }
 
 fn verify(spec: &BlobSpec) -> Result<VerifiedDocument, Error> {
@@ -91,9 +90,9 @@ fn owned(mut facts: InstanceFacts) -> InstanceFacts {
 #[test]
 fn algorithm_protection_mismatch() {
     // The protected digest is SHA-1 while the signer used SHA-256: an algorithm substitution.
-    let mut signature = common::algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
+    let mut signature = fixtures::algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
     signature[0] = tag::CTX1;
-    let sha1 = common::algorithm_identifier(&der_oid(oid::SHA1), true);
+    let sha1 = fixtures::algorithm_identifier(&der_oid(oid::SHA1), true);
     let blob = BlobSpec {
         algorithm_protection_override: Some(tlv_of(tag::SEQUENCE, &[&sha1, &signature])),
         ..spec()
@@ -103,7 +102,7 @@ fn algorithm_protection_mismatch() {
         Error::AlgorithmProtectionMismatch
     );
     // Protection that leaves out the signature algorithm does not protect it: refused too.
-    let sha256 = common::algorithm_identifier(&der_oid(oid::SHA256), true);
+    let sha256 = fixtures::algorithm_identifier(&der_oid(oid::SHA256), true);
     let blob = BlobSpec {
         algorithm_protection_override: Some(tlv(tag::SEQUENCE, &sha256)),
         ..spec()
@@ -136,7 +135,7 @@ fn message_digest_of_other_content() {
     };
     assert_eq!(verify(&blob).unwrap_err(), Error::DigestMismatch);
     // The committed fixture whose content was edited after signing.
-    let tampered = std::fs::read(common::data_path("gen/tampered-content.b64")).unwrap();
+    let tampered = std::fs::read(fixtures::data_path("gen/tampered-content.b64")).unwrap();
     let signed = parse_signed_data(&tampered).unwrap();
     assert_eq!(
         verify_signature(signed, &store_for("us-east-1")).unwrap_err(),
@@ -208,7 +207,7 @@ fn region_not_covered_by_the_certificate() {
 #[test]
 fn invalid_signature_from_another_key() {
     let blob = BlobSpec {
-        signing_key: Some(common::other_key()),
+        signing_key: Some(fixtures::other_key()),
         ..spec()
     };
     assert_eq!(verify(&blob).unwrap_err(), Error::InvalidSignature);
@@ -228,7 +227,7 @@ fn signed_attributes_with_an_indefinite_length() {
     blob.extend(&attrs[3..]);
     blob.extend([0x00, 0x00]);
     blob.extend(&der[at + attrs.len()..]);
-    let blob = common::replace_once(
+    let blob = fixtures::replace_once(
         &blob,
         &[tag::SET, 0x82, 0x02, 0x31, tag::SEQUENCE, 0x82, 0x02, 0x2d],
         &[tag::SET, 0x82, 0x02, 0x32, tag::SEQUENCE, 0x82, 0x02, 0x2e],
@@ -261,7 +260,7 @@ fn primitive_element_with_an_indefinite_length() {
 /// A certificate shaped like the test CA's but with `spki` as its key (unsigned: the signature
 /// bits are filler, as a trust store never checks a self-signature).
 fn certificate_with_key(spki: &[u8]) -> Vec<u8> {
-    common::self_named_certificate(
+    fixtures::self_named_certificate(
         &[0x01, 0x02],
         &test_ca().issuer_der,
         &tlv(tag::UTC_TIME, b"300101000000Z"),
@@ -281,7 +280,7 @@ fn rsa_spki(modulus: &[u8]) -> Vec<u8> {
     tlv_of(
         tag::SEQUENCE,
         &[
-            &common::algorithm_identifier(&der_oid(oid::RSA_ENCRYPTION), true),
+            &fixtures::algorithm_identifier(&der_oid(oid::RSA_ENCRYPTION), true),
             &tlv(tag::BIT_STRING, &[&[0x00][..], &rsa_key].concat()),
         ],
     )
@@ -352,7 +351,7 @@ fn certificate_with_a_2041_bit_rsa_key() {
 fn certificate_impersonating_a_trusted_one() {
     // Same issuer DN and serial as the test CA, another key: never merged with it.
     let mut store = store_for("us-east-1");
-    let impostor = common::attacker_cert(&test_ca());
+    let impostor = fixtures::attacker_cert(&test_ca());
     assert_eq!(
         store
             .add_der(Format::Rsa2048, &impostor, ["us-east-1".parse().unwrap()])
@@ -746,9 +745,8 @@ fn second_join_of_the_same_host_is_refused() {
     let join = joined(&verifier);
     let lookup = FixedLookup(Some(running()));
     let registry = InMemoryJoinRegistry::new();
-    let once = |requester| {
-        common::now_or_never(join.check_instance_once(&lookup, &registry, requester, now()))
-    };
+    let once =
+        |requester| now_or_never(join.check_instance_once(&lookup, &registry, requester, now()));
     let first = once([1; 32]).unwrap();
     assert_eq!(first.host_id(), HOST_ID);
     let second = once([2; 32]);

@@ -1,18 +1,16 @@
-//! The generated fixtures in `tests/data/gen/`: committed bytes equal what `tests/common/gen.rs`
-//! produces, and each blob is what its `index.json` entry claims, checked with the `cms` crate
+//! The generated fixtures in `tests/data/gen/`: committed bytes equal what the generator
+//! (`test-support/src/fixtures.rs`) produces, and each blob is what its `index.json` entry claims, checked with the `cms` crate
 //! and `rsa` only (independent of the crate under test and of OpenSSL).
 //!
 //! `EC2_IID_REGENERATE=1 cargo test --test fixtures` rewrites the files instead of comparing.
 #![cfg(test)] // clippy.toml says why
 
-mod common;
-
 use cms::cert::CertificateChoices;
 use cms::content_info::{CmsVersion, ContentInfo};
 use cms::signed_data::{SignedData, SignerIdentifier};
-use common::{BlobSpec, Expect, TestCa, oid};
 use der::asn1::OctetString;
 use der::{Decode as _, Encode as _, EncodingRules};
+use ec2_iid_test_support::fixtures::{self, BlobSpec, Expect, TestCa, oid};
 use rsa::pkcs1v15::{Signature, VerifyingKey};
 use rsa::pkcs8::DecodePublicKey as _;
 use rsa::signature::{DigestVerifier as _, Verifier as _};
@@ -25,9 +23,9 @@ use sha2::{Digest as _, Sha256};
 
 #[test]
 fn committed_fixtures_match_the_generator() {
-    let dir = common::data_path("gen");
+    let dir = fixtures::data_path("gen");
     let regenerate = std::env::var("EC2_IID_REGENERATE").is_ok_and(|v| v == "1");
-    let files = common::generated_files();
+    let files = fixtures::generated_files();
     let mut stale = Vec::new();
     for (name, bytes) in &files {
         let path = dir.join(name);
@@ -62,7 +60,7 @@ fn committed_fixtures_match_the_generator() {
 
 #[test]
 fn generator_is_deterministic() {
-    assert_eq!(common::generated_files(), common::generated_files());
+    assert_eq!(fixtures::generated_files(), fixtures::generated_files());
 }
 
 // ------------------------------------------------------------------------------------------------
@@ -89,7 +87,7 @@ fn blob_of(file: &str, bytes: &[u8]) -> Vec<u8> {
     if file.ends_with(".der") {
         return bytes.to_vec();
     }
-    common::decode_base64_text(bytes)
+    fixtures::decode_base64_text(bytes)
 }
 
 /// cms 0.3.0-rc.0 hands a constructed eContent back as an `Any` with the primitive tag and the
@@ -168,7 +166,7 @@ fn verifies_rsa_sha1(ca: &TestCa, message: &[u8], signature: &[u8]) -> bool {
 }
 
 /// DSA with SHA-1 by the DSA test CA, with the `dsa` crate's own DER and SPKI decoding.
-fn verifies_dsa(ca: &common::DsaTestCa, message: &[u8], signature: &[u8]) -> bool {
+fn verifies_dsa(ca: &fixtures::DsaTestCa, message: &[u8], signature: &[u8]) -> bool {
     let (_, cert) = x509_parser::parse_x509_certificate(&ca.cert_der).unwrap();
     let key = dsa::VerifyingKey::from_public_key_der(cert.tbs_certificate.subject_pki.raw).unwrap();
     dsa::Signature::try_from(signature).is_ok_and(|sig| {
@@ -193,13 +191,13 @@ fn signed_bytes(blob: &[u8], decoded: &Decoded) -> Vec<u8> {
         blob.windows(as_written.len()).any(|w| w == as_written),
         "signed attributes in the blob are not the DER encoding of what cms decoded"
     );
-    common::retag_as_set(&as_written)
+    fixtures::retag_as_set(&as_written)
 }
 
 #[test]
 fn default_blob_is_valid_cms_with_aws_fields() {
-    let ca = common::test_ca();
-    let der = std::fs::read(common::data_path("gen/rsa2048.der")).unwrap();
+    let ca = fixtures::test_ca();
+    let der = std::fs::read(fixtures::data_path("gen/rsa2048.der")).unwrap();
     let decoded = decode(&der).unwrap();
     let sd = &decoded.signed_data;
 
@@ -219,7 +217,7 @@ fn default_blob_is_valid_cms_with_aws_fields() {
         oid::SHA256_WITH_RSA
     );
 
-    assert_eq!(decoded.content, common::document());
+    assert_eq!(decoded.content, fixtures::document());
     assert_eq!(decoded.issuer, ca.issuer_der);
     assert_eq!(decoded.serial, ca.serial);
     assert_eq!(
@@ -238,12 +236,12 @@ fn default_blob_is_valid_cms_with_aws_fields() {
     );
     assert_eq!(
         decoded.message_digest,
-        Sha256::digest(common::document()).to_vec()
+        Sha256::digest(fixtures::document()).to_vec()
     );
     let signed = signed_bytes(&der, &decoded);
     assert_eq!(
         signed,
-        BlobSpec::aws_like(&common::document()).signed_message()
+        BlobSpec::aws_like(&fixtures::document()).signed_message()
     );
     assert!(verifies(
         &ca_verifying_key(&ca),
@@ -254,8 +252,8 @@ fn default_blob_is_valid_cms_with_aws_fields() {
 
 #[test]
 fn default_blob_has_the_aws_byte_layout() {
-    let ca = common::test_ca();
-    let doc = common::document();
+    let ca = fixtures::test_ca();
+    let doc = fixtures::document();
     let der = BlobSpec::aws_like(&doc).build(&ca);
     // As in every real /rsa2048 blob: indefinite ContentInfo, [0], SignedData, encapContentInfo,
     // [0] and constructed eContent; one primitive chunk with a two-byte length.
@@ -289,14 +287,14 @@ fn default_blob_has_the_aws_byte_layout() {
 /// Every fixture in the index is what the index says, judged with `cms`, `rsa` and `dsa`.
 #[test]
 fn index_entries_hold_independently() {
-    let ca = common::test_ca();
-    let dsa_ca = common::dsa_test_ca();
+    let ca = fixtures::test_ca();
+    let dsa_ca = fixtures::dsa_test_ca();
     let key = ca_verifying_key(&ca);
-    let doc = common::document();
+    let doc = fixtures::document();
     let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(common::data_path("gen/index.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(fixtures::data_path("gen/index.json")).unwrap())
             .unwrap();
-    let fixtures = common::blob_fixtures();
+    let fixtures = fixtures::blob_fixtures();
     assert_eq!(index.as_array().unwrap().len(), fixtures.len());
 
     for (fixture, entry) in fixtures.iter().zip(index.as_array().unwrap()) {
@@ -368,7 +366,7 @@ fn index_entries_hold_independently() {
 
 #[test]
 fn text_forms_are_the_same_blob() {
-    let files = common::generated_files();
+    let files = fixtures::generated_files();
     let get = |name: &str| files.iter().find(|(n, _)| *n == name).unwrap().1.clone();
     let der = get("rsa2048.der");
     let b64 = String::from_utf8(get("rsa2048.b64")).unwrap();
@@ -390,8 +388,8 @@ fn text_forms_are_the_same_blob() {
 
 #[test]
 fn embedded_certificate_impersonates_the_test_ca() {
-    let ca = common::test_ca();
-    let cert_der = common::attacker_cert(&ca);
+    let ca = fixtures::test_ca();
+    let cert_der = fixtures::attacker_cert(&ca);
     let (rest, cert) = x509_parser::parse_x509_certificate(&cert_der).unwrap();
     assert!(rest.is_empty());
     assert_eq!(cert.tbs_certificate.issuer.as_raw(), ca.issuer_der);
@@ -402,7 +400,7 @@ fn embedded_certificate_impersonates_the_test_ca() {
     );
     assert_eq!(
         attacker,
-        VerifyingKey::new(common::other_key().to_public_key())
+        VerifyingKey::new(fixtures::other_key().to_public_key())
     );
     assert!(verifies(
         &attacker,
@@ -415,7 +413,7 @@ fn embedded_certificate_impersonates_the_test_ca() {
         &cert.signature_value.data
     ));
 
-    let fixture = common::blob_fixtures()
+    let fixture = fixtures::blob_fixtures()
         .into_iter()
         .find(|f| f.file == "rsa2048-embedded-cert.b64");
     let blob = blob_of("x.b64", &fixture.unwrap().bytes);
@@ -434,9 +432,9 @@ fn embedded_certificate_impersonates_the_test_ca() {
 
 #[test]
 fn knobs_produce_decodable_cms() {
-    let ca = common::test_ca();
+    let ca = fixtures::test_ca();
     let key = ca_verifying_key(&ca);
-    let doc = common::document();
+    let doc = fixtures::document();
     let aws = BlobSpec::aws_like(&doc);
 
     let two = decode(
@@ -483,9 +481,9 @@ fn knobs_produce_decodable_cms() {
         &decoded.signature
     ));
 
-    let extra = common::attribute(
-        &common::der_oid(oid::MESSAGE_DIGEST),
-        &common::tlv(0x04, &[0u8; 32]),
+    let extra = fixtures::attribute(
+        &fixtures::der_oid(oid::MESSAGE_DIGEST),
+        &fixtures::tlv(0x04, &[0u8; 32]),
     );
     let decoded = decode(
         &BlobSpec {
@@ -539,29 +537,32 @@ fn knobs_produce_decodable_cms() {
 #[test]
 fn writer_encodes_oids_and_lengths() {
     assert_eq!(
-        common::der_oid(oid::SIGNED_DATA),
+        fixtures::der_oid(oid::SIGNED_DATA),
         [0x2A, 0x86, 0x48, 0x86, 0xF7, 0x0D, 0x01, 0x07, 0x02]
     );
     assert_eq!(
-        common::der_oid(oid::SHA256),
+        fixtures::der_oid(oid::SHA256),
         [0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01]
     );
-    assert_eq!(common::der_oid("2.999.3"), [0x88, 0x37, 0x03]);
-    assert_eq!(common::tlv(0x04, &[]), [0x04, 0x00]);
-    assert_eq!(common::tlv(0x04, &[0; 127])[..2], [0x04, 0x7F]);
-    assert_eq!(common::tlv(0x04, &[0; 128])[..3], [0x04, 0x81, 0x80]);
-    assert_eq!(common::tlv(0x04, &[0; 256])[..4], [0x04, 0x82, 0x01, 0x00]);
+    assert_eq!(fixtures::der_oid("2.999.3"), [0x88, 0x37, 0x03]);
+    assert_eq!(fixtures::tlv(0x04, &[]), [0x04, 0x00]);
+    assert_eq!(fixtures::tlv(0x04, &[0; 127])[..2], [0x04, 0x7F]);
+    assert_eq!(fixtures::tlv(0x04, &[0; 128])[..3], [0x04, 0x81, 0x80]);
     assert_eq!(
-        common::tlv(0x04, &[0; 0x1_0000])[..5],
+        fixtures::tlv(0x04, &[0; 256])[..4],
+        [0x04, 0x82, 0x01, 0x00]
+    );
+    assert_eq!(
+        fixtures::tlv(0x04, &[0; 0x1_0000])[..5],
         [0x04, 0x83, 0x01, 0x00, 0x00]
     );
     assert_eq!(
-        common::indefinite(0x30, &[&[0x05, 0x00]]),
+        fixtures::indefinite(0x30, &[&[0x05, 0x00]]),
         [0x30, 0x80, 0x05, 0x00, 0x00, 0x00]
     );
 
     let mut set = vec![vec![0x30, 0x2F], vec![0x30, 0x18, 0x01], vec![0x30, 0x18]];
-    common::der_sort(&mut set);
+    fixtures::der_sort(&mut set);
     assert_eq!(
         set,
         [vec![0x30, 0x18], vec![0x30, 0x18, 0x01], vec![0x30, 0x2F]]

@@ -3,10 +3,7 @@
 //! CMS auto-detection, and one test per new error variant.
 #![cfg(test)] // clippy.toml says why
 
-mod common;
-
 use chrono::{DateTime, Utc};
-use common::{BlobSpec, NOW_FOR_TESTS};
 use ec2_iid::dangerous::{detect_cms_format, parse_signed_data};
 use ec2_iid::ids::Region;
 use ec2_iid::internal::verify_signature;
@@ -14,6 +11,7 @@ use ec2_iid::{
     AllowRule, ConfigError, Error, ErrorKind, Format, IdentityDocument, SignedInput, TrustStore,
     VerifiedDocument, Verifier, VerifyOptions, verify_input,
 };
+use ec2_iid_test_support::fixtures::{self, BlobSpec, NOW_FOR_TESTS};
 
 const RSA_CA: &[u8] = include_bytes!("data/testca/testca.pem");
 const DSA_CA: &[u8] = include_bytes!("data/testca/testca-dsa.pem");
@@ -209,8 +207,8 @@ fn formats_do_not_cross() {
 
 #[test]
 fn signing_time_outside_the_key_validity() {
-    let ca = common::test_ca();
-    let dsa_ca = common::dsa_test_ca();
+    let ca = fixtures::test_ca();
+    let dsa_ca = fixtures::dsa_test_ca();
     // The DSA test CA is valid 2012-2038.
     for (time, ok) in [
         ("120101000000Z", true),
@@ -236,12 +234,12 @@ fn signing_time_outside_the_key_validity() {
 
 #[test]
 fn pkcs7_unsupported_algorithms() {
-    let ca = common::test_ca();
-    let dsa_ca = common::dsa_test_ca();
+    let ca = fixtures::test_ca();
+    let dsa_ca = fixtures::dsa_test_ca();
     let pkcs7 = BlobSpec::aws_pkcs7_like(DOCUMENT, &dsa_ca);
     // dsaWithSHA1 with a SHA-256 digest is not a /pkcs7 combination.
     let sha256 = BlobSpec {
-        digest_oid: common::der_oid(common::oid::SHA256),
+        digest_oid: fixtures::der_oid(fixtures::oid::SHA256),
         hash_sha1: false,
         ..pkcs7.clone()
     }
@@ -254,7 +252,7 @@ fn pkcs7_unsupported_algorithms() {
     );
     // An unknown digest.
     let md5 = BlobSpec {
-        digest_oid: common::der_oid("1.2.840.113549.2.5"),
+        digest_oid: fixtures::der_oid("1.2.840.113549.2.5"),
         ..pkcs7
     }
     .build(&ca);
@@ -511,9 +509,9 @@ fn signature_input_errors() {
         );
     }
     // A region and a valid signature over a document that is no identity document.
-    let ca = common::test_ca();
+    let ca = fixtures::test_ca();
     let partial = br#"{"region" : "us-east-1"}"#;
-    let signature = common::base64_lines(&common::rsa_sign(&ca.key, partial)).join("\n");
+    let signature = fixtures::base64_lines(&fixtures::rsa_sign(&ca.key, partial)).join("\n");
     assert!(matches!(
         bad(partial, signature.as_bytes()),
         Error::InvalidDocument { .. }

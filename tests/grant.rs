@@ -12,9 +12,11 @@ use ec2_iid::{
     AllowRule, CheckError, ClaimRecord, Error, Grant, InMemoryJoinRegistry, InstanceFacts,
     InstanceLookup, InstanceQuery, JoinClaim, JoinRegistry, Verifier,
 };
+use ec2_iid_test_support::fixtures;
+use ec2_iid_test_support::now_or_never;
 
 fn now() -> DateTime<Utc> {
-    common::NOW_FOR_TESTS.parse().unwrap()
+    fixtures::NOW_FOR_TESTS.parse().unwrap()
 }
 
 fn verifier() -> Verifier {
@@ -25,7 +27,7 @@ fn verifier() -> Verifier {
 }
 
 fn blob() -> Vec<u8> {
-    std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap()
+    std::fs::read(fixtures::data_path("gen/rsa2048.b64")).unwrap()
 }
 
 /// Answers with a running instance of the document's account.
@@ -51,7 +53,7 @@ fn first_then_repeat_for_the_same_requester_and_refused_for_another() {
     let join = verifier.verify(&blob(), now()).unwrap();
     let registry = InMemoryJoinRegistry::new();
     let once = |requester: u8| {
-        common::now_or_never(join.check_instance_once(&Running, &registry, [requester; 32], now()))
+        now_or_never(join.check_instance_once(&Running, &registry, [requester; 32], now()))
     };
     assert_eq!(once(1).unwrap().grant(), Grant::First);
     assert_eq!(once(1).unwrap().grant(), Grant::Repeat);
@@ -71,12 +73,12 @@ fn first_then_repeat_for_the_same_requester_and_refused_for_another() {
 fn checks_without_a_registry_say_first() {
     let verifier = verifier();
     let join = verifier.verify(&blob(), now()).unwrap();
-    let facts = common::now_or_never(Running.describe_instance(&join.query())).unwrap();
+    let facts = now_or_never(Running.describe_instance(&join.query())).unwrap();
     assert_eq!(
         join.check_facts(facts.as_ref()).unwrap().grant(),
         Grant::First
     );
-    let outcome = common::now_or_never(join.check_instance(&Running)).unwrap();
+    let outcome = now_or_never(join.check_instance(&Running)).unwrap();
     assert_eq!(outcome.grant(), Grant::First);
     assert_eq!(Grant::First.as_str(), "first");
     assert_eq!(
@@ -115,8 +117,7 @@ fn a_claim_found_only_by_the_read_back_is_a_first_grant() {
     let verifier = verifier();
     let join = verifier.verify(&blob(), now()).unwrap();
     let registry = LostAnswers::default();
-    let once =
-        || common::now_or_never(join.check_instance_once(&Running, &registry, [1; 32], now()));
+    let once = || now_or_never(join.check_instance_once(&Running, &registry, [1; 32], now()));
     assert_eq!(once().unwrap().grant(), Grant::First);
     assert_eq!(*registry.reads.lock().unwrap(), 2, "read, claim, read back");
     // Its retry finds the record at the first read.

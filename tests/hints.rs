@@ -6,7 +6,6 @@ mod common;
 use core::future::Future;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use common::{BlobSpec, replace_once, test_ca};
 use ec2_iid::dangerous::parse_signed_data;
 use ec2_iid::ids::InstanceState;
 use ec2_iid::internal::verify_signature;
@@ -14,17 +13,19 @@ use ec2_iid::{
     AllowRule, CheckError, Error, ErrorKind, Format, InstanceFacts, InstanceLookup, InstanceQuery,
     SignedInput, TrustStore, Verifier, VerifyOptions, verify_input,
 };
+use ec2_iid_test_support::fixtures::{self, BlobSpec, replace_once, test_ca};
+use ec2_iid_test_support::now_or_never;
 
 fn trust() -> TrustStore {
     common::trust_with_test_ca("us-east-1")
 }
 
 fn pending_time() -> DateTime<Utc> {
-    common::PENDING_TIME.parse().unwrap()
+    fixtures::PENDING_TIME.parse().unwrap()
 }
 
 fn fixture() -> Vec<u8> {
-    BlobSpec::aws_like(&common::document()).build(&test_ca())
+    BlobSpec::aws_like(&fixtures::document()).build(&test_ca())
 }
 
 /// The kind and the hint of a refusal.
@@ -45,7 +46,7 @@ fn account() -> AllowRule {
 #[test]
 fn json_quoted_blob() {
     let text =
-        String::from_utf8(std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap()).unwrap();
+        String::from_utf8(std::fs::read(fixtures::data_path("gen/rsa2048.b64")).unwrap()).unwrap();
     let quoted = format!("{:?}", text.trim_end());
     let (kind, hint) = refusal(parse_signed_data(quoted.as_bytes()));
     assert_eq!(kind, ErrorKind::Malformed);
@@ -56,7 +57,7 @@ fn json_quoted_blob() {
 fn unknown_serial_is_a_new_certificate_tampered_issuer_is_not() {
     let unknown = BlobSpec {
         serial_override: Some(vec![0x42; 8]),
-        ..BlobSpec::aws_like(&common::document())
+        ..BlobSpec::aws_like(&fixtures::document())
     }
     .build(&test_ca());
     let (kind, hint) = refusal(verify_signature(
@@ -83,12 +84,12 @@ fn unknown_serial_is_a_new_certificate_tampered_issuer_is_not() {
 
 #[test]
 fn legacy_pkcs7_without_the_opt_in() {
-    let blob = std::fs::read(common::data_path("gen/pkcs7.b64")).unwrap();
+    let blob = std::fs::read(fixtures::data_path("gen/pkcs7.b64")).unwrap();
     let mut trust = trust();
     trust
         .add_pem(
             Format::Pkcs7,
-            common::dsa_test_ca().cert_pem.as_bytes(),
+            fixtures::dsa_test_ca().cert_pem.as_bytes(),
             ["us-east-1".parse().unwrap()],
         )
         .unwrap();
@@ -127,7 +128,7 @@ fn rule_mismatch_names_field_expected_and_actual() {
         .allow(account().with_instance_types(["m5.large".parse().unwrap()]))
         .build()
         .unwrap();
-    let now: DateTime<Utc> = common::NOW_FOR_TESTS.parse().unwrap();
+    let now: DateTime<Utc> = fixtures::NOW_FOR_TESTS.parse().unwrap();
     let (kind, hint) = refusal(verifier.verify(&fixture(), now));
     assert_eq!(kind, ErrorKind::NoRuleMatched);
     assert!(
@@ -160,11 +161,11 @@ impl InstanceLookup for Answer {
 #[test]
 fn instance_not_running_and_lookup_unavailable() {
     let verifier = verifier(account());
-    let now: DateTime<Utc> = common::NOW_FOR_TESTS.parse().unwrap();
+    let now: DateTime<Utc> = fixtures::NOW_FOR_TESTS.parse().unwrap();
     let pending = verifier.verify(&fixture(), now).unwrap();
     let mut stopped = InstanceFacts::new("i-0123456789abcdef0", InstanceState::Stopped);
     stopped.owner_id = Some("123456789012".into());
-    let err = common::now_or_never(pending.check_instance(&Answer(Ok(Some(stopped))))).unwrap_err();
+    let err = now_or_never(pending.check_instance(&Answer(Ok(Some(stopped))))).unwrap_err();
     assert_eq!(err.kind(), Some(ErrorKind::InstanceRejected));
     let hint = err.hint().unwrap();
     assert!(
@@ -173,7 +174,7 @@ fn instance_not_running_and_lookup_unavailable() {
     );
 
     let throttled = std::io::Error::other("Throttling: rate exceeded");
-    let err = common::now_or_never(pending.check_instance(&Answer(Err(throttled)))).unwrap_err();
+    let err = now_or_never(pending.check_instance(&Answer(Err(throttled)))).unwrap_err();
     assert!(matches!(err, CheckError::Lookup(_)));
     assert_eq!(err.kind(), None, "not a decision about the instance");
     assert!(err.hint().unwrap().contains("retry"));

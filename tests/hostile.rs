@@ -1,19 +1,19 @@
 //! Structurally hostile blobs and documents: each case is rejected with one exact error.
 //!
-//! The blobs come from the fixture generator (`tests/common/gen.rs`), signed by the test CA
-//! unless a case is about the signature, so that each one gets past every check but the one
+//! The blobs come from the fixture generator (`test-support/src/fixtures.rs`), signed by the
+//! test CA unless a case is about the signature, so that each one gets past every check but the one
 //! it targets.
 #![cfg(test)] // clippy.toml says why
-
-mod common;
 
 use std::time::Instant;
 
 use base64::Engine as _;
-use common::{BlobSpec, attribute, der_oid, imds_base64, oid, position, tag, test_ca, tlv};
 use ec2_iid::dangerous::parse_signed_data;
 use ec2_iid::internal::{MAX_ELEMENTS, MAX_INDEFINITE_DEPTH, verify_signature};
 use ec2_iid::{Error, Format, MAX_BLOB_LEN, Malformed, TrustStore, VerifiedDocument};
+use ec2_iid_test_support::fixtures::{
+    self, BlobSpec, attribute, der_oid, imds_base64, oid, position, tag, test_ca, tlv,
+};
 
 fn trust() -> TrustStore {
     let mut store = TrustStore::empty();
@@ -32,7 +32,7 @@ fn verify(blob: &[u8]) -> Result<VerifiedDocument, Error> {
 }
 
 fn spec() -> BlobSpec {
-    BlobSpec::aws_like(&common::document())
+    BlobSpec::aws_like(&fixtures::document())
 }
 
 fn build(spec: &BlobSpec) -> Vec<u8> {
@@ -50,7 +50,7 @@ fn malformed(offset: usize, reason: Malformed) -> Error {
 
 /// The document text with one replacement.
 fn document_with(from: &str, to: &str) -> Vec<u8> {
-    let text = String::from_utf8(common::document()).unwrap();
+    let text = String::from_utf8(fixtures::document()).unwrap();
     assert!(text.contains(from), "{from}");
     text.replacen(from, to, 1).into_bytes()
 }
@@ -105,7 +105,7 @@ fn inner_length_claiming_gigabytes() {
     // The eContent chunk `04 82 01 d9` claims 2 GiB instead; the indefinite wrappers around it
     // have no lengths to fix up.
     let der = fixture();
-    let content_len = u16::try_from(common::document().len()).unwrap();
+    let content_len = u16::try_from(fixtures::document().len()).unwrap();
     let mut header = vec![tag::OCTET_STRING, 0x82];
     header.extend(content_len.to_be_bytes());
     let at = position(&der, &header);
@@ -184,7 +184,7 @@ fn deep_definite_nesting_is_not_walked() {
         embedded_certs: vec![deep_definite()],
         ..spec()
     });
-    assert_eq!(verify(&blob).unwrap().content(), common::document());
+    assert_eq!(verify(&blob).unwrap().content(), fixtures::document());
 }
 
 /// The fixture with the eContent OCTET STRING wrapped in `levels` more constructed,
@@ -193,7 +193,7 @@ fn nested_econtent(levels: usize) -> (Vec<u8>, usize) {
     let der = fixture();
     let start = position(&der, &[0xA0, 0x80, tag::OCTET_STRING_CONSTRUCTED, 0x80]) + 2;
     // The constructed OCTET STRING ends with the first EOC after the content.
-    let content = common::document();
+    let content = fixtures::document();
     let end = position(&der, &content) + content.len() + 2;
     let mut blob = der[..start].to_vec();
     blob.extend([tag::OCTET_STRING_CONSTRUCTED, 0x80].repeat(levels));
@@ -209,7 +209,7 @@ fn nested_constructed_octet_strings_within_the_bound_are_joined() {
     // more: MAX_INDEFINITE_DEPTH.
     let (blob, _) = nested_econtent(MAX_INDEFINITE_DEPTH - 6);
     let verified = verify(&blob).unwrap();
-    assert_eq!(verified.content(), common::document());
+    assert_eq!(verified.content(), fixtures::document());
 }
 
 #[test]
@@ -273,7 +273,7 @@ fn many_distinct_unknown_signed_attributes_are_tolerated() {
     });
     let started = Instant::now();
     let verified = verify(&blob).unwrap();
-    assert_eq!(verified.content(), common::document());
+    assert_eq!(verified.content(), fixtures::document());
     assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
 }
 
@@ -351,9 +351,9 @@ fn message_digest_attribute_with_two_values() {
 
 /// `SEQUENCE { oid, SET { values.. } }` for a short dotted OID (the OID TLV is 11 bytes).
 fn tlv_seq_attr(dotted: &str, values: &[&[u8]]) -> Vec<u8> {
-    let oid = common::oid_tlv(&der_oid(dotted));
+    let oid = fixtures::oid_tlv(&der_oid(dotted));
     assert_eq!(oid.len(), 11);
-    common::tlv_of(tag::SEQUENCE, &[&oid, &common::tlv_of(tag::SET, values)])
+    fixtures::tlv_of(tag::SEQUENCE, &[&oid, &fixtures::tlv_of(tag::SET, values)])
 }
 
 #[test]
@@ -537,7 +537,7 @@ fn signed_data_and_signer_info_versions() {
     let signed_data_version = [tag::INTEGER, 0x01, 0x01, tag::SET];
     let at = position(&der, &signed_data_version);
     for bad in [0x00, 0x06] {
-        let blob = common::replace_once(
+        let blob = fixtures::replace_once(
             &der,
             &signed_data_version,
             &[tag::INTEGER, 0x01, bad, tag::SET],
@@ -549,7 +549,7 @@ fn signed_data_and_signer_info_versions() {
     }
     let signer_version = [tag::INTEGER, 0x01, 0x01, tag::SEQUENCE];
     let at = position(&der, &signer_version);
-    let blob = common::replace_once(
+    let blob = fixtures::replace_once(
         &der,
         &signer_version,
         &[tag::INTEGER, 0x01, 0x03, tag::SEQUENCE],
@@ -783,7 +783,7 @@ fn signed_attributes_past_the_element_budget_are_refused() {
         extra_attrs: tiny_attributes(u16::try_from(within).unwrap()),
         ..spec()
     });
-    assert_eq!(verify(&blob).unwrap().content(), common::document());
+    assert_eq!(verify(&blob).unwrap().content(), fixtures::document());
     let large = build(&BlobSpec {
         extra_attrs: tiny_attributes(6_400),
         ..spec()
@@ -808,7 +808,7 @@ fn signed_attributes_past_the_element_budget_are_refused() {
 fn with_econtent(econtent: &[u8]) -> (Vec<u8>, usize) {
     let der = fixture();
     let start = position(&der, &[0xA0, 0x80, tag::OCTET_STRING_CONSTRUCTED, 0x80]) + 2;
-    let content = common::document();
+    let content = fixtures::document();
     let end = position(&der, &content) + content.len() + 2;
     let blob = [&der[..start], econtent, &der[end..]].concat();
     (blob, start)
@@ -818,7 +818,7 @@ fn with_econtent(econtent: &[u8]) -> (Vec<u8>, usize) {
 fn deep_definite_constructed_octet_strings_are_refused() {
     // Definite lengths are not walked ahead, so the depth bound must also hold while the
     // segments are joined: 1 000 levels would otherwise recurse 1 000 deep.
-    let mut econtent = tlv(tag::OCTET_STRING, &common::document());
+    let mut econtent = tlv(tag::OCTET_STRING, &fixtures::document());
     for _ in 0..1_000 {
         econtent = tlv(tag::OCTET_STRING_CONSTRUCTED, &econtent);
     }
@@ -830,18 +830,21 @@ fn deep_definite_constructed_octet_strings_are_refused() {
         malformed(start + 4 * 20, Malformed::NestingTooDeep)
     );
     // Within the bound, definite nesting is joined like indefinite nesting.
-    let mut econtent = tlv(tag::OCTET_STRING, &common::document());
+    let mut econtent = tlv(tag::OCTET_STRING, &fixtures::document());
     for _ in 0..10 {
         econtent = tlv(tag::OCTET_STRING_CONSTRUCTED, &econtent);
     }
     let (blob, _) = with_econtent(&econtent);
-    assert_eq!(verify(&blob).unwrap().content(), common::document());
+    assert_eq!(verify(&blob).unwrap().content(), fixtures::document());
 }
 
 #[test]
 fn econtent_that_is_not_an_octet_string() {
     // A SEQUENCE of OCTET STRINGs has the right segments under the wrong tag.
-    let econtent = tlv(tag::SEQUENCE, &tlv(tag::OCTET_STRING, &common::document()));
+    let econtent = tlv(
+        tag::SEQUENCE,
+        &tlv(tag::OCTET_STRING, &fixtures::document()),
+    );
     let (blob, start) = with_econtent(&econtent);
     assert_eq!(
         verify(&blob).unwrap_err(),
@@ -860,18 +863,18 @@ fn extra_element_in_a_structure() {
     // digestAlgorithms' AlgorithmIdentifier gets a second NULL: `SEQUENCE { oid, NULL, NULL }`.
     // That SET is not signed, so only the structure check can object.
     let der = fixture();
-    let sha256 = common::oid_tlv(&der_oid(oid::SHA256));
-    let set = common::tlv_of(
+    let sha256 = fixtures::oid_tlv(&der_oid(oid::SHA256));
+    let set = fixtures::tlv_of(
         tag::SET,
-        &[&common::tlv_of(
+        &[&fixtures::tlv_of(
             tag::SEQUENCE,
             &[&sha256, &[tag::NULL, 0x00]],
         )],
     );
     let at = position(&der, &set);
-    let bad = common::tlv_of(
+    let bad = fixtures::tlv_of(
         tag::SET,
-        &[&common::tlv_of(
+        &[&fixtures::tlv_of(
             tag::SEQUENCE,
             &[&sha256, &[tag::NULL, 0x00, tag::NULL, 0x00]],
         )],
@@ -889,7 +892,7 @@ fn extra_element_in_a_structure() {
 #[test]
 fn end_of_contents_with_a_length() {
     // The EOC closing the eContent OCTET STRING becomes `00 01 00`: a zero tag with a length.
-    let content = common::document();
+    let content = fixtures::document();
     let econtent = [
         &[tag::OCTET_STRING_CONSTRUCTED, 0x80][..],
         &tlv(tag::OCTET_STRING, &content),
@@ -927,12 +930,12 @@ fn oid_with_a_padded_arc() {
     // id-signedData with its arc 7 written as `80 07`: the same number, not the same bytes.
     // Refused as malformed rather than decoded and compared.
     let der = fixture();
-    let signed_data = common::oid_tlv(&der_oid(oid::SIGNED_DATA));
+    let signed_data = fixtures::oid_tlv(&der_oid(oid::SIGNED_DATA));
     let mut padded = der_oid(oid::SIGNED_DATA);
     padded.insert(padded.len() - 2, 0x80);
     let blob = [
         &der[..2],
-        &common::oid_tlv(&padded),
+        &fixtures::oid_tlv(&padded),
         &der[2 + signed_data.len()..],
     ]
     .concat();
@@ -948,7 +951,7 @@ fn algorithm_parameters_other_than_null() {
     // (`04 00`) where NULL (`05 00`) belongs: same length, so nothing else moves.
     let der = fixture();
     let serial_end = position(&der, &test_ca().serial) + test_ca().serial.len();
-    let digest = common::algorithm_identifier(&der_oid(oid::SHA256), true);
+    let digest = fixtures::algorithm_identifier(&der_oid(oid::SHA256), true);
     assert_eq!(der[serial_end..serial_end + digest.len()], digest);
     let mut blob = der.clone();
     blob[serial_end + digest.len() - 2] = tag::OCTET_STRING;
@@ -958,7 +961,7 @@ fn algorithm_parameters_other_than_null() {
             oid: oid::SHA256.into()
         }
     );
-    let signature = common::algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
+    let signature = fixtures::algorithm_identifier(&der_oid(oid::SHA256_WITH_RSA), true);
     let at = position(&der, &signature);
     let mut blob = der;
     blob[at + signature.len() - 2] = tag::OCTET_STRING;
@@ -971,16 +974,16 @@ fn algorithm_parameters_other_than_null() {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Parse cost (the crafted blobs of `tests/common/hostile.rs`, timed by `verify/hostile_worst`)
+// Parse cost (the crafted blobs of `test-support/src/hostile.rs`, timed by `verify/hostile_worst`)
 // ------------------------------------------------------------------------------------------------
 
 #[test]
 fn committed_hostile_blobs_match_the_generator() {
-    let dir = common::data_path("hostile");
+    let dir = fixtures::data_path("hostile");
     let regenerate = std::env::var("EC2_IID_REGENERATE").is_ok_and(|v| v == "1");
     let engine = base64::engine::general_purpose::STANDARD;
     let mut stale = Vec::new();
-    for (name, blob) in common::hostile::hostile_blobs() {
+    for (name, blob) in ec2_iid_test_support::hostile::hostile_blobs() {
         assert!(blob.len() <= MAX_BLOB_LEN, "{name}: {}", blob.len());
         let path = dir.join(format!("{name}.b64"));
         let text = format!("{}\n", engine.encode(&blob));
@@ -999,7 +1002,8 @@ fn committed_hostile_blobs_match_the_generator() {
 
 /// The committed copy of a crafted blob, decoded.
 fn hostile(name: &str) -> Vec<u8> {
-    let text = std::fs::read_to_string(common::data_path(&format!("hostile/{name}.b64"))).unwrap();
+    let text =
+        std::fs::read_to_string(fixtures::data_path(&format!("hostile/{name}.b64"))).unwrap();
     base64::engine::general_purpose::STANDARD
         .decode(text.trim_end())
         .unwrap()
@@ -1037,7 +1041,7 @@ fn crafted_blobs_are_refused_at_a_bound_or_verify() {
     // A definite-length certificates field is skipped in one step, whatever it holds.
     let blob = hostile("definite-certificates");
     assert_eq!(blob.len(), MAX_BLOB_LEN);
-    assert_eq!(verify(&blob).unwrap().content(), common::document());
+    assert_eq!(verify(&blob).unwrap().content(), fixtures::document());
 }
 
 #[test]
@@ -1045,19 +1049,19 @@ fn certificates_and_crls_are_skipped_within_the_budget() {
     // An indefinite certificates field is measured header by header, within the same budget:
     // MAX_ELEMENTS empty SEQUENCEs in it are refused, 500 are skipped and the blob verifies.
     let der = fixture();
-    let content = common::document();
+    let content = fixtures::document();
     let encap_end = position(&der, &content) + content.len() + 6;
     let with_field = |field: &[u8]| [&der[..encap_end], field, &der[encap_end..]].concat();
     let empties = |n: usize| [tag::SEQUENCE, 0x00].repeat(n);
-    let certificates = common::indefinite(tag::CTX0, &[&empties(500)]);
-    let crls = common::indefinite(tag::CTX1, &[&empties(300)]);
+    let certificates = fixtures::indefinite(tag::CTX0, &[&empties(500)]);
+    let crls = fixtures::indefinite(tag::CTX1, &[&empties(300)]);
     assert_eq!(
         verify(&with_field(&[certificates.clone(), crls].concat()))
             .unwrap()
             .content(),
         content
     );
-    let certificates = common::indefinite(tag::CTX0, &[&empties(MAX_ELEMENTS)]);
+    let certificates = fixtures::indefinite(tag::CTX0, &[&empties(MAX_ELEMENTS)]);
     assert!(matches!(
         verify(&with_field(&certificates)),
         Err(Error::Malformed {

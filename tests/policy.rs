@@ -16,9 +16,11 @@ use ec2_iid::{
     InstanceLookup, InstanceQuery, JoinClaim, JoinRegistry, PendingJoin, RuleMismatch,
     TokenResource, TokenSpec, TrustStore, VerifiedDocument, Verifier, match_allow_rules,
 };
+use ec2_iid_test_support::fixtures;
+use ec2_iid_test_support::now_or_never;
 
 fn now() -> DateTime<Utc> {
-    common::NOW_FOR_TESTS.parse().unwrap()
+    fixtures::NOW_FOR_TESTS.parse().unwrap()
 }
 
 fn test_trust() -> TrustStore {
@@ -26,7 +28,7 @@ fn test_trust() -> TrustStore {
 }
 
 fn blob() -> Vec<u8> {
-    std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap()
+    std::fs::read(fixtures::data_path("gen/rsa2048.b64")).unwrap()
 }
 
 fn verified() -> VerifiedDocument {
@@ -34,7 +36,7 @@ fn verified() -> VerifiedDocument {
 }
 
 fn token(name: &str) -> TokenSpec {
-    let text = std::fs::read(common::data_path(&format!("tokens/{name}.yaml"))).unwrap();
+    let text = std::fs::read(fixtures::data_path(&format!("tokens/{name}.yaml"))).unwrap();
     let resource: TokenResource = serde_norway::from_slice(&text).unwrap();
     resource.validate().unwrap().into_spec()
 }
@@ -209,7 +211,7 @@ fn verifier_with(rule: AllowRule) -> Verifier {
 #[test]
 fn ttl_through_the_verifier() {
     let verifier = verifier_with(AllowRule::account("123456789012".parse().unwrap()));
-    let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
+    let pending: DateTime<Utc> = fixtures::PENDING_TIME.parse().unwrap();
     assert!(
         verifier
             .verify(&blob(), pending + TimeDelta::minutes(5))
@@ -470,7 +472,7 @@ fn check_instance_assumes_the_matched_rules_role() {
         answer: Some(running()),
         ..FakeLookup::default()
     };
-    let outcome = common::now_or_never(join.check_instance(&lookup)).unwrap();
+    let outcome = now_or_never(join.check_instance(&lookup)).unwrap();
     assert_eq!(outcome.matched_rule(), 1);
     assert_eq!(outcome.rule().aws_role().map(RoleArn::as_str), Some(role));
     let queries = lookup.queries.lock().unwrap();
@@ -492,7 +494,7 @@ fn lookup_failures_keep_their_source() {
         fail: true,
         ..FakeLookup::default()
     };
-    let err = common::now_or_never(join.check_instance(&failing)).unwrap_err();
+    let err = now_or_never(join.check_instance(&failing)).unwrap_err();
     assert!(matches!(err, CheckError::Lookup(Throttled)));
     assert_eq!(
         err.to_string(),
@@ -503,7 +505,7 @@ fn lookup_failures_keep_their_source() {
 
     let missing = FakeLookup::default();
     assert!(matches!(
-        common::now_or_never(join.check_instance(&missing)),
+        now_or_never(join.check_instance(&missing)),
         Err(CheckError::Rejected(Error::InstanceNotFound { .. }))
     ));
 }
@@ -518,7 +520,7 @@ fn each_launch_joins_once() {
     };
     let registry = InMemoryJoinRegistry::new();
     let once = |requester: u8, at| {
-        common::now_or_never(join.check_instance_once(&lookup, &registry, [requester; 32], at))
+        now_or_never(join.check_instance_once(&lookup, &registry, [requester; 32], at))
     };
     let first = once(1, now()).unwrap();
     assert_eq!(first.host_id(), "123456789012-i-0123456789abcdef0");
@@ -537,7 +539,7 @@ fn each_launch_joins_once() {
     assert!(once(1, now()).is_ok(), "the same requester again: a retry");
     // The claim is kept past pendingTime + TTL + skew (to the next microsecond), then the
     // record may go.
-    let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
+    let pending: DateTime<Utc> = fixtures::PENDING_TIME.parse().unwrap();
     let expiry = pending + TimeDelta::minutes(6);
     assert!(
         once(3, expiry - TimeDelta::seconds(1)).is_err(),
@@ -554,7 +556,7 @@ fn each_launch_joins_once() {
 /// the TTL and the future skew (zero included); one nanosecond later the TTL refuses it.
 #[test]
 fn no_replay_at_the_ttl_boundary() {
-    let pending: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
+    let pending: DateTime<Utc> = fixtures::PENDING_TIME.parse().unwrap();
     let lookup = FakeLookup {
         answer: Some(running()),
         ..FakeLookup::default()
@@ -580,16 +582,11 @@ fn no_replay_at_the_ttl_boundary() {
             let registry = InMemoryJoinRegistry::new();
             let join_at = |requester: u8, at: DateTime<Utc>| {
                 let join = verifier.verify(&blob(), at)?;
-                common::now_or_never(join.check_instance_once(
-                    &lookup,
-                    &registry,
-                    [requester; 32],
-                    at,
-                ))
-                .map_err(|e| match e {
-                    CheckError::Rejected(e) => e,
-                    other => panic!("{other:?}"),
-                })
+                now_or_never(join.check_instance_once(&lookup, &registry, [requester; 32], at))
+                    .map_err(|e| match e {
+                        CheckError::Rejected(e) => e,
+                        other => panic!("{other:?}"),
+                    })
             };
             let last = pending + TimeDelta::from_std(ttl).unwrap();
             let case = format!("ttl {ttl:?} skew {skew:?}");
@@ -654,7 +651,7 @@ fn a_claim_that_failed_is_read_back_before_answering() {
         lost_answer: true,
         ..FailingClaims::default()
     };
-    let outcome = common::now_or_never(join.check_instance_once(&lookup, &lost, [1; 32], now()));
+    let outcome = now_or_never(join.check_instance_once(&lookup, &lost, [1; 32], now()));
     assert_eq!(
         outcome.unwrap().host_id(),
         "123456789012-i-0123456789abcdef0"
@@ -666,7 +663,7 @@ fn a_claim_that_failed_is_read_back_before_answering() {
     );
     // Nothing was written: the claim's error, and nothing stored blocks a retry.
     let down = FailingClaims::default();
-    let failed = common::now_or_never(join.check_instance_once(&lookup, &down, [1; 32], now()));
+    let failed = now_or_never(join.check_instance_once(&lookup, &down, [1; 32], now()));
     assert!(
         matches!(failed, Err(CheckError::Registry(RegistryDown))),
         "{failed:?}"
@@ -712,7 +709,7 @@ fn real_samples_against_rules_and_ttl() {
 fn in_memory_registry_keeps_only_the_live_window() {
     use ec2_iid::{JoinClaim, JoinRegistry as _};
     let registry = InMemoryJoinRegistry::new();
-    let start: DateTime<Utc> = common::PENDING_TIME.parse().unwrap();
+    let start: DateTime<Utc> = fixtures::PENDING_TIME.parse().unwrap();
     // 100,000 hosts, one launched every 10 ms, each record kept 6 minutes: at most
     // 36,000 records are live at any time, however long the registry runs.
     let keep = TimeDelta::minutes(6);
@@ -720,7 +717,7 @@ fn in_memory_registry_keeps_only_the_live_window() {
     for i in 0..100_000_i64 {
         let now = start + TimeDelta::milliseconds(10 * i);
         let claim = JoinClaim::new(format!("host-{i}"), now, now + keep, now);
-        assert!(common::now_or_never(registry.claim(&claim)).unwrap());
+        assert!(now_or_never(registry.claim(&claim)).unwrap());
         assert!(
             registry.len() <= live + 1,
             "{} records at claim {i}",
@@ -731,8 +728,7 @@ fn in_memory_registry_keeps_only_the_live_window() {
     // Semantics at the API: replay refused, a newer launch wins, an older one does not.
     let now = start + TimeDelta::milliseconds(10 * 100_000);
     let claim = |host: &str, launched: DateTime<Utc>| {
-        common::now_or_never(registry.claim(&JoinClaim::new(host, launched, launched + keep, now)))
-            .unwrap()
+        now_or_never(registry.claim(&JoinClaim::new(host, launched, launched + keep, now))).unwrap()
     };
     assert!(claim("h", now));
     assert!(!claim("h", now), "replay");
@@ -765,12 +761,12 @@ fn lookups_may_fail_with_anyhow_or_boxed_errors() {
     }
     let verifier = verifier_with(AllowRule::account("123456789012".parse().unwrap()));
     let join = verifier.verify(&blob(), now()).unwrap();
-    let err = common::now_or_never(join.check_instance(&Anyhow)).unwrap_err();
+    let err = now_or_never(join.check_instance(&Anyhow)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "instance lookup failed: assume role denied"
     );
-    let err = common::now_or_never(join.check_instance(&Boxed)).unwrap_err();
+    let err = now_or_never(join.check_instance(&Boxed)).unwrap_err();
     assert_eq!(
         err.to_string(),
         "instance lookup failed: endpoint unreachable"
@@ -782,7 +778,7 @@ fn lookups_may_fail_with_anyhow_or_boxed_errors() {
         ..FakeLookup::default()
     };
     let outcome =
-        common::now_or_never(join.check_instance_once(&lookup, &registry, [1; 32], now())).unwrap();
+        now_or_never(join.check_instance_once(&lookup, &registry, [1; 32], now())).unwrap();
     let anyhow_err: anyhow::Error =
         CheckError::<Throttled>::Rejected(Error::InvalidSignature).into();
     assert_eq!(anyhow_err.to_string(), "invalid signature");

@@ -3,8 +3,6 @@
 //! lookup per distinct role.
 #![cfg(test)] // clippy.toml says why
 
-mod common;
-
 use std::sync::Mutex;
 
 use chrono::{DateTime, Utc};
@@ -13,6 +11,8 @@ use ec2_iid::{
     AllowRule, CheckError, ConfigError, Error, Format, InstanceFacts, InstanceLookup,
     InstanceQuery, RuleMismatch, TokenResource, TrustStore, Verifier,
 };
+use ec2_iid_test_support::fixtures;
+use ec2_iid_test_support::now_or_never;
 
 const ACCOUNT: &str = "123456789012";
 
@@ -24,7 +24,7 @@ const REGIONS: [(&str, Partition); 3] = [
 ];
 
 fn now() -> DateTime<Utc> {
-    common::NOW_FOR_TESTS.parse().unwrap()
+    fixtures::NOW_FOR_TESTS.parse().unwrap()
 }
 
 /// AWS's store plus the test CA for one region of each partition.
@@ -34,7 +34,7 @@ fn trust() -> TrustStore {
     trust
         .add_pem(
             Format::Rsa2048,
-            common::test_ca().cert_pem.as_bytes(),
+            fixtures::test_ca().cert_pem.as_bytes(),
             regions,
         )
         .unwrap();
@@ -43,10 +43,10 @@ fn trust() -> TrustStore {
 
 /// The test document moved to `region` (and its zone `<region>a`), signed by the test CA.
 fn blob_in(region: &str) -> Vec<u8> {
-    let document = String::from_utf8(common::document()).unwrap();
+    let document = String::from_utf8(fixtures::document()).unwrap();
     assert!(document.contains("\"us-east-1\"") && document.contains("\"us-east-1a\""));
     let moved = document.replace("us-east-1", region);
-    common::BlobSpec::aws_like(moved.as_bytes()).build(&common::test_ca())
+    fixtures::BlobSpec::aws_like(moved.as_bytes()).build(&fixtures::test_ca())
 }
 
 fn role(partition: Partition, name: &str) -> RoleArn {
@@ -298,7 +298,7 @@ fn a_bounded_rule_falls_through_to_the_next_of_the_same_role() {
     // Through a lookup: one query, as the rules share a role (none).
     for (facts, rule) in [(inside, 0), (outside, 1)] {
         let lookup = recording(Some(facts));
-        let outcome = common::now_or_never(pending.check_instance(&lookup)).unwrap();
+        let outcome = now_or_never(pending.check_instance(&lookup)).unwrap();
         assert_eq!(outcome.matched_rule(), rule);
         assert_eq!(*lookup.queries.lock().unwrap(), [None]);
     }
@@ -361,7 +361,7 @@ fn without_a_fall_through_candidate_the_first_rule_refuses() {
         "rule 0's refusal, after rule 3 refused too"
     );
     let lookup = recording(Some(outside));
-    let err = common::now_or_never(pending.check_instance(&lookup)).unwrap_err();
+    let err = now_or_never(pending.check_instance(&lookup)).unwrap_err();
     assert!(
         matches!(&err, CheckError::Rejected(e) if *e == vpc_violated("vpc-22222222")),
         "{err:?}"
@@ -417,7 +417,7 @@ fn rules_of_two_roles_make_at_most_two_lookups_in_order() {
     ];
     for (vpc, rule, asked) in cases {
         let lookup = recording(Some(instance_in(vpc)));
-        let outcome = common::now_or_never(pending.check_instance(&lookup)).unwrap();
+        let outcome = now_or_never(pending.check_instance(&lookup)).unwrap();
         assert_eq!(outcome.matched_rule(), rule, "{vpc}");
         assert_eq!(*lookup.queries.lock().unwrap(), asked, "{vpc}");
     }
@@ -442,7 +442,7 @@ fn rules_of_two_roles_make_at_most_two_lookups_in_order() {
     // undecided.
     let mut throttled = recording(Some(instance_in("vpc-44444444")));
     throttled.failing = Some(second.clone());
-    let err = common::now_or_never(pending.check_instance(&throttled)).unwrap_err();
+    let err = now_or_never(pending.check_instance(&throttled)).unwrap_err();
     assert!(matches!(err, CheckError::Lookup(Throttled)), "{err:?}");
     assert_eq!(
         *throttled.queries.lock().unwrap(),
@@ -453,7 +453,7 @@ fn rules_of_two_roles_make_at_most_two_lookups_in_order() {
     let mut stopped = instance_in("vpc-44444444");
     stopped.state = InstanceState::Stopped;
     let lookup = recording(Some(stopped));
-    let err = common::now_or_never(pending.check_instance(&lookup)).unwrap_err();
+    let err = now_or_never(pending.check_instance(&lookup)).unwrap_err();
     assert!(
         matches!(&err, CheckError::Rejected(Error::InstanceNotRunning { .. })),
         "{err:?}"
@@ -468,12 +468,10 @@ fn check_instance_once_claims_with_the_rule_that_passed() {
     let registry = ec2_iid::InMemoryJoinRegistry::new();
     let lookup = recording(Some(instance_in("vpc-22222222")));
     let outcome =
-        common::now_or_never(pending.check_instance_once(&lookup, &registry, [7; 32], now()))
-            .unwrap();
+        now_or_never(pending.check_instance_once(&lookup, &registry, [7; 32], now())).unwrap();
     assert_eq!(outcome.matched_rule(), 1);
     let again =
-        common::now_or_never(pending.check_instance_once(&lookup, &registry, [8; 32], now()))
-            .unwrap_err();
+        now_or_never(pending.check_instance_once(&lookup, &registry, [8; 32], now())).unwrap_err();
     assert!(matches!(
         again,
         CheckError::Rejected(Error::AlreadyJoined { .. })

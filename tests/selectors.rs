@@ -11,6 +11,7 @@ use ec2_iid::{
     AccountOrganization, AllowRule, ConfigError, Error, InstanceFacts, TokenResource, TrustStore,
     Verifier, lookup_bound_checks,
 };
+use ec2_iid_test_support::fixtures;
 use serde_json::{Value, json};
 
 const ACCOUNT: &str = "123456789012";
@@ -20,7 +21,7 @@ const OU: &str = "ou-a1b2-c3d4e5f6";
 const ROOT: &str = "r-a1b2";
 
 fn now() -> DateTime<Utc> {
-    common::NOW_FOR_TESTS.parse().unwrap()
+    fixtures::NOW_FOR_TESTS.parse().unwrap()
 }
 
 fn trust() -> TrustStore {
@@ -28,7 +29,7 @@ fn trust() -> TrustStore {
 }
 
 fn blob() -> Vec<u8> {
-    std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap()
+    std::fs::read(fixtures::data_path("gen/rsa2048.b64")).unwrap()
 }
 
 /// A token whose rules are `rules`, read as YAML as an operator writes it; a refusal as its

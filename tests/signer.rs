@@ -2,13 +2,11 @@
 //! `signingTime` attribute against that certificate's validity, at its exact edges.
 #![cfg(test)] // clippy.toml says why
 
-mod common;
-
 use chrono::{DateTime, TimeZone as _, Utc};
-use common::{BlobSpec, attribute, der_oid, oid, tag, test_ca, tlv};
 use ec2_iid::dangerous::parse_signed_data;
 use ec2_iid::internal::verify_signature;
 use ec2_iid::{Error, Format, TrustStore, VerifiedDocument};
+use ec2_iid_test_support::fixtures::{self, BlobSpec, attribute, der_oid, oid, tag, test_ca, tlv};
 
 fn store() -> TrustStore {
     let mut store = TrustStore::empty();
@@ -34,7 +32,7 @@ fn verify(spec: &BlobSpec) -> Result<VerifiedDocument, Error> {
 fn with_utc_time(text: &str) -> BlobSpec {
     BlobSpec {
         signing_time: Some(text.into()),
-        ..BlobSpec::aws_like(&common::document())
+        ..BlobSpec::aws_like(&fixtures::document())
     }
 }
 
@@ -47,7 +45,7 @@ fn with_generalized_time(text: &str) -> BlobSpec {
     BlobSpec {
         signing_time: None,
         extra_attrs: vec![time],
-        ..BlobSpec::aws_like(&common::document())
+        ..BlobSpec::aws_like(&fixtures::document())
     }
 }
 
@@ -81,14 +79,14 @@ fn trusted_certificate_view() {
 
 #[test]
 fn signing_time_is_reported() {
-    let verified = verify(&BlobSpec::aws_like(&common::document())).unwrap();
+    let verified = verify(&BlobSpec::aws_like(&fixtures::document())).unwrap();
     assert_eq!(
         verified.signer().signing_time,
         Some(utc(2026, 11, 1, 12, 0, 5))
     );
     let without = BlobSpec {
         signing_time: None,
-        ..BlobSpec::aws_like(&common::document())
+        ..BlobSpec::aws_like(&fixtures::document())
     };
     assert_eq!(verify(&without).unwrap().signer().signing_time, None);
 }

@@ -14,7 +14,6 @@
 //! release builds or with `EC2_IID_SWEEP_BITS=all`.
 #![cfg(test)] // clippy.toml says why
 
-mod common;
 mod shared;
 
 use std::ops::Range;
@@ -22,11 +21,12 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::OnceLock;
 
 use base64::Engine as _;
-use common::Expect;
 use ec2_iid::dangerous::parse_signed_data;
 use ec2_iid::{
     Error, Format, IdentityDocument, SignedInput, Signer, TrustStore, VerifyOptions, verify_input,
 };
+use ec2_iid_test_support::fixtures;
+use ec2_iid_test_support::fixtures::Expect;
 
 /// What a verification yields, compared between the original and a mutant.
 #[derive(Clone, Debug, Eq, PartialEq)]
@@ -86,8 +86,8 @@ fn test_ca_store() -> &'static TrustStore {
     static STORE: OnceLock<TrustStore> = OnceLock::new();
     STORE.get_or_init(|| {
         let region = || ["us-east-1".parse().unwrap()];
-        let rsa = common::test_ca().cert_pem;
-        let dsa = common::dsa_test_ca().cert_pem;
+        let rsa = fixtures::test_ca().cert_pem;
+        let dsa = fixtures::dsa_test_ca().cert_pem;
         let mut store = TrustStore::empty();
         store
             .add_pem(Format::Rsa2048, rsa.as_bytes(), region())
@@ -154,14 +154,14 @@ fn signature_case(document: &[u8], signature_text: &[u8]) -> (Kind, Vec<u8>) {
     };
     (
         kind,
-        [document, &common::decode_base64_text(signature_text)].concat(),
+        [document, &fixtures::decode_base64_text(signature_text)].concat(),
     )
 }
 
 fn cases() -> Vec<Case> {
     let mut cases: Vec<Case> = Vec::new();
-    let document = common::document();
-    for fixture in common::blob_fixtures() {
+    let document = fixtures::document();
+    for fixture in fixtures::blob_fixtures() {
         if fixture.expect != Expect::Accept {
             continue;
         }
@@ -169,14 +169,14 @@ fn cases() -> Vec<Case> {
             "signature" => signature_case(&document, &fixture.bytes),
             "pkcs7" => (
                 Kind::Cms(Format::Pkcs7),
-                common::decode_base64_text(&fixture.bytes),
+                fixtures::decode_base64_text(&fixture.bytes),
             ),
             _ if fixture.file.ends_with(".der") => {
                 (Kind::Cms(Format::Rsa2048), fixture.bytes.clone())
             }
             _ => (
                 Kind::Cms(Format::Rsa2048),
-                common::decode_base64_text(&fixture.bytes),
+                fixtures::decode_base64_text(&fixture.bytes),
             ),
         };
         // rsa2048.{b64,der,pem} and the CRLF form are one blob.

@@ -2,12 +2,12 @@
 //! nothing the verification relies on. Each must verify to exactly the fixture's document.
 #![cfg(test)] // clippy.toml says why
 
-mod common;
-
-use common::{BlobSpec, attribute, der_oid, oid, tag, test_ca, tlv, tlv_of};
 use ec2_iid::dangerous::parse_signed_data;
 use ec2_iid::internal::verify_signature;
 use ec2_iid::{Error, Format, TrustStore, VerifiedDocument};
+use ec2_iid_test_support::fixtures::{
+    self, BlobSpec, attribute, der_oid, oid, tag, test_ca, tlv, tlv_of,
+};
 
 fn verify(blob: &[u8]) -> Result<VerifiedDocument, Error> {
     let mut trust = TrustStore::empty();
@@ -22,12 +22,12 @@ fn verify(blob: &[u8]) -> Result<VerifiedDocument, Error> {
 }
 
 fn spec() -> BlobSpec {
-    BlobSpec::aws_like(&common::document())
+    BlobSpec::aws_like(&fixtures::document())
 }
 
 fn assert_verifies_to_the_fixture(blob: &[u8]) {
     let verified = verify(blob).unwrap();
-    assert_eq!(verified.content(), common::document());
+    assert_eq!(verified.content(), fixtures::document());
     assert_eq!(verified.signer().serial.to_string(), "E1D2C3B4A5968778");
 }
 
@@ -47,7 +47,7 @@ fn crls_are_skipped() {
     assert_verifies_to_the_fixture(&[&der[..at], &crls, &der[at..]].concat());
     // And after certificates.
     let with_cert = BlobSpec {
-        embedded_certs: vec![common::attacker_cert(&test_ca())],
+        embedded_certs: vec![fixtures::attacker_cert(&test_ca())],
         ..spec()
     }
     .build(&test_ca());
@@ -70,7 +70,7 @@ fn unsigned_attributes_are_skipped() {
     let mut headers = SIGNER_HEADERS;
     headers[3] += grow;
     headers[7] += grow;
-    let blob = common::replace_once(&der, &SIGNER_HEADERS, &headers);
+    let blob = fixtures::replace_once(&der, &SIGNER_HEADERS, &headers);
     // The SignerInfo ends where the three end-of-contents of SignedData, [0] and ContentInfo
     // begin.
     let end = blob.len() - 6;
@@ -83,14 +83,14 @@ fn algorithm_protection_with_a_mac_algorithm_field() {
     // RFC 6211 allows `macAlgorithm [2]` (for authenticated data); a signer naming the right
     // digest and signature algorithms is not refused for it.
     let implicit = |tag_byte: u8, oid_text: &str| {
-        let mut alg = common::algorithm_identifier(&der_oid(oid_text), true);
+        let mut alg = fixtures::algorithm_identifier(&der_oid(oid_text), true);
         alg[0] = tag_byte;
         alg
     };
     let protection = tlv_of(
         tag::SEQUENCE,
         &[
-            &common::algorithm_identifier(&der_oid(oid::SHA256), true),
+            &fixtures::algorithm_identifier(&der_oid(oid::SHA256), true),
             &implicit(tag::CTX1, oid::SHA256_WITH_RSA),
             &implicit(0xA2, "1.2.840.113549.2.9"),
         ],
@@ -122,7 +122,7 @@ fn every_signed_data_version_cms_defines() {
     let der = spec().build(&test_ca());
     let version = [tag::INTEGER, 0x01, 0x01, tag::SET];
     for v in 1..=5 {
-        let blob = common::replace_once(&der, &version, &[tag::INTEGER, 0x01, v, tag::SET]);
+        let blob = fixtures::replace_once(&der, &version, &[tag::INTEGER, 0x01, v, tag::SET]);
         assert_verifies_to_the_fixture(&blob);
     }
 }

@@ -7,6 +7,7 @@ use ec2_iid::dangerous::parse_signed_data;
 use ec2_iid::ids::SerialNumber;
 use ec2_iid::internal::verify_signature;
 use ec2_iid::{Error, Format, SignedInput, TrustStore, VerifyOptions, verify_input};
+use ec2_iid_test_support::fixtures;
 use serde::Deserialize;
 
 #[derive(Debug, Deserialize)]
@@ -29,14 +30,14 @@ fn variant_name(error: &Error) -> String {
 #[test]
 fn fixtures_behave_as_indexed() {
     let index: Vec<Entry> =
-        serde_json::from_slice(&std::fs::read(common::data_path("gen/index.json")).unwrap())
+        serde_json::from_slice(&std::fs::read(fixtures::data_path("gen/index.json")).unwrap())
             .unwrap();
     let mut trust = common::trust_with_test_ca("us-east-1");
     // The other formats' fixtures: the RSA test CA for /signature and China-style /pkcs7, the
     // DSA test CA for /pkcs7.
     let us_east_1 = || ["us-east-1".parse().unwrap()];
-    let rsa_ca = common::test_ca().cert_pem;
-    let dsa_ca = common::dsa_test_ca().cert_pem;
+    let rsa_ca = fixtures::test_ca().cert_pem;
+    let dsa_ca = fixtures::dsa_test_ca().cert_pem;
     trust
         .add_pem(Format::Signature, rsa_ca.as_bytes(), us_east_1())
         .unwrap()
@@ -47,10 +48,10 @@ fn fixtures_behave_as_indexed() {
     let options = VerifyOptions::default()
         .allow_legacy_dsa_sha1(true)
         .allow_legacy_rsa1024(true);
-    let document = common::document();
+    let document = fixtures::document();
     assert!(index.len() >= 15);
     for entry in &index {
-        let blob = std::fs::read(common::data_path(&format!("gen/{}", entry.file))).unwrap();
+        let blob = std::fs::read(fixtures::data_path(&format!("gen/{}", entry.file))).unwrap();
         let input = match entry.format.as_str() {
             "rsa2048" => SignedInput::Rsa2048(&blob),
             "pkcs7" => SignedInput::Pkcs7(&blob),
@@ -116,42 +117,45 @@ fn region_outside_the_certificates_regions_is_rejected_after_the_signature() {
     trust
         .add_pem(
             Format::Rsa2048,
-            common::test_ca().cert_pem.as_bytes(),
+            fixtures::test_ca().cert_pem.as_bytes(),
             ["eu-west-1".parse().unwrap()],
         )
         .unwrap();
-    let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
+    let blob = std::fs::read(fixtures::data_path("gen/rsa2048.b64")).unwrap();
     assert_eq!(
         verify_signature(parse_signed_data(&blob).unwrap(), &trust).unwrap_err(),
         Error::RegionMismatch {
             region: "us-east-1".parse().unwrap(),
-            serial: SerialNumber::from_be_bytes(&common::test_ca().serial)
+            serial: SerialNumber::from_be_bytes(&fixtures::test_ca().serial)
         }
     );
 }
 
 #[test]
 fn parsed_view_exposes_the_signed_data() {
-    let blob = std::fs::read(common::data_path("gen/rsa2048.b64")).unwrap();
+    let blob = std::fs::read(fixtures::data_path("gen/rsa2048.b64")).unwrap();
     let signed = parse_signed_data(&blob).unwrap();
-    let ca = common::test_ca();
-    assert_eq!(signed.content(), common::document());
+    let ca = fixtures::test_ca();
+    assert_eq!(signed.content(), fixtures::document());
     assert_eq!(signed.signer_serial(), ca.serial);
     assert_eq!(signed.signer_issuer(), ca.issuer_der);
-    assert_eq!(signed.digest_algorithm().oid_string(), common::oid::SHA256);
+    assert_eq!(
+        signed.digest_algorithm().oid_string(),
+        fixtures::oid::SHA256
+    );
     assert_eq!(
         signed.signature_algorithm().oid_string(),
-        common::oid::SHA256_WITH_RSA
+        fixtures::oid::SHA256_WITH_RSA
     );
     assert_eq!(signed.signature().len(), 256);
-    let spec = common::BlobSpec::aws_like(&common::document());
+    let spec = fixtures::BlobSpec::aws_like(&fixtures::document());
     assert_eq!(signed.signed_attributes().unwrap(), spec.signed_attrs());
     assert_eq!(signed.message_digest().unwrap().len(), 32);
     assert!(signed.signing_time().is_some());
     let (digest, signature) = signed.algorithm_protection().unwrap();
-    assert_eq!(digest.oid_string(), common::oid::SHA256);
+    assert_eq!(digest.oid_string(), fixtures::oid::SHA256);
     assert_eq!(
         signature.unwrap().oid_string(),
-        common::oid::SHA256_WITH_RSA
+        fixtures::oid::SHA256_WITH_RSA
     );
 }

@@ -2,15 +2,11 @@
 //! of concurrent claims through several clients, and its errors.
 //!
 //! Each moto test starts its own `moto_server` on a free loopback port and stops it when done
-//! (see `support/mod.rs` for where the binary comes from, and when a test without it passes),
-//! with its `PutItem` made atomic as DynamoDB's is: moto's own checks a condition and stores
-//! the item in two steps, so concurrent claims could both win there
+//! (see `ec2_iid_test_support::moto` for where the binary comes from, and when a test without
+//! it passes), with its `PutItem` made atomic as DynamoDB's is: moto's own checks a condition
+//! and stores the item in two steps, so concurrent claims could both win there
 //! ([`Moto::start_with_atomic_put_item`]).
 #![cfg(test)] // clippy.toml says why
-
-#[path = "../../tests/common/registries.rs"]
-mod registries;
-mod support;
 
 use core::error::Error as _;
 
@@ -21,10 +17,11 @@ use aws_sdk_dynamodb::types::{AttributeValue, Select, TimeToLiveStatus};
 use chrono::TimeDelta;
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError, Operation};
-use registries::{
+use ec2_iid_test_support::free_port;
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::registries::{
     claim, claim_all, launch_and_restart_race, requester_and_record, set_up_at_once, t,
 };
-use support::{Moto, OWN_ACCOUNT, free_port};
 
 const REGION: &str = "us-east-1";
 /// Clients (each with its own connections) that claims are spread over, as replicas would.

@@ -2,15 +2,9 @@
 //! paging and purging (enrollments and expired claims, which share the table), 20 concurrent
 //! joins of one host through two clients, and an item that is no record.
 //!
-//! Each test starts its own `moto_server` (see `support/mod.rs`), with its writes made atomic
-//! as DynamoDB's are ([`Moto::start_with_atomic_put_item`]).
+//! Each test starts its own `moto_server` (see `ec2_iid_test_support::moto`), with its writes
+//! made atomic as DynamoDB's are ([`Moto::start_with_atomic_put_item`]).
 #![cfg(test)] // clippy.toml says why
-
-#[path = "../../tests/common/enrollments.rs"]
-mod enrollments;
-#[path = "../../tests/common/registries.rs"]
-mod registries;
-mod support;
 
 use aws_config::BehaviorVersion;
 use aws_sdk_dynamodb::config::retry::RetryConfig;
@@ -18,8 +12,9 @@ use aws_sdk_dynamodb::config::{Credentials, Region};
 use aws_sdk_dynamodb::types::AttributeValue;
 use ec2_iid::{EnrollmentRegistry as _, JoinRegistry as _};
 use ec2_iid_aws::dynamodb::{DynamoDbJoinRegistry, DynamoDbRegistryError, Operation};
-use enrollments::{concurrent_enrolls, joined, list_and_purge, rules, t};
-use support::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::enrollments::{concurrent_enrolls, joined, list_and_purge, rules};
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::registries::{self, t};
 
 /// A registry on `table` with a client of its own (dummy credentials, one attempt).
 fn registry(moto: &Moto, table: &str) -> DynamoDbJoinRegistry {

@@ -1,14 +1,11 @@
 //! `ec2_iid_aws::imds` against an in-process IMDSv2 emulator on loopback
-//! (`support/imds.rs`), serving the committed fixtures signed by the test CA.
+//! (`ec2_iid_test_support::imds`), serving the committed fixtures signed by the test CA.
 //!
 //! Every test sets short timeouts; none reaches beyond 127.0.0.1. The tests of environment
 //! variables (`AWS_EC2_METADATA_DISABLED`, `AWS_EC2_METADATA_SERVICE_ENDPOINT`) run this test
 //! binary again as a child process with the variable set, so that no test changes the
 //! environment of the others.
 #![cfg(test)] // clippy.toml says why
-
-#[path = "support/imds.rs"]
-mod emulator;
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::process::Command;
@@ -20,7 +17,7 @@ use ec2_iid::{
     Format, MAX_BLOB_LEN, SignedInput, TrustStore, VerifyOptions, check_ttl, verify_input,
 };
 use ec2_iid_aws::imds::{ImdsError, ImdsFetcher};
-use emulator::{DOCUMENT, ImdsServer, PKCS7, RSA2048, SIGNATURE, fixture};
+use ec2_iid_test_support::imds::{DOCUMENT, ImdsServer, PKCS7, RSA2048, SIGNATURE, fixture};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
 const TEST_CA: &[u8] = include_bytes!("../../tests/data/testca/testca.pem");

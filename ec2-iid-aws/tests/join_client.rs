@@ -1,13 +1,7 @@
-//! `ec2_iid_aws::join` over loopback: the IMDSv2 emulator (`support/imds.rs`) serves the
+//! `ec2_iid_aws::join` over loopback: the IMDSv2 emulator (`ec2_iid_test_support::imds`) serves the
 //! committed fixtures, and fake join servers (axum on 127.0.0.1) answer with scripted statuses.
 //! Every test is bounded by a short deadline.
 #![cfg(test)] // clippy.toml says why
-
-#[allow(dead_code, reason = "the emulator's switches are for tests/imds.rs")]
-#[path = "support/imds.rs"]
-mod emulator;
-#[path = "support/fake_server.rs"]
-mod fake_server;
 
 use std::convert::Infallible;
 use std::net::Ipv4Addr;
@@ -19,8 +13,8 @@ use axum::body::Bytes;
 use ec2_iid::Format;
 use ec2_iid_aws::imds::ImdsFetcher;
 use ec2_iid_aws::join::{ANSWER_READ_TIMEOUT, JoinClient, JoinError, MAX_ANSWER_LEN, MIN_BACKOFF};
-use emulator::{ImdsServer, PKCS7, RSA2048, fixture};
-use fake_server::{JOINED, NO_RULE, UNAVAILABLE, closed_url, join_server};
+use ec2_iid_test_support::imds::{ImdsServer, PKCS7, RSA2048, fixture};
+use ec2_iid_test_support::join_server::{JOINED, NO_RULE, UNAVAILABLE, closed_url, join_server};
 use http_body_util::Full;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;

@@ -2,10 +2,9 @@
 //! answer.
 //!
 //! Each moto test starts its own `moto_server` on a free loopback port and stops it when done
-//! (see `support/mod.rs` for where the binary comes from, and when a test without it passes).
+//! (see `ec2_iid_test_support::moto` for where the binary comes from, and when a test without
+//! it passes).
 #![cfg(test)] // clippy.toml says why
-
-mod support;
 
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
@@ -17,7 +16,8 @@ use aws_sdk_ec2::types::{Instance, InstanceStateName};
 use ec2_iid::ids::InstanceState;
 use ec2_iid::{InstanceFacts, InstanceLookup, InstanceQuery};
 use ec2_iid_aws::{Ec2Lookup, Ec2LookupError, Operation};
-use support::{Moto, OWN_ACCOUNT, free_port};
+use ec2_iid_test_support::free_port;
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
 
 /// The account of the cross-account instance and role.
 const OTHER_ACCOUNT: &str = "222222222222";

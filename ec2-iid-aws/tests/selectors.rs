@@ -3,10 +3,6 @@
 //! naming the field. moto serves EC2 (tags, groups, profiles), IAM, STS and Organizations.
 #![cfg(test)] // clippy.toml says why
 
-#[path = "../../tests/common/mod.rs"]
-mod common;
-mod support;
-
 use std::time::Duration;
 
 use aws_config::retry::RetryConfig;
@@ -19,8 +15,9 @@ use ec2_iid::{
     CheckError, Error, Format, InstanceLookup, InstanceQuery, TokenResource, TrustStore, Verifier,
 };
 use ec2_iid_aws::{BatchingLookup, Ec2Lookup, Ec2LookupError, OrganizationDirectory};
+use ec2_iid_test_support::fixtures;
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
 use serde_json::{Value, json};
-use support::{Moto, OWN_ACCOUNT};
 
 const REGION: &str = "eu-west-1";
 const AMI: &str = "ami-12c6146b";
@@ -177,7 +174,7 @@ fn verifier(rule: &Value) -> Verifier {
     trust
         .add_pem(
             Format::Rsa2048,
-            common::test_ca().cert_pem.as_bytes(),
+            fixtures::test_ca().cert_pem.as_bytes(),
             [REGION.parse().unwrap()],
         )
         .unwrap();
@@ -193,11 +190,11 @@ fn document(instance_id: &str, now: DateTime<Utc>) -> Vec<u8> {
   "instanceType" : "t2.micro", "pendingTime" : "{pending_time}", "privateIp" : "10.0.0.10",
   "region" : "{REGION}", "version" : "2017-09-30"}}"#
     );
-    let spec = common::BlobSpec {
+    let spec = fixtures::BlobSpec {
         signing_time: Some(now.format("%y%m%d%H%M%SZ").to_string()),
-        ..common::BlobSpec::aws_like(document.as_bytes())
+        ..fixtures::BlobSpec::aws_like(document.as_bytes())
     };
-    common::imds_base64(&spec.build(&common::test_ca())).into_bytes()
+    fixtures::imds_base64(&spec.build(&fixtures::test_ca())).into_bytes()
 }
 
 /// Waits until moto reports the instance running.

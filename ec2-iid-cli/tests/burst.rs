@@ -16,9 +16,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use harness::support::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::postgres;
 use harness::{
-    Server, binary, database, ec2_client, launch, now, percentile, pg, request, rsa2048, sample,
+    Server, binary, database, ec2_client, launch, now, percentile, request, rsa2048, sample,
     scratch_dir, serve_command, write_token,
 };
 
@@ -162,7 +163,7 @@ async fn a_1000_instance_burst_through_two_replicas_on_postgresql() {
     let _serial = SERIAL.lock().await;
     let dir = scratch_dir("burst-replicas");
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
+    let Some(db) = postgres::server() else { return };
     let registry = database(db, "burst_replicas", "postgres").await;
     let ec2 = ec2_client(&moto.url).await;
     let instances = launch(&ec2, i32::try_from(INSTANCES).unwrap()).await;

@@ -8,9 +8,6 @@
 //! print a notice and pass, unless `CI=true`.
 #![cfg(test)] // clippy.toml says why
 
-#[allow(dead_code, reason = "only its 200 answer is used here")]
-#[path = "../../ec2-iid-aws/tests/support/fake_server.rs"]
-mod fake_server;
 mod harness;
 
 use std::os::unix::fs::PermissionsExt as _;
@@ -18,8 +15,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use harness::emulator::{ImdsServer, RSA2048};
-use harness::support::{Moto, OWN_ACCOUNT, free_port};
+use ec2_iid_test_support::free_port;
+use ec2_iid_test_support::imds::{ImdsServer, RSA2048};
+use ec2_iid_test_support::join_server;
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::postgres;
 use harness::write_token;
 use harness::{Server, ec2_client, launch, now, request, rsa2048, scratch_dir, serve_command};
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
@@ -491,7 +491,7 @@ fn ca_flags_are_checked_at_start() {
 async fn join_out_dir_needs_a_directory_and_a_certificate() {
     let dir = scratch_dir("out-dir-errors");
     let imds = ImdsServer::start().await;
-    let (url, seen) = fake_server::join_server(vec![(200, None, fake_server::JOINED)]).await;
+    let (url, seen) = join_server::join_server(vec![(200, None, join_server::JOINED)]).await;
     let run = |out: PathBuf| {
         let args = [
             "join",
@@ -643,7 +643,7 @@ async fn two_replicas_bind_a_launch_to_one_key<F, Fut>(
 async fn two_replicas_on_postgres_bind_a_launch_to_one_key() {
     use ec2_iid::EnrollmentRegistry as _;
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = harness::pg::server() else {
+    let Some(db) = postgres::server() else {
         return;
     };
     let registry = harness::database(db, "csr_replicas", "postgres").await;

@@ -9,7 +9,7 @@ mod harness;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use harness::support::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
 use harness::{
     Server, black_hole, ec2_client, exchange, install_tls_pair, launch, leaf_der, now, peer_leaf,
     request, rsa2048, sample, scratch_dir, serve_command_on, tls_connect, tls_pair, until_closed,

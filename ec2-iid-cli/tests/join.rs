@@ -1,22 +1,13 @@
 //! `ec2-iid join` (built with `--features aws`) over loopback: the IMDSv2 emulator of
-//! ec2-iid-aws's tests serves the committed fixtures, and fake join servers (axum on 127.0.0.1)
+//! ec2-iid-test-support serves the committed fixtures, and fake join servers (axum on 127.0.0.1)
 //! answer with scripted statuses. Exit codes: 0 joined, 1 refused, 2 usage, 3 gave up.
 #![cfg(test)] // clippy.toml says why
-
-#[allow(
-    dead_code,
-    reason = "the emulator's switches are for ec2-iid-aws's tests"
-)]
-#[path = "../../ec2-iid-aws/tests/support/imds.rs"]
-mod emulator;
-#[path = "../../ec2-iid-aws/tests/support/fake_server.rs"]
-mod fake_server;
 
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use emulator::{ImdsServer, RSA2048, fixture};
-use fake_server::{JOINED, NO_RULE, UNAVAILABLE, closed_url, join_server};
+use ec2_iid_test_support::imds::{ImdsServer, RSA2048, fixture};
+use ec2_iid_test_support::join_server::{JOINED, NO_RULE, UNAVAILABLE, closed_url, join_server};
 
 /// Runs `ec2-iid join ARGS` off the runtime's threads (the servers keep answering).
 async fn join(args: &[&str]) -> Output {

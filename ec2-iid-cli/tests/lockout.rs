@@ -11,15 +11,14 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::support::{Moto, OWN_ACCOUNT};
-use harness::{
-    Server, admin, database, ec2_client, launch, now, pg, request, rsa2048, scratch_dir,
-};
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::postgres;
+use harness::{Server, admin, database, ec2_client, launch, now, request, rsa2048, scratch_dir};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_claim_blocked_past_the_timeout_is_503_and_the_retry_joins() {
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
+    let Some(db) = postgres::server() else { return };
     let registry = database(db, "lockout", "lockout").await;
     let ec2 = ec2_client(&moto.url).await;
     let instances = launch(&ec2, 2).await;

@@ -13,7 +13,7 @@ mod harness;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
-use harness::support::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
 use harness::{Server, ec2_client, launch, now, rsa2048, sample, scratch_dir};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 use tokio::net::{TcpListener, TcpStream};

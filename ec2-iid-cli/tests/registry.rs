@@ -13,8 +13,9 @@ use chrono::{DateTime, TimeDelta, Utc};
 use ec2_iid::{Enrollment, EnrollmentRegistry, JoinClaim, JoinRegistry};
 use ec2_iid_aws::dynamodb::DynamoDbJoinRegistry;
 use ec2_iid_postgres::PostgresJoinRegistry;
-use harness::support::{Moto, OWN_ACCOUNT};
-use harness::{REGION, binary, database, pg};
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::postgres;
+use harness::{REGION, binary, database};
 use serde_json::Value;
 
 /// `ec2-iid registry ARGS` with dummy AWS credentials, run to its exit.
@@ -192,7 +193,7 @@ fn registry_ok(before: &[&str], args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres() {
-    let Some(pg) = pg::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let spec = database(pg, "registry_cli", "registry_cli").await;
     let settings = spec.strip_prefix("postgres:").unwrap();
     // Before `serve` made the tables: a setup error saying so.

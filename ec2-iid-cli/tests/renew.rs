@@ -16,9 +16,11 @@ use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
 use ec2_iid::EnrollmentRegistry as _;
-use harness::support::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::imds;
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::postgres;
 use harness::{
-    Server, database, ec2_client, exchange, install_tls_pair, launch, now, pg, rsa2048, sample,
+    Server, database, ec2_client, exchange, install_tls_pair, launch, now, rsa2048, sample,
     scratch_dir, tls_connect_as, tls_metrics, tls_pair,
 };
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
@@ -122,7 +124,7 @@ fn public_key(key_pem: &str) -> Vec<u8> {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
+    let Some(db) = postgres::server() else { return };
     let registry = database(db, "renewals", "postgres").await;
     let ec2 = ec2_client(&moto.url).await;
     let instance = launch(&ec2, 1).await.remove(0);
@@ -253,9 +255,9 @@ async fn join_over_https_gets_a_certificate_for_mutual_tls() {
     let spiffe_id = format!("spiffe://example.org/ec2/{OWN_ACCOUNT}/us-east-1/{instance}");
     let dir = scratch_dir("tls-system");
     let server = tls_ca_server(&dir, &moto.url, &["--enrolled-hosts-refresh", "1"]);
-    let imds = harness::emulator::ImdsServer::start().await;
+    let imds = imds::ImdsServer::start().await;
     let document = rsa2048(OWN_ACCOUNT, &instance, now());
-    imds.set_body(harness::emulator::RSA2048, document.clone());
+    imds.set_body(imds::RSA2048, document.clone());
 
     let out = dir.join("out");
     std::fs::create_dir(&out).unwrap();
@@ -451,18 +453,15 @@ async fn the_agent_joins_once_renews_and_stops_when_evicted() {
     use std::process::Stdio;
 
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
+    let Some(db) = postgres::server() else { return };
     let registry = database(db, "agent", "postgres").await;
     let ec2 = ec2_client(&moto.url).await;
     let instance = launch(&ec2, 1).await.remove(0);
     let host_id = format!("{OWN_ACCOUNT}-{instance}");
     let dir = scratch_dir("agent");
     let server = tls_ca_server(&dir, &moto.url, &["--registry", &registry]);
-    let imds = harness::emulator::ImdsServer::start().await;
-    imds.set_body(
-        harness::emulator::RSA2048,
-        rsa2048(OWN_ACCOUNT, &instance, now()),
-    );
+    let imds = imds::ImdsServer::start().await;
+    imds.set_body(imds::RSA2048, rsa2048(OWN_ACCOUNT, &instance, now()));
     let out = dir.join("agent");
     std::fs::create_dir(&out).unwrap();
     let agent = |renew_after: &str| {
@@ -522,7 +521,7 @@ async fn the_agent_joins_once_renews_and_stops_when_evicted() {
     assert_eq!(key_mode & 0o777, 0o600);
 
     // A new agent on the same directory holds a valid certificate: it renews, no join.
-    imds.remove(harness::emulator::RSA2048);
+    imds.remove(imds::RSA2048);
     let mut second = agent("1s");
     let rx = lines(&mut second);
     let renewed = next(&rx);

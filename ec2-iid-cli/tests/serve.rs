@@ -15,10 +15,12 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::InstanceStateName;
-use harness::support::{Moto, OWN_ACCOUNT, free_port};
+use ec2_iid_test_support::free_port;
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::postgres;
 use harness::{
-    ROLE, Server, admin, database, ec2_client, launch, now, pg, request, rsa2048, sample,
-    scratch_dir, serve_command, wait_for, write_token,
+    ROLE, Server, admin, database, ec2_client, launch, now, request, rsa2048, sample, scratch_dir,
+    serve_command, wait_for, write_token,
 };
 
 /// Runs `ec2-iid serve ARGS` to its exit (for flags it refuses).
@@ -357,7 +359,7 @@ async fn two_replicas_let_one_of_20_posts_join(moto: &Moto, name: &str, registry
 #[tokio::test(flavor = "multi_thread")]
 async fn two_replicas_on_one_postgres_let_one_of_20_posts_join() {
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
+    let Some(db) = postgres::server() else { return };
     let registry = database(db, "replicas", "postgres").await;
     two_replicas_let_one_of_20_posts_join(&moto, "replicas-postgres", &registry).await;
 }
@@ -376,7 +378,7 @@ async fn two_replicas_on_one_dynamodb_table_let_one_of_20_posts_join() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_blocked_registry_is_503_and_a_refused_login_500() {
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
+    let Some(db) = postgres::server() else { return };
     let registry = database(db, "flaky", "flaky").await;
     let ec2 = ec2_client(&moto.url).await;
     let instances = launch(&ec2, 3).await;

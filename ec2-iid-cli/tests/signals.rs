@@ -7,7 +7,7 @@ mod harness;
 
 use std::time::{Duration, Instant};
 
-use harness::support::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
 use harness::{Server, black_hole, ec2_client, launch, now, rsa2048, scratch_dir, until_closed};
 use tokio::io::AsyncWriteExt as _;
 use tokio::net::TcpStream;

@@ -25,11 +25,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_ec2::types::InstanceStateName;
-use harness::emulator::{ImdsServer, RSA2048};
-use harness::support::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::imds::{ImdsServer, RSA2048};
+use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
+use ec2_iid_test_support::postgres;
 use harness::{
-    ROLE, Server, admin, database, ec2_client, install_tls_pair, launch, now, percentile, pg,
-    rsa2048, sample, scratch_dir, tls_metrics, tls_pair, wait_for, write_token,
+    ROLE, Server, admin, database, ec2_client, install_tls_pair, launch, now, percentile, rsa2048,
+    sample, scratch_dir, tls_metrics, tls_pair, wait_for, write_token,
 };
 use tokio::process::Child;
 
@@ -168,7 +169,7 @@ async fn total(replicas: &[Server], name: &str) -> f64 {
 const JOINED: &str = "ec2_iid_joins_total{outcome=\"joined\"}";
 
 /// The rows of the PostgreSQL registry `dbname` (the default table).
-async fn registry_rows(server: &pg::PgServer, dbname: &str) -> i64 {
+async fn registry_rows(server: &postgres::PgServer, dbname: &str) -> i64 {
     admin(server, dbname)
         .await
         .query_one("SELECT count(*) FROM ec2_iid_joins", &[])
@@ -190,7 +191,7 @@ fn assert_pending(children: &mut [Child]) {
 #[tokio::test(flavor = "multi_thread")]
 async fn fifty_instances_join_once_and_replays_strangers_and_stopped_ones_are_refused() {
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
+    let Some(db) = postgres::server() else { return };
     let registry = database(db, "system_happy", "postgres").await;
     let ec2 = ec2_client(&moto.url).await;
     let ids = launch(&ec2, 51).await;
@@ -245,7 +246,7 @@ async fn fifty_instances_join_once_and_replays_strangers_and_stopped_ones_are_re
 #[tokio::test(flavor = "multi_thread")]
 async fn a_frozen_ec2_is_503_until_it_answers_and_nothing_joins_without_a_lookup() {
     let Some(moto) = Moto::start() else { return };
-    let Some(db) = pg::server() else { return };
+    let Some(db) = postgres::server() else { return };
     let registry = database(db, "system_ec2_down", "postgres").await;
     let ec2 = ec2_client(&moto.url).await;
     let instances = Instance::all(&launch(&ec2, 8).await).await;
@@ -289,7 +290,9 @@ async fn a_frozen_ec2_is_503_until_it_answers_and_nothing_joins_without_a_lookup
 async fn a_stopped_registry_is_503_and_no_instance_joins_twice_across_the_outage() {
     let Some(moto) = Moto::start() else { return };
     // A server of this test's own: the others keep theirs while this one stops.
-    let Some(db) = pg::own_server() else { return };
+    let Some(db) = postgres::own_server() else {
+        return;
+    };
     let registry = database(&db, "system_registry_down", "postgres").await;
     let ec2 = ec2_client(&moto.url).await;
     let instances = Instance::all(&launch(&ec2, 8).await).await;

@@ -2,31 +2,29 @@
 //! separate pools (as replicas), and the error of a row that is no record.
 #![cfg(test)] // clippy.toml says why
 
-#[path = "../../tests/common/enrollments.rs"]
-mod enrollments;
-mod support;
-
 use ec2_iid::EnrollmentRegistry as _;
 use ec2_iid_postgres::{Operation, PostgresRegistryError};
-use enrollments::{concurrent_enrolls, joined, list_and_purge, rules, t};
+use ec2_iid_test_support::enrollments::{concurrent_enrolls, joined, list_and_purge, rules};
+use ec2_iid_test_support::postgres;
+use ec2_iid_test_support::registries::t;
 
 #[tokio::test]
 async fn every_rule_holds() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = pg.registry("enroll_rules", 2).await;
     rules(&registry, "123456789012-i-0abc").await;
 }
 
 #[tokio::test]
 async fn list_pages_and_purge() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = pg.registry("enroll_pages", 2).await;
     list_and_purge(&registry).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_joins_at_once_through_two_replicas_make_one_record() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let replicas = [
         pg.registry("enroll_race", 8).await,
         pg.registry("enroll_race", 8).await,
@@ -36,7 +34,7 @@ async fn twenty_joins_at_once_through_two_replicas_make_one_record() {
 
 #[tokio::test]
 async fn a_row_that_is_no_record_is_an_error_naming_the_host() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = pg.registry("enroll_invalid", 2).await;
     assert!(registry.enroll(&joined("h", 0, "01", 1)).await.unwrap());
     let client = registry.pool().get().await.unwrap();
@@ -71,7 +69,7 @@ async fn a_row_that_is_no_record_is_an_error_naming_the_host() {
 
 #[tokio::test]
 async fn without_the_table_the_error_says_migrate() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = ec2_iid_postgres::PostgresJoinRegistry::new(pg.pool(1))
         .with_table("enroll_never_migrated")
         .unwrap();

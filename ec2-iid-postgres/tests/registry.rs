@@ -1,16 +1,13 @@
 //! The registry's semantics against a real PostgreSQL server, and one test per error variant.
 #![cfg(test)] // clippy.toml says why
 
-#[path = "../../tests/common/registries.rs"]
-mod registries;
-mod support;
-
 use core::error::Error as _;
 
 use chrono::TimeDelta;
 use ec2_iid::{JoinClaim, JoinRegistry as _};
 use ec2_iid_postgres::{DEFAULT_TABLE, Operation, PostgresJoinRegistry, PostgresRegistryError};
-use registries::{claim, requester_and_record, set_up_at_once, t};
+use ec2_iid_test_support::postgres;
+use ec2_iid_test_support::registries::{claim, requester_and_record, set_up_at_once, t};
 
 async fn count(registry: &PostgresJoinRegistry) -> i64 {
     let client = registry.pool().get().await.unwrap();
@@ -20,7 +17,7 @@ async fn count(registry: &PostgresJoinRegistry) -> i64 {
 
 #[tokio::test]
 async fn first_wins_replay_and_older_refused_newer_launch_wins_once() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = pg.registry("semantics", 2).await;
     assert!(
         registry.claim(&claim("h", 0, 1)).await.unwrap(),
@@ -52,14 +49,14 @@ async fn first_wins_replay_and_older_refused_newer_launch_wins_once() {
 
 #[tokio::test]
 async fn a_requester_claims_its_launch_again_and_reads_its_record_back() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = pg.registry("requester", 2).await;
     requester_and_record(&registry, "h").await;
 }
 
 #[tokio::test]
 async fn expired_record_counts_as_absent() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = pg.registry("expiry", 2).await;
     assert!(registry.claim(&claim("h", 0, 1)).await.unwrap());
     // One microsecond before the record's expiry it still blocks a replay...
@@ -82,7 +79,7 @@ async fn expired_record_counts_as_absent() {
 
 #[tokio::test]
 async fn migrate_is_idempotent_and_concurrent_runs_do_not_race() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = pg.registry("migrate_twice", 4).await;
     assert!(registry.claim(&claim("h", 0, 1)).await.unwrap());
     registry.migrate().await.unwrap();
@@ -117,7 +114,7 @@ async fn migrate_is_idempotent_and_concurrent_runs_do_not_race() {
 
 #[tokio::test]
 async fn purge_expired_removes_exactly_the_expired_rows() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = pg.registry("purge", 2).await;
     // Records expiring at minutes 6, 7, 8, 9 and 10.
     for (i, host) in ["a", "b", "c", "d", "e"].into_iter().enumerate() {
@@ -146,7 +143,7 @@ async fn purge_expired_removes_exactly_the_expired_rows() {
 
 #[tokio::test]
 async fn default_table_and_registries_in_other_tables_are_independent() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let default = PostgresJoinRegistry::new(pg.pool(1));
     assert_eq!(default.table(), DEFAULT_TABLE);
     default.migrate().await.unwrap();
@@ -233,7 +230,7 @@ async fn error_pool_when_the_server_is_unreachable() {
 
 #[tokio::test]
 async fn error_database_before_migrate() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = PostgresJoinRegistry::new(pg.pool(1))
         .with_table("never_migrated")
         .unwrap();

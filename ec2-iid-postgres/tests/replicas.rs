@@ -2,19 +2,16 @@
 //! processes sharing the database would make them.
 #![cfg(test)] // clippy.toml says why
 
-#[path = "../../tests/common/registries.rs"]
-mod registries;
-mod support;
-
 use ec2_iid_postgres::PostgresJoinRegistry;
-use registries::{claim, claim_all, launch_and_restart_race, t};
+use ec2_iid_test_support::postgres;
+use ec2_iid_test_support::registries::{claim, claim_all, launch_and_restart_race, t};
 
 /// Replicas, each with a pool of its own.
 const REPLICAS: usize = 4;
 /// Connections per replica.
 const POOL_SIZE: usize = 8;
 
-async fn replicas(pg: &support::PgServer, table: &str) -> Vec<PostgresJoinRegistry> {
+async fn replicas(pg: &postgres::PgServer, table: &str) -> Vec<PostgresJoinRegistry> {
     let mut replicas = Vec::new();
     for _ in 0..REPLICAS {
         replicas.push(pg.registry(table, POOL_SIZE).await);
@@ -24,7 +21,7 @@ async fn replicas(pg: &support::PgServer, table: &str) -> Vec<PostgresJoinRegist
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn one_host_claimed_64_times_at_once_wins_once_then_a_restart_wins_once() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let replicas = replicas(pg, "one_host").await;
     let host = "123456789012-i-0abc";
     launch_and_restart_race(&replicas, host).await;
@@ -44,7 +41,7 @@ async fn one_host_claimed_64_times_at_once_wins_once_then_a_restart_wins_once() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_thousand_hosts_at_once_all_win_once() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let replicas = replicas(pg, "thousand_hosts").await;
     let claims = |now: i64| {
         (0..1000)

@@ -2,16 +2,13 @@
 //! side, so it never commits and its retry wins.
 #![cfg(test)] // clippy.toml says why
 
-#[path = "../../tests/common/registries.rs"]
-mod registries;
-mod support;
-
 use std::time::{Duration, Instant};
 
 use ec2_iid::JoinRegistry as _;
 use ec2_iid_postgres::{Operation, PostgresJoinRegistry, PostgresRegistryError};
-use registries::claim;
-use support::PgServer;
+use ec2_iid_test_support::postgres;
+use ec2_iid_test_support::postgres::PgServer;
+use ec2_iid_test_support::registries::claim;
 
 /// A registry through `from_config` with `timeout`, in `table` (migrated).
 async fn registry(
@@ -41,7 +38,7 @@ async fn count(pg: &PgServer, table: &str) -> i64 {
 
 #[tokio::test]
 async fn a_claim_blocked_by_a_lock_gives_up_uncommitted_and_its_retry_wins() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = registry(pg, "", Duration::from_secs(1), "lockout").await;
 
     // Another session holds the table for 3 s.
@@ -76,7 +73,7 @@ async fn a_claim_blocked_by_a_lock_gives_up_uncommitted_and_its_retry_wins() {
 
 #[tokio::test]
 async fn timeouts_are_set_on_every_connection_after_the_settings_own_options() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = registry(
         pg,
         "options='-c search_path=public -c statement_timeout=1h'",
@@ -100,7 +97,7 @@ async fn timeouts_are_set_on_every_connection_after_the_settings_own_options() {
 
 #[tokio::test]
 async fn waiting_for_a_pooled_connection_is_bounded() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let registry = registry(pg, "", Duration::from_millis(400), "pool_wait").await;
     // Every connection of the pool is taken.
     let max = registry.pool().status().max_size;
@@ -132,7 +129,7 @@ async fn waiting_for_a_pooled_connection_is_bounded() {
 
 #[tokio::test]
 async fn with_timeout_needs_a_registry_of_from_config() {
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let err = PostgresJoinRegistry::new(pg.pool(1))
         .with_timeout(Duration::from_secs(1))
         .unwrap_err();

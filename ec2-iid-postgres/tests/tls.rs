@@ -2,18 +2,15 @@
 //! here (rcgen), and TCP connections without TLS refused by its `pg_hba.conf`.
 #![cfg(test)] // clippy.toml says why
 
-#[path = "../../tests/common/registries.rs"]
-mod registries;
-mod support;
-
 use core::error::Error;
 use std::path::{Path, PathBuf};
 
 use ec2_iid::JoinRegistry as _;
 use ec2_iid_postgres::{Operation, PostgresJoinRegistry, PostgresRegistryError};
+use ec2_iid_test_support::postgres;
+use ec2_iid_test_support::postgres::{PgServer, ServerTls};
+use ec2_iid_test_support::registries::claim;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, KeyUsagePurpose};
-use registries::claim;
-use support::{PgServer, ServerTls};
 
 /// A CA's certificate (PEM) and the issuer that signs with it.
 fn ca(name: &str) -> (String, Issuer<'static, KeyPair>) {
@@ -47,7 +44,7 @@ fn setup() -> Option<Setup> {
         .distinguished_name
         .push(DnType::CommonName, "localhost");
     let server_cert = params.signed_by(&server_key, &issuer).unwrap();
-    let pg = support::own_tls_server(ServerTls {
+    let pg = postgres::own_tls_server(ServerTls {
         cert_pem: server_cert.pem(),
         key_pem: server_key.serialize_pem(),
     })?;
@@ -188,7 +185,7 @@ async fn sslmode_against_a_server_that_requires_tls() {
 #[tokio::test]
 async fn require_against_a_server_without_tls_is_an_error() {
     // The shared plain cluster: it has no certificate, so it answers the TLS request with "no".
-    let Some(pg) = support::server() else { return };
+    let Some(pg) = postgres::server() else { return };
     let err = claim_error(&format!(
         "host=127.0.0.1 port={} user=postgres sslmode=require",
         pg.port

@@ -1,23 +1,12 @@
 //! The harness of the tests that run `ec2-iid serve` (`tests/serve.rs`, `tests/system.rs`):
 //! the binary as a child process on 127.0.0.1:0, identity documents signed by the test CA
 //! (trusted with `--cert`) for instances launched in moto, and databases on the test
-//! PostgreSQL. It brings the support code of the other crates' tests: the core's fixture
-//! generator (`common`), the PostgreSQL harness (`pg`), moto (`support`) and the IMDSv2
-//! emulator (`emulator`).
+//! PostgreSQL (the fixtures, moto and PostgreSQL from `ec2-iid-test-support`).
 #![allow(
     dead_code,
     reason = "each including test uses a part: tests/system.rs posts through `ec2-iid join` \
-              processes, the support modules also serve the other crates' tests"
+              processes"
 )]
-
-#[path = "../../../tests/common/mod.rs"]
-pub(crate) mod common;
-#[path = "../../../ec2-iid-aws/tests/support/imds.rs"]
-pub(crate) mod emulator;
-#[path = "../../../ec2-iid-postgres/tests/support/mod.rs"]
-pub(crate) mod pg;
-#[path = "../../../ec2-iid-aws/tests/support/mod.rs"]
-pub(crate) mod support;
 
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
@@ -31,8 +20,9 @@ use aws_sdk_ec2::types::InstanceStateName;
 use chrono::{DateTime, Utc};
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-use self::common::{BlobSpec, imds_base64, test_ca};
-use self::support::OWN_ACCOUNT;
+use ec2_iid_test_support::fixtures::{BlobSpec, data_path, imds_base64, test_ca};
+use ec2_iid_test_support::moto::OWN_ACCOUNT;
+use ec2_iid_test_support::postgres::PgServer;
 
 pub(crate) const REGION: &str = "us-east-1";
 /// One of the AMIs moto knows.
@@ -69,7 +59,7 @@ pub(crate) fn serve_command(token: &Path, endpoint_url: &str, extra: &[&str]) ->
     let mut command = serve_base("127.0.0.1:0", token, endpoint_url);
     command
         .arg("--cert")
-        .arg(common::data_path("testca/testca.pem"))
+        .arg(data_path("testca/testca.pem"))
         .args(["--cert-region", REGION])
         .args(extra);
     command
@@ -341,7 +331,7 @@ pub(crate) async fn wait_for(ec2: &aws_sdk_ec2::Client, ids: &[String], state: I
 
 /// A database of its own on the test PostgreSQL, owned by `owner` (made if missing); its
 /// `--registry` value.
-pub(crate) async fn database(server: &pg::PgServer, name: &str, owner: &str) -> String {
+pub(crate) async fn database(server: &PgServer, name: &str, owner: &str) -> String {
     let admin = admin(server, "postgres").await;
     // One statement per call: DROP and CREATE DATABASE refuse to run in a transaction block.
     for statement in [
@@ -361,7 +351,7 @@ pub(crate) async fn database(server: &pg::PgServer, name: &str, owner: &str) -> 
 }
 
 /// A superuser connection to `dbname`.
-pub(crate) async fn admin(server: &pg::PgServer, dbname: &str) -> tokio_postgres::Client {
+pub(crate) async fn admin(server: &PgServer, dbname: &str) -> tokio_postgres::Client {
     let (client, connection) = server
         .config()
         .dbname(dbname)

@@ -1,4 +1,5 @@
-//! An in-process IMDSv2 emulator on `127.0.0.1` (an ephemeral port), for `tests/imds.rs`.
+//! An in-process IMDSv2 emulator on `127.0.0.1` (an ephemeral port), for the IMDS client's
+//! tests (ec2-iid-aws) and `ec2-iid join`'s (ec2-iid-cli).
 //!
 //! * `PUT /latest/api/token` with `X-aws-ec2-metadata-token-ttl-seconds: 1..=21600` answers a
 //!   random token (and the TTL header); another or no TTL is 400, and a request with
@@ -20,7 +21,6 @@
 //! [`reject_tokens`]: ImdsServer::reject_tokens
 //! [`fail_next`]: ImdsServer::fail_next
 //! [`hang`]: ImdsServer::hang
-#![cfg(test)] // clippy.toml says why; also for test crates that include this by `#[path]`
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher as _, RandomState};
@@ -35,47 +35,48 @@ use axum::extract::State;
 use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse as _, Response};
 
-pub(crate) const RSA2048: &str = "/latest/dynamic/instance-identity/rsa2048";
-pub(crate) const PKCS7: &str = "/latest/dynamic/instance-identity/pkcs7";
-pub(crate) const DOCUMENT: &str = "/latest/dynamic/instance-identity/document";
-pub(crate) const SIGNATURE: &str = "/latest/dynamic/instance-identity/signature";
+/// The `/rsa2048` path (PKCS#7, RSA-2048, SHA-256).
+pub const RSA2048: &str = "/latest/dynamic/instance-identity/rsa2048";
+/// The `/pkcs7` path (PKCS#7, DSA, SHA-1).
+pub const PKCS7: &str = "/latest/dynamic/instance-identity/pkcs7";
+/// The identity document's path (the JSON).
+pub const DOCUMENT: &str = "/latest/dynamic/instance-identity/document";
+/// The `/signature` path (bare RSA-1024 signature of the document).
+pub const SIGNATURE: &str = "/latest/dynamic/instance-identity/signature";
 const TOKEN_PATH: &str = "/latest/api/token";
 const TTL_HEADER: &str = "x-aws-ec2-metadata-token-ttl-seconds";
 const TOKEN_HEADER: &str = "x-aws-ec2-metadata-token";
 
 /// The committed fixtures, as IMDS serves them.
-pub(crate) const FIXTURES: [(&str, &[u8]); 4] = [
-    (
-        RSA2048,
-        include_bytes!("../../../tests/data/gen/rsa2048.b64"),
-    ),
-    (PKCS7, include_bytes!("../../../tests/data/gen/pkcs7.b64")),
+const FIXTURES: [(&str, &[u8]); 4] = [
+    (RSA2048, include_bytes!("../../tests/data/gen/rsa2048.b64")),
+    (PKCS7, include_bytes!("../../tests/data/gen/pkcs7.b64")),
     (
         DOCUMENT,
-        include_bytes!("../../../tests/data/gen/document.json"),
+        include_bytes!("../../tests/data/gen/document.json"),
     ),
     (
         SIGNATURE,
-        include_bytes!("../../../tests/data/gen/signature.b64"),
+        include_bytes!("../../tests/data/gen/signature.b64"),
     ),
 ];
 
 /// The committed fixture IMDS serves at `path` (one of the four above).
-pub(crate) fn fixture(path: &str) -> &'static [u8] {
+pub fn fixture(path: &str) -> &'static [u8] {
     FIXTURES.iter().find(|(p, _)| *p == path).unwrap().1
 }
 
 /// What the emulator has seen, for assertions.
 #[derive(Clone, Copy, Debug, Default, Eq, PartialEq)]
-pub(crate) struct Counts {
+pub struct Counts {
     /// Token PUTs, answered or not.
-    pub(crate) token_puts: u32,
+    pub token_puts: u32,
     /// GETs answered with a body.
-    pub(crate) served: u32,
+    pub served: u32,
     /// GETs answered 401.
-    pub(crate) unauthorized: u32,
+    pub unauthorized: u32,
     /// GETs answered with a [`ImdsServer::fail_next`] status.
-    pub(crate) failed: u32,
+    pub failed: u32,
 }
 
 #[derive(Debug, Default)]
@@ -92,16 +93,16 @@ struct Shared {
 
 /// A running emulator; it stops with the test's runtime (or on drop).
 #[derive(Debug)]
-pub(crate) struct ImdsServer {
+pub struct ImdsServer {
     /// `http://127.0.0.1:PORT`.
-    pub(crate) url: String,
+    pub url: String,
     shared: Arc<Mutex<Shared>>,
     task: tokio::task::JoinHandle<()>,
 }
 
 impl ImdsServer {
-    /// Starts the emulator serving [`FIXTURES`].
-    pub(crate) async fn start() -> Self {
+    /// Starts the emulator serving the committed fixtures (see [`fixture`]).
+    pub async fn start() -> Self {
         let shared = Shared {
             bodies: FIXTURES
                 .iter()
@@ -128,43 +129,43 @@ impl ImdsServer {
     }
 
     /// Serves `body` at `path` from now on.
-    pub(crate) fn set_body(&self, path: &str, body: impl Into<Vec<u8>>) {
+    pub fn set_body(&self, path: &str, body: impl Into<Vec<u8>>) {
         self.lock().bodies.insert(path.to_owned(), body.into());
     }
 
     /// Stops serving `path` (404).
-    pub(crate) fn remove(&self, path: &str) {
+    pub fn remove(&self, path: &str) {
         self.lock().bodies.remove(path);
     }
 
     /// Token PUTs never get an answer (on: as behind a hop limit of 1).
-    pub(crate) fn hop_limit_one(&self, on: bool) {
+    pub fn hop_limit_one(&self, on: bool) {
         self.lock().hop_limit_one = on;
     }
 
     /// Token PUTs answer `status` with no token.
-    pub(crate) fn refuse_tokens(&self, status: u16) {
+    pub fn refuse_tokens(&self, status: u16) {
         self.lock().refuse_tokens = Some(StatusCode::from_u16(status).expect("a status"));
     }
 
     /// GETs answer 401 whatever the token (on), as for a token IMDS no longer knows.
-    pub(crate) fn reject_tokens(&self, on: bool) {
+    pub fn reject_tokens(&self, on: bool) {
         self.lock().reject_tokens = on;
     }
 
     /// The next `times` GETs with a valid token answer `status`.
-    pub(crate) fn fail_next(&self, status: u16, times: u32) {
+    pub fn fail_next(&self, status: u16, times: u32) {
         let status = StatusCode::from_u16(status).expect("a status");
         self.lock().fail_next = Some((status, times));
     }
 
     /// GETs of `path` never get an answer.
-    pub(crate) fn hang(&self, path: &str) {
+    pub fn hang(&self, path: &str) {
         self.lock().hang.insert(path.to_owned());
     }
 
     /// What the emulator has seen so far.
-    pub(crate) fn counts(&self) -> Counts {
+    pub fn counts(&self) -> Counts {
         self.lock().counts
     }
 }

@@ -1,19 +1,14 @@
-//! The [`EnrollmentRegistry`] rules (`count_enrolled` with each), run against the registry crates' implementations
-//! (ec2-iid-aws's DynamoDB, ec2-iid-postgres's), included by `#[path]` next to `registries.rs`.
-#![allow(dead_code, reason = "each including test crate uses a part")]
-#![cfg(test)] // clippy.toml says why
+//! The [`EnrollmentRegistry`] rules (`count_enrolled` with each), run against the registry
+//! crates' implementations (ec2-iid-aws's DynamoDB, ec2-iid-postgres's).
 
-use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
+use chrono::TimeDelta;
 use ec2_iid::{Enrollment, EnrollmentRegistry, MAX_LIST_LIMIT};
 
-/// Minute `minutes` of the tests' clock (0 is 2026-11-01 12:00 UTC).
-pub(crate) fn t(minutes: i64) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
-}
+use crate::registries::t;
 
 /// `host` joined at minute `now` with the launch of minute `launched` and the certificate
 /// `serial`, valid for an hour.
-pub(crate) fn joined(host: &str, launched: i64, serial: &str, now: i64) -> Enrollment {
+pub fn joined(host: &str, launched: i64, serial: &str, now: i64) -> Enrollment {
     Enrollment::joined(
         host,
         "123456789012",
@@ -28,7 +23,7 @@ pub(crate) fn joined(host: &str, launched: i64, serial: &str, now: i64) -> Enrol
 }
 
 /// Every rule of [`EnrollmentRegistry`] on `host` (and `host` + `-b`, `-c`), in order.
-pub(crate) async fn rules<R: EnrollmentRegistry>(registry: &R, host: &str) {
+pub async fn rules<R: EnrollmentRegistry>(registry: &R, host: &str) {
     let others = registry.count_enrolled().await.unwrap();
     assert_eq!(registry.get(host).await.unwrap(), None);
     assert_eq!(registry.renew(host, "0f", t(99), t(1)).await.unwrap(), None);
@@ -95,7 +90,7 @@ pub(crate) async fn rules<R: EnrollmentRegistry>(registry: &R, host: &str) {
 
 /// [`EnrollmentRegistry::list`]'s pages and [`EnrollmentRegistry::purge`], on a registry
 /// holding no other record.
-pub(crate) async fn list_and_purge<R: EnrollmentRegistry>(registry: &R) {
+pub async fn list_and_purge<R: EnrollmentRegistry>(registry: &R) {
     for host in ["h-c", "h-a", "h-b", "h-d"] {
         assert!(registry.enroll(&joined(host, 0, "01", 1)).await.unwrap());
     }
@@ -140,7 +135,7 @@ pub(crate) async fn list_and_purge<R: EnrollmentRegistry>(registry: &R) {
 /// 20 joins of one host enrolled at once through `registries` (as replicas): one record,
 /// whose `first_joined` is the first join's; after an eviction, 20 replays of the evicted
 /// launch are refused and 20 joins of a newer launch are all accepted into one record.
-pub(crate) async fn concurrent_enrolls<R>(registries: &[R], host: &str)
+pub async fn concurrent_enrolls<R>(registries: &[R], host: &str)
 where
     R: EnrollmentRegistry + Clone + Send + Sync + 'static,
 {

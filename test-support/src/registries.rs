@@ -1,25 +1,22 @@
 //! Claims, and claims raced against a [`JoinRegistry`], for the registry crates' tests
-//! (ec2-iid-aws's DynamoDB, ec2-iid-postgres's registry and replicas), included by `#[path]`.
-//! Not part of `common`: it needs tokio, which the core's tests do not.
-#![allow(dead_code, reason = "each including test crate uses a part")]
-#![cfg(test)] // clippy.toml says why
+//! (ec2-iid-aws's DynamoDB, ec2-iid-postgres's registry and replicas).
 
 use chrono::{DateTime, TimeDelta, TimeZone as _, Utc};
 use ec2_iid::{JoinClaim, JoinRegistry};
 
 /// Minute `minutes` of the registry tests' clock (0 is 2026-11-01 12:00 UTC).
-pub(crate) fn t(minutes: i64) -> DateTime<Utc> {
+pub fn t(minutes: i64) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 12, 0, 0).unwrap() + TimeDelta::minutes(minutes)
 }
 
 /// A claim for `host` launched at minute `launched`, kept 6 minutes, made at minute `now`.
-pub(crate) fn claim(host: &str, launched: i64, now: i64) -> JoinClaim {
+pub fn claim(host: &str, launched: i64, now: i64) -> JoinClaim {
     JoinClaim::new(host, t(launched), t(launched + 6), t(now))
 }
 
 /// Makes all `claims` at once, claim `i` through registry `i % registries.len()`; returns how
 /// many won.
-pub(crate) async fn claim_all<R>(registries: &[R], claims: Vec<JoinClaim>) -> usize
+pub async fn claim_all<R>(registries: &[R], claims: Vec<JoinClaim>) -> usize
 where
     R: JoinRegistry + Clone + Send + Sync + 'static,
 {
@@ -44,7 +41,7 @@ where
 /// `host` launched at minute 0 and restarted at minute 3, each launch and its replays claimed
 /// 64 times at once through `registries`: the launch and the restart win exactly once, no
 /// replay wins, nor the original launch after the restart.
-pub(crate) async fn launch_and_restart_race<R>(registries: &[R], host: &str)
+pub async fn launch_and_restart_race<R>(registries: &[R], host: &str)
 where
     R: JoinRegistry + Clone + Send + Sync + 'static,
 {
@@ -66,7 +63,7 @@ where
 
 /// Replicas starting at once: `setup` (creating or migrating the table) runs on every one of
 /// `registries` at once, a task each, and every run succeeds.
-pub(crate) async fn set_up_at_once<R, F, Fut, E>(registries: &[R], setup: F)
+pub async fn set_up_at_once<R, F, Fut, E>(registries: &[R], setup: F)
 where
     R: Clone,
     F: Fn(R) -> Fut,
@@ -86,7 +83,7 @@ where
 /// The record a registry reads back and the requester rule, against `registry`: a claim's own
 /// requester may claim its launch again and finds its record; another requester, or none, is
 /// refused; an expired record is not read back.
-pub(crate) async fn requester_and_record<R: JoinRegistry>(registry: &R, host: &str) {
+pub async fn requester_and_record<R: JoinRegistry>(registry: &R, host: &str) {
     let mine = claim(host, 0, 1).with_requester([1; 32]);
     assert_eq!(registry.record(host, t(1)).await.unwrap(), None);
     assert!(registry.claim(&mine).await.unwrap());

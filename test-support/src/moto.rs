@@ -1,30 +1,31 @@
-//! Helpers shared by the moto tests (`mod support;`): start and stop `moto_server`.
+//! `moto_server` (a local AWS) for the tests of ec2-iid-aws and ec2-iid-cli: start, pause, stop.
 //!
 //! The binary comes from `MOTO_SERVER`, else `<repo>/target/moto-venv/bin/moto_server` (made by
 //! `ec2-iid-aws/ci.sh`), else `PATH`. Without it a test prints a notice and passes, unless
 //! `CI=true`: then it fails.
-#![cfg(test)] // clippy.toml says why; also for test crates that include this by `#[path]`
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::free_port;
+
 /// moto's default account, the one of any dummy credentials.
-pub(crate) const OWN_ACCOUNT: &str = "123456789012";
+pub const OWN_ACCOUNT: &str = "123456789012";
 
 /// A running `moto_server`, stopped on drop.
 #[derive(Debug)]
-pub(crate) struct Moto {
+pub struct Moto {
     child: Child,
     /// `http://127.0.0.1:PORT`.
-    pub(crate) url: String,
+    pub url: String,
 }
 
 impl Moto {
     /// Starts moto, or returns `None` (after a notice) when it cannot run here. Fails the test
     /// instead when `CI=true`.
-    pub(crate) fn start() -> Option<Self> {
+    pub fn start() -> Option<Self> {
         Self::start_as(Launch::Plain)
     }
 
@@ -36,11 +37,7 @@ impl Moto {
     /// (2 of 100 rounds of 64 concurrent claims had two winners). This runs moto's own
     /// `moto_server` entry point with `put_item` behind one lock, so that tests of concurrent
     /// claims test the registry, not moto's race.
-    #[allow(
-        dead_code,
-        reason = "tests/dynamodb.rs uses it; the other test binaries sharing this module do not"
-    )]
-    pub(crate) fn start_with_atomic_put_item() -> Option<Self> {
+    pub fn start_with_atomic_put_item() -> Option<Self> {
         Self::start_as(Launch::AtomicPutItem)
     }
 
@@ -48,12 +45,7 @@ impl Moto {
     /// line each: the monotonic time it came in (seconds), its `Action` and the number of
     /// values of its first filter (`Filter.1.Value.N`), e.g. `1234.567890 DescribeInstances 200`.
     /// moto's own recorder (`MOTO_ENABLE_RECORDING`) keeps no times.
-    #[allow(
-        dead_code,
-        reason = "ec2-iid-cli's tests/burst.rs uses it; the other test binaries sharing this \
-                  module do not"
-    )]
-    pub(crate) fn start_with_request_log(log: &Path) -> Option<Self> {
+    pub fn start_with_request_log(log: &Path) -> Option<Self> {
         Self::start_as(Launch::RequestLog(log))
     }
 
@@ -135,18 +127,15 @@ impl Moto {
 impl Moto {
     /// Freezes moto (`SIGSTOP`): it keeps its state and its port, connections are accepted
     /// by the kernel but nothing answers, as for a hung service, until [`resume`](Self::resume).
-    #[allow(dead_code, reason = "only tests/system.rs of ec2-iid-cli stops moto")]
-    pub(crate) fn pause(&self) {
+    pub fn pause(&self) {
         self.signal("-STOP");
     }
 
     /// Lets a [`pause`](Self::pause)d moto run again (`SIGCONT`).
-    #[allow(dead_code, reason = "only tests/system.rs of ec2-iid-cli stops moto")]
-    pub(crate) fn resume(&self) {
+    pub fn resume(&self) {
         self.signal("-CONT");
     }
 
-    #[allow(dead_code, reason = "only tests/system.rs of ec2-iid-cli stops moto")]
     fn signal(&self, signal: &str) {
         let status = Command::new("kill")
             .args([signal, &self.child.id().to_string()])
@@ -171,16 +160,8 @@ enum Launch<'a> {
     /// As installed.
     Plain,
     /// Through its Python interpreter, with DynamoDB's `put_item` behind a lock.
-    #[allow(
-        dead_code,
-        reason = "made by start_with_atomic_put_item, which only tests/dynamodb.rs calls"
-    )]
     AtomicPutItem,
     /// Through its Python interpreter, logging each request to this file.
-    #[allow(
-        dead_code,
-        reason = "made by start_with_request_log, which only ec2-iid-cli's tests/burst.rs calls"
-    )]
     RequestLog(&'a Path),
 }
 
@@ -263,11 +244,4 @@ fn moto_binary() -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join("moto_server"))
         .find(|path| path.is_file())
-}
-
-/// A loopback port that was free a moment ago.
-pub(crate) fn free_port() -> std::io::Result<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
 }

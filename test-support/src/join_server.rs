@@ -1,7 +1,6 @@
 //! A fake join server on `127.0.0.1` (axum, an ephemeral port) that answers `POST /join` with
 //! scripted statuses and keeps the bodies it received: for the join client's tests
-//! (`tests/join_client.rs`) and `ec2-iid join`'s (ec2-iid-cli's `tests/join.rs`, by `#[path]`).
-#![cfg(test)] // clippy.toml says why; also for test crates that include this by `#[path]`
+//! (ec2-iid-aws's `tests/join_client.rs`) and `ec2-iid join`'s (ec2-iid-cli's `tests/join.rs`).
 
 use std::net::{Ipv4Addr, TcpListener};
 use std::sync::{Arc, Mutex};
@@ -15,21 +14,20 @@ use axum::routing::post;
 
 /// What a fake join server answers, in order (status, `Retry-After`, body); the last answer
 /// repeats.
-pub(crate) type Script = Vec<(u16, Option<&'static str>, &'static str)>;
+pub type Script = Vec<(u16, Option<&'static str>, &'static str)>;
 
 /// The bodies a fake join server received, in order.
-pub(crate) type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
+pub type Seen = Arc<Mutex<Vec<Vec<u8>>>>;
 
 /// A 200 answer of `ec2-iid serve`.
-pub(crate) const JOINED: &str =
-    r#"{"host_id":"123456789012-i-0123456789abcdef0","matched_rule":0}"#;
+pub const JOINED: &str = r#"{"host_id":"123456789012-i-0123456789abcdef0","matched_rule":0}"#;
 /// A 403 answer of `ec2-iid serve`.
-pub(crate) const NO_RULE: &str = r#"{"error":"no_rule_matched","request_id":"1-0"}"#;
+pub const NO_RULE: &str = r#"{"error":"no_rule_matched","request_id":"1-0"}"#;
 /// A 503 answer of `ec2-iid serve`.
-pub(crate) const UNAVAILABLE: &str = r#"{"error":"lookup_unavailable","request_id":"1-1"}"#;
+pub const UNAVAILABLE: &str = r#"{"error":"lookup_unavailable","request_id":"1-1"}"#;
 
 /// Starts a fake join server answering `script`; returns its URL and what it received.
-pub(crate) async fn join_server(script: Script) -> (String, Seen) {
+pub async fn join_server(script: Script) -> (String, Seen) {
     let seen = Seen::default();
     let state = (Arc::new(script), Arc::clone(&seen));
     let app = Router::new().route("/join", post(answer)).with_state(state);
@@ -70,7 +68,7 @@ async fn answer(
 }
 
 /// A loopback URL nothing listens on (a port that was free a moment ago).
-pub(crate) fn closed_url() -> String {
+pub fn closed_url() -> String {
     let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap();
     format!("http://{}", listener.local_addr().unwrap())
 }

@@ -1,13 +1,13 @@
 //! Crafted blobs that cost the parser the most per byte, each within `MAX_BLOB_LEN` (64 KiB)
-//! of binary BER. `tests/hostile.rs` checks that the committed copies in `tests/data/hostile/`
-//! (base64 of the binary blob) match [`hostile_blobs`] and how each is refused or accepted;
-//! `benches/verify.rs` times them as `verify/hostile_worst`.
+//! of binary BER. The core crate's `tests/hostile.rs` checks that the committed copies in
+//! `tests/data/hostile/` (base64 of the binary blob) match [`hostile_blobs`] and how each is
+//! refused or accepted; `benches/verify.rs` times them as `verify/hostile_worst`.
 //!
 //! Each starts from the default fixture (`BlobSpec::aws_like`, signed by the test CA), whose
 //! ContentInfo, `[0]`, SignedData, encapContentInfo, `[0]` and eContent OCTET STRING have
 //! indefinite lengths, and fills the rest of the 64 KiB with the costliest shape found.
 
-use super::r#gen::{BlobSpec, document, indefinite, position, tag, test_ca, tlv};
+use crate::fixtures::{BlobSpec, document, indefinite, position, tag, test_ca, tlv};
 
 /// `MAX_BLOB_LEN` of the crate (the limit on the input, text or binary).
 const MAX_BLOB_LEN: usize = 64 * 1024;
@@ -41,14 +41,14 @@ fn empty_segments(count: usize) -> Vec<u8> {
 /// The blob: 64 KiB of eContent made of 16 small indefinite segments (filling a
 /// 16-entry record of measured lengths) and then 14 indefinite levels nested in one another
 /// around empty segments. Without a bound every uncached level walks everything below it again.
-pub fn nested_indefinite() -> Vec<u8> {
+fn nested_indefinite() -> Vec<u8> {
     nested_after_cache_fill(14)
 }
 
 /// A signed fixture whose (never signed, never used) certificates field is 64 KiB of nested
 /// indefinite chains: eight levels of SEQUENCE around an INTEGER, repeated. Each chain's
 /// records push out the SignedData's own, so every ancestor walks the field again.
-pub fn certificate_chains() -> Vec<u8> {
+fn certificate_chains() -> Vec<u8> {
     let der = fixture();
     // The certificates field goes between encapContentInfo and signerInfos, whose SET is the
     // only definite-length SET right after the encapContentInfo's end-of-contents octets.
@@ -69,7 +69,7 @@ pub fn certificate_chains() -> Vec<u8> {
 /// As deep as the bounds allow: 16 small indefinite segments (filling the record of lengths)
 /// and then 4 nested indefinite levels (the six around the content make 10, the most accepted)
 /// around empty segments.
-pub fn nested_within_bounds() -> Vec<u8> {
+fn nested_within_bounds() -> Vec<u8> {
     nested_after_cache_fill(4)
 }
 
@@ -92,7 +92,7 @@ fn nested_after_cache_fill(levels: usize) -> Vec<u8> {
 
 /// Within every depth bound: one indefinite eContent OCTET STRING of empty segments, as many
 /// as 64 KiB holds. Only a count of elements bounds the headers read.
-pub fn flat_segments() -> Vec<u8> {
+fn flat_segments() -> Vec<u8> {
     with_econtent(|room| {
         indefinite(
             tag::OCTET_STRING_CONSTRUCTED,
@@ -103,7 +103,7 @@ pub fn flat_segments() -> Vec<u8> {
 
 /// The same segments with a definite length: nothing is measured ahead, the segments are read
 /// one by one while the content is joined.
-pub fn flat_definite_segments() -> Vec<u8> {
+fn flat_definite_segments() -> Vec<u8> {
     with_econtent(|room| {
         tlv(
             tag::OCTET_STRING_CONSTRUCTED,
@@ -114,7 +114,7 @@ pub fn flat_definite_segments() -> Vec<u8> {
 
 /// A signed fixture with a definite-length certificates field of 64 KiB of junk: skipped in one
 /// step, so the blob verifies. The costliest blob that is accepted.
-pub fn definite_certificates() -> Vec<u8> {
+fn definite_certificates() -> Vec<u8> {
     let der = fixture();
     let content = document();
     let encap_end = position(&der, &content) + content.len() + 2 + 2 + 2;

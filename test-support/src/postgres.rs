@@ -1,4 +1,5 @@
-//! A throwaway PostgreSQL server for the tests (`mod support;`), one per test binary.
+//! A throwaway PostgreSQL server for the tests of ec2-iid-postgres and ec2-iid-cli, one per test
+//! binary (and others a test starts for itself).
 //!
 //! The server binaries come from `PG_BIN` (a directory), else `pg_config --bindir`, else the
 //! newest `/usr/lib/postgresql/*/bin`, else `PATH`. The cluster is made with `initdb` in a new
@@ -10,10 +11,8 @@
 //! the directory once the test process has exited (however it exited).
 //!
 //! Without PostgreSQL a test prints a notice and passes, unless `CI=true`: then it fails.
-#![cfg(test)] // clippy.toml says why; also for test crates that include this by `#[path]`
 
 use std::io::Write as _;
-use std::net::{Ipv4Addr, TcpListener};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::OnceLock;
@@ -32,7 +31,7 @@ rm -rf "$dir""#;
 
 /// A running throwaway cluster.
 #[derive(Debug)]
-pub(crate) struct PgServer {
+pub struct PgServer {
     /// The temporary directory: `data/` (the cluster), `log`, and the Unix socket.
     dir: PathBuf,
     /// The directory of `initdb` and `pg_ctl`.
@@ -40,7 +39,7 @@ pub(crate) struct PgServer {
     /// The user the server runs as when the tests run as root.
     run_as: Option<String>,
     /// The TCP port on 127.0.0.1.
-    pub(crate) port: u16,
+    pub port: u16,
     /// `ssl=on` with this server certificate and key (PEM), and TCP connections without TLS
     /// refused; see [`own_tls_server`].
     tls: Option<ServerTls>,
@@ -49,27 +48,25 @@ pub(crate) struct PgServer {
 
 /// A server certificate (chain) and its private key, PEM.
 #[derive(Clone, Debug)]
-pub(crate) struct ServerTls {
-    pub(crate) cert_pem: String,
-    pub(crate) key_pem: String,
+pub struct ServerTls {
+    /// The certificate chain, leaf first.
+    pub cert_pem: String,
+    /// The leaf's private key.
+    pub key_pem: String,
 }
 
 static SERVER: OnceLock<Result<PgServer, String>> = OnceLock::new();
 
 /// The test binary's server, started on first use; `None` (after a notice) when PostgreSQL
 /// cannot run here. Fails the test instead when `CI=true`.
-pub(crate) fn server() -> Option<&'static PgServer> {
+pub fn server() -> Option<&'static PgServer> {
     available(SERVER.get_or_init(PgServer::start).as_ref())
 }
 
 /// A server of the caller's own, stopped and removed on drop: for a test that stops and
 /// restarts it ([`PgServer::stop`], [`PgServer::restart`]) while other tests use [`server`].
 /// `None` (after a notice) when PostgreSQL cannot run here; fails the test when `CI=true`.
-#[allow(
-    dead_code,
-    reason = "only tests/system.rs of ec2-iid-cli stops a server"
-)]
-pub(crate) fn own_server() -> Option<PgServer> {
+pub fn own_server() -> Option<PgServer> {
     let started = PgServer::start();
     available(started.as_ref())?;
     started.ok()
@@ -78,8 +75,7 @@ pub(crate) fn own_server() -> Option<PgServer> {
 /// A server of the caller's own with `ssl=on` and `tls`'s certificate: its `pg_hba.conf`
 /// accepts TCP connections with TLS only (`hostssl`, trust), so plain ones are refused. A
 /// cluster of its own, so the other tests' server starts as fast as before.
-#[allow(dead_code, reason = "only tests/tls.rs runs a TLS server")]
-pub(crate) fn own_tls_server(tls: ServerTls) -> Option<PgServer> {
+pub fn own_tls_server(tls: ServerTls) -> Option<PgServer> {
     let started = PgServer::start_with(Some(tls));
     available(started.as_ref())?;
     started.ok()
@@ -172,7 +168,7 @@ impl PgServer {
         // The port is free when probed, but another process may bind it before the server.
         let mut last = String::new();
         for _ in 0..3 {
-            let port = free_port()?;
+            let port = crate::free_port().map_err(|e| format!("no free port: {e}"))?;
             match self.start_on(port) {
                 Ok(()) => {
                     self.port = port;
@@ -232,11 +228,7 @@ impl PgServer {
     }
 
     /// Stops the server (`pg_ctl stop -m fast`: open connections are closed); its data stays.
-    #[allow(
-        dead_code,
-        reason = "only tests/system.rs of ec2-iid-cli stops a server"
-    )]
-    pub(crate) fn stop(&self) {
+    pub fn stop(&self) {
         let mut stop = self.command("pg_ctl");
         stop.arg("-D")
             .arg(self.dir.join("data"))
@@ -245,11 +237,7 @@ impl PgServer {
     }
 
     /// Starts the stopped server again on the same port, with the same data.
-    #[allow(
-        dead_code,
-        reason = "only tests/system.rs of ec2-iid-cli stops a server"
-    )]
-    pub(crate) fn restart(&self) {
+    pub fn restart(&self) {
         self.start_on(self.port)
             .expect("pg_ctl start on the same port");
     }
@@ -294,7 +282,7 @@ impl PgServer {
     }
 
     /// Connection settings for the superuser `postgres` over TCP.
-    pub(crate) fn config(&self) -> tokio_postgres::Config {
+    pub fn config(&self) -> tokio_postgres::Config {
         let mut config = tokio_postgres::Config::new();
         config
             .host("127.0.0.1")
@@ -305,11 +293,7 @@ impl PgServer {
     }
 
     /// A pool of its own (as a separate replica would have) of at most `max_size` connections.
-    #[allow(
-        dead_code,
-        reason = "tests/tls.rs and tests/timeout.rs build registries through from_config"
-    )]
-    pub(crate) fn pool(&self, max_size: usize) -> Pool {
+    pub fn pool(&self, max_size: usize) -> Pool {
         Pool::builder(Manager::new(self.config(), NoTls))
             .max_size(max_size)
             .build()
@@ -317,11 +301,7 @@ impl PgServer {
     }
 
     /// A registry on a pool of its own in `table`, migrated.
-    #[allow(
-        dead_code,
-        reason = "tests/tls.rs and tests/timeout.rs build registries through from_config"
-    )]
-    pub(crate) async fn registry(&self, table: &str, max_size: usize) -> PostgresJoinRegistry {
+    pub async fn registry(&self, table: &str, max_size: usize) -> PostgresJoinRegistry {
         let registry = PostgresJoinRegistry::new(self.pool(max_size))
             .with_table(table)
             .expect("valid table name");
@@ -409,11 +389,4 @@ fn find_bin_dir() -> Option<PathBuf> {
         .chain(debian.into_iter().rev().map(|(_, dir)| dir))
         .chain(on_path)
         .find(|dir| has_server_binaries(dir))
-}
-
-fn free_port() -> Result<u16, String> {
-    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .map_err(|e| format!("no free port: {e}"))
 }

@@ -3,8 +3,8 @@
 //!
 //! Everything here is reproducible: the keys are committed files, the signing time is pinned,
 //! RSASSA-PKCS1-v1_5 signing uses no randomness and DSA signing derives its nonce from the key
-//! and the digest (RFC 6979). `tests/fixtures.rs` regenerates the files in
-//! `tests/data/gen/` from [`fixtures`] and fails if any committed byte differs.
+//! and the digest (RFC 6979). The core crate's `tests/fixtures.rs` regenerates the files in its
+//! `tests/data/gen/` from [`generated_files`] and fails if any committed byte differs.
 //!
 //! The BER/DER writer is deliberately tiny and independent of the crate under test and of the
 //! `der` crate, so that a shared bug cannot make a broken encoder and a broken parser agree.
@@ -171,7 +171,7 @@ pub fn oid_tlv(content: &[u8]) -> Vec<u8> {
 }
 
 /// An INTEGER TLV holding a small non-negative value.
-pub fn small_int(value: u8) -> Vec<u8> {
+fn small_int(value: u8) -> Vec<u8> {
     if value < 0x80 {
         tlv(tag::INTEGER, &[value])
     } else {
@@ -253,18 +253,12 @@ pub fn replace_once(haystack: &[u8], needle: &[u8], replacement: &[u8]) -> Vec<u
 // Keys and the test CA
 // ------------------------------------------------------------------------------------------------
 
-/// `tests/data/<rest>` of the `ec2-iid` crate, also from a workspace member's tests (there
-/// `CARGO_MANIFEST_DIR` is the member's directory, so its parent has `tests/data`).
+/// `tests/data/<rest>` of the `ec2-iid` crate (the workspace root), where the test CAs and the
+/// committed fixtures live, whichever crate's tests ask.
 pub fn data_path(rest: &str) -> PathBuf {
-    // The core's `tests/data`, also from another crate of the workspace that has a
-    // `tests/data` of its own: the first one, walking up, that holds `rest`.
-    let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let data = |dir: &Path| dir.join("tests").join("data").join(rest);
-    std::iter::successors(Some(manifest), |dir| dir.parent())
-        .take(2)
-        .map(data)
-        .find(|path| path.exists())
-        .unwrap_or_else(|| data(manifest))
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/data")
+        .join(rest)
 }
 
 fn read_text(rest: &str) -> String {
@@ -332,7 +326,7 @@ pub fn rsa_sign(key: &rsa::PrivateKey, message: &[u8]) -> Vec<u8> {
 }
 
 /// RSASSA-PKCS1-v1_5 with SHA-1 over `message` (deterministic).
-pub fn rsa_sign_sha1(key: &rsa::PrivateKey, message: &[u8]) -> Vec<u8> {
+fn rsa_sign_sha1(key: &rsa::PrivateKey, message: &[u8]) -> Vec<u8> {
     SigningKey::<Sha1>::new(key.clone()).sign(message).to_vec()
 }
 
@@ -378,7 +372,7 @@ pub fn dsa_test_ca() -> DsaTestCa {
 }
 
 /// DSA with SHA-1 over `message`, DER `SEQUENCE { r, s }` (RFC 6979 nonce: deterministic).
-pub fn dsa_sign_sha1(key: &dsa::SigningKey, message: &[u8]) -> Vec<u8> {
+fn dsa_sign_sha1(key: &dsa::SigningKey, message: &[u8]) -> Vec<u8> {
     let signature: dsa::Signature = key.sign_digest(|digest: &mut Sha1| {
         sha1::Digest::update(digest, message);
     });
@@ -787,7 +781,7 @@ pub fn base64_lines(der: &[u8]) -> Vec<String> {
 }
 
 /// The bytes of standard base64 text, with ASCII whitespace and PEM armour lines removed: the
-/// inverse of [`imds_base64`] and [`pem_pkcs7`].
+/// inverse of [`imds_base64`] and `pem_pkcs7`.
 pub fn decode_base64_text(bytes: &[u8]) -> Vec<u8> {
     let text: String = std::str::from_utf8(bytes)
         .expect("base64 text")
@@ -803,7 +797,7 @@ pub fn decode_base64_text(bytes: &[u8]) -> Vec<u8> {
 
 /// IMDS base64 with `-----BEGIN PKCS7-----` armour and a trailing newline, as the AWS docs tell
 /// users to wrap it for `openssl smime -verify`.
-pub fn pem_pkcs7(der: &[u8]) -> String {
+fn pem_pkcs7(der: &[u8]) -> String {
     format!(
         "-----BEGIN PKCS7-----\n{}\n-----END PKCS7-----\n",
         imds_base64(der)
@@ -1087,7 +1081,7 @@ pub fn blob_fixtures() -> Vec<Fixture> {
 
 /// `index.json` for `fixtures`: an array of `{ "file", "format", "expect", "error", "note" }` in
 /// that key order, one key per line, trailing newline.
-pub fn index_json(fixtures: &[Fixture]) -> String {
+fn index_json(fixtures: &[Fixture]) -> String {
     let json = |text: &str| serde_json::to_string(text).expect("JSON string");
     let entries: Vec<String> = fixtures
         .iter()
@@ -1111,8 +1105,8 @@ pub fn index_json(fixtures: &[Fixture]) -> String {
 const README_HEAD: &str = "\
 # Generated fixtures
 
-Everything here except `document.json` is written by `tests/common/gen.rs` from `document.json`
-and the test CAs in `../testca/` (NOT AWS keys). Do not edit these files by hand:
+Everything here except `document.json` is written by `test-support/src/fixtures.rs` from
+`document.json` and the test CAs in `../testca/` (NOT AWS keys). Do not edit these files by hand:
 `cargo test --test fixtures` fails if a committed file differs from what the generator produces;
 `EC2_IID_REGENERATE=1 cargo test --test fixtures` rewrites them (this README and `index.json`
 included).
