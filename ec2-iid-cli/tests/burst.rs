@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 
 use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
 use ec2_iid_test_support::postgres;
+use harness::ca::{ca_flags, new_csr};
 use harness::{
     Server, binary, database, ec2_client, launch, now, percentile, request, rsa2048, sample,
     scratch_dir, serve_command, write_token,
@@ -207,7 +208,7 @@ async fn a_1000_instance_burst_through_two_replicas_on_postgresql() {
     flags.extend(ca.iter().map(String::as_str));
     let bodies: Vec<String> = documents
         .iter()
-        .map(|document| serde_json::json!({ "document": document, "csr": new_csr() }).to_string())
+        .map(|document| serde_json::json!({ "document": document, "csr": new_csr().0 }).to_string())
         .collect();
     let a = Server::start(&dir, "replica-a-csr", &moto.url, &flags);
     let b = Server::start(&dir, "replica-b-csr", &moto.url, &flags);
@@ -229,36 +230,6 @@ async fn a_1000_instance_burst_through_two_replicas_on_postgresql() {
         percentile(&burst.latencies, 50).as_secs_f64() * 1000.0,
         percentile(&burst.latencies, 99).as_secs_f64() * 1000.0,
     );
-}
-
-/// The test CA of ec2-iid-ca (a P-384 intermediate) copied into `dir`, the key mode 600; the
-/// serve flags that issue certificates with it.
-fn ca_flags(dir: &Path) -> [String; 6] {
-    use std::os::unix::fs::PermissionsExt as _;
-    let data = Path::new(env!("CARGO_MANIFEST_DIR")).join("../ec2-iid-ca/tests/data/ca");
-    let (chain, key) = (dir.join("ca-chain.pem"), dir.join("ca.key"));
-    std::fs::copy(data.join("intermediate-chain.pem"), &chain).unwrap();
-    std::fs::copy(data.join("intermediate.key"), &key).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    [
-        "--ca-cert".into(),
-        chain.display().to_string(),
-        "--ca-key".into(),
-        key.display().to_string(),
-        "--trust-domain".into(),
-        "example.org".into(),
-    ]
-}
-
-/// The CSR (PEM) of a new P-256 key.
-fn new_csr() -> String {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    rcgen::CertificateParams::new(Vec::<String>::new())
-        .unwrap()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap()
 }
 
 /// The pacing flags: out-of-range values are usage errors (exit 2) naming the flag;

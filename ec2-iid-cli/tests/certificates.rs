@@ -20,46 +20,14 @@ use ec2_iid_test_support::imds::{ImdsServer, RSA2048};
 use ec2_iid_test_support::join_server;
 use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
 use ec2_iid_test_support::postgres;
+use harness::ca::{ca_data, csr_of, install_ca, new_csr};
 use harness::write_token;
 use harness::{Server, ec2_client, launch, now, request, rsa2048, scratch_dir, serve_command};
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
 
-/// The CA files of ec2-iid-ca's tests.
-fn ca_data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ec2-iid-ca/tests/data/ca")
-        .join(name)
-}
-
-/// Copies the test CA's chain and key into `dir`, the key with `key_mode`; their paths.
-fn install_ca(dir: &Path, key_mode: u32) -> (String, String) {
-    let chain = dir.join("ca-chain.pem");
-    let key = dir.join("ca.key");
-    std::fs::copy(ca_data("intermediate-chain.pem"), &chain).unwrap();
-    std::fs::copy(ca_data("intermediate.key"), &key).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(key_mode)).unwrap();
-    let text = |p: PathBuf| p.to_str().unwrap().to_owned();
-    (text(chain), text(key))
-}
-
 /// The root of the test CA: the bundle relying parties trust.
 fn root_pem() -> String {
     std::fs::read_to_string(ca_data("root.pem")).unwrap()
-}
-
-/// A CSR of a new P-256 key, and the key (PEM).
-fn new_csr() -> (String, String) {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    (csr_of(&key), key.serialize_pem())
-}
-
-fn csr_of(key: &rcgen::KeyPair) -> String {
-    rcgen::CertificateParams::new(vec!["asked.example".to_owned()])
-        .unwrap()
-        .serialize_request(key)
-        .unwrap()
-        .pem()
-        .unwrap()
 }
 
 fn csr_body(document: &str, csr: &str) -> Vec<u8> {

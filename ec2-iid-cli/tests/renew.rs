@@ -13,40 +13,18 @@
 mod harness;
 
 use std::os::unix::fs::PermissionsExt as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use ec2_iid::EnrollmentRegistry as _;
 use ec2_iid_test_support::imds;
 use ec2_iid_test_support::moto::{Moto, OWN_ACCOUNT};
 use ec2_iid_test_support::postgres;
+use harness::ca::{ca_flags, new_csr};
 use harness::{
     Server, database, ec2_client, exchange, install_tls_pair, launch, now, rsa2048, sample,
     scratch_dir, tls_connect_as, tls_metrics, tls_pair,
 };
 use x509_parser::prelude::{FromDer as _, GeneralName, X509Certificate};
-
-fn ca_data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../ec2-iid-ca/tests/data/ca")
-        .join(name)
-}
-
-/// The test CA's chain and key in `dir` (the key mode 600); the serve flags naming them.
-fn ca_flags(dir: &Path) -> [String; 6] {
-    let chain = dir.join("ca-chain.pem");
-    let key = dir.join("ca.key");
-    std::fs::copy(ca_data("intermediate-chain.pem"), &chain).unwrap();
-    std::fs::copy(ca_data("intermediate.key"), &key).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
-    [
-        "--ca-cert".into(),
-        chain.display().to_string(),
-        "--ca-key".into(),
-        key.display().to_string(),
-        "--trust-domain".into(),
-        "example.org".into(),
-    ]
-}
 
 /// `ec2-iid serve` over TLS (test pair 1) with the test CA, and `extra` flags.
 fn tls_ca_server(dir: &Path, endpoint_url: &str, extra: &[&str]) -> Server {
@@ -60,18 +38,6 @@ fn tls_ca_server(dir: &Path, endpoint_url: &str, extra: &[&str]) -> Server {
 fn postgres_store(registry: &str) -> ec2_iid_postgres::PostgresJoinRegistry {
     ec2_iid_postgres::PostgresJoinRegistry::from_config(registry.strip_prefix("postgres:").unwrap())
         .unwrap()
-}
-
-/// A new P-256 key (PEM) and its CSR.
-fn new_key() -> (String, String) {
-    let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let csr = rcgen::CertificateParams::new(Vec::<String>::new())
-        .unwrap()
-        .serialize_request(&key)
-        .unwrap()
-        .pem()
-        .unwrap();
-    (key.serialize_pem(), csr)
 }
 
 /// One request over TLS, presenting `client` (chain, key) if given: status and JSON body;
@@ -140,7 +106,7 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
 
     // The join: a certificate for the first key.
     let document = rsa2048(OWN_ACCOUNT, &instance, now());
-    let (key, first_csr) = new_key();
+    let (first_csr, key) = new_csr();
     let join_body = serde_json::json!({ "document": document, "csr": first_csr });
     let (status, joined) = post(&server, "/join", None, &join_body).await.unwrap();
     assert_eq!(status, 200, "{joined}");
@@ -150,7 +116,7 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
 
     // Two renewals, each presenting the certificate of the one before, each for a new key.
     for _ in 0..2 {
-        let (key, csr) = new_key();
+        let (csr, key) = new_csr();
         let (status, renewed) = post(
             &server,
             "/renew",
@@ -177,7 +143,7 @@ async fn a_joined_host_renews_over_mutual_tls_until_evicted() {
     assert!(record.last_renewed.is_some());
 
     // No client certificate: 401, whatever the CSR.
-    let (_, csr) = new_key();
+    let (csr, _) = new_csr();
     let (status, refused) = post(&server, "/renew", None, &serde_json::json!({ "csr": csr }))
         .await
         .unwrap();
@@ -569,13 +535,13 @@ async fn renewal_checks_the_instance_when_asked() {
     let instance = launch(&ec2, 1).await.remove(0);
     let dir = scratch_dir("renew-check");
     let server = tls_ca_server(&dir, &moto.url, &["--renew-check-instance"]);
-    let (key, csr) = new_key();
+    let (csr, key) = new_csr();
     let document = rsa2048(OWN_ACCOUNT, &instance, now());
     let join_body = serde_json::json!({ "document": document, "csr": csr });
     let (status, joined) = post(&server, "/join", None, &join_body).await.unwrap();
     assert_eq!(status, 200, "{joined}");
     let chain = joined["certificate"].as_str().unwrap().to_owned();
-    let renew_body = serde_json::json!({ "csr": new_key().1 });
+    let renew_body = serde_json::json!({ "csr": new_csr().0 });
 
     let (status, renewed) = post(&server, "/renew", Some((&chain, &key)), &renew_body)
         .await

@@ -8,6 +8,8 @@
               processes"
 )]
 
+pub(crate) mod ca;
+
 use std::fs::File;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
