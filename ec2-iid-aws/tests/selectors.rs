@@ -299,6 +299,9 @@ async fn a_token_using_every_selector_admits_the_fleet_and_names_each_mismatch()
     // The same through BatchingLookup, which paces DescribeInstances only.
     let batching = BatchingLookup::new(lookup.clone());
     assert_eq!(check(&batching, &rule, &blob, now).await.unwrap(), 0);
+    // Its own caches, so the calls again; counted where serve's /metrics reads them.
+    assert_eq!(batching.lookup().profile_calls(), 1);
+    assert_eq!(batching.lookup().organizations_calls(), 3);
 
     // An accounts file instead of Organizations.
     let file = json!({

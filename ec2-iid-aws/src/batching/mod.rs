@@ -160,6 +160,14 @@ impl BatchingLookup {
     pub fn describe_calls(&self) -> u64 {
         self.pacer.calls.load(Ordering::Relaxed)
     }
+
+    /// The lookup it paces, with its own caches and counters
+    /// ([`Ec2Lookup::profile_calls`], [`Ec2Lookup::organizations_calls`]): the IAM and
+    /// Organizations calls that `aws_iam_role_arns` and organization rules add, unpaced here.
+    #[must_use]
+    pub fn lookup(&self) -> &Ec2Lookup {
+        &self.pacer.describe
+    }
 }
 
 impl InstanceLookup for BatchingLookup {

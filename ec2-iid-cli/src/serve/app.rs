@@ -246,7 +246,7 @@ async fn bundle(State(app): State<Arc<App>>) -> Result<Response, Refusal> {
 
 /// `GET /metrics`.
 async fn metrics(State(app): State<Arc<App>>) -> Response {
-    let mut text = app.metrics.render(app.lookup.describe_calls());
+    let mut text = app.metrics.render(app.lookup.calls());
     app.lookup.render_metrics(&mut text);
     ([(header::CONTENT_TYPE, metrics::CONTENT_TYPE)], text).into_response()
 }

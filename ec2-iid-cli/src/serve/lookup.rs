@@ -9,7 +9,7 @@ use ec2_iid_aws::{BatchingLookup, Ec2Lookup, Ec2LookupError};
 use tracing::Instrument as _;
 
 use super::args::DescribePacing;
-use super::metrics::LookupMetrics;
+use super::metrics::{AwsCalls, LookupMetrics};
 
 /// The server's lookup.
 #[derive(Debug)]
@@ -44,9 +44,13 @@ impl Lookup {
         Ok(Self { batching, metrics })
     }
 
-    /// The `DescribeInstances` requests sent so far.
-    pub(crate) fn describe_calls(&self) -> u64 {
-        self.batching.describe_calls()
+    /// The AWS requests sent so far, by API: each has its own quota.
+    pub(crate) fn calls(&self) -> AwsCalls {
+        AwsCalls {
+            describe_instances: self.batching.describe_calls(),
+            get_instance_profile: self.batching.lookup().profile_calls(),
+            organizations: self.batching.lookup().organizations_calls(),
+        }
     }
 
     /// Appends the pacing histograms to a `/metrics` text.

@@ -74,6 +74,43 @@ impl Default for Metrics {
     }
 }
 
+/// The AWS requests the lookup has sent, by API (each API has its own quota).
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct AwsCalls {
+    pub(crate) describe_instances: u64,
+    /// `iam:GetInstanceProfile`, for `aws_iam_role_arns` rules.
+    pub(crate) get_instance_profile: u64,
+    /// `ListAccounts` and `ListParents` pages, for organization rules.
+    pub(crate) organizations: u64,
+}
+
+impl AwsCalls {
+    fn render(self, text: &mut String) {
+        for (name, help, value) in [
+            (
+                "ec2_iid_describe_instances_calls_total",
+                "DescribeInstances requests sent.",
+                self.describe_instances,
+            ),
+            (
+                "ec2_iid_get_instance_profile_calls_total",
+                "IAM GetInstanceProfile requests sent (aws_iam_role_arns rules).",
+                self.get_instance_profile,
+            ),
+            (
+                "ec2_iid_organizations_calls_total",
+                "AWS Organizations ListAccounts and ListParents requests sent (organization rules).",
+                self.organizations,
+            ),
+        ] {
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
+        }
+    }
+}
+
 impl Metrics {
     /// Records one answered `POST /join`.
     pub(crate) fn record(&self, outcome: &'static str, took: Duration) {
@@ -81,20 +118,15 @@ impl Metrics {
         self.durations.observe(took.as_secs_f64(), took);
     }
 
-    /// The exposition, with `describe_calls` from the lookup's counter.
-    pub(crate) fn render(&self, describe_calls: u64) -> String {
+    /// The exposition, with the AWS requests from the lookup's counters.
+    pub(crate) fn render(&self, calls: AwsCalls) -> String {
         let mut text = String::new();
         self.joins.render(
             &mut text,
             "ec2_iid_joins_total",
             "Join requests answered, by outcome.",
         );
-        let _ = writeln!(
-            text,
-            "# HELP ec2_iid_describe_instances_calls_total DescribeInstances requests sent.\n\
-             # TYPE ec2_iid_describe_instances_calls_total counter\n\
-             ec2_iid_describe_instances_calls_total {describe_calls}"
-        );
+        calls.render(&mut text);
         self.durations.render(
             &mut text,
             "ec2_iid_join_duration_seconds",
@@ -388,7 +420,12 @@ mod tests {
         metrics.renewal("renewed");
         metrics.renewal("renewed");
         metrics.renewal("evicted");
-        let text = metrics.render(7);
+        let calls = AwsCalls {
+            describe_instances: 7,
+            get_instance_profile: 2,
+            organizations: 3,
+        };
+        let text = metrics.render(calls);
         let expected = "\
 # HELP ec2_iid_joins_total Join requests answered, by outcome.
 # TYPE ec2_iid_joins_total counter
@@ -397,6 +434,12 @@ ec2_iid_joins_total{outcome=\"joined\"} 2
 # HELP ec2_iid_describe_instances_calls_total DescribeInstances requests sent.
 # TYPE ec2_iid_describe_instances_calls_total counter
 ec2_iid_describe_instances_calls_total 7
+# HELP ec2_iid_get_instance_profile_calls_total IAM GetInstanceProfile requests sent (aws_iam_role_arns rules).
+# TYPE ec2_iid_get_instance_profile_calls_total counter
+ec2_iid_get_instance_profile_calls_total 2
+# HELP ec2_iid_organizations_calls_total AWS Organizations ListAccounts and ListParents requests sent (organization rules).
+# TYPE ec2_iid_organizations_calls_total counter
+ec2_iid_organizations_calls_total 3
 # HELP ec2_iid_join_duration_seconds Time to answer a join request.
 # TYPE ec2_iid_join_duration_seconds histogram
 ec2_iid_join_duration_seconds_bucket{le=\"0.005\"} 1
@@ -443,7 +486,7 @@ ec2_iid_enrolled_hosts_refresh_failures_total 0
         assert_eq!(text, expected);
         metrics.enrolled.set(4);
         metrics.enrolled.failed();
-        let text = metrics.render(7);
+        let text = metrics.render(calls);
         let tail = "\
 # TYPE ec2_iid_enrolled_hosts gauge
 ec2_iid_enrolled_hosts 4
