@@ -227,14 +227,11 @@ impl ImdsFetcher {
                     *inner.token.lock().await = None;
                     true
                 }
-                Ok(answer) => answer.status.is_server_error(),
-                Err(Failure::TooLarge { .. }) => false,
-                Err(_) => true,
+                other => worth_retrying(other),
             };
-            if !retry || attempt >= inner.max_attempts || !inner.pause(attempt, until).await {
+            if !retry || !inner.next_attempt(&mut attempt, until).await {
                 break result;
             }
-            attempt += 1;
         };
         let answer = last.map_err(|failure| failure.into_get_error(path))?;
         match answer.status.as_u16() {
@@ -275,15 +272,9 @@ impl ImdsFetcher {
                     until,
                 )
                 .await;
-            let retry = match &result {
-                Ok(answer) => answer.status.is_server_error(),
-                Err(Failure::TooLarge { .. }) => false,
-                Err(_) => true,
-            };
-            if !retry || attempt >= inner.max_attempts || !inner.pause(attempt, until).await {
+            if !worth_retrying(&result) || !inner.next_attempt(&mut attempt, until).await {
                 break result;
             }
-            attempt += 1;
         };
         let answer = last.map_err(Failure::into_token_error)?;
         let refused = |status: StatusCode, reason: &str| ImdsError::TokenUnavailable {
@@ -309,8 +300,12 @@ impl ImdsFetcher {
 }
 
 impl Inner {
-    /// Sleeps before attempt `attempt + 1`; `false` if the pause would end past `until`.
-    async fn pause(&self, attempt: u32, until: Instant) -> bool {
+    /// Sleeps before the attempt after `attempt` and counts it; `false` when the attempts are
+    /// spent or the pause would end past `until`.
+    async fn next_attempt(&self, attempt: &mut u32, until: Instant) -> bool {
+        if *attempt >= self.max_attempts {
+            return false;
+        }
         let doublings = attempt.saturating_sub(1).min(8);
         let wait = INITIAL_BACKOFF
             .saturating_mul(1 << doublings)
@@ -319,6 +314,7 @@ impl Inner {
             return false;
         }
         tokio::time::sleep(wait).await;
+        *attempt += 1;
         true
     }
 
@@ -378,6 +374,16 @@ impl Inner {
 }
 
 const USER_AGENT: &str = concat!("ec2-iid-aws/", env!("CARGO_PKG_VERSION"));
+
+/// Whether an exchange may go better when tried again: a 5xx answer or a failed connection,
+/// not an oversized answer.
+fn worth_retrying(result: &Result<Answer, Failure>) -> bool {
+    match result {
+        Ok(answer) => answer.status.is_server_error(),
+        Err(Failure::TooLarge { .. }) => false,
+        Err(_) => true,
+    }
+}
 
 /// The status and at most [`MAX_BLOB_LEN`] bytes of the body.
 async fn read_answer(response: Response<Incoming>) -> Result<Answer, Failure> {
