@@ -4,7 +4,6 @@
 //! throttled calls) slows down and retries within its deadline, every retry paced.
 #![cfg(test)] // clippy.toml says why
 
-use std::net::Ipv4Addr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -17,6 +16,7 @@ use axum::http::StatusCode;
 use axum::routing::post;
 use ec2_iid::{InstanceLookup, InstanceQuery};
 use ec2_iid_aws::{BatchingLookup, Ec2Lookup, PacingEvent};
+use ec2_iid_test_support::join_server::serve_on_loopback;
 
 const THROTTLED: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Response><Errors><Error>\
 <Code>RequestLimitExceeded</Code><Message>Request limit exceeded.</Message></Error></Errors>\
@@ -46,12 +46,7 @@ async fn fake_ec2(throttle: usize) -> (String, Arc<AtomicUsize>) {
             ),
         )
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
-        .await
-        .unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
+    (serve_on_loopback(app).await, seen)
 }
 
 #[tokio::test(flavor = "multi_thread")]

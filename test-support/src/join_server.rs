@@ -31,12 +31,17 @@ pub async fn join_server(script: Script) -> (String, Seen) {
     let seen = Seen::default();
     let state = (Arc::new(script), Arc::clone(&seen));
     let app = Router::new().route("/join", post(answer)).with_state(state);
+    (serve_on_loopback(app).await, seen)
+}
+
+/// Serves `app` on 127.0.0.1 (a free port) in a task of its own; its `http://` URL.
+pub async fn serve_on_loopback(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
         .await
         .unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, seen)
+    url
 }
 
 /// Answers the next line of the script to a document sent as `text/plain` (or with a CSR, as
